@@ -1,0 +1,27 @@
+# pg_saga: built with PGXS.  `make`, `make install`, `make installcheck`.
+MODULE_big = pg_saga
+OBJS = \
+	src/pg_saga.o \
+	src/settings.o \
+	src/launcher.o \
+	src/worker.o \
+	src/engine.o \
+	src/remote.o \
+	src/barrier.o \
+	src/catalog.o \
+	src/target.o \
+	src/functions.o
+
+EXTENSION = pg_saga
+DATA = pg_saga--1.0.sql pg_saga_participant.sql
+PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
+
+REGRESS = setup begin_errors add_step_errors lifecycle security
+REGRESS_OPTS = --load-extension=plpgsql
+
+PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
+SHLIB_LINK_INTERNAL = $(libpq)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

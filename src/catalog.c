@@ -1,0 +1,358 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *		The worker's reads and writes of the extension's tables, with SPI.
+ *
+ * Every function here runs inside the worker's transaction of the moment
+ * (SPI connected, snapshot pushed).  The worker writes all the state
+ * changes of one loop turn in one transaction, and sends nothing to a
+ * participant before that transaction commits: what it is about to do is
+ * durable before it happens.
+ *
+ * Statements are prepared once and kept for the worker's life.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_saga.h"
+
+static SPIPlanPtr plan_live = NULL;
+static SPIPlanPtr plan_saga = NULL;
+static SPIPlanPtr plan_steps = NULL;
+static SPIPlanPtr plan_write_saga = NULL;
+static SPIPlanPtr plan_write_saga_unless_aborted = NULL;
+static SPIPlanPtr plan_write_step = NULL;
+static SPIPlanPtr plan_write_event = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "pg_saga: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+#define SAGA_WRITE_SQL \
+	"UPDATE saga.gtx SET status = $2, phase = $3, last_error = $4, " \
+	"finished_at = CASE WHEN $2 IN ('succeeded', 'aborted', 'failed') " \
+	"THEN pg_catalog.clock_timestamp() END WHERE id = $1"
+
+void
+catalog_prepare(void)
+{
+	Oid			id_arg[1] = {INT8OID};
+	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			step_args[10] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID,
+	TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Oid			event_args[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+
+	if (plan_live != NULL)
+		return;
+	plan_live = keep_plan(
+		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
+		"WHERE status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
+		0, NULL);
+	plan_saga = keep_plan(
+		"SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, "
+		"abort_reason, last_error FROM saga.gtx WHERE id = $1",
+		1, id_arg);
+	plan_steps = keep_plan(
+		"SELECT step, name, target, action, compensation, confirm, after_steps::text, "
+		"expect_rows, max_attempts, "
+		"(EXTRACT(epoch FROM timeout) * 1000)::bigint, status, maybe_applied, attempts, "
+		"next_attempt_at, last_error, last_sqlstate, started_at, finished_at "
+		"FROM saga.gtx_step WHERE gtx_id = $1 ORDER BY step",
+		1, id_arg);
+	plan_write_saga = keep_plan(SAGA_WRITE_SQL, 4, saga_args);
+	plan_write_saga_unless_aborted = keep_plan(SAGA_WRITE_SQL " AND NOT abort_requested", 4, saga_args);
+	plan_write_step = keep_plan(
+		"UPDATE saga.gtx_step SET status = $3, maybe_applied = $4, attempts = $5, "
+		"next_attempt_at = $6, last_error = $7, last_sqlstate = $8, "
+		"started_at = $9, finished_at = $10 WHERE gtx_id = $1 AND step = $2",
+		10, step_args);
+	plan_write_event = keep_plan(
+		"INSERT INTO saga.gtx_event (gtx_id, step, event, detail) VALUES ($1, $2, $3, $4)",
+		4, event_args);
+}
+
+char *
+catalog_coordinator_id(void)
+{
+	int			rc = SPI_execute("SELECT id FROM saga.coordinator", true, 1);
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "pg_saga: saga.coordinator must hold exactly one row");
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/* ---- reading ---- */
+
+static char *
+get_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	char	   *value = SPI_getvalue(tup, desc, col);
+
+	return value ? MemoryContextStrdup(cxt, value) : NULL;
+}
+
+static Datum
+get_datum(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	return SPI_getbinval(tup, desc, col, isnull);
+}
+
+static int64
+get_int64(HeapTuple tup, TupleDesc desc, int col, int64 if_null)
+{
+	bool		isnull;
+	Datum		d = get_datum(tup, desc, col, &isnull);
+
+	return isnull ? if_null : DatumGetInt64(d);
+}
+
+static int32
+get_int32(HeapTuple tup, TupleDesc desc, int col, int32 if_null)
+{
+	bool		isnull;
+	Datum		d = get_datum(tup, desc, col, &isnull);
+
+	return isnull ? if_null : DatumGetInt32(d);
+}
+
+static bool
+get_bool(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = get_datum(tup, desc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+static TimestampTz
+get_timestamp(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = get_datum(tup, desc, col, &isnull);
+
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/* The ids of live sagas, with their abort requests, oldest first. */
+List *
+catalog_live_sagas(void)
+{
+	List	   *result = NIL;
+	uint64		i;
+
+	if (SPI_execute_plan(plan_live, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read live sagas");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		LiveSagaRef *ref = palloc0(sizeof(LiveSagaRef));
+
+		ref->id = get_int64(tup, desc, 1, 0);
+		ref->abort_requested = get_bool(tup, desc, 2);
+		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);
+		result = lappend(result, ref);
+	}
+	return result;
+}
+
+/* Parses "{1,3}" (step numbers) into 0-based indexes. */
+static void
+parse_deps(SagaStep *step, const char *text, MemoryContext cxt)
+{
+	const char *p = text;
+	int			n = 0;
+
+	step->ndeps = 0;
+	step->deps = NULL;
+	if (text == NULL)
+		return;
+	for (; *p; p++)
+		if (*p == ',')
+			n++;
+	step->deps = MemoryContextAllocZero(cxt, (n + 1) * sizeof(int));
+	for (p = text; *p;)
+	{
+		if (*p >= '0' && *p <= '9')
+		{
+			char	   *end;
+			long		v = strtol(p, &end, 10);
+
+			step->deps[step->ndeps++] = (int) v - 1;
+			p = end;
+		}
+		else
+			p++;
+	}
+}
+
+static void
+load_steps(Saga *saga)
+{
+	Datum		args[1] = {Int64GetDatum(saga->id)};
+	uint64		i;
+
+	if (SPI_execute_plan(plan_steps, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read the steps of saga %s", saga->gid);
+	saga->nsteps = (int) SPI_processed;
+	saga->steps = MemoryContextAllocZero(saga->cxt, sizeof(SagaStep) * Max(saga->nsteps, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SagaStep   *step = &saga->steps[i];
+		char	   *deps = SPI_getvalue(tup, desc, 7);
+		bool		isnull;
+
+		step->saga = saga;
+		step->number = get_int32(tup, desc, 1, 0);
+		step->name = get_text(tup, desc, 2, saga->cxt);
+		step->target = get_text(tup, desc, 3, saga->cxt);
+		step->sql[OP_ACTION] = get_text(tup, desc, 4, saga->cxt);
+		step->sql[OP_COMPENSATION] = get_text(tup, desc, 5, saga->cxt);
+		step->sql[OP_CONFIRM] = get_text(tup, desc, 6, saga->cxt);
+		parse_deps(step, deps, saga->cxt);
+		(void) get_datum(tup, desc, 8, &isnull);
+		step->has_expect_rows = !isnull;
+		step->expect_rows = get_int64(tup, desc, 8, 0);
+		step->max_attempts = get_int32(tup, desc, 9, 0);
+		step->timeout_ms = (int) Min(get_int64(tup, desc, 10, 0), INT_MAX);
+		step->status = step_status_from_name(SPI_getvalue(tup, desc, 11));
+		step->maybe_applied = get_bool(tup, desc, 12);
+		step->attempts = get_int32(tup, desc, 13, 0);
+		step->next_attempt_at = get_timestamp(tup, desc, 14);
+		step->last_error = get_text(tup, desc, 15, saga->cxt);
+		step->last_sqlstate = get_text(tup, desc, 16, saga->cxt);
+		step->started_at = get_timestamp(tup, desc, 17);
+		step->finished_at = get_timestamp(tup, desc, 18);
+	}
+}
+
+/* Loads a saga and its steps into a memory context of their own. */
+Saga *
+catalog_load_saga(int64 id, MemoryContext parent)
+{
+	Datum		args[1] = {Int64GetDatum(id)};
+	MemoryContext cxt;
+	Saga	   *saga;
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	if (SPI_execute_plan(plan_saga, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, id);
+	if (SPI_processed != 1)
+		return NULL;			/* purged meanwhile */
+
+	cxt = AllocSetContextCreate(parent, "pg_saga saga", ALLOCSET_SMALL_SIZES);
+	saga = MemoryContextAllocZero(cxt, sizeof(Saga));
+	saga->cxt = cxt;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	saga->id = get_int64(tup, desc, 1, 0);
+	saga->gid = get_text(tup, desc, 2, cxt);
+	if (!saga_mode_from_name(SPI_getvalue(tup, desc, 3), &saga->mode))
+		elog(ERROR, "pg_saga: saga %s has an unknown mode", saga->gid);
+	saga->status = saga_status_from_name(SPI_getvalue(tup, desc, 4));
+	saga->phase = saga_phase_from_name(SPI_getvalue(tup, desc, 5));
+	saga->owner = DatumGetObjectId(get_datum(tup, desc, 6, &(bool) {false}));
+	saga->deadline = get_timestamp(tup, desc, 7);
+	saga->abort_requested = get_bool(tup, desc, 8);
+	saga->abort_reason = get_text(tup, desc, 9, cxt);
+	saga->last_error = get_text(tup, desc, 10, cxt);
+
+	load_steps(saga);
+	return saga;
+}
+
+/* ---- writing ---- */
+
+static Datum
+text_or_null(const char *s, char *nulls, int i)
+{
+	if (s == NULL)
+	{
+		nulls[i] = 'n';
+		return (Datum) 0;
+	}
+	return CStringGetTextDatum(s);
+}
+
+/*
+ * Writes the saga's status.  A decision to commit is written only if no
+ * abort was requested meanwhile; returns false when that condition failed.
+ */
+bool
+catalog_write_saga(Saga *saga)
+{
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			rc;
+
+	args[0] = Int64GetDatum(saga->id);
+	args[1] = CStringGetTextDatum(saga_status_name(saga->status));
+	args[2] = CStringGetTextDatum(saga_phase_name(saga->phase));
+	args[3] = text_or_null(saga->last_error, nulls, 3);
+	rc = SPI_execute_plan(saga->decided_commit ? plan_write_saga_unless_aborted : plan_write_saga,
+						  args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not write saga %s", saga->gid);
+	return SPI_processed == 1;
+}
+
+void
+catalog_write_step(SagaStep *step)
+{
+	Datum		args[10];
+	char		nulls[10];
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(step->saga->id);
+	args[1] = Int32GetDatum(step->number);
+	args[2] = CStringGetTextDatum(step_status_name(step->status));
+	args[3] = BoolGetDatum(step->maybe_applied);
+	args[4] = Int32GetDatum(step->attempts);
+	args[5] = TimestampTzGetDatum(step->next_attempt_at);
+	if (step->next_attempt_at == 0)
+		nulls[5] = 'n';
+	args[6] = text_or_null(step->last_error, nulls, 6);
+	args[7] = text_or_null(step->last_sqlstate, nulls, 7);
+	args[8] = TimestampTzGetDatum(step->started_at);
+	if (step->started_at == 0)
+		nulls[8] = 'n';
+	args[9] = TimestampTzGetDatum(step->finished_at);
+	if (step->finished_at == 0)
+		nulls[9] = 'n';
+	if (SPI_execute_plan(plan_write_step, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not write step %d of saga %s", step->number, step->saga->gid);
+}
+
+void
+catalog_write_event(Saga *saga, SagaEvent *event)
+{
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	args[0] = Int64GetDatum(saga->id);
+	args[1] = Int32GetDatum(event->step);
+	if (event->step == 0)
+		nulls[1] = 'n';
+	args[2] = CStringGetTextDatum(event->event);
+	args[3] = text_or_null(event->detail, nulls, 3);
+	if (SPI_execute_plan(plan_write_event, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "pg_saga: could not write an event of saga %s", saga->gid);
+}

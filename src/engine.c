@@ -1,0 +1,639 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.c
+ *		The state machine of a saga: which step runs next, and what the
+ *		outcome of a call means.
+ *
+ * A saga moves through up to three phases.  Forward runs every step's
+ * action in dependency order.  If every action succeeds, mode saga and msg
+ * are done; tcc enters the commit phase and confirms every step.  If an
+ * action fails for a business reason, the deadline passes or an abort is
+ * requested, the saga enters the rollback phase and compensates every step
+ * that ran or may have run, in reverse dependency order.  A mode is only a
+ * different plan over the same steps.
+ *
+ * Nothing here does I/O: advancing a saga changes it in memory, marks what
+ * must be written, and returns the calls to start.  The worker writes the
+ * changes in one transaction and only then starts the calls, so the
+ * decision to compensate (or to commit) is durable before it is acted on.
+ * After a crash, a step found "running" is simply called again: the
+ * barrier on the participant turns a repeated call into a no-op.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_saga.h"
+
+void
+engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...)
+{
+	MemoryContext old = MemoryContextSwitchTo(saga->cxt);
+	SagaEvent  *ev = palloc0(sizeof(SagaEvent));
+
+	ev->step = step;
+	ev->event = pstrdup(event);
+	if (fmt != NULL)
+	{
+		va_list		args;
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (;;)
+		{
+			int			needed;
+
+			va_start(args, fmt);
+			needed = appendStringInfoVA(&buf, fmt, args);
+			va_end(args);
+			if (needed == 0)
+				break;
+			enlargeStringInfo(&buf, needed);
+		}
+		ev->detail = buf.data;
+	}
+	saga->events = lappend(saga->events, ev);
+	saga->dirty = true;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+set_text(Saga *saga, char **field, const char *value)
+{
+	if (*field)
+		pfree(*field);
+	*field = value ? MemoryContextStrdup(saga->cxt, value) : NULL;
+}
+
+static void
+step_set_error(SagaStep *step, const char *sqlstate, const char *message)
+{
+	set_text(step->saga, &step->last_error, message);
+	set_text(step->saga, &step->last_sqlstate, sqlstate && sqlstate[0] ? sqlstate : NULL);
+	step->dirty = true;
+}
+
+int
+step_timeout_ms(SagaStep *step)
+{
+	return step->timeout_ms > 0 ? step->timeout_ms : saga_step_timeout_ms;
+}
+
+static int
+step_max_attempts(SagaStep *step)
+{
+	return step->max_attempts > 0 ? step->max_attempts : saga_max_attempts;
+}
+
+/* Exponential backoff: retry_interval * 2^(attempts-1), capped. */
+static TimestampTz
+backoff_until(int attempts, TimestampTz now)
+{
+	int64		delay = saga_retry_interval_ms;
+	int			i;
+
+	for (i = 1; i < attempts && delay < saga_max_retry_interval_ms; i++)
+		delay *= 2;
+	delay = Min(delay, saga_max_retry_interval_ms);
+	return now + delay * INT64CONST(1000);
+}
+
+static void
+saga_set_status(Saga *saga, SagaStatus status)
+{
+	if (saga->status != status)
+	{
+		saga->status = status;
+		saga->dirty = true;
+		if (saga_is_final(status))
+			engine_add_event(saga, 0, saga_status_name(status), "%s",
+							 saga->last_error ? saga->last_error : "");
+	}
+}
+
+static bool
+any_in_flight(Saga *saga)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+		if (saga->steps[i].conn != NULL || saga->steps[i].starting)
+			return true;
+	return false;
+}
+
+static bool
+any_stuck(Saga *saga)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+		if (saga->steps[i].stuck)
+			return true;
+	return false;
+}
+
+/*
+ * The saga cannot go on without an operator: it becomes failed (and says
+ * so on the saga_alert channel) once no call of it is in flight.
+ */
+static void
+fail_when_idle(Saga *saga)
+{
+	if (any_in_flight(saga))
+		return;
+	saga->alert = true;
+	saga_set_status(saga, GTX_FAILED);
+}
+
+/* ---- the rollback decision ---- */
+
+static bool
+step_needs_rollback(SagaStep *step)
+{
+	switch (step->status)
+	{
+		case STEP_SUCCEEDED:
+		case STEP_PREPARED:
+			return true;
+		case STEP_PENDING:
+		case STEP_RUNNING:
+		case STEP_FAILED:
+			return step->maybe_applied;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Decides to roll the saga back.  With cancel, calls in flight are given
+ * up (abort, deadline): their outcome is unknown, so they are compensated,
+ * and the barrier makes that a no-op where they never took effect.
+ * Without cancel (a business failure), they are let finish.
+ */
+static void
+start_rollback(Saga *saga, const char *reason, bool cancel)
+{
+	int			i;
+
+	if (saga->phase == PHASE_ROLLBACK)
+		return;
+	saga->phase = PHASE_ROLLBACK;
+	saga->status = GTX_COMPENSATING;
+	saga->decided_commit = false;
+	set_text(saga, &saga->last_error, reason);
+	saga->dirty = true;
+	engine_add_event(saga, 0, "rollback_decided", "%s", reason);
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->conn && cancel)
+		{
+			remote_abandon(step->conn);
+			step->conn = NULL;
+			if (step->flight_op == OP_ACTION)
+			{
+				step->maybe_applied = true;
+				step->status = STEP_FAILED;
+				step_set_error(step, "57014", reason);
+				engine_add_event(saga, step->number, "action_cancelled", "%s", reason);
+			}
+		}
+		if (step_needs_rollback(step))
+		{
+			step->attempts = 0;
+			step->next_attempt_at = 0;
+			step->dirty = true;
+		}
+	}
+}
+
+void
+engine_request_abort(Saga *saga, const char *reason)
+{
+	saga->abort_requested = true;
+	set_text(saga, &saga->abort_reason, reason);
+}
+
+/*
+ * The commit could not be written because saga.abort() was called in the
+ * meantime: the abort wins, and the saga rolls back instead.
+ */
+void
+engine_commit_lost_to_abort(Saga *saga)
+{
+	ListCell   *lc;
+
+	foreach(lc, saga->events)
+	{
+		SagaEvent  *ev = lfirst(lc);
+
+		if (strcmp(ev->event, saga_status_name(saga->status)) == 0)
+			saga->events = foreach_delete_current(saga->events, lc);
+	}
+	saga->status = GTX_RUNNING;
+	saga->phase = PHASE_FORWARD;
+	saga->abort_requested = true;
+	start_rollback(saga, "aborted by saga.abort()", true);
+}
+
+/* ---- planning ---- */
+
+static void
+plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
+{
+	RemotePool *pool = remote_pool_lookup(step->target, saga->owner);
+	SagaStart  *start;
+	char	   *error;
+	char		sqlstate[6];
+
+	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
+	{
+		step->attempts++;
+		step->flight_op = op;
+		engine_call_failed_to_start(step, error, sqlstate, now);
+		return;
+	}
+	if (!remote_pool_has_room(pool))
+		return;					/* waits for a connection, in saga order */
+	remote_pool_reserve(pool);
+
+	step->attempts++;
+	step->flight_op = op;
+	step->starting = true;
+	step->next_attempt_at = 0;
+	if (op == OP_ACTION)
+	{
+		step->status = STEP_RUNNING;
+		if (step->started_at == 0)
+			step->started_at = now;
+	}
+	step->dirty = true;
+	if (saga->status == GTX_PENDING)
+		saga_set_status(saga, GTX_RUNNING);
+	engine_add_event(saga, step->number, op == OP_ACTION ? "action_started" :
+					 op == OP_COMPENSATION ? "compensation_started" : "confirm_started",
+					 "attempt %d on %s", step->attempts, step->target);
+
+	start = palloc0(sizeof(SagaStart));
+	start->step = step;
+	start->op = op;
+	start->pool = pool;
+	*starts = lappend(*starts, start);
+}
+
+static bool
+deps_succeeded(Saga *saga, SagaStep *step)
+{
+	int			i;
+
+	for (i = 0; i < step->ndeps; i++)
+	{
+		StepStatus s = saga->steps[step->deps[i]].status;
+
+		if (s != STEP_SUCCEEDED && s != STEP_CONFIRMED)
+			return false;
+	}
+	return true;
+}
+
+static bool
+due(SagaStep *step, TimestampTz now)
+{
+	return step->conn == NULL && !step->starting && step->next_attempt_at <= now;
+}
+
+static void
+advance_forward(Saga *saga, TimestampTz now, List **starts)
+{
+	int			i;
+	bool		all_done = true;
+
+	if (saga->mode != MODE_MSG)
+	{
+		if (saga->abort_requested)
+		{
+			start_rollback(saga, saga->abort_reason ? psprintf("aborted: %s", saga->abort_reason) :
+						   "aborted by saga.abort()", true);
+			return;
+		}
+		if (saga->deadline != 0 && now >= saga->deadline)
+		{
+			start_rollback(saga, "deadline passed before the saga completed", true);
+			return;
+		}
+	}
+
+	if (saga->mode == MODE_MSG && any_stuck(saga))
+	{
+		/* a delivery failed for good: start nothing more */
+		fail_when_idle(saga);
+		return;
+	}
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->status == STEP_SUCCEEDED)
+			continue;
+		all_done = false;
+		if ((step->status == STEP_PENDING || step->status == STEP_RUNNING) &&
+			due(step, now) && deps_succeeded(saga, step))
+			plan_call(saga, step, OP_ACTION, now, starts);
+	}
+	if (!all_done)
+		return;
+
+	if (saga->mode == MODE_TCC)
+	{
+		saga->phase = PHASE_COMMIT;
+		saga->status = GTX_COMMITTING;
+		saga->decided_commit = true;
+		saga->dirty = true;
+		for (i = 0; i < saga->nsteps; i++)
+		{
+			saga->steps[i].attempts = 0;
+			saga->steps[i].dirty = true;
+		}
+		engine_add_event(saga, 0, "commit_decided", "every try succeeded");
+	}
+	else
+	{
+		saga->decided_commit = true;
+		saga_set_status(saga, GTX_SUCCEEDED);
+	}
+}
+
+static void
+advance_commit(Saga *saga, TimestampTz now, List **starts)
+{
+	int			i;
+	bool		done = true;
+	bool		progress = false;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->status == STEP_CONFIRMED)
+			continue;
+		done = false;
+		if (step->stuck)
+			continue;
+		progress = true;
+		if (due(step, now))
+			plan_call(saga, step, OP_CONFIRM, now, starts);
+	}
+	if (done)
+		saga_set_status(saga, GTX_SUCCEEDED);
+	else if (!progress)
+		fail_when_idle(saga);
+}
+
+/* Can step i be compensated now, i.e. are the steps after it settled? */
+static bool
+dependents_settled(Saga *saga, int i)
+{
+	int			j,
+				k;
+
+	for (j = 0; j < saga->nsteps; j++)
+	{
+		SagaStep   *other = &saga->steps[j];
+
+		for (k = 0; k < other->ndeps; k++)
+			if (other->deps[k] == i &&
+				(other->conn != NULL || step_needs_rollback(other)))
+				return false;
+	}
+	return true;
+}
+
+static void
+advance_rollback(Saga *saga, TimestampTz now, List **starts)
+{
+	int			i;
+	bool		done = true;
+	bool		progress = false;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->conn != NULL || step->starting)
+		{
+			done = false;
+			progress = true;
+			continue;
+		}
+		if (step_needs_rollback(step))
+		{
+			done = false;
+			if (step->stuck || !dependents_settled(saga, i))
+				continue;
+			progress = true;
+			if (step->sql[OP_COMPENSATION] == NULL)
+			{
+				/* nothing to undo on the participant */
+				step->status = STEP_COMPENSATED;
+				step->finished_at = now;
+				step->dirty = true;
+				engine_add_event(saga, step->number, "compensation_done", "no compensation given");
+			}
+			else if (step->next_attempt_at <= now)
+				plan_call(saga, step, OP_COMPENSATION, now, starts);
+		}
+		else if (step->status == STEP_PENDING || step->status == STEP_RUNNING)
+		{
+			step->status = STEP_SKIPPED;
+			step->next_attempt_at = 0;
+			step->dirty = true;
+		}
+	}
+	if (done)
+		saga_set_status(saga, GTX_ABORTED);
+	else if (!progress)
+		fail_when_idle(saga);
+}
+
+void
+engine_advance(Saga *saga, TimestampTz now, List **starts)
+{
+	if (saga_is_final(saga->status))
+		return;
+	if (saga->phase == PHASE_FORWARD)
+		advance_forward(saga, now, starts);
+	/* a rollback decided just now proceeds in the same turn */
+	if (saga->phase == PHASE_COMMIT)
+		advance_commit(saga, now, starts);
+	else if (saga->phase == PHASE_ROLLBACK)
+		advance_rollback(saga, now, starts);
+}
+
+/* ---- outcomes ---- */
+
+static void
+schedule_retry(SagaStep *step, const char *what, TimestampTz now)
+{
+	step->next_attempt_at = backoff_until(step->attempts, now);
+	step->dirty = true;
+	engine_add_event(step->saga, step->number, "retry_scheduled", "%s attempt %d failed: %s",
+					 what, step->attempts, step->last_error ? step->last_error : "");
+}
+
+static void
+finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
+{
+	Saga	   *saga = step->saga;
+	bool		transient;
+
+	if (outcome->kind == OUTCOME_OK)
+	{
+		if (outcome->reply && strcmp(outcome->reply, "hanging") == 0)
+		{
+			/* its compensation ran first: the action was blocked for good */
+			step->status = STEP_COMPENSATED;
+			step->finished_at = now;
+			step->dirty = true;
+			engine_add_event(saga, step->number, "action_blocked",
+							 "the step was compensated before its action arrived");
+			if (saga->phase == PHASE_FORWARD)
+				start_rollback(saga, psprintf("step %d was compensated before its action arrived", step->number), false);
+			return;
+		}
+		step->status = STEP_SUCCEEDED;
+		step->finished_at = now;
+		step->dirty = true;
+		engine_add_event(saga, step->number, "action_succeeded", "%s",
+						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
+						 "already applied (barrier)" : "applied");
+		return;
+	}
+
+	if (outcome->kind == OUTCOME_UNKNOWN)
+		step->maybe_applied = true;
+	step_set_error(step, outcome->sqlstate, outcome->message);
+	transient = outcome->kind == OUTCOME_UNKNOWN ||
+		remote_sqlstate_is_transient(outcome->sqlstate);
+
+	if (saga->phase == PHASE_FORWARD &&
+		(saga->mode == MODE_MSG ? (transient || step->attempts < step_max_attempts(step))
+		 : (transient && step->attempts < step_max_attempts(step))))
+	{
+		schedule_retry(step, "action", now);
+		return;
+	}
+
+	/* a business failure, or transient ones past max_attempts */
+	step->status = STEP_FAILED;
+	step->finished_at = now;
+	step->next_attempt_at = 0;
+	engine_add_event(saga, step->number, "action_failed", "%s%s",
+					 transient ? "gave up after retries: " : "",
+					 outcome->message ? outcome->message : "");
+	if (saga->phase != PHASE_FORWARD)
+		return;
+	if (saga->mode == MODE_MSG)
+	{
+		step->stuck = true;
+		set_text(saga, &saga->last_error,
+				 psprintf("delivery of step %d failed: %s", step->number,
+						  outcome->message ? outcome->message : ""));
+		return;
+	}
+	start_rollback(saga, psprintf("step %d failed: %s", step->number,
+								  outcome->message ? outcome->message : "unknown error"),
+				   false);
+}
+
+/* A compensation or confirm: retried until it succeeds, unless refused. */
+static void
+finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
+{
+	Saga	   *saga = step->saga;
+	const char *what = step_op_name(step->flight_op);
+
+	if (outcome->kind == OUTCOME_OK)
+	{
+		step->status = step->flight_op == OP_CONFIRM ? STEP_CONFIRMED : STEP_COMPENSATED;
+		step->finished_at = now;
+		step->next_attempt_at = 0;
+		step->dirty = true;
+		engine_add_event(saga, step->number,
+						 step->flight_op == OP_CONFIRM ? "confirm_done" : "compensation_done",
+						 "%s",
+						 outcome->reply && strcmp(outcome->reply, "null") == 0 ?
+						 "null compensation: the action never took effect" :
+						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
+						 "already applied (barrier)" : "applied");
+		return;
+	}
+	step_set_error(step, outcome->sqlstate, outcome->message);
+	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->sqlstate))
+	{
+		schedule_retry(step, what, now);
+		return;
+	}
+	step->stuck = true;
+	step->next_attempt_at = 0;
+	set_text(saga, &saga->last_error,
+			 psprintf("%s of step %d failed: %s", what, step->number,
+					  outcome->message ? outcome->message : ""));
+	engine_add_event(saga, step->number,
+					 step->flight_op == OP_CONFIRM ? "confirm_failed" : "compensation_failed",
+					 "%s", outcome->message ? outcome->message : "");
+}
+
+void
+engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
+{
+	step->conn = NULL;
+	if (step->flight_op == OP_ACTION)
+		finish_action(step, outcome, now);
+	else
+		finish_second_phase(step, outcome, now);
+	step->saga->dirty = true;
+}
+
+/* A call that could not even be started counts as a failed attempt. */
+void
+engine_call_failed_to_start(SagaStep *step, const char *error,
+							const char *sqlstate, TimestampTz now)
+{
+	RemoteOutcome outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.kind = OUTCOME_ERROR;
+	strlcpy(outcome.sqlstate, sqlstate, sizeof(outcome.sqlstate));
+	outcome.message = (char *) error;
+	if (step->flight_op != OP_ACTION && step->saga->phase == PHASE_FORWARD)
+		step->flight_op = OP_ACTION;
+	engine_finish_call(step, &outcome, now);
+}
+
+TimestampTz
+engine_next_wakeup(Saga *saga)
+{
+	TimestampTz next = DT_NOEND;
+	int			i;
+
+	if (saga_is_final(saga->status))
+		return next;
+	if (saga->phase == PHASE_FORWARD && saga->deadline != 0)
+		next = saga->deadline;
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->conn == NULL && step->next_attempt_at != 0 && step->next_attempt_at < next)
+			next = step->next_attempt_at;
+	}
+	return next;
+}

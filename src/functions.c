@@ -1,0 +1,743 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.c
+ *		The SQL-callable functions of schema saga.
+ *
+ * The functions are granted to PUBLIC, and users cannot write the tables
+ * directly: each function checks what its caller may do (own sagas only,
+ * unless superuser or member of saga_admin), then does its reads and writes
+ * as the extension's owner.  Every check comes before the first write, and
+ * an error rolls the caller's statement back, so a failed call changes
+ * nothing.  The functions run with search_path = pg_catalog, pg_temp (set
+ * in their declarations), and every name below is qualified.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "pg_saga.h"
+
+PG_FUNCTION_INFO_V1(saga_begin);
+PG_FUNCTION_INFO_V1(saga_add_step);
+PG_FUNCTION_INFO_V1(saga_submit);
+PG_FUNCTION_INFO_V1(saga_wait);
+PG_FUNCTION_INFO_V1(saga_status);
+PG_FUNCTION_INFO_V1(saga_abort);
+PG_FUNCTION_INFO_V1(saga_retry);
+PG_FUNCTION_INFO_V1(saga_purge);
+PG_FUNCTION_INFO_V1(saga_setup_participant);
+
+/* A saga as the functions see it. */
+typedef struct GtxRow
+{
+	int64		id;
+	char	   *gid;
+	SagaMode	mode;
+	SagaStatus	status;
+	Oid			owner;
+	TransactionId xmin;
+} GtxRow;
+
+/* State of one call: who called, and the saved user while switched. */
+typedef struct SagaCall
+{
+	Oid			caller;
+	Oid			saved_user;
+	int			saved_sec;
+} SagaCall;
+
+/* ---- privileges ---- */
+
+static bool
+role_is_member_of(Oid role, const char *group)
+{
+	Oid			group_oid = get_role_oid(group, true);
+
+	return OidIsValid(group_oid) && has_privs_of_role(role, group_oid);
+}
+
+/* May role act on every saga? */
+static bool
+is_saga_admin(Oid role)
+{
+	return superuser_arg(role) || role_is_member_of(role, "saga_admin");
+}
+
+/*
+ * Enters a call: connects SPI and switches to the owner of schema saga,
+ * who alone writes its tables.
+ */
+static void
+call_begin(SagaCall *cx)
+{
+	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	cx->caller = GetUserId();
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_saga: SPI_connect failed");
+	GetUserIdAndSecContext(&cx->saved_user, &cx->saved_sec);
+	SetUserIdAndSecContext(owner, cx->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+call_end(SagaCall *cx)
+{
+	SetUserIdAndSecContext(cx->saved_user, cx->saved_sec);
+	SPI_finish();
+}
+
+/* ---- argument checks ---- */
+
+static char *
+required_text(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+static char *
+optional_text(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+static bool
+is_blank(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char) *s))
+			return false;
+	return true;
+}
+
+/* Checks that an interval argument is positive; NULL is fine. */
+static void
+check_positive_interval(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	Interval	zero;
+
+	if (PG_ARGISNULL(argno))
+		return;
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetBool(DirectFunctionCall2(interval_le, PG_GETARG_DATUM(argno),
+										 IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", name)));
+}
+
+/* Milliseconds in an interval, as the worker counts them (30-day months). */
+static int64
+interval_ms(Datum d)
+{
+	Interval   *iv = DatumGetIntervalP(d);
+
+	return iv->time / 1000 +
+		(int64) iv->day * USECS_PER_DAY / 1000 +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY / 1000;
+}
+
+/* ---- reading a saga ---- */
+
+/*
+ * Finds gid for the caller; a saga of another role counts as unknown,
+ * except that pg_monitor members may read (not act on) every saga.
+ */
+static void
+lookup_gtx(SagaCall *cx, const char *gid, bool acting, GtxRow *row)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(gid)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	bool		visible;
+	const char *sql = acting ?
+		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1 FOR UPDATE" :
+		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1";
+
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
+	visible = SPI_processed == 1;
+	if (visible)
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		row->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		visible = row->owner == cx->caller || is_saga_admin(cx->caller) ||
+			(!acting && role_is_member_of(cx->caller, "pg_monitor"));
+	}
+	if (!visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga \"%s\" does not exist", gid)));
+	row->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	row->gid = pstrdup(gid);
+	(void) saga_mode_from_name(SPI_getvalue(tup, desc, 2), &row->mode);
+	row->status = saga_status_from_name(SPI_getvalue(tup, desc, 3));
+	row->xmin = (TransactionId) strtoul(SPI_getvalue(tup, desc, 5), NULL, 10);
+}
+
+static void
+wrong_state(GtxRow *row, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("saga \"%s\" is %s", row->gid, saga_status_name(row->status)),
+			 errdetail("%s", detail)));
+}
+
+static void
+add_event(GtxRow *row, int step, const char *event, const char *detail)
+{
+	Oid			argtypes[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	args[0] = Int64GetDatum(row->id);
+	args[1] = Int32GetDatum(step);
+	if (step == 0)
+		nulls[1] = 'n';
+	args[2] = CStringGetTextDatum(event);
+	args[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	if (detail == NULL)
+		nulls[3] = 'n';
+	if (SPI_execute_with_args("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
+							  "VALUES ($1, $2, $3, $4)",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "pg_saga: could not record an event");
+}
+
+static char *
+read_status(const char *gid)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(gid)};
+
+	if (SPI_execute_with_args("SELECT status FROM saga.gtx WHERE gid = $1",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read saga \"%s\"", gid);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga \"%s\" does not exist", gid)));
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/* ---- saga.begin ---- */
+
+Datum
+saga_begin(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	char	   *gid = optional_text(fcinfo, 0);
+	char	   *mode_name = required_text(fcinfo, 1, "mode");
+	SagaMode	mode;
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *result;
+
+	if (gid != NULL && (strlen(gid) < 1 || strlen(gid) > SAGA_MAX_GID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gid must be 1 to %d characters long", SAGA_MAX_GID_LEN)));
+	if (!saga_mode_from_name(mode_name, &mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mode \"%s\"", mode_name),
+				 errhint("Valid modes are saga, tcc, xa and msg.")));
+	if (mode == MODE_XA)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mode xa is not supported yet"),
+				 errhint("Use mode saga or tcc.")));
+	check_positive_interval(fcinfo, 2, "timeout");
+	if (mode == MODE_MSG && !PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("msg sagas take no timeout"),
+				 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
+
+	call_begin(&cx);
+	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
+	nulls[0] = gid ? ' ' : 'n';
+	args[1] = CStringGetTextDatum(mode_name);
+	args[2] = ObjectIdGetDatum(cx.caller);
+	args[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	args[4] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[4] = PG_ARGISNULL(2) ? 'n' : ' ';
+
+	if (gid != NULL)
+	{
+		if (SPI_execute_with_args("SELECT 1 FROM saga.gtx WHERE gid = $1", 1, argtypes,
+								  args, nulls, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("saga \"%s\" already exists", gid),
+					 errhint("Choose another gid, or pass NULL to get a new one.")));
+	}
+	if (SPI_execute_with_args("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+							  "VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
+							  "RETURNING gid",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "pg_saga: could not create saga");
+	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	result = MemoryContextStrdup(CurTransactionContext, result);
+	call_end(&cx);
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/* ---- saga.add_step ---- */
+
+static void
+check_mode_rules(SagaMode mode, const char *compensation, const char *confirm)
+{
+	switch (mode)
+	{
+		case MODE_SAGA:
+			if (confirm)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("saga steps take no confirm"),
+						 errhint("Use mode tcc for try/confirm/cancel.")));
+			break;
+		case MODE_TCC:
+			if (!confirm || !compensation)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tcc steps need a confirm and a compensation"),
+						 errdetail("The action is the Try, confirm the Confirm and compensation the Cancel.")));
+			break;
+		case MODE_XA:
+		case MODE_MSG:
+			if (confirm || compensation)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s steps take no compensation or confirm", saga_mode_name(mode))));
+			break;
+	}
+}
+
+/* Number of the step called name in the saga, or 0. */
+static int
+step_by_name(int64 gtx_id, const char *name)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2] = {Int64GetDatum(gtx_id), CStringGetTextDatum(name)};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read steps");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Resolves after (names) to step numbers; NULL means the step before. */
+static ArrayType *
+resolve_after(FunctionCallInfo fcinfo, int argno, int64 gtx_id, int number,
+			  const char *name, const char *gid)
+{
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	Datum	   *numbers;
+	int			i;
+
+	if (PG_ARGISNULL(argno))
+	{
+		Datum		prev = Int32GetDatum(number - 1);
+
+		return construct_array(&prev, number > 1 ? 1 : 0, INT4OID, 4, true, TYPALIGN_INT);
+	}
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(argno), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elem_nulls, &nelems);
+	numbers = palloc(sizeof(Datum) * Max(nelems, 1));
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *dep;
+		int			n;
+
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("after must not contain nulls")));
+		dep = TextDatumGetCString(elems[i]);
+		if (strcmp(dep, name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("step \"%s\" cannot come after itself", name),
+					 errdetail("Dependencies must not form a cycle.")));
+		n = step_by_name(gtx_id, dep);
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("step \"%s\" named in after does not exist in saga \"%s\"", dep, gid),
+					 errhint("A step can come only after steps added before it.")));
+		numbers[i] = Int32GetDatum(n);
+	}
+	return construct_array(numbers, nelems, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+Datum
+saga_add_step(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	char	   *target = required_text(fcinfo, 1, "target");
+	char	   *action = required_text(fcinfo, 2, "action");
+	char	   *compensation = optional_text(fcinfo, 3);
+	char	   *confirm = optional_text(fcinfo, 4);
+	char	   *name = optional_text(fcinfo, 5);
+	ArrayType  *after;
+	int			number;
+	bool		isnull;
+	Oid			argtypes[11] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, INT4ARRAYOID, INT8OID, INT4OID, INTERVALOID};
+	Datum		args[11];
+	char		nulls[11];
+
+	if (is_blank(action))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("action must not be empty")));
+	if (!PG_ARGISNULL(7) && PG_GETARG_INT64(7) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expect_rows must not be negative")));
+	if (!PG_ARGISNULL(8) && PG_GETARG_INT32(8) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1")));
+	check_positive_interval(fcinfo, 9, "timeout");
+	if (!PG_ARGISNULL(9) && interval_ms(PG_GETARG_DATUM(9)) > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must be less than 24 days")));
+	if (name != NULL && (is_blank(name) || strlen(name) > NAMEDATALEN - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("step name must be 1 to %d characters long", NAMEDATALEN - 1)));
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, true, &row);
+	if (row.status != GTX_BUILDING)
+		wrong_state(&row, "Steps can be added only while a saga is building.");
+	check_mode_rules(row.mode, compensation, confirm);
+	target_check_usable(target, row.owner, true);
+
+	{
+		Oid			idtype[1] = {INT8OID};
+		Datum		idarg[1] = {Int64GetDatum(row.id)};
+
+		if (SPI_execute_with_args("SELECT COALESCE(max(step), 0) + 1 FROM saga.gtx_step WHERE gtx_id = $1",
+								  1, idtype, idarg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "pg_saga: could not count steps");
+		number = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (name == NULL)
+		name = psprintf("step%d", number);
+	if (step_by_name(row.id, name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
+	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(row.id);
+	args[1] = Int32GetDatum(number);
+	args[2] = CStringGetTextDatum(name);
+	args[3] = CStringGetTextDatum(target);
+	args[4] = CStringGetTextDatum(action);
+	args[5] = compensation ? CStringGetTextDatum(compensation) : (Datum) 0;
+	nulls[5] = compensation ? ' ' : 'n';
+	args[6] = confirm ? CStringGetTextDatum(confirm) : (Datum) 0;
+	nulls[6] = confirm ? ' ' : 'n';
+	args[7] = PointerGetDatum(after);
+	args[8] = PG_ARGISNULL(7) ? (Datum) 0 : PG_GETARG_DATUM(7);
+	nulls[8] = PG_ARGISNULL(7) ? 'n' : ' ';
+	args[9] = PG_ARGISNULL(8) ? (Datum) 0 : PG_GETARG_DATUM(8);
+	nulls[9] = PG_ARGISNULL(8) ? 'n' : ' ';
+	args[10] = PG_ARGISNULL(9) ? (Datum) 0 : PG_GETARG_DATUM(9);
+	nulls[10] = PG_ARGISNULL(9) ? 'n' : ' ';
+	if (SPI_execute_with_args("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
+							  "compensation, confirm, after_steps, expect_rows, max_attempts, timeout) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "pg_saga: could not add step");
+	call_end(&cx);
+	PG_RETURN_INT32(number);
+}
+
+/* ---- saga.submit ---- */
+
+Datum
+saga_submit(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	Oid			idtype[1] = {INT8OID};
+	Datum		idarg[1];
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, true, &row);
+	if (row.status != GTX_BUILDING)
+		wrong_state(&row, "Only a saga that is building can be submitted.");
+	idarg[0] = Int64GetDatum(row.id);
+	if (SPI_execute_with_args("SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1",
+							  1, idtype, idarg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read steps");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("saga \"%s\" has no steps", gid),
+				 errhint("Add steps with saga.add_step() before submitting.")));
+	/* submitted_at and the deadline are stamped at commit, by a trigger */
+	if (SPI_execute_with_args("UPDATE saga.gtx SET status = 'pending' WHERE id = $1",
+							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not submit saga");
+	add_event(&row, 0, "submitted", NULL);
+	call_end(&cx);
+	saga_wake_worker_at_commit();
+	PG_RETURN_VOID();
+}
+
+/* ---- saga.status and saga.wait ---- */
+
+Datum
+saga_status(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, false, &row);
+	call_end(&cx);
+	PG_RETURN_TEXT_P(cstring_to_text(saga_status_name(row.status)));
+}
+
+Datum
+saga_wait(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	TimestampTz deadline;
+	char	   *status;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	if (interval_ms(PG_GETARG_DATUM(1)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("saga.wait() cannot be used in a repeatable read or serializable transaction"),
+				 errdetail("Its snapshot would never show the saga finishing.")));
+	deadline = GetCurrentTimestamp() + interval_ms(PG_GETARG_DATUM(1)) * 1000;
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, false, &row);
+	if (row.status == GTX_PENDING && TransactionIdIsCurrentTransactionId(row.xmin))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("saga \"%s\" was submitted in this transaction", gid),
+				 errhint("Commit first: a saga runs only once its submitting transaction commits.")));
+
+	for (;;)
+	{
+		uint64		generation = pg_atomic_read_u64(&saga_shared->final_generation);
+		long		remaining;
+
+		status = read_status(gid);
+		if (saga_is_final(saga_status_from_name(status)))
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+
+		/* sleep until some saga becomes final, then look again */
+		ConditionVariablePrepareToSleep(&saga_shared->final_cv);
+		while (pg_atomic_read_u64(&saga_shared->final_generation) == generation)
+		{
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (remaining <= 0 ||
+				ConditionVariableTimedSleep(&saga_shared->final_cv, Min(remaining, 1000),
+											PG_WAIT_EXTENSION))
+				break;
+		}
+		ConditionVariableCancelSleep();
+		CHECK_FOR_INTERRUPTS();
+	}
+	status = MemoryContextStrdup(CurTransactionContext, status);
+	call_end(&cx);
+	PG_RETURN_TEXT_P(cstring_to_text(status));
+}
+
+/* ---- saga.abort and saga.retry ---- */
+
+Datum
+saga_abort(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	char	   *reason = optional_text(fcinfo, 1);
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, true, &row);
+	args[0] = Int64GetDatum(row.id);
+	args[1] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[1] = reason ? ' ' : 'n';
+	switch (row.status)
+	{
+		case GTX_BUILDING:
+			/* nothing ran: discard it */
+			if (SPI_execute_with_args("UPDATE saga.gtx SET status = 'aborted', "
+									  "finished_at = pg_catalog.clock_timestamp(), "
+									  "abort_requested = true, abort_reason = $2, "
+									  "last_error = COALESCE('aborted: ' || $2, 'aborted before submit') "
+									  "WHERE id = $1",
+									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "pg_saga: could not abort saga");
+			add_event(&row, 0, "aborted", "discarded before submit");
+			saga_announce_final();
+			break;
+		case GTX_PENDING:
+		case GTX_RUNNING:
+			if (SPI_execute_with_args("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
+									  "WHERE id = $1",
+									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "pg_saga: could not abort saga");
+			add_event(&row, 0, "abort_requested", reason);
+			saga_wake_worker_at_commit();
+			break;
+		default:
+			wrong_state(&row, "Only a saga that is building, pending or running can be aborted; this one is past its decision.");
+	}
+	call_end(&cx);
+	PG_RETURN_VOID();
+}
+
+Datum
+saga_retry(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	Oid			idtype[1] = {INT8OID};
+	Datum		idarg[1];
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, true, &row);
+	if (row.status != GTX_FAILED)
+		wrong_state(&row, "Only a failed saga can be retried.");
+	idarg[0] = Int64GetDatum(row.id);
+	if (SPI_execute_with_args("UPDATE saga.gtx SET finished_at = NULL, "
+							  "status = CASE phase WHEN 'forward' THEN 'running' "
+							  "WHEN 'commit' THEN 'committing' ELSE 'compensating' END "
+							  "WHERE id = $1",
+							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not retry saga");
+	/* fresh attempt counters; a refused delivery is delivered again */
+	if (SPI_execute_with_args("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
+							  "finished_at = NULL, "
+							  "status = CASE WHEN s.status = 'failed' AND g.mode = 'msg' "
+							  "THEN 'pending' ELSE s.status END "
+							  "FROM saga.gtx g WHERE g.id = s.gtx_id AND s.gtx_id = $1 "
+							  "AND s.status NOT IN ('confirmed', 'compensated', 'skipped') "
+							  "AND NOT (s.status = 'succeeded' AND g.phase = 'forward')",
+							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not retry saga");
+	add_event(&row, 0, "retry", NULL);
+	call_end(&cx);
+	saga_wake_worker_at_commit();
+	PG_RETURN_VOID();
+}
+
+/* ---- saga.purge ---- */
+
+Datum
+saga_purge(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	Oid			argtypes[3] = {INTERVALOID, OIDOID, BOOLOID};
+	Datum		args[3];
+	int64		count;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("older_than must not be null")));
+	if (interval_ms(PG_GETARG_DATUM(0)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be negative")));
+
+	call_begin(&cx);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = ObjectIdGetDatum(cx.caller);
+	args[2] = BoolGetDatum(is_saga_admin(cx.caller));
+	if (SPI_execute_with_args("DELETE FROM saga.gtx WHERE status IN ('succeeded', 'aborted', 'failed') "
+							  "AND finished_at < pg_catalog.now() - $1 AND ($3 OR owner = $2)",
+							  3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "pg_saga: could not purge sagas");
+	count = (int64) SPI_processed;
+	call_end(&cx);
+	PG_RETURN_INT64(count);
+}
+
+/* ---- saga.setup_participant ---- */
+
+Datum
+saga_setup_participant(PG_FUNCTION_ARGS)
+{
+	char	   *target = required_text(fcinfo, 0, "target");
+	Oid			caller = GetUserId();
+
+	target_check_usable(target, caller, false);
+	remote_exec_in_backend(target, caller, barrier_participant_sql());
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_saga.c
+ *		Module load, shared memory, and the wake-up protocol.
+ *
+ * pg_saga must be in shared_preload_libraries: its launcher is registered
+ * at postmaster start and its workers share a small array in shared memory
+ * through which backends wake them.  A backend never wakes a worker before
+ * its own transaction commits (the worker would find nothing new), so the
+ * wake-ups are queued here and delivered from a transaction callback.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+
+#include "pg_saga.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+SagaShared *saga_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Wake-ups queued by this backend until its transaction commits. */
+static bool wake_worker_at_commit = false;
+static bool start_worker_at_commit = false;
+static bool xact_callback_registered = false;
+
+static Size
+saga_shmem_size(void)
+{
+	return add_size(offsetof(SagaShared, slots),
+					mul_size(sizeof(SagaWorkerSlot), saga_max_workers));
+}
+
+static void
+saga_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(saga_shmem_size());
+	RequestNamedLWLockTranche("pg_saga", 1);
+}
+
+static void
+saga_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	saga_shared = ShmemInitStruct("pg_saga", saga_shmem_size(), &found);
+	if (!found)
+	{
+		memset(saga_shared, 0, saga_shmem_size());
+		saga_shared->lock = &(GetNamedLWLockTranche("pg_saga"))->lock;
+		ConditionVariableInit(&saga_shared->final_cv);
+		pg_atomic_init_u64(&saga_shared->final_generation, 0);
+		saga_shared->nslots = saga_max_workers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_saga must be loaded via shared_preload_libraries"),
+				 errhint("Add pg_saga to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	saga_define_settings();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = saga_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = saga_shmem_startup;
+
+	saga_register_launcher();
+}
+
+/* ---- waking workers ---- */
+
+/* Sets the latch of the worker serving dboid, if one runs. */
+void
+saga_wake_worker(Oid dboid)
+{
+	int			i;
+
+	LWLockAcquire(saga_shared->lock, LW_SHARED);
+	for (i = 0; i < saga_shared->nslots; i++)
+	{
+		SagaWorkerSlot *slot = &saga_shared->slots[i];
+
+		if (slot->dboid == dboid && slot->latch != NULL)
+			SetLatch(slot->latch);
+	}
+	LWLockRelease(saga_shared->lock);
+}
+
+/* Asks the launcher to start (or restart) the worker of dboid. */
+void
+saga_request_worker(Oid dboid)
+{
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	if (saga_shared->nrequests < SAGA_MAX_START_REQUESTS)
+		saga_shared->requests[saga_shared->nrequests++] = dboid;
+	if (saga_shared->launcher_latch)
+		SetLatch(saga_shared->launcher_latch);
+	LWLockRelease(saga_shared->lock);
+}
+
+/* Wakes every saga.wait(): some saga just became final. */
+void
+saga_announce_final(void)
+{
+	pg_atomic_fetch_add_u64(&saga_shared->final_generation, 1);
+	ConditionVariableBroadcast(&saga_shared->final_cv);
+}
+
+static void
+saga_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (start_worker_at_commit)
+				saga_request_worker(MyDatabaseId);
+			if (wake_worker_at_commit)
+				saga_wake_worker(MyDatabaseId);
+			start_worker_at_commit = wake_worker_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			start_worker_at_commit = wake_worker_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ensure_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(saga_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/* The worker of this database should look at its sagas after commit. */
+void
+saga_wake_worker_at_commit(void)
+{
+	ensure_xact_callback();
+	wake_worker_at_commit = true;
+}
+
+PG_FUNCTION_INFO_V1(saga_start_worker);
+
+/* Called by CREATE EXTENSION: this database needs a worker once committed. */
+Datum
+saga_start_worker(PG_FUNCTION_ARGS)
+{
+	ensure_xact_callback();
+	start_worker_at_commit = true;
+	PG_RETURN_VOID();
+}
+
+/* ---- names of modes and statuses, as stored and shown ---- */
+
+static const char *const mode_names[] = {"saga", "tcc", "xa", "msg"};
+static const char *const status_names[] = {
+	"building", "pending", "running", "committing", "compensating",
+	"succeeded", "aborted", "failed"
+};
+static const char *const phase_names[] = {"forward", "commit", "rollback"};
+static const char *const step_status_names[] = {
+	"pending", "running", "prepared", "succeeded", "confirmed", "failed",
+	"compensated", "skipped"
+};
+static const char *const op_names[] = {"action", "compensation", "confirm"};
+
+static int
+name_index(const char *const *names, int n, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+saga_mode_name(SagaMode mode)
+{
+	return mode_names[mode];
+}
+
+bool
+saga_mode_from_name(const char *name, SagaMode *mode)
+{
+	int			i = name_index(mode_names, lengthof(mode_names), name);
+
+	if (i < 0)
+		return false;
+	*mode = (SagaMode) i;
+	return true;
+}
+
+const char *
+saga_status_name(SagaStatus status)
+{
+	return status_names[status];
+}
+
+SagaStatus
+saga_status_from_name(const char *name)
+{
+	int			i = name_index(status_names, lengthof(status_names), name);
+
+	if (i < 0)
+		elog(ERROR, "unknown saga status \"%s\"", name);
+	return (SagaStatus) i;
+}
+
+const char *
+saga_phase_name(SagaPhase phase)
+{
+	return phase_names[phase];
+}
+
+SagaPhase
+saga_phase_from_name(const char *name)
+{
+	int			i = name_index(phase_names, lengthof(phase_names), name);
+
+	if (i < 0)
+		elog(ERROR, "unknown saga phase \"%s\"", name);
+	return (SagaPhase) i;
+}
+
+const char *
+step_status_name(StepStatus status)
+{
+	return step_status_names[status];
+}
+
+StepStatus
+step_status_from_name(const char *name)
+{
+	int			i = name_index(step_status_names, lengthof(step_status_names), name);
+
+	if (i < 0)
+		elog(ERROR, "unknown step status \"%s\"", name);
+	return (StepStatus) i;
+}
+
+const char *
+step_op_name(StepOp op)
+{
+	return op_names[op];
+}
+
+bool
+saga_is_final(SagaStatus status)
+{
+	return status == GTX_SUCCEEDED || status == GTX_ABORTED || status == GTX_FAILED;
+}

@@ -1,0 +1,302 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_saga.h
+ *		Declarations shared by the files of pg_saga.
+ *
+ * Where things live:
+ *		pg_saga.c	module load, shared memory, the wake-up protocol
+ *		settings.c	the saga.* settings (GUCs)
+ *		launcher.c	the launcher: one worker per database with the extension
+ *		worker.c	a database's worker: the event loop
+ *		engine.c	the state machine of a saga: what runs next, what an
+ *					outcome means; modes are plans for the same steps
+ *		remote.c	non-blocking libpq connections, pooled per target and role
+ *		barrier.c	the remote text of a step call and the participant set-up
+ *		catalog.c	reading and writing the extension's tables with SPI
+ *		target.c	the foreign-data wrapper, targets and user mappings
+ *		functions.c	the SQL-callable functions
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_H
+#define PG_SAGA_H
+
+#include "postgres.h"
+
+#include "lib/ilist.h"
+#include "nodes/pg_list.h"
+#include "libpq-fe.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+#define SAGA_EXTENSION_NAME		"pg_saga"
+#define SAGA_SCHEMA				"saga"
+#define SAGA_MAX_GID_LEN		128
+
+/* ---- settings.c ---- */
+extern int	saga_retry_interval_ms;
+extern int	saga_max_retry_interval_ms;
+extern int	saga_max_attempts;
+extern int	saga_step_timeout_ms;
+extern int	saga_connect_timeout_ms;
+extern int	saga_max_workers;
+extern int	saga_max_connections_per_target;
+extern char *saga_step_gid;
+extern char *saga_step_number;
+extern void saga_define_settings(void);
+
+/* ---- pg_saga.c: shared memory ---- */
+
+/* One slot per database worker the launcher runs (saga.max_workers). */
+typedef struct SagaWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid when the slot is free */
+	pid_t		pid;			/* the worker's pid once it runs */
+	Latch	   *latch;			/* its latch, to wake it */
+	bool		no_extension;	/* the worker found no pg_saga and left */
+	bool		exited;			/* the worker has left */
+} SagaWorkerSlot;
+
+#define SAGA_MAX_START_REQUESTS 16
+
+typedef struct SagaShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	/* databases whose extension was just created: start their worker */
+	int			nrequests;
+	Oid			requests[SAGA_MAX_START_REQUESTS];
+	/* broadcast whenever a saga reaches a final status */
+	ConditionVariable final_cv;
+	pg_atomic_uint64 final_generation;
+	int			nslots;
+	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} SagaShared;
+
+extern SagaShared *saga_shared;
+extern void saga_wake_worker(Oid dboid);
+extern void saga_request_worker(Oid dboid);
+extern void saga_announce_final(void);
+extern void saga_wake_worker_at_commit(void);
+
+/* ---- launcher.c / worker.c ---- */
+extern void saga_register_launcher(void);
+extern PGDLLEXPORT void saga_launcher_main(Datum arg);
+extern PGDLLEXPORT void saga_worker_main(Datum arg);
+
+/* ---- statuses, modes and operations ---- */
+typedef enum SagaMode
+{
+	MODE_SAGA,
+	MODE_TCC,
+	MODE_XA,
+	MODE_MSG
+} SagaMode;
+
+typedef enum SagaStatus
+{
+	GTX_BUILDING,
+	GTX_PENDING,
+	GTX_RUNNING,
+	GTX_COMMITTING,
+	GTX_COMPENSATING,
+	GTX_SUCCEEDED,
+	GTX_ABORTED,
+	GTX_FAILED
+} SagaStatus;
+
+typedef enum SagaPhase
+{
+	PHASE_FORWARD,
+	PHASE_COMMIT,
+	PHASE_ROLLBACK
+} SagaPhase;
+
+typedef enum StepStatus
+{
+	STEP_PENDING,
+	STEP_RUNNING,
+	STEP_PREPARED,
+	STEP_SUCCEEDED,
+	STEP_CONFIRMED,
+	STEP_FAILED,
+	STEP_COMPENSATED,
+	STEP_SKIPPED
+} StepStatus;
+
+/* What a step sends to its target. */
+typedef enum StepOp
+{
+	OP_ACTION,
+	OP_COMPENSATION,
+	OP_CONFIRM
+} StepOp;
+
+extern const char *saga_mode_name(SagaMode mode);
+extern bool saga_mode_from_name(const char *name, SagaMode *mode);
+extern const char *saga_status_name(SagaStatus status);
+extern SagaStatus saga_status_from_name(const char *name);
+extern const char *saga_phase_name(SagaPhase phase);
+extern SagaPhase saga_phase_from_name(const char *name);
+extern const char *step_status_name(StepStatus status);
+extern StepStatus step_status_from_name(const char *name);
+extern const char *step_op_name(StepOp op);
+
+/* ---- remote.c ---- */
+
+/* How a remote call ended. */
+typedef enum RemoteOutcomeKind
+{
+	OUTCOME_OK,					/* committed; reply holds run()'s answer */
+	OUTCOME_ERROR,				/* the remote reported an error: rolled back */
+	OUTCOME_UNKNOWN				/* connection lost or timed out: may have run */
+} RemoteOutcomeKind;
+
+typedef struct RemoteOutcome
+{
+	RemoteOutcomeKind kind;
+	char		sqlstate[6];	/* for OUTCOME_ERROR; "" if none */
+	char	   *message;		/* error text, palloc'd in the caller's context */
+	char	   *reply;			/* first column of the last row returned */
+} RemoteOutcome;
+
+typedef struct RemotePool RemotePool;
+typedef struct RemoteConn RemoteConn;
+
+/* Called when a call finishes; arg is what remote_call was given. */
+typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
+
+extern void remote_init(MemoryContext cxt);
+extern RemotePool *remote_pool_lookup(const char *target, Oid owner);
+extern bool remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate);
+extern bool remote_pool_has_room(RemotePool *pool);
+extern void remote_pool_reserve(RemotePool *pool);
+extern bool remote_pool_ready(RemotePool *pool);
+extern RemoteConn *remote_call(RemotePool *pool, char *query, TimestampTz deadline,
+							   RemoteDoneCallback done, void *arg);
+extern void remote_abandon(RemoteConn *conn);
+extern int	remote_add_wait_events(WaitEventSet *set);
+extern int	remote_count_sockets(void);
+extern void remote_handle_socket(void *user_data);
+extern void remote_check_deadlines(TimestampTz now);
+extern TimestampTz remote_next_deadline(void);
+extern void remote_close_idle(TimestampTz now);
+extern void remote_invalidate_all(void);
+extern bool remote_sqlstate_is_transient(const char *sqlstate);
+
+/* Blocking but interruptible, for user backends only (setup_participant). */
+extern void remote_exec_in_backend(const char *target, Oid owner, const char *sql);
+
+/* ---- target.c ---- */
+extern void target_check_usable(const char *target, Oid owner, bool for_add_step);
+extern bool target_conninfo(const char *target, Oid owner, const char ***keywords,
+							const char ***values, bool *need_password,
+							char **error, char *sqlstate);
+
+/* ---- barrier.c ---- */
+extern char *barrier_call_text(const char *coordinator, const char *gid, int step,
+							   StepOp op, const char *sql, bool has_expect_rows,
+							   int64 expect_rows, int timeout_ms);
+extern char *barrier_participant_sql(void);
+
+/* ---- catalog.c: the engine's view of a saga ---- */
+typedef struct SagaStep
+{
+	int			number;			/* 1-based, as users see it */
+	char	   *name;
+	char	   *target;
+	char	   *sql[3];			/* indexed by StepOp; NULL when absent */
+	int			ndeps;
+	int		   *deps;			/* 0-based indexes of steps it comes after */
+	bool		has_expect_rows;
+	int64		expect_rows;
+	int			max_attempts;	/* 0: saga.max_attempts */
+	int			timeout_ms;		/* 0: saga.step_timeout */
+
+	StepStatus	status;
+	bool		maybe_applied;
+	int			attempts;
+	TimestampTz next_attempt_at;	/* 0: now */
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	char	   *last_error;
+	char	   *last_sqlstate;
+
+	/* in memory only */
+	RemoteConn *conn;			/* call in flight, or NULL */
+	bool		starting;		/* planned this turn, sent after the commit */
+	bool		stuck;			/* second phase refused: needs an operator */
+	StepOp		flight_op;
+	bool		dirty;
+	struct Saga *saga;
+} SagaStep;
+
+typedef struct Saga
+{
+	dlist_node	node;
+	MemoryContext cxt;
+	int64		id;
+	char	   *gid;
+	SagaMode	mode;
+	Oid			owner;
+	SagaStatus	status;
+	SagaPhase	phase;
+	TimestampTz deadline;		/* 0: none */
+	bool		abort_requested;
+	char	   *abort_reason;
+	char	   *last_error;
+	int			nsteps;
+	SagaStep   *steps;
+
+	/* in memory only */
+	bool		dirty;
+	bool		decided_commit;	/* this flush writes the commit decision */
+	bool		alert;			/* NOTIFY saga_alert when flushed */
+	List	   *events;			/* SagaEvent *, written at the next flush */
+} Saga;
+
+typedef struct SagaEvent
+{
+	int			step;			/* 0: the saga itself */
+	char	   *event;
+	char	   *detail;
+} SagaEvent;
+
+typedef struct LiveSagaRef
+{
+	int64		id;
+	bool		abort_requested;
+	char	   *abort_reason;
+} LiveSagaRef;
+
+extern void catalog_prepare(void);
+extern char *catalog_coordinator_id(void);
+extern List *catalog_live_sagas(void);
+extern Saga *catalog_load_saga(int64 id, MemoryContext parent);
+extern bool catalog_write_saga(Saga *saga);
+extern void catalog_write_step(SagaStep *step);
+extern void catalog_write_event(Saga *saga, SagaEvent *event);
+
+/* ---- engine.c ---- */
+typedef struct SagaStart
+{
+	SagaStep   *step;
+	StepOp		op;
+	RemotePool *pool;
+} SagaStart;
+
+extern void engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...) pg_attribute_printf(4, 5);
+extern void engine_request_abort(Saga *saga, const char *reason);
+extern void engine_commit_lost_to_abort(Saga *saga);
+extern void engine_advance(Saga *saga, TimestampTz now, List **starts);
+extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now);
+extern void engine_call_failed_to_start(SagaStep *step, const char *error,
+										const char *sqlstate, TimestampTz now);
+extern TimestampTz engine_next_wakeup(Saga *saga);
+extern bool saga_is_final(SagaStatus status);
+extern int	step_timeout_ms(SagaStep *step);
+
+#endif							/* PG_SAGA_H */

@@ -1,0 +1,828 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *		Non-blocking libpq connections to targets, pooled per target and role.
+ *
+ * The worker drives every call from one event loop: a connection is opened
+ * with PQconnectStartParams/PQconnectPoll, a call is one PQsendQuery whose
+ * results are read as the socket becomes readable, and every connection in
+ * progress or call in flight has a deadline.  Nothing here blocks.
+ *
+ * A call ends in one of three ways, and the difference matters to the
+ * engine: OK (the remote transaction committed), ERROR (the remote reported
+ * an error, so its implicit transaction rolled back: nothing took effect),
+ * UNKNOWN (the connection broke or the call timed out after it was sent:
+ * it may or may not have taken effect).
+ *
+ * Connections stay open between calls and close after a minute unused, or
+ * when their server or user mapping changes.  Each holds one of the file
+ * descriptors PostgreSQL lets extensions use (AcquireExternalFD).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_saga.h"
+
+#define IDLE_CONNECTION_TIMEOUT_MS	60000
+
+typedef enum ConnState
+{
+	CONN_CONNECTING,
+	CONN_IDLE,
+	CONN_BUSY
+} ConnState;
+
+struct RemoteConn
+{
+	dlist_node	node;			/* in the pool's list */
+	RemotePool *pool;
+	PGconn	   *pg;
+	ConnState	state;
+	PostgresPollingStatusType poll; /* while connecting: what to wait for */
+	bool		need_flush;		/* query not fully sent yet */
+	char	   *query;			/* to send once connected */
+	TimestampTz deadline;		/* of the connection attempt or the call */
+	int64		call_timeout_us;	/* the call's deadline, once it is sent */
+	TimestampTz idle_since;
+	RemoteDoneCallback done;
+	void	   *arg;
+	/* the call's outcome as results arrive */
+	bool		got_error;
+	char		sqlstate[6];
+	char	   *message;
+	char	   *reply;
+};
+
+typedef struct PoolKey
+{
+	char		target[NAMEDATALEN];
+	Oid			owner;
+} PoolKey;
+
+struct RemotePool
+{
+	PoolKey		key;			/* hash key */
+	bool		resolved;		/* keywords/values are current */
+	const char **keywords;
+	const char **values;
+	bool		need_password;	/* owner is not a superuser */
+	int			nconns;
+	int			nactive;		/* connections connecting or busy */
+	int			reserved;		/* calls planned, not yet sent */
+	dlist_head	conns;
+};
+
+static MemoryContext remote_cxt = NULL;
+static HTAB *pools = NULL;
+static int	nsockets = 0;
+
+static void conn_close(RemoteConn *conn);
+static void conn_send(RemoteConn *conn);
+static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
+
+void
+remote_init(MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	remote_cxt = AllocSetContextCreate(cxt, "pg_saga remote", ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(PoolKey);
+	ctl.entrysize = sizeof(RemotePool);
+	ctl.hcxt = remote_cxt;
+	pools = hash_create("pg_saga pools", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+RemotePool *
+remote_pool_lookup(const char *target, Oid owner)
+{
+	PoolKey		key;
+	RemotePool *pool;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.target, target, NAMEDATALEN);
+	key.owner = owner;
+	pool = hash_search(pools, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		pool->resolved = false;
+		pool->keywords = NULL;
+		pool->values = NULL;
+		pool->nconns = 0;
+		pool->nactive = 0;
+		pool->reserved = 0;
+		dlist_init(&pool->conns);
+	}
+	return pool;
+}
+
+static void
+free_conninfo(RemotePool *pool)
+{
+	int			i;
+
+	if (pool->keywords == NULL)
+		return;
+	for (i = 0; pool->keywords[i] != NULL; i++)
+	{
+		pfree((char *) pool->keywords[i]);
+		pfree((char *) pool->values[i]);
+	}
+	pfree(pool->keywords);
+	pfree(pool->values);
+	pool->keywords = pool->values = NULL;
+}
+
+/*
+ * Reads the pool's server and user mapping (inside a transaction).  On
+ * failure returns false with a message and SQLSTATE for the step.
+ */
+bool
+remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate)
+{
+	const char **keywords;
+	const char **values;
+	bool		need_password;
+	MemoryContext old;
+	int			n,
+				i;
+
+	if (pool->resolved)
+		return true;
+	if (!target_conninfo(pool->key.target, pool->key.owner, &keywords, &values,
+						 &need_password, error, sqlstate))
+		return false;
+
+	free_conninfo(pool);
+	for (n = 0; keywords[n] != NULL; n++)
+		;
+	old = MemoryContextSwitchTo(remote_cxt);
+	pool->keywords = palloc0((n + 4) * sizeof(char *));
+	pool->values = palloc0((n + 4) * sizeof(char *));
+	for (i = 0; i < n; i++)
+	{
+		pool->keywords[i] = pstrdup(keywords[i]);
+		pool->values[i] = pstrdup(values[i]);
+	}
+	pool->keywords[n] = pstrdup("fallback_application_name");
+	pool->values[n++] = pstrdup("pg_saga");
+	pool->keywords[n] = pstrdup("client_encoding");
+	pool->values[n++] = pstrdup(GetDatabaseEncodingName());
+	MemoryContextSwitchTo(old);
+	pool->need_password = need_password;
+	pool->resolved = true;
+	return true;
+}
+
+/* Forgets every resolved target: servers or user mappings changed. */
+void
+remote_invalidate_all(void)
+{
+	HASH_SEQ_STATUS seq;
+	RemotePool *pool;
+
+	if (pools == NULL)
+		return;
+	hash_seq_init(&seq, pools);
+	while ((pool = hash_seq_search(&seq)) != NULL)
+	{
+		dlist_mutable_iter iter;
+
+		pool->resolved = false;
+		/* idle connections used the old options: close them */
+		dlist_foreach_modify(iter, &pool->conns)
+		{
+			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+
+			if (conn->state == CONN_IDLE)
+				conn_close(conn);
+		}
+	}
+}
+
+bool
+remote_pool_ready(RemotePool *pool)
+{
+	return pool->resolved;
+}
+
+static RemoteConn *
+idle_conn(RemotePool *pool)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &pool->conns)
+	{
+		RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+
+		if (conn->state == CONN_IDLE)
+			return conn;
+	}
+	return NULL;
+}
+
+/* Could one more call start on this pool now? */
+bool
+remote_pool_has_room(RemotePool *pool)
+{
+	return pool->nactive + pool->reserved < saga_max_connections_per_target;
+}
+
+/* Holds a place for a call that will be sent after the worker's commit. */
+void
+remote_pool_reserve(RemotePool *pool)
+{
+	pool->reserved++;
+}
+
+static void
+conn_set_state(RemoteConn *conn, ConnState state)
+{
+	bool		was_active = conn->state != CONN_IDLE;
+	bool		is_active = state != CONN_IDLE;
+
+	conn->pool->nactive += (int) is_active - (int) was_active;
+	conn->state = state;
+}
+
+static void
+conn_close(RemoteConn *conn)
+{
+	RemotePool *pool = conn->pool;
+
+	if (conn->pg)
+	{
+		PQfinish(conn->pg);
+		ReleaseExternalFD();
+		nsockets--;
+	}
+	if (conn->state != CONN_IDLE)
+		pool->nactive--;
+	dlist_delete(&conn->node);
+	pool->nconns--;
+	if (conn->query)
+		pfree(conn->query);
+	if (conn->message)
+		pfree(conn->message);
+	if (conn->reply)
+		pfree(conn->reply);
+	pfree(conn);
+}
+
+/* Starts a new connection; NULL when no file descriptor is free. */
+static RemoteConn *
+conn_open(RemotePool *pool)
+{
+	RemoteConn *conn;
+	PGconn	   *pg;
+
+	if (!AcquireExternalFD())
+		return NULL;
+	pg = PQconnectStartParams(pool->keywords, pool->values, false);
+	if (pg == NULL)
+	{
+		ReleaseExternalFD();
+		return NULL;
+	}
+	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
+	conn->pool = pool;
+	conn->pg = pg;
+	conn->state = CONN_CONNECTING;
+	pool->nactive++;
+	conn->poll = PGRES_POLLING_WRITING;
+	dlist_push_tail(&pool->conns, &conn->node);
+	pool->nconns++;
+	nsockets++;
+	return conn;
+}
+
+/*
+ * Sends query on a connection of pool and calls done(arg, outcome) when it
+ * ends.  Returns NULL, having called nothing, if no connection can be had
+ * now; the caller treats that as a transient failure.  query is taken over.
+ */
+RemoteConn *
+remote_call(RemotePool *pool, char *query, TimestampTz deadline,
+			RemoteDoneCallback done, void *arg)
+{
+	RemoteConn *conn = idle_conn(pool);
+
+	if (pool->reserved > 0)
+		pool->reserved--;
+	if (conn == NULL)
+	{
+		conn = conn_open(pool);
+		if (conn == NULL)
+			return NULL;
+		conn->deadline = GetCurrentTimestamp() +
+			(int64) saga_connect_timeout_ms * 1000;
+	}
+	conn->query = MemoryContextStrdup(remote_cxt, query);
+	conn->done = done;
+	conn->arg = arg;
+	conn->got_error = false;
+	conn->sqlstate[0] = '\0';
+
+	/* the call's deadline runs from when it is sent */
+	conn->call_timeout_us = deadline - GetCurrentTimestamp();
+	if (conn->state == CONN_IDLE)
+	{
+		conn->deadline = deadline;
+		conn_send(conn);
+	}
+	return conn;
+}
+
+static void
+conn_set_error(RemoteConn *conn, const char *sqlstate, const char *message)
+{
+	conn->got_error = true;
+	strlcpy(conn->sqlstate, sqlstate ? sqlstate : "", sizeof(conn->sqlstate));
+	if (conn->message)
+		pfree(conn->message);
+	conn->message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
+}
+
+/* The libpq error text of the connection, without its trailing newline. */
+static char *
+conn_error_text(RemoteConn *conn)
+{
+	char	   *msg = pstrdup(PQerrorMessage(conn->pg));
+	int			len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	return msg;
+}
+
+static void
+conn_send(RemoteConn *conn)
+{
+	int			rc;
+
+	conn_set_state(conn, CONN_BUSY);
+	if (!PQsendQuery(conn->pg, conn->query))
+	{
+		/* nothing reached the remote: a known failure, not an unknown one */
+		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_finish_call(conn, OUTCOME_ERROR);
+		return;
+	}
+	rc = PQflush(conn->pg);
+	if (rc < 0)
+	{
+		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_finish_call(conn, OUTCOME_UNKNOWN);
+		return;
+	}
+	conn->need_flush = (rc == 1);
+}
+
+/*
+ * Ends the call in flight on conn: hands the outcome to its callback, then
+ * keeps the connection for the next call or closes it if it is broken.
+ */
+static void
+conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
+{
+	RemoteOutcome outcome;
+	RemoteDoneCallback done = conn->done;
+	void	   *arg = conn->arg;
+	bool		broken = (kind == OUTCOME_UNKNOWN || conn->pg == NULL ||
+						  PQstatus(conn->pg) != CONNECTION_OK ||
+						  PQtransactionStatus(conn->pg) != PQTRANS_IDLE);
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.kind = kind;
+	strlcpy(outcome.sqlstate, conn->sqlstate, sizeof(outcome.sqlstate));
+	outcome.message = conn->message ? pstrdup(conn->message) : NULL;
+	outcome.reply = conn->reply ? pstrdup(conn->reply) : NULL;
+
+	conn->done = NULL;
+	conn->arg = NULL;
+	if (conn->query)
+		pfree(conn->query);
+	conn->query = NULL;
+	if (conn->message)
+		pfree(conn->message);
+	conn->message = NULL;
+	if (conn->reply)
+		pfree(conn->reply);
+	conn->reply = NULL;
+
+	if (broken)
+		conn_close(conn);
+	else
+	{
+		conn_set_state(conn, CONN_IDLE);
+		conn->idle_since = GetCurrentTimestamp();
+	}
+
+	if (done)
+		done(arg, &outcome);
+}
+
+/* The connection became usable: check the password rule, then send. */
+static void
+conn_established(RemoteConn *conn)
+{
+	if (conn->pool->need_password && !PQconnectionUsedPassword(conn->pg))
+	{
+		conn_set_error(conn, "2F003", "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
+		conn_finish_call(conn, OUTCOME_ERROR);
+		return;
+	}
+	if (PQsetnonblocking(conn->pg, 1) != 0)
+	{
+		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_finish_call(conn, OUTCOME_ERROR);
+		return;
+	}
+	if (conn->query)
+	{
+		conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
+		conn_send(conn);
+	}
+	else
+	{
+		conn_set_state(conn, CONN_IDLE);
+		conn->idle_since = GetCurrentTimestamp();
+	}
+}
+
+static void
+conn_read_results(RemoteConn *conn)
+{
+	PGresult   *res;
+
+	if (!PQconsumeInput(conn->pg))
+	{
+		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_finish_call(conn, OUTCOME_UNKNOWN);
+		return;
+	}
+	while (!PQisBusy(conn->pg))
+	{
+		res = PQgetResult(conn->pg);
+		if (res == NULL)
+		{
+			conn_finish_call(conn, conn->got_error ? OUTCOME_ERROR : OUTCOME_OK);
+			return;
+		}
+		switch (PQresultStatus(res))
+		{
+			case PGRES_FATAL_ERROR:
+				conn_set_error(conn, PQresultErrorField(res, PG_DIAG_SQLSTATE),
+							   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+				break;
+			case PGRES_TUPLES_OK:
+				if (PQntuples(res) > 0 && PQnfields(res) > 0 &&
+					!PQgetisnull(res, PQntuples(res) - 1, 0))
+				{
+					if (conn->reply)
+						pfree(conn->reply);
+					conn->reply = MemoryContextStrdup(remote_cxt,
+													  PQgetvalue(res, PQntuples(res) - 1, 0));
+				}
+				break;
+			default:
+				break;
+		}
+		PQclear(res);
+	}
+}
+
+/* The socket of the connection given as user_data is ready. */
+void
+remote_handle_socket(void *user_data)
+{
+	RemoteConn *conn = (RemoteConn *) user_data;
+
+	switch (conn->state)
+	{
+		case CONN_CONNECTING:
+			conn->poll = PQconnectPoll(conn->pg);
+			if (conn->poll == PGRES_POLLING_OK)
+				conn_established(conn);
+			else if (conn->poll == PGRES_POLLING_FAILED)
+			{
+				conn_set_error(conn, "08001", conn_error_text(conn));
+				conn_finish_call(conn, OUTCOME_ERROR);
+			}
+			break;
+		case CONN_BUSY:
+			if (conn->need_flush)
+			{
+				int			rc = PQflush(conn->pg);
+
+				if (rc < 0)
+				{
+					conn_set_error(conn, "08006", conn_error_text(conn));
+					conn_finish_call(conn, OUTCOME_UNKNOWN);
+					return;
+				}
+				conn->need_flush = (rc == 1);
+			}
+			conn_read_results(conn);
+			break;
+		case CONN_IDLE:
+			/* the server closed it, or sent a notice: check and drop */
+			if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) != CONNECTION_OK)
+				conn_close(conn);
+			break;
+	}
+}
+
+/* Adds every connection's socket to set, with conn as user data. */
+int
+remote_add_wait_events(WaitEventSet *set)
+{
+	HASH_SEQ_STATUS seq;
+	RemotePool *pool;
+	int			n = 0;
+
+	hash_seq_init(&seq, pools);
+	while ((pool = hash_seq_search(&seq)) != NULL)
+	{
+		dlist_iter	iter;
+
+		dlist_foreach(iter, &pool->conns)
+		{
+			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+			uint32		events;
+			pgsocket	sock = PQsocket(conn->pg);
+
+			if (sock == PGINVALID_SOCKET)
+				continue;
+			if (conn->state == CONN_CONNECTING)
+				events = conn->poll == PGRES_POLLING_READING ?
+					WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+			else if (conn->state == CONN_BUSY && conn->need_flush)
+				events = WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
+			else
+				events = WL_SOCKET_READABLE;
+			AddWaitEventToSet(set, events, sock, NULL, conn);
+			n++;
+		}
+	}
+	return n;
+}
+
+int
+remote_count_sockets(void)
+{
+	return nsockets;
+}
+
+/*
+ * Ends connection attempts and calls past their deadline.  A call that was
+ * sent may have run: its outcome is unknown.
+ */
+void
+remote_check_deadlines(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	RemotePool *pool;
+	List	   *expired = NIL;
+	ListCell   *lc;
+
+	hash_seq_init(&seq, pools);
+	while ((pool = hash_seq_search(&seq)) != NULL)
+	{
+		dlist_iter	iter;
+
+		dlist_foreach(iter, &pool->conns)
+		{
+			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+
+			if (conn->state != CONN_IDLE && conn->deadline <= now)
+				expired = lappend(expired, conn);
+		}
+	}
+	foreach(lc, expired)
+	{
+		RemoteConn *conn = lfirst(lc);
+
+		if (conn->state == CONN_CONNECTING)
+		{
+			conn_set_error(conn, "08001", "timeout expired while connecting to the target");
+			conn_finish_call(conn, OUTCOME_ERROR);
+		}
+		else
+		{
+			conn_set_error(conn, "57014", "no answer from the target within the step timeout");
+			conn_finish_call(conn, OUTCOME_UNKNOWN);
+		}
+	}
+	list_free(expired);
+}
+
+TimestampTz
+remote_next_deadline(void)
+{
+	HASH_SEQ_STATUS seq;
+	RemotePool *pool;
+	TimestampTz next = DT_NOEND;
+
+	hash_seq_init(&seq, pools);
+	while ((pool = hash_seq_search(&seq)) != NULL)
+	{
+		dlist_iter	iter;
+
+		dlist_foreach(iter, &pool->conns)
+		{
+			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+			TimestampTz t = conn->state == CONN_IDLE ?
+				conn->idle_since + IDLE_CONNECTION_TIMEOUT_MS * INT64CONST(1000) :
+				conn->deadline;
+
+			if (t < next)
+				next = t;
+		}
+	}
+	return next;
+}
+
+void
+remote_close_idle(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	RemotePool *pool;
+
+	hash_seq_init(&seq, pools);
+	while ((pool = hash_seq_search(&seq)) != NULL)
+	{
+		dlist_mutable_iter iter;
+
+		dlist_foreach_modify(iter, &pool->conns)
+		{
+			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+
+			if (conn->state == CONN_IDLE &&
+				conn->idle_since + IDLE_CONNECTION_TIMEOUT_MS * INT64CONST(1000) <= now)
+				conn_close(conn);
+		}
+	}
+}
+
+/*
+ * Gives up on the call in flight on conn without calling its callback: the
+ * engine decided its outcome (unknown) itself, on abort or deadline.
+ */
+void
+remote_abandon(RemoteConn *conn)
+{
+	conn->done = NULL;
+	conn_close(conn);
+}
+
+/*
+ * Transient SQLSTATE classes: connection exceptions (08), transaction
+ * rollbacks such as serialization failures and deadlocks (40), resources
+ * (53) and operator intervention such as statement timeouts and shutdowns
+ * (57).  Everything else is a business failure.
+ */
+bool
+remote_sqlstate_is_transient(const char *sqlstate)
+{
+	if (sqlstate == NULL || sqlstate[0] == '\0')
+		return true;
+	return strncmp(sqlstate, "08", 2) == 0 ||
+		strncmp(sqlstate, "40", 2) == 0 ||
+		strncmp(sqlstate, "53", 2) == 0 ||
+		strncmp(sqlstate, "57", 2) == 0;
+}
+
+/* ---- for user backends: one statement, waiting interruptibly ---- */
+
+static void
+backend_wait_socket(PGconn *pg, int events, TimestampTz deadline)
+{
+	long		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+	int			rc;
+
+	if (timeout <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("timeout expired while talking to the target")));
+	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
+						   PQsocket(pg), timeout, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (int64) saga_connect_timeout_ms * 1000;
+	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+	PGresult   *res;
+	char	   *error = NULL;
+	char		sqlstate[6] = "";
+
+	while (poll != PGRES_POLLING_OK)
+	{
+		if (poll == PGRES_POLLING_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("could not connect to target \"%s\"", target),
+					 errdetail_internal("%s", pchomp(PQerrorMessage(pg)))));
+		backend_wait_socket(pg, poll == PGRES_POLLING_READING ?
+							WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline);
+		poll = PQconnectPoll(pg);
+	}
+	if (need_password && !PQconnectionUsedPassword(pg))
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required"),
+				 errdetail("Non-superusers must connect to targets with password authentication, and target \"%s\" did not ask for a password.", target),
+				 errhint("Set a password in the user mapping and require password authentication on the target.")));
+
+	deadline = GetCurrentTimestamp() + (int64) saga_step_timeout_ms * 1000;
+	if (!PQsendQuery(pg, sql))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not send a query to target \"%s\"", target),
+				 errdetail_internal("%s", pchomp(PQerrorMessage(pg)))));
+	for (;;)
+	{
+		while (PQisBusy(pg))
+		{
+			backend_wait_socket(pg, WL_SOCKET_READABLE, deadline);
+			if (!PQconsumeInput(pg))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("lost the connection to target \"%s\"", target),
+						 errdetail_internal("%s", pchomp(PQerrorMessage(pg)))));
+		}
+		res = PQgetResult(pg);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && error == NULL)
+		{
+			error = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+			strlcpy(sqlstate, PQresultErrorField(res, PG_DIAG_SQLSTATE), sizeof(sqlstate));
+		}
+		PQclear(res);
+	}
+	if (error)
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				 errmsg("target \"%s\" reported an error: %s", target, error)));
+}
+
+/*
+ * Runs sql on target as owner's mapped user, waiting on the socket with the
+ * latch so that the backend stays cancellable.  Raises the remote error.
+ */
+void
+remote_exec_in_backend(const char *target, Oid owner, const char *sql)
+{
+	const char **keywords;
+	const char **values;
+	bool		need_password;
+	char	   *error;
+	char		sqlstate[6];
+	PGconn	   *volatile pg = NULL;
+
+	if (!target_conninfo(target, owner, &keywords, &values, &need_password, &error, sqlstate))
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				 errmsg("%s", error)));
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to target \"%s\"", target),
+				 errdetail("There are too many open files on the local server."),
+				 errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
+	pg = PQconnectStartParams(keywords, values, false);
+	if (pg == NULL)
+	{
+		ReleaseExternalFD();
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	PG_TRY();
+	{
+		backend_exec(pg, target, need_password, sql);
+	}
+	PG_FINALLY();
+	{
+		PQfinish(pg);
+		ReleaseExternalFD();
+	}
+	PG_END_TRY();
+}

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *		The saga.* settings, defined in one place.
+ *
+ * Retry and timeout settings are read by the worker when it runs a step,
+ * so a reload (pg_reload_conf) applies them to the next attempt; a step's
+ * own max_attempts and timeout, given to add_step, override them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "pg_saga.h"
+
+int			saga_retry_interval_ms = 1000;
+int			saga_max_retry_interval_ms = 300000;
+int			saga_max_attempts = 5;
+int			saga_step_timeout_ms = 60000;
+int			saga_connect_timeout_ms = 10000;
+int			saga_max_workers = 8;
+int			saga_max_connections_per_target = 8;
+char	   *saga_step_gid = NULL;
+char	   *saga_step_number = NULL;
+
+void
+saga_define_settings(void)
+{
+	DefineCustomIntVariable("saga.retry_interval",
+							"First wait before retrying a step that failed for a transient reason.",
+							"Each further retry waits twice as long, up to saga.max_retry_interval.",
+							&saga_retry_interval_ms, 1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.max_retry_interval",
+							"Longest wait between two retries of a step.",
+							NULL,
+							&saga_max_retry_interval_ms, 300000, 1, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.max_attempts",
+							"Attempts of a forward action before a transient failure counts as a business failure.",
+							"Compensations, confirms and commits of prepared transactions retry without limit.",
+							&saga_max_attempts, 5, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.step_timeout",
+							"Longest time one attempt of a step may run on its target.",
+							"Enforced on the target as statement_timeout; the worker gives up on the connection shortly after.",
+							&saga_step_timeout_ms, 60000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.connect_timeout",
+							"Longest time the worker waits for a connection to a target.",
+							NULL,
+							&saga_connect_timeout_ms, 10000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.max_workers",
+							"Databases served by a pg_saga worker at once.",
+							"Each worker is a background worker: max_worker_processes must leave room for them and the launcher.",
+							&saga_max_workers, 8, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.max_connections_per_target",
+							"Connections a worker keeps open to one target for one role.",
+							"Steps beyond it wait for a free connection, in submission order.",
+							&saga_max_connections_per_target, 8, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/*
+	 * Set inside a step's remote transaction so its SQL can read them.  They
+	 * are defined here too because a participant may itself load pg_saga,
+	 * and the reserved prefix would otherwise reject them.
+	 */
+	DefineCustomStringVariable("saga.gid",
+							   "Global transaction id of the step being run (set by pg_saga inside a step).",
+							   NULL,
+							   &saga_step_gid, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("saga.step",
+							   "Number of the step being run (set by pg_saga inside a step).",
+							   NULL,
+							   &saga_step_number, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("saga");
+}

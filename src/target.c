@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * target.c
+ *		Targets: foreign servers whose options are libpq connection options,
+ *		and the user mappings that give a saga's owner its credentials.
+ *
+ * The extension ships a validator-only foreign-data wrapper, pg_saga;
+ * servers of postgres_fdw and dblink_fdw are accepted as well, since their
+ * options are libpq's too.  Credentials come from the user mapping of the
+ * saga's owner, or of PUBLIC, and the owner needs USAGE on the server.  As
+ * in dblink and postgres_fdw, a non-superuser's mapping must carry a
+ * password, and the remote must have asked for it (checked on connecting).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "catalog/pg_foreign_server.h"
+#include "commands/defrem.h"
+#include "catalog/pg_user_mapping.h"
+#include "foreign/foreign.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "pg_saga.h"
+
+/* Options a user mapping may carry; everything else belongs to the server. */
+static const char *const mapping_options[] = {
+	"user", "password", "sslcert", "sslkey", "sslpassword", NULL
+};
+
+/* libpq options that make no sense for a target, or that we set ourselves. */
+static const char *const refused_options[] = {
+	"replication", "client_encoding", "fallback_application_name", NULL
+};
+
+static bool
+in_list(const char *const *list, const char *name)
+{
+	for (; *list; list++)
+		if (strcmp(*list, name) == 0)
+			return true;
+	return false;
+}
+
+/* Is name a libpq option a server of this wrapper may take? */
+static bool
+is_server_option(const char *name)
+{
+	static PQconninfoOption *defaults = NULL;
+	PQconninfoOption *opt;
+
+	if (defaults == NULL)
+	{
+		defaults = PQconndefaults();
+		if (defaults == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("Could not get libpq's default connection options.")));
+	}
+	if (in_list(mapping_options, name) || in_list(refused_options, name))
+		return false;
+	for (opt = defaults; opt->keyword; opt++)
+	{
+		/* debug options ("D") are not for users */
+		if (strcmp(opt->keyword, name) == 0 && strchr(opt->dispchar, 'D') == NULL)
+			return true;
+	}
+	return false;
+}
+
+PG_FUNCTION_INFO_V1(saga_fdw_validator);
+
+/* Validates the options of the pg_saga wrapper, its servers and mappings. */
+Datum
+saga_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+		bool		ok;
+
+		if (catalog == ForeignServerRelationId)
+			ok = is_server_option(def->defname);
+		else if (catalog == UserMappingRelationId)
+			ok = in_list(mapping_options, def->defname);
+		else
+			ok = false;
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 errhint(catalog == ForeignServerRelationId ?
+							 "Servers of pg_saga take libpq connection options such as host, port and dbname; user and password belong in a user mapping." :
+							 catalog == UserMappingRelationId ?
+							 "User mappings of pg_saga take user, password, sslcert, sslkey and sslpassword." :
+							 "The pg_saga wrapper takes no options here.")));
+	}
+	PG_RETURN_VOID();
+}
+
+/* Options of owner's user mapping for server, or of PUBLIC's; NIL, false if none. */
+static bool
+find_user_mapping(Oid owner, Oid serverid, List **options)
+{
+	HeapTuple	tp;
+	Datum		datum;
+	bool		isnull;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(owner),
+						 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return false;
+	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp, Anum_pg_user_mapping_umoptions, &isnull);
+	*options = isnull ? NIL : untransformRelOptions(datum);
+	ReleaseSysCache(tp);
+	return true;
+}
+
+static bool
+has_option(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, name) == 0 && defGetString(def)[0] != '\0')
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Looks target up for owner.  On failure returns false with a message, a
+ * detail-free hint folded in, and the SQLSTATE; never raises for a user
+ * error, because the worker must fail the step rather than itself.
+ */
+static bool
+lookup_target(const char *target, Oid owner, ForeignServer **server_out,
+			  List **mapping_out, char **error, char **hint, char *sqlstate)
+{
+	ForeignServer *server;
+	ForeignDataWrapper *fdw;
+	List	   *mapping = NIL;
+
+	*hint = NULL;
+	server = GetForeignServerByName(target, true);
+	if (server == NULL)
+	{
+		*error = psprintf("target \"%s\" does not exist", target);
+		*hint = "A target is a foreign server: CREATE SERVER ... FOREIGN DATA WRAPPER pg_saga OPTIONS (host ..., dbname ...).";
+		strlcpy(sqlstate, "42704", 6);
+		return false;
+	}
+	fdw = GetForeignDataWrapper(server->fdwid);
+	if (strcmp(fdw->fdwname, "pg_saga") != 0 &&
+		strcmp(fdw->fdwname, "postgres_fdw") != 0 &&
+		strcmp(fdw->fdwname, "dblink_fdw") != 0)
+	{
+		*error = psprintf("server \"%s\" is not a pg_saga target", target);
+		*hint = "Targets are servers of the foreign-data wrappers pg_saga, postgres_fdw or dblink_fdw.";
+		strlcpy(sqlstate, "22023", 6);
+		return false;
+	}
+	if (pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
+	{
+		*error = psprintf("permission denied for foreign server %s", target);
+		*hint = "Grant USAGE on the server to the saga's owner.";
+		strlcpy(sqlstate, "42501", 6);
+		return false;
+	}
+	if (!find_user_mapping(owner, server->serverid, &mapping))
+	{
+		*error = psprintf("user mapping not found for user \"%s\", server \"%s\"",
+						  GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?",
+						  target);
+		*hint = "Create one with CREATE USER MAPPING FOR ... SERVER ... OPTIONS (user ..., password ...).";
+		strlcpy(sqlstate, "42704", 6);
+		return false;
+	}
+	if (!superuser_arg(owner) && !has_option(mapping, "password"))
+	{
+		*error = pstrdup("password is required");
+		*hint = "Non-superusers must give a password in their user mapping, and the target must ask for it.";
+		strlcpy(sqlstate, "2F003", 6);
+		return false;
+	}
+	*server_out = server;
+	*mapping_out = mapping;
+	return true;
+}
+
+/* Raises the error a user should see if owner cannot use target. */
+void
+target_check_usable(const char *target, Oid owner, bool for_add_step)
+{
+	ForeignServer *server;
+	List	   *mapping;
+	char	   *error;
+	char	   *hint;
+	char		sqlstate[6];
+
+	if (!lookup_target(target, owner, &server, &mapping, &error, &hint, sqlstate))
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				 errmsg("%s", error),
+				 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * Builds the libpq keywords and values to reach target as owner (inside a
+ * transaction).  Returns false, with error and SQLSTATE, if it cannot.
+ */
+bool
+target_conninfo(const char *target, Oid owner, const char ***keywords_out,
+				const char ***values_out, bool *need_password,
+				char **error, char *sqlstate)
+{
+	ForeignServer *server;
+	List	   *mapping;
+	char	   *hint;
+	const char **keywords;
+	const char **values;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (!lookup_target(target, owner, &server, &mapping, error, &hint, sqlstate))
+		return false;
+
+	keywords = palloc0((list_length(server->options) + list_length(mapping) + 1) * sizeof(char *));
+	values = palloc0((list_length(server->options) + list_length(mapping) + 1) * sizeof(char *));
+	foreach(lc, server->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		/* postgres_fdw and dblink servers carry options of their own */
+		if (!is_server_option(def->defname))
+			continue;
+		keywords[n] = def->defname;
+		values[n++] = defGetString(def);
+	}
+	foreach(lc, mapping)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (!in_list(mapping_options, def->defname))
+			continue;
+		keywords[n] = def->defname;
+		values[n++] = defGetString(def);
+	}
+	*keywords_out = keywords;
+	*values_out = values;
+	*need_password = !superuser_arg(owner);
+	return true;
+}

@@ -1,0 +1,446 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		A database's worker: one event loop driving every live saga.
+ *
+ * Each turn of the loop:
+ *	1. waits on its latch (set by a committing submit, abort or retry), the
+ *	   sockets of its connections and the next timer, never longer than a
+ *	   few seconds;
+ *	2. reads what came back from the participants and hands each outcome
+ *	   to the engine (in memory only);
+ *	3. in one local transaction: picks up new sagas and abort requests,
+ *	   lets the engine advance every saga, and writes every change;
+ *	4. after that commit, sends the calls the engine planned.
+ * Step 4 after step 3 is what makes the worker safe to kill at any moment:
+ * every call it sends is recorded first, and the barrier turns the repeat
+ * of a call it sent but did not hear back from into a no-op.
+ *
+ * The worker serves one database.  It exits with status 1 on any error,
+ * so the launcher starts it again and it reloads its sagas from the tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "pg_saga.h"
+
+/* Live sagas are re-read at least this often, whatever wakes the worker. */
+#define RELOAD_INTERVAL_MS		5000
+/* Longest wait of one turn. */
+#define MAX_WAIT_MS				5000
+/* A call's local deadline: the remote statement_timeout fires first. */
+#define CALL_GRACE_MS			2000
+
+typedef struct SagaEntry
+{
+	int64		id;				/* hash key */
+	Saga	   *saga;
+} SagaEntry;
+
+static int	my_slot = -1;
+static MemoryContext worker_cxt = NULL;
+static MemoryContext turn_cxt = NULL;
+static char *coordinator_id = NULL;
+static dlist_head live_sagas = DLIST_STATIC_INIT(live_sagas);
+static HTAB *saga_index = NULL;
+static bool work_pending = true;
+
+/* ---- the slot in shared memory ---- */
+
+static void
+release_my_slot(int code, Datum arg)
+{
+	SagaWorkerSlot *slot = &saga_shared->slots[my_slot];
+
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->exited = true;
+	LWLockRelease(saga_shared->lock);
+}
+
+static void
+take_my_slot(void)
+{
+	SagaWorkerSlot *slot = &saga_shared->slots[my_slot];
+
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	slot->exited = false;
+	LWLockRelease(saga_shared->lock);
+	on_shmem_exit(release_my_slot, (Datum) 0);
+}
+
+/* No pg_saga here (any more): tell the launcher and leave for good. */
+static void
+leave_no_extension(void)
+{
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	saga_shared->slots[my_slot].no_extension = true;
+	LWLockRelease(saga_shared->lock);
+	if (IsTransactionState())
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	proc_exit(0);
+}
+
+static void
+begin_turn_transaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_saga: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+end_turn_transaction(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(turn_cxt);
+	pgstat_report_stat(false);
+}
+
+static void
+invalidate_targets(Datum arg, int cacheid, uint32 hashvalue)
+{
+	remote_invalidate_all();
+}
+
+/* ---- the sagas in memory ---- */
+
+static void
+forget_saga(Saga *saga)
+{
+	hash_search(saga_index, &saga->id, HASH_REMOVE, NULL);
+	dlist_delete(&saga->node);
+	MemoryContextDelete(saga->cxt);
+}
+
+/* Reads the live sagas: new ones are loaded, abort requests noted. */
+static void
+reload_live_sagas(void)
+{
+	List	   *live = catalog_live_sagas();
+	ListCell   *lc;
+
+	foreach(lc, live)
+	{
+		LiveSagaRef *ref = lfirst(lc);
+		bool		found;
+		SagaEntry  *entry = hash_search(saga_index, &ref->id, HASH_ENTER, &found);
+
+		if (!found)
+		{
+			Saga	   *saga = catalog_load_saga(ref->id, worker_cxt);
+
+			if (saga == NULL)
+			{
+				hash_search(saga_index, &ref->id, HASH_REMOVE, NULL);
+				continue;
+			}
+			entry->saga = saga;
+			dlist_push_tail(&live_sagas, &saga->node);
+			work_pending = true;
+		}
+		else if (ref->abort_requested && !entry->saga->abort_requested)
+		{
+			engine_request_abort(entry->saga, ref->abort_reason);
+			work_pending = true;
+		}
+	}
+}
+
+/* Writes every change of every saga; true if one became final. */
+static bool
+write_changes(void)
+{
+	dlist_iter	iter;
+	bool		any_final = false;
+
+	dlist_foreach(iter, &live_sagas)
+	{
+		Saga	   *saga = dlist_container(Saga, node, iter.cur);
+		ListCell   *lc;
+		int			i;
+
+		if (saga->dirty)
+		{
+			if (!catalog_write_saga(saga))
+			{
+				/* saga.abort() came first: it wins over the commit */
+				engine_commit_lost_to_abort(saga);
+				saga->decided_commit = false;
+				(void) catalog_write_saga(saga);
+			}
+			saga->decided_commit = false;
+		}
+		for (i = 0; i < saga->nsteps; i++)
+		{
+			if (saga->steps[i].dirty)
+			{
+				catalog_write_step(&saga->steps[i]);
+				saga->steps[i].dirty = false;
+			}
+		}
+		foreach(lc, saga->events)
+			catalog_write_event(saga, lfirst(lc));
+		list_free(saga->events);
+		saga->events = NIL;
+		if (saga->alert)
+		{
+			Async_Notify("saga_alert", saga->gid);
+			saga->alert = false;
+		}
+		saga->dirty = false;
+		if (saga_is_final(saga->status))
+			any_final = true;
+	}
+	return any_final;
+}
+
+static void
+call_done(void *arg, RemoteOutcome *outcome)
+{
+	SagaStep   *step = (SagaStep *) arg;
+
+	step->starting = false;
+	engine_finish_call(step, outcome, GetCurrentTimestamp());
+	work_pending = true;
+}
+
+/* Sends the calls planned this turn, now that they are recorded. */
+static void
+send_calls(List *starts)
+{
+	ListCell   *lc;
+
+	foreach(lc, starts)
+	{
+		SagaStart  *start = lfirst(lc);
+		SagaStep   *step = start->step;
+		Saga	   *saga = step->saga;
+		int			timeout = step_timeout_ms(step);
+		TimestampTz now = GetCurrentTimestamp();
+		char	   *query;
+		RemoteConn *conn;
+
+		query = barrier_call_text(coordinator_id, saga->gid, step->number, start->op,
+								  step->sql[start->op], step->has_expect_rows,
+								  step->expect_rows, timeout);
+		conn = remote_call(start->pool, query,
+						   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
+						   call_done, step);
+		if (conn == NULL)
+		{
+			step->starting = false;
+			engine_call_failed_to_start(step, "no file descriptor free for a new connection",
+										"53000", now);
+			work_pending = true;
+		}
+		else if (step->starting)
+		{
+			/* not finished already, as a call that cannot be sent is */
+			step->starting = false;
+			step->conn = conn;
+		}
+	}
+}
+
+static void
+forget_final_sagas(void)
+{
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, &live_sagas)
+	{
+		Saga	   *saga = dlist_container(Saga, node, iter.cur);
+		int			i;
+		bool		in_flight = false;
+
+		if (!saga_is_final(saga->status) || saga->dirty)
+			continue;
+		for (i = 0; i < saga->nsteps; i++)
+			in_flight |= saga->steps[i].conn != NULL || saga->steps[i].starting;
+		if (!in_flight)
+			forget_saga(saga);
+	}
+}
+
+/* One turn: read, advance, write, then send. */
+static void
+run_turn(bool reload)
+{
+	List	   *starts = NIL;
+	dlist_iter	iter;
+	TimestampTz now;
+	bool		any_final;
+
+	begin_turn_transaction();
+	MemoryContextSwitchTo(turn_cxt);
+	if (reload)
+	{
+		if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
+			leave_no_extension();
+		reload_live_sagas();
+	}
+	now = GetCurrentTimestamp();
+	dlist_foreach(iter, &live_sagas)
+		engine_advance(dlist_container(Saga, node, iter.cur), now, &starts);
+	any_final = write_changes();
+	end_turn_transaction();
+
+	if (any_final)
+		saga_announce_final();
+	send_calls(starts);
+	forget_final_sagas();
+}
+
+static TimestampTz
+next_timer(TimestampTz next_reload)
+{
+	TimestampTz next = Min(next_reload, remote_next_deadline());
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &live_sagas)
+	{
+		TimestampTz t = engine_next_wakeup(dlist_container(Saga, node, iter.cur));
+
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+/* Waits for the latch, a socket or the next timer; true if the latch was set. */
+static bool
+wait_for_work(TimestampTz next)
+{
+	WaitEventSet *set;
+	WaitEvent  *events;
+	int			nevents;
+	int			n;
+	int			i;
+	bool		latch_set = false;
+	long		timeout;
+
+	timeout = work_pending ? 0 :
+		Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next), MAX_WAIT_MS);
+	n = 2 + remote_count_sockets();
+	set = CreateWaitEventSet(turn_cxt, n);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	remote_add_wait_events(set);
+	events = palloc(sizeof(WaitEvent) * n);
+	nevents = WaitEventSetWait(set, timeout, events, n, PG_WAIT_EXTENSION);
+	for (i = 0; i < nevents; i++)
+	{
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			remote_handle_socket(events[i].user_data);
+	}
+	FreeWaitEventSet(set);
+	return latch_set;
+}
+
+void
+saga_worker_main(Datum arg)
+{
+	HASHCTL		ctl;
+	Oid			dboid;
+	TimestampTz next_reload = 0;
+
+	my_slot = DatumGetInt32(arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	dboid = saga_shared->slots[my_slot].dboid;
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	take_my_slot();
+	pgstat_report_appname("pg_saga worker");
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saga worker", ALLOCSET_DEFAULT_SIZES);
+	turn_cxt = AllocSetContextCreate(worker_cxt, "pg_saga turn", ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(SagaEntry);
+	ctl.hcxt = worker_cxt;
+	saga_index = hash_create("pg_saga sagas", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	begin_turn_transaction();
+	if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
+		leave_no_extension();
+	catalog_prepare();
+	coordinator_id = MemoryContextStrdup(worker_cxt, catalog_coordinator_id());
+	ereport(LOG, (errmsg("pg_saga worker started for database \"%s\"",
+						 get_database_name(MyDatabaseId))));
+	end_turn_transaction();
+
+	remote_init(worker_cxt);
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
+
+	for (;;)
+	{
+		TimestampTz now;
+		bool		reload;
+
+		MemoryContextReset(turn_cxt);
+		MemoryContextSwitchTo(turn_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		now = GetCurrentTimestamp();
+		remote_check_deadlines(now);
+		remote_close_idle(now);
+		reload = now >= next_reload;
+		if (reload || work_pending || next_timer(next_reload) <= now)
+		{
+			work_pending = false;
+			pgstat_report_activity(STATE_RUNNING, NULL);
+			run_turn(reload);
+			pgstat_report_activity(STATE_IDLE, NULL);
+			if (reload)
+				next_reload = now + RELOAD_INTERVAL_MS * INT64CONST(1000);
+		}
+		if (wait_for_work(next_timer(next_reload)))
+			next_reload = 0;	/* woken: someone submitted, aborted or retried */
+	}
+}
