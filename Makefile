@@ -16,7 +16,7 @@ EXTENSION = pg_saga
 DATA = pg_saga--1.0.sql pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 
-REGRESS = setup begin_errors add_step_errors lifecycle security
+REGRESS = setup api_errors lifecycle security
 REGRESS_OPTS = --load-extension=plpgsql
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
@@ -25,3 +25,6 @@ SHLIB_LINK_INTERNAL = $(libpq)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header (PGXS does not track headers).
+$(OBJS): src/pg_saga.h

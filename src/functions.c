@@ -21,6 +21,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/acl.h"
@@ -265,7 +266,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *result;
 
-	if (gid != NULL && (strlen(gid) < 1 || strlen(gid) > SAGA_MAX_GID_LEN))
+	if (gid != NULL && (gid[0] == '\0' || pg_mbstrlen(gid) > SAGA_MAX_GID_LEN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("gid must be 1 to %d characters long", SAGA_MAX_GID_LEN)));
@@ -641,6 +642,9 @@ saga_abort(PG_FUNCTION_ARGS)
 									  "last_error = COALESCE('aborted: ' || $2, 'aborted before submit') "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "pg_saga: could not abort saga");
+			if (SPI_execute_with_args("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
+									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
 			saga_announce_final();

@@ -275,7 +275,8 @@ supervise_workers(void)
 			if (!entry->no_extension)
 				entry->not_before = now + WORKER_RESTART_DELAY_MS * INT64CONST(1000);
 		}
-		if (entry->wanted && !entry->no_extension && now >= entry->not_before)
+		if (entry->wanted && !entry->no_extension && now >= entry->not_before &&
+			!saga_database_held(entry->dboid, now))
 			start_worker(entry);
 	}
 }

@@ -14,7 +14,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -29,6 +32,7 @@ SagaShared *saga_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* Wake-ups queued by this backend until its transaction commits. */
 static bool wake_worker_at_commit = false;
@@ -72,6 +76,88 @@ saga_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* How long a database's worker stays stopped for a DROP DATABASE. */
+#define DROP_HOLD_MS	15000
+
+bool
+saga_database_held(Oid dboid, TimestampTz now)
+{
+	int			i;
+	bool		held = false;
+
+	LWLockAcquire(saga_shared->lock, LW_SHARED);
+	for (i = 0; i < SAGA_MAX_START_REQUESTS; i++)
+		if (saga_shared->held[i] == dboid && saga_shared->held_until[i] > now)
+			held = true;
+	LWLockRelease(saga_shared->lock);
+	return held;
+}
+
+/*
+ * DROP DATABASE refuses while anyone is connected, the worker included:
+ * stop the worker, keep the launcher from restarting it for a while, and
+ * wait (briefly) until it has gone.
+ */
+static void
+stop_worker_for_drop(Oid dboid)
+{
+	int			i;
+	int			oldest = 0;
+	pid_t		pid = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < SAGA_MAX_START_REQUESTS; i++)
+		if (saga_shared->held_until[i] < saga_shared->held_until[oldest])
+			oldest = i;
+	saga_shared->held[oldest] = dboid;
+	saga_shared->held_until[oldest] = now + DROP_HOLD_MS * INT64CONST(1000);
+	for (i = 0; i < saga_shared->nslots; i++)
+		if (saga_shared->slots[i].dboid == dboid && saga_shared->slots[i].pid != 0)
+			pid = saga_shared->slots[i].pid;
+	LWLockRelease(saga_shared->lock);
+
+	if (pid == 0)
+		return;
+	(void) kill(pid, SIGTERM);
+	for (i = 0; i < 500; i++)
+	{
+		bool		gone = true;
+		int			j;
+
+		LWLockAcquire(saga_shared->lock, LW_SHARED);
+		for (j = 0; j < saga_shared->nslots; j++)
+			if (saga_shared->slots[j].pid == pid)
+				gone = false;
+		LWLockRelease(saga_shared->lock);
+		if (gone)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+}
+
+static void
+saga_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, DropdbStmt))
+	{
+		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
+		Oid			dboid = get_database_oid(stmt->dbname, true);
+
+		if (OidIsValid(dboid))
+			stop_worker_for_drop(dboid);
+	}
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
 void
 _PG_init(void)
 {
@@ -87,6 +173,9 @@ _PG_init(void)
 	shmem_request_hook = saga_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = saga_shmem_startup;
+
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = saga_process_utility;
 
 	saga_register_launcher();
 }

@@ -69,6 +69,9 @@ typedef struct SagaShared
 	/* databases whose extension was just created: start their worker */
 	int			nrequests;
 	Oid			requests[SAGA_MAX_START_REQUESTS];
+	/* databases being dropped: their worker stays stopped until then */
+	Oid			held[SAGA_MAX_START_REQUESTS];
+	TimestampTz held_until[SAGA_MAX_START_REQUESTS];
 	/* broadcast whenever a saga reaches a final status */
 	ConditionVariable final_cv;
 	pg_atomic_uint64 final_generation;
@@ -80,6 +83,7 @@ extern SagaShared *saga_shared;
 extern void saga_wake_worker(Oid dboid);
 extern void saga_request_worker(Oid dboid);
 extern void saga_announce_final(void);
+extern bool saga_database_held(Oid dboid, TimestampTz now);
 extern void saga_wake_worker_at_commit(void);
 
 /* ---- launcher.c / worker.c ---- */

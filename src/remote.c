@@ -87,6 +87,12 @@ static HTAB *pools = NULL;
 static int	nsockets = 0;
 
 static void conn_close(RemoteConn *conn);
+
+/* Remote notices (such as "already exists, skipping") are not ours to log. */
+static void
+ignore_notice(void *arg, const char *message)
+{
+}
 static void conn_send(RemoteConn *conn);
 static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
 
@@ -295,6 +301,7 @@ conn_open(RemotePool *pool)
 		ReleaseExternalFD();
 		return NULL;
 	}
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
 	conn->pool = pool;
 	conn->pg = pg;
@@ -815,6 +822,7 @@ remote_exec_in_backend(const char *target, Oid owner, const char *sql)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
 	}
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	PG_TRY();
 	{
 		backend_exec(pg, target, need_password, sql);

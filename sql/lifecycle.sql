@@ -1,0 +1,140 @@
+-- Sagas run by the worker against the loopback target.
+
+-- A transfer that succeeds; the step SQL sees saga.gid and saga.step.
+BEGIN;
+SELECT saga.begin('ok-1');
+SELECT saga.add_step('ok-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 30 WHERE id = 1 AND balance >= 30;
+				INSERT INTO ledger VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, -30)$$,
+	compensation => $$UPDATE account SET balance = balance + 30 WHERE id = 1$$);
+SELECT saga.add_step('ok-1', 'loop',
+	action => $$UPDATE account SET balance = balance + 30 WHERE id = 2$$,
+	compensation => $$UPDATE account SET balance = balance - 30 WHERE id = 2$$,
+	expect_rows => 1);
+SELECT saga.submit('ok-1');
+-- waiting in the submitting transaction cannot work
+SELECT try($$SELECT saga.wait('ok-1')$$);
+SELECT saga.status('ok-1');
+COMMIT;
+SELECT saga.wait('ok-1');
+SELECT * FROM account ORDER BY id;
+SELECT * FROM ledger ORDER BY gid, step;
+SELECT gid, mode, status, steps, steps_done, last_error FROM saga.transactions WHERE gid = 'ok-1';
+SELECT gid, step, name, target, status, attempts, last_error, last_sqlstate FROM saga.steps WHERE gid = 'ok-1' ORDER BY step;
+SELECT step, event FROM saga.history WHERE gid = 'ok-1' ORDER BY at;
+SELECT gid, step, op, origin FROM saga_participant.barrier WHERE gid = 'ok-1' ORDER BY step, op;
+
+-- The second step violates a CHECK constraint: the first is compensated.
+BEGIN;
+SELECT saga.begin('fail-1');
+SELECT saga.add_step('fail-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 10 WHERE id = 1$$,
+	compensation => $$UPDATE account SET balance = balance + 10 WHERE id = 1$$);
+SELECT saga.add_step('fail-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 1000 WHERE id = 2$$,
+	compensation => $$UPDATE account SET balance = balance + 1000 WHERE id = 2$$);
+SELECT saga.submit('fail-1');
+COMMIT;
+SELECT saga.wait('fail-1');
+SELECT * FROM account ORDER BY id;
+SELECT gid, status, last_error FROM saga.transactions WHERE gid = 'fail-1';
+SELECT step, status, last_sqlstate, last_error FROM saga.steps WHERE gid = 'fail-1' ORDER BY step;
+SELECT step, event FROM saga.history WHERE gid = 'fail-1' ORDER BY at;
+SELECT gid, step, op, origin FROM saga_participant.barrier WHERE gid = 'fail-1' ORDER BY step, op;
+
+-- expect_rows: the action matched no row, so it failed with 21000.
+BEGIN;
+SELECT saga.begin('rows-1');
+SELECT saga.add_step('rows-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 5 WHERE id = 99$$,
+	compensation => $$UPDATE account SET balance = balance + 5 WHERE id = 99$$,
+	expect_rows => 1);
+SELECT saga.submit('rows-1');
+COMMIT;
+SELECT saga.wait('rows-1');
+SELECT step, status, last_sqlstate, last_error FROM saga.steps WHERE gid = 'rows-1';
+
+-- A compensation that fails for a business reason: the saga is failed,
+-- and saga.retry() resumes it once the cause is fixed.
+CREATE TABLE frozen (id int PRIMARY KEY);
+BEGIN;
+SELECT saga.begin('stuck-1');
+SELECT saga.add_step('stuck-1', 'loop',
+	action => $$SELECT 1$$,
+	compensation => $$INSERT INTO frozen VALUES (1)$$);
+SELECT saga.add_step('stuck-1', 'loop', action => $$SELECT 1/0$$);
+SELECT saga.submit('stuck-1');
+COMMIT;
+INSERT INTO frozen VALUES (1);	-- makes the compensation fail
+SELECT saga.wait('stuck-1');
+SELECT step, status, last_sqlstate FROM saga.steps WHERE gid = 'stuck-1' ORDER BY step;
+SELECT try($$SELECT saga.abort('stuck-1')$$);
+DELETE FROM frozen;
+SELECT saga.retry('stuck-1');
+SELECT saga.wait('stuck-1');
+SELECT step, status, attempts FROM saga.steps WHERE gid = 'stuck-1' ORDER BY step;
+SELECT count(*) AS compensated_rows FROM frozen;
+UN
+-- Three independent steps run at once.
+BEGIN;
+SELECT saga.begin('par-1');
+SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
+SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
+SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
+SELECT saga.submit('par-1');
+COMMIT;
+SELECT saga.wait('par-1');
+SELECT max(started_at) < min(finished_at) AS overlapped FROM saga.steps WHERE gid = 'par-1';
+
+-- A deadline that passes rolls the saga back.
+BEGIN;
+SELECT saga.begin('late-1', timeout => '500 milliseconds');
+SELECT saga.add_step('late-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 1 WHERE id = 1$$,
+	compensation => $$UPDATE account SET balance = balance + 1 WHERE id = 1$$);
+SELECT saga.add_step('late-1', 'loop', action => $$SELECT pg_sleep(3)$$);
+SELECT saga.submit('late-1');
+COMMIT;
+SELECT saga.wait('late-1');
+SELECT * FROM account ORDER BY id;
+SELECT step, status FROM saga.steps WHERE gid = 'late-1' ORDER BY step;
+SELECT last_error FROM saga.transactions WHERE gid = 'late-1';
+
+-- saga.abort of a running saga.
+BEGIN;
+SELECT saga.begin('abort-1');
+SELECT saga.add_step('abort-1', 'loop',
+	action => $$UPDATE account SET balance = balance - 2 WHERE id = 1$$,
+	compensation => $$UPDATE account SET balance = balance + 2 WHERE id = 1$$);
+SELECT saga.add_step('abort-1', 'loop', action => $$SELECT pg_sleep(10)$$);
+SELECT saga.submit('abort-1');
+COMMIT;
+DO $$
+BEGIN
+	FOR i IN 1..100 LOOP
+		PERFORM 1 FROM saga.steps WHERE gid = 'abort-1' AND step = 2 AND status = 'running';
+		EXIT WHEN FOUND;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END
+$$;
+SELECT saga.abort('abort-1', 'operator said so');
+SELECT saga.wait('abort-1');
+SELECT * FROM account ORDER BY id;
+SELECT step, status FROM saga.steps WHERE gid = 'abort-1' ORDER BY step;
+SELECT last_error FROM saga.transactions WHERE gid = 'abort-1';
+
+-- A saga built and never submitted is not run; rolling back the
+-- submitting transaction leaves nothing.
+BEGIN;
+SELECT saga.begin('rolled-back');
+SELECT saga.add_step('rolled-back', 'loop', 'SELECT 1');
+SELECT saga.submit('rolled-back');
+ROLLBACK;
+SELECT try($$SELECT saga.status('rolled-back')$$);
+
+-- stats and purge
+SELECT status, sagas FROM saga.stats ORDER BY status;
+SELECT saga.purge('1 hour');
+SELECT saga.purge('0 seconds') > 0 AS purged;
+SELECT count(*) AS left_final FROM saga.transactions WHERE status IN ('succeeded', 'aborted', 'failed');
