@@ -8,6 +8,7 @@ OBJS = \
 	src/engine.o \
 	src/remote.o \
 	src/barrier.o \
+	src/recovery.o \
 	src/catalog.o \
 	src/target.o \
 	src/functions.o

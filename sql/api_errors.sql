@@ -43,7 +43,9 @@ SELECT saga.begin('t1', mode => 'tcc');
 SELECT try($$SELECT saga.add_step('t1', 'loop', 'SELECT 1', compensation => 'SELECT 1')$$);
 SELECT saga.begin('m1', mode => 'msg');
 SELECT try($$SELECT saga.add_step('m1', 'loop', 'SELECT 1', compensation => 'SELECT 1')$$);
-SELECT try($$SELECT saga.begin('x1', mode => 'xa')$$);
+SELECT saga.begin('x1', mode => 'xa');
+SELECT try($$SELECT saga.add_step('x1', 'loop', 'SELECT 1', compensation => 'SELECT 1')$$);
+SELECT try($$SELECT saga.add_step('x1', 'loop', 'SELECT 1', confirm => 'SELECT 1')$$);
 
 -- saga.submit
 SELECT saga.begin('empty');
@@ -74,4 +76,5 @@ SELECT step, status FROM saga.steps WHERE gid = 'e1' ORDER BY step;
 
 -- nothing half-built: the failed calls above left no steps or sagas
 SELECT count(*) AS steps_of_m1 FROM saga.steps WHERE gid = 'm1';
-SELECT gid FROM saga.transactions WHERE gid IN ('x1', '') ORDER BY gid;
+SELECT count(*) AS steps_of_x1 FROM saga.steps WHERE gid = 'x1';
+SELECT gid FROM saga.transactions WHERE gid IN ('', 'nosuch') ORDER BY gid;

@@ -4,7 +4,7 @@
  *		What a step sends to its participant, and the participant's set-up.
  *
  * A step call is one query string, so one round trip, and so one implicit
- * remote transaction: it sets the step's timeout and the saga.gid and
+ * remote transaction (in mode xa, one prepared transaction): it sets the step's timeout and the saga.gid and
  * saga.step settings locally, then calls saga_participant.run(), which
  * records the call in the barrier table and runs the user's SQL only if
  * the barrier lets it (see pg_saga_participant.sql).  If anything fails,
@@ -25,28 +25,127 @@
 
 #include "pg_saga.h"
 
-char *
-barrier_call_text(const char *coordinator, const char *gid, int step, StepOp op,
-				  const char *sql, bool has_expect_rows, int64 expect_rows,
-				  int timeout_ms)
+/* SET LOCAL of the step's timeout and of saga.gid / saga.step. */
+static void
+append_step_settings(StringInfo buf, const char *gid, int step, int timeout_ms)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf,
+	appendStringInfo(buf,
 					 "SELECT pg_catalog.set_config('statement_timeout', '%d', true), "
 					 "pg_catalog.set_config('saga.gid', %s, true), "
 					 "pg_catalog.set_config('saga.step', '%d', true); ",
 					 timeout_ms, quote_literal_cstr(gid), step);
-	appendStringInfo(&buf,
+}
+
+static void
+append_run(StringInfo buf, const char *coordinator, const char *gid, SagaStep *step,
+		   StepOp op)
+{
+	appendStringInfo(buf,
 					 "SELECT saga_participant.run(%s, %s, %d, '%s', %s, ",
-					 quote_literal_cstr(coordinator), quote_literal_cstr(gid), step,
-					 step_op_name(op), quote_literal_cstr(sql));
-	if (has_expect_rows)
-		appendStringInfo(&buf, INT64_FORMAT "::bigint)", expect_rows);
+					 quote_literal_cstr(coordinator), quote_literal_cstr(gid), step->number,
+					 step_op_name(op), quote_literal_cstr(step->sql[op]));
+	if (step->has_expect_rows && op == OP_ACTION)
+		appendStringInfo(buf, INT64_FORMAT "::bigint)", step->expect_rows);
 	else
-		appendStringInfoString(&buf, "NULL::bigint)");
+		appendStringInfoString(buf, "NULL::bigint)");
+}
+
+/*
+ * The query string of one call of op for step.  One string, so one round
+ * trip.  Without BEGIN it runs as one implicit transaction; in mode xa the
+ * explicit transaction ends with PREPARE TRANSACTION instead, under a name
+ * the recovery can parse back to the saga and step.
+ */
+char *
+barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op,
+				  int timeout_ms)
+{
+	StringInfoData buf;
+	char	   *xa_name = saga->mode == MODE_XA ?
+		quote_literal_cstr(barrier_xa_name(coordinator, saga->id, step->number)) : NULL;
+
+	initStringInfo(&buf);
+	switch (op)
+	{
+		case OP_ACTION:
+		case OP_COMPENSATION:
+		case OP_CONFIRM:
+			if (saga->mode == MODE_XA)
+				appendStringInfoString(&buf, "BEGIN; ");
+			append_step_settings(&buf, saga->gid, step->number, timeout_ms);
+			append_run(&buf, coordinator, saga->gid, step, op);
+			if (saga->mode == MODE_XA)
+				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
+			break;
+		case OP_XA_PROBE:
+			appendStringInfo(&buf,
+							 "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts "
+							 "WHERE gid = %s AND database = pg_catalog.current_database()) "
+							 "THEN 'prepared' ELSE 'absent' END", xa_name);
+			break;
+		case OP_COMMIT_PREPARED:
+			appendStringInfo(&buf, "COMMIT PREPARED %s", xa_name);
+			break;
+		case OP_ROLLBACK_PREPARED:
+			appendStringInfo(&buf, "ROLLBACK PREPARED %s", xa_name);
+			break;
+	}
 	return buf.data;
+}
+
+/*
+ * Prepared-transaction names: "pgsaga_<coordinator>_<saga id>_<step>", the
+ * coordinator's id without its dashes.  Derived from internal ids, so any
+ * gid works, and well inside PostgreSQL's 200-byte limit.
+ */
+char *
+barrier_xa_prefix(const char *coordinator)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "pgsaga_");
+	for (p = coordinator; *p; p++)
+		if (*p != '-')
+			appendStringInfoChar(&buf, *p);
+	appendStringInfoChar(&buf, '_');
+	return buf.data;
+}
+
+char *
+barrier_xa_name(const char *coordinator, int64 gtx_id, int step)
+{
+	return psprintf("%s" INT64_FORMAT "_%d", barrier_xa_prefix(coordinator), gtx_id, step);
+}
+
+/* Lists this coordinator's prepared transactions on a target, space-separated. */
+char *
+barrier_xa_list_query(const char *coordinator)
+{
+	return psprintf("SELECT pg_catalog.string_agg(gid, ' ') FROM pg_catalog.pg_prepared_xacts "
+					"WHERE pg_catalog.starts_with(gid, %s) "
+					"AND database = pg_catalog.current_database()",
+					quote_literal_cstr(barrier_xa_prefix(coordinator)));
+}
+
+bool
+barrier_xa_parse(const char *coordinator, const char *name, int64 *gtx_id, int *step)
+{
+	char	   *prefix = barrier_xa_prefix(coordinator);
+	size_t		len = strlen(prefix);
+	long long	id;
+	int			n;
+	int			consumed = 0;
+
+	if (strncmp(name, prefix, len) != 0)
+		return false;
+	if (sscanf(name + len, "%lld_%d%n", &id, &n, &consumed) != 2 ||
+		name[len + consumed] != '\0')
+		return false;
+	*gtx_id = (int64) id;
+	*step = n;
+	return true;
 }
 
 /* The text of pg_saga_participant.sql from the installation's share dir. */

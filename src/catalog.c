@@ -240,6 +240,9 @@ load_steps(Saga *saga)
 		step->last_sqlstate = get_text(tup, desc, 16, saga->cxt);
 		step->started_at = get_timestamp(tup, desc, 17);
 		step->finished_at = get_timestamp(tup, desc, 18);
+		/* xa: an attempt cut short by a crash may have prepared */
+		step->need_probe = saga->mode == MODE_XA && step->status == STEP_RUNNING &&
+			step->attempts > 0;
 	}
 }
 

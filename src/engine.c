@@ -245,6 +245,11 @@ engine_commit_lost_to_abort(Saga *saga)
 
 /* ---- planning ---- */
 
+static const char *const op_started_event[] = {
+	"action_started", "compensation_started", "confirm_started",
+	"probe_started", "commit_started", "rollback_started"
+};
+
 static void
 plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 {
@@ -264,7 +269,8 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 		return;					/* waits for a connection, in saga order */
 	remote_pool_reserve(pool);
 
-	step->attempts++;
+	if (op != OP_XA_PROBE)
+		step->attempts++;
 	step->flight_op = op;
 	step->starting = true;
 	step->next_attempt_at = 0;
@@ -277,8 +283,7 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 	step->dirty = true;
 	if (saga->status == GTX_PENDING)
 		saga_set_status(saga, GTX_RUNNING);
-	engine_add_event(saga, step->number, op == OP_ACTION ? "action_started" :
-					 op == OP_COMPENSATION ? "compensation_started" : "confirm_started",
+	engine_add_event(saga, step->number, op_started_event[op],
 					 "attempt %d on %s", step->attempts, step->target);
 
 	start = palloc0(sizeof(SagaStart));
@@ -297,7 +302,8 @@ deps_succeeded(Saga *saga, SagaStep *step)
 	{
 		StepStatus s = saga->steps[step->deps[i]].status;
 
-		if (s != STEP_SUCCEEDED && s != STEP_CONFIRMED)
+		/* in xa mode a step is prepared before the steps after it start */
+		if (s != STEP_SUCCEEDED && s != STEP_CONFIRMED && s != STEP_PREPARED)
 			return false;
 	}
 	return true;
@@ -341,17 +347,17 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->status == STEP_SUCCEEDED)
+		if (step->status == (saga->mode == MODE_XA ? STEP_PREPARED : STEP_SUCCEEDED))
 			continue;
 		all_done = false;
 		if ((step->status == STEP_PENDING || step->status == STEP_RUNNING) &&
 			due(step, now) && deps_succeeded(saga, step))
-			plan_call(saga, step, OP_ACTION, now, starts);
+			plan_call(saga, step, step->need_probe ? OP_XA_PROBE : OP_ACTION, now, starts);
 	}
 	if (!all_done)
 		return;
 
-	if (saga->mode == MODE_TCC)
+	if (saga->mode == MODE_TCC || saga->mode == MODE_XA)
 	{
 		saga->phase = PHASE_COMMIT;
 		saga->status = GTX_COMMITTING;
@@ -362,7 +368,8 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 			saga->steps[i].attempts = 0;
 			saga->steps[i].dirty = true;
 		}
-		engine_add_event(saga, 0, "commit_decided", "every try succeeded");
+		engine_add_event(saga, 0, "commit_decided", saga->mode == MODE_XA ?
+						 "every step is prepared" : "every try succeeded");
 	}
 	else
 	{
@@ -377,19 +384,22 @@ advance_commit(Saga *saga, TimestampTz now, List **starts)
 	int			i;
 	bool		done = true;
 	bool		progress = false;
+	StepOp		op = saga->mode == MODE_XA ? OP_COMMIT_PREPARED : OP_CONFIRM;
+	StepStatus	done_status = saga->mode == MODE_XA ? STEP_SUCCEEDED : STEP_CONFIRMED;
 
+	/* confirms and commits of prepared transactions may run concurrently */
 	for (i = 0; i < saga->nsteps; i++)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->status == STEP_CONFIRMED)
+		if (step->status == done_status)
 			continue;
 		done = false;
 		if (step->stuck)
 			continue;
 		progress = true;
 		if (due(step, now))
-			plan_call(saga, step, OP_CONFIRM, now, starts);
+			plan_call(saga, step, op, now, starts);
 	}
 	if (done)
 		saga_set_status(saga, GTX_SUCCEEDED);
@@ -436,10 +446,16 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 		if (step_needs_rollback(step))
 		{
 			done = false;
-			if (step->stuck || !dependents_settled(saga, i))
+			/* rollbacks of prepared transactions need no order */
+			if (step->stuck || (saga->mode != MODE_XA && !dependents_settled(saga, i)))
 				continue;
 			progress = true;
-			if (step->sql[OP_COMPENSATION] == NULL)
+			if (saga->mode == MODE_XA)
+			{
+				if (step->next_attempt_at <= now)
+					plan_call(saga, step, OP_ROLLBACK_PREPARED, now, starts);
+			}
+			else if (step->sql[OP_COMPENSATION] == NULL)
 			{
 				/* nothing to undo on the participant */
 				step->status = STEP_COMPENSATED;
@@ -508,17 +524,26 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 				start_rollback(saga, psprintf("step %d was compensated before its action arrived", step->number), false);
 			return;
 		}
-		step->status = STEP_SUCCEEDED;
+		step->status = saga->mode == MODE_XA ? STEP_PREPARED : STEP_SUCCEEDED;
 		step->finished_at = now;
 		step->dirty = true;
 		engine_add_event(saga, step->number, "action_succeeded", "%s",
 						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
-						 "already applied (barrier)" : "applied");
+						 "already applied (barrier)" :
+						 saga->mode == MODE_XA ? "prepared" : "applied");
 		return;
 	}
 
 	if (outcome->kind == OUTCOME_UNKNOWN)
+	{
 		step->maybe_applied = true;
+		step->need_probe = saga->mode == MODE_XA;
+	}
+	if (saga->mode == MODE_XA && strcmp(outcome->sqlstate, "55000") == 0 &&
+		outcome->message && strstr(outcome->message, "prepared transactions are disabled"))
+		outcome->message = psprintf("target \"%s\" does not accept prepared transactions: "
+									"set max_prepared_transactions above zero there",
+									step->target);
 	step_set_error(step, outcome->sqlstate, outcome->message);
 	transient = outcome->kind == OUTCOME_UNKNOWN ||
 		remote_sqlstate_is_transient(outcome->sqlstate);
@@ -558,17 +583,26 @@ static void
 finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	Saga	   *saga = step->saga;
-	const char *what = step_op_name(step->flight_op);
+	StepOp		op = step->flight_op;
+	const char *what = step_op_name(op);
+	bool		prepared_op = op == OP_COMMIT_PREPARED || op == OP_ROLLBACK_PREPARED;
+	/* delivering a commit or rollback that already happened counts as done */
+	bool		already = prepared_op && outcome->kind == OUTCOME_ERROR &&
+		strcmp(outcome->sqlstate, "42704") == 0;
 
-	if (outcome->kind == OUTCOME_OK)
+	if (outcome->kind == OUTCOME_OK || already)
 	{
-		step->status = step->flight_op == OP_CONFIRM ? STEP_CONFIRMED : STEP_COMPENSATED;
+		step->status = op == OP_CONFIRM ? STEP_CONFIRMED :
+			op == OP_COMMIT_PREPARED ? STEP_SUCCEEDED : STEP_COMPENSATED;
 		step->finished_at = now;
 		step->next_attempt_at = 0;
 		step->dirty = true;
 		engine_add_event(saga, step->number,
-						 step->flight_op == OP_CONFIRM ? "confirm_done" : "compensation_done",
+						 op == OP_CONFIRM ? "confirm_done" :
+						 op == OP_COMMIT_PREPARED ? "commit_done" :
+						 op == OP_ROLLBACK_PREPARED ? "rollback_done" : "compensation_done",
 						 "%s",
+						 already ? "no such prepared transaction: already resolved" :
 						 outcome->reply && strcmp(outcome->reply, "null") == 0 ?
 						 "null compensation: the action never took effect" :
 						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
@@ -587,8 +621,35 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 			 psprintf("%s of step %d failed: %s", what, step->number,
 					  outcome->message ? outcome->message : ""));
 	engine_add_event(saga, step->number,
-					 step->flight_op == OP_CONFIRM ? "confirm_failed" : "compensation_failed",
+					 op == OP_CONFIRM ? "confirm_failed" :
+					 prepared_op ? "resolve_failed" : "compensation_failed",
 					 "%s", outcome->message ? outcome->message : "");
+}
+
+/*
+ * xa: before calling an action again whose earlier attempt may have
+ * prepared, look: a prepared attempt is kept, and a new one would only
+ * wait on the locks the prepared one holds.
+ */
+static void
+finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
+{
+	if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0)
+	{
+		step->status = STEP_PREPARED;
+		step->need_probe = false;
+		step->finished_at = now;
+		step->dirty = true;
+		engine_add_event(step->saga, step->number, "action_succeeded",
+						 "found prepared by an earlier attempt");
+	}
+	else if (outcome->kind == OUTCOME_OK)
+		step->need_probe = false;	/* not prepared: call the action again */
+	else
+	{
+		step_set_error(step, outcome->sqlstate, outcome->message);
+		schedule_retry(step, "probe", now);
+	}
 }
 
 void
@@ -597,6 +658,8 @@ engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	step->conn = NULL;
 	if (step->flight_op == OP_ACTION)
 		finish_action(step, outcome, now);
+	else if (step->flight_op == OP_XA_PROBE)
+		finish_probe(step, outcome, now);
 	else
 		finish_second_phase(step, outcome, now);
 	step->saga->dirty = true;
@@ -613,8 +676,6 @@ engine_call_failed_to_start(SagaStep *step, const char *error,
 	outcome.kind = OUTCOME_ERROR;
 	strlcpy(outcome.sqlstate, sqlstate, sizeof(outcome.sqlstate));
 	outcome.message = (char *) error;
-	if (step->flight_op != OP_ACTION && step->saga->phase == PHASE_FORWARD)
-		step->flight_op = OP_ACTION;
 	engine_finish_call(step, &outcome, now);
 }
 

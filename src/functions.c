@@ -275,11 +275,6 @@ saga_begin(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid mode \"%s\"", mode_name),
 				 errhint("Valid modes are saga, tcc, xa and msg.")));
-	if (mode == MODE_XA)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mode xa is not supported yet"),
-				 errhint("Use mode saga or tcc.")));
 	check_positive_interval(fcinfo, 2, "timeout");
 	if (mode == MODE_MSG && !PG_ARGISNULL(2))
 		ereport(ERROR,

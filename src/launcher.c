@@ -48,6 +48,7 @@ typedef struct DatabaseEntry
 {
 	Oid			dboid;			/* hash key */
 	bool		no_extension;	/* probed: no pg_saga there */
+	bool		requested;		/* CREATE EXTENSION asked for a worker */
 	bool		wanted;			/* still exists and accepts connections */
 	int			slot;			/* worker slot, or -1 */
 	BackgroundWorkerHandle *handle;
@@ -102,6 +103,7 @@ scan_databases(void)
 		if (!found)
 		{
 			entry->no_extension = false;
+			entry->requested = false;
 			entry->slot = -1;
 			entry->handle = NULL;
 			entry->not_before = 0;
@@ -140,6 +142,7 @@ take_start_requests(void)
 		}
 		entry->wanted = true;
 		entry->no_extension = false;
+		entry->requested = true;
 		entry->not_before = 0;
 	}
 }
@@ -249,6 +252,7 @@ start_worker(DatabaseEntry *entry)
 		return;
 	}
 	entry->slot = slot;
+	entry->requested = false;
 }
 
 /* Notices workers that stopped, and starts the ones that should run. */
@@ -272,7 +276,13 @@ supervise_workers(void)
 			pfree(entry->handle);
 			entry->handle = NULL;
 			entry->slot = -1;
-			if (!entry->no_extension)
+			if (entry->requested)
+			{
+				/* that worker may have looked before the extension existed */
+				entry->no_extension = false;
+				entry->not_before = 0;
+			}
+			else if (!entry->no_extension)
 				entry->not_before = now + WORKER_RESTART_DELAY_MS * INT64CONST(1000);
 		}
 		if (entry->wanted && !entry->no_extension && now >= entry->not_before &&

@@ -282,7 +282,9 @@ static const char *const step_status_names[] = {
 	"pending", "running", "prepared", "succeeded", "confirmed", "failed",
 	"compensated", "skipped"
 };
-static const char *const op_names[] = {"action", "compensation", "confirm"};
+static const char *const op_names[] = {
+	"action", "compensation", "confirm", "probe", "commit prepared", "rollback prepared"
+};
 
 static int
 name_index(const char *const *names, int n, const char *name)

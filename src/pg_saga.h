@@ -12,6 +12,7 @@
  *					outcome means; modes are plans for the same steps
  *		remote.c	non-blocking libpq connections, pooled per target and role
  *		barrier.c	the remote text of a step call and the participant set-up
+ *		recovery.c	in-doubt prepared transactions of xa sagas
  *		catalog.c	reading and writing the extension's tables with SPI
  *		target.c	the foreign-data wrapper, targets and user mappings
  *		functions.c	the SQL-callable functions
@@ -134,10 +135,16 @@ typedef enum StepStatus
 /* What a step sends to its target. */
 typedef enum StepOp
 {
-	OP_ACTION,
-	OP_COMPENSATION,
-	OP_CONFIRM
+	OP_ACTION,					/* xa: the action, then PREPARE TRANSACTION */
+	OP_COMPENSATION,			/* saga: compensation; tcc: Cancel */
+	OP_CONFIRM,					/* tcc: Confirm */
+	OP_XA_PROBE,				/* xa: is the step's transaction prepared? */
+	OP_COMMIT_PREPARED,
+	OP_ROLLBACK_PREPARED
 } StepOp;
+
+/* StepOps that run user SQL, and so index SagaStep.sql */
+#define STEP_SQL_OPS 3
 
 extern const char *saga_mode_name(SagaMode mode);
 extern bool saga_mode_from_name(const char *name, SagaMode *mode);
@@ -201,9 +208,15 @@ extern bool target_conninfo(const char *target, Oid owner, const char ***keyword
 							char **error, char *sqlstate);
 
 /* ---- barrier.c ---- */
-extern char *barrier_call_text(const char *coordinator, const char *gid, int step,
-							   StepOp op, const char *sql, bool has_expect_rows,
-							   int64 expect_rows, int timeout_ms);
+struct Saga;
+struct SagaStep;
+extern char *barrier_step_call(const char *coordinator, struct Saga *saga,
+							   struct SagaStep *step, StepOp op, int timeout_ms);
+extern char *barrier_xa_prefix(const char *coordinator);
+extern char *barrier_xa_name(const char *coordinator, int64 gtx_id, int step);
+extern char *barrier_xa_list_query(const char *coordinator);
+extern bool barrier_xa_parse(const char *coordinator, const char *name,
+							 int64 *gtx_id, int *step);
 extern char *barrier_participant_sql(void);
 
 /* ---- catalog.c: the engine's view of a saga ---- */
@@ -212,7 +225,7 @@ typedef struct SagaStep
 	int			number;			/* 1-based, as users see it */
 	char	   *name;
 	char	   *target;
-	char	   *sql[3];			/* indexed by StepOp; NULL when absent */
+	char	   *sql[STEP_SQL_OPS];	/* indexed by StepOp; NULL when absent */
 	int			ndeps;
 	int		   *deps;			/* 0-based indexes of steps it comes after */
 	bool		has_expect_rows;
@@ -233,6 +246,7 @@ typedef struct SagaStep
 	RemoteConn *conn;			/* call in flight, or NULL */
 	bool		starting;		/* planned this turn, sent after the commit */
 	bool		stuck;			/* second phase refused: needs an operator */
+	bool		need_probe;		/* xa: an earlier attempt may have prepared */
 	StepOp		flight_op;
 	bool		dirty;
 	struct Saga *saga;
@@ -300,6 +314,10 @@ extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, Timestamp
 extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										const char *sqlstate, TimestampTz now);
 extern TimestampTz engine_next_wakeup(Saga *saga);
+
+/* ---- recovery.c: in-doubt prepared transactions of xa sagas ---- */
+extern void recovery_init(const char *coordinator, MemoryContext cxt);
+extern void recovery_turn(dlist_head *live_sagas, TimestampTz now);
 extern bool saga_is_final(SagaStatus status);
 extern int	step_timeout_ms(SagaStep *step);
 

@@ -253,9 +253,7 @@ send_calls(List *starts)
 		char	   *query;
 		RemoteConn *conn;
 
-		query = barrier_call_text(coordinator_id, saga->gid, step->number, start->op,
-								  step->sql[start->op], step->has_expect_rows,
-								  step->expect_rows, timeout);
+		query = barrier_step_call(coordinator_id, saga, step, start->op, timeout);
 		conn = remote_call(start->pool, query,
 						   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
 						   call_done, step);
@@ -316,6 +314,7 @@ run_turn(bool reload)
 	dlist_foreach(iter, &live_sagas)
 		engine_advance(dlist_container(Saga, node, iter.cur), now, &starts);
 	any_final = write_changes();
+	recovery_turn(&live_sagas, now);
 	end_turn_transaction();
 
 	if (any_final)
@@ -410,6 +409,7 @@ saga_worker_main(Datum arg)
 	end_turn_transaction();
 
 	remote_init(worker_cxt);
+	recovery_init(coordinator_id, worker_cxt);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
 
