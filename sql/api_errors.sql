@@ -78,3 +78,10 @@ SELECT step, status FROM saga.steps WHERE gid = 'e1' ORDER BY step;
 SELECT count(*) AS steps_of_m1 FROM saga.steps WHERE gid = 'm1';
 SELECT count(*) AS steps_of_x1 FROM saga.steps WHERE gid = 'x1';
 SELECT gid FROM saga.transactions WHERE gid IN ('', 'nosuch') ORDER BY gid;
+
+-- A saga built in one statement: each call sees the steps added before it.
+SELECT saga.begin('one-statement');
+SELECT saga.add_step('one-statement', 'loop', 'SELECT ' || g) FROM generate_series(1, 3) g;
+SELECT step, name, after_steps FROM saga.gtx_step s JOIN saga.gtx g ON g.id = s.gtx_id
+ WHERE g.gid = 'one-statement' ORDER BY step;
+SELECT saga.begin('s1'), saga.add_step('s1', 'loop', 'SELECT 1'), saga.status('s1');

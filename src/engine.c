@@ -147,6 +147,7 @@ fail_when_idle(Saga *saga)
 	if (any_in_flight(saga))
 		return;
 	saga->alert = true;
+	saga->durable = true;
 	saga_set_status(saga, GTX_FAILED);
 }
 
@@ -185,6 +186,7 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 	saga->phase = PHASE_ROLLBACK;
 	saga->status = GTX_COMPENSATING;
 	saga->decided_commit = false;
+	saga->durable = true;
 	set_text(saga, &saga->last_error, reason);
 	saga->dirty = true;
 	engine_add_event(saga, 0, "rollback_decided", "%s", reason);
@@ -362,6 +364,7 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 		saga->phase = PHASE_COMMIT;
 		saga->status = GTX_COMMITTING;
 		saga->decided_commit = true;
+		saga->durable = true;	/* the commit point */
 		saga->dirty = true;
 		for (i = 0; i < saga->nsteps; i++)
 		{

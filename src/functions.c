@@ -295,7 +295,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	if (gid != NULL)
 	{
 		if (SPI_execute_with_args("SELECT 1 FROM saga.gtx WHERE gid = $1", 1, argtypes,
-								  args, nulls, true, 1) != SPI_OK_SELECT)
+								  args, nulls, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
 		if (SPI_processed > 0)
 			ereport(ERROR,
@@ -354,7 +354,7 @@ step_by_name(int64 gtx_id, const char *name)
 	bool		isnull;
 
 	if (SPI_execute_with_args("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
 		return 0;
@@ -460,7 +460,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 		Datum		idarg[1] = {Int64GetDatum(row.id)};
 
 		if (SPI_execute_with_args("SELECT COALESCE(max(step), 0) + 1 FROM saga.gtx_step WHERE gtx_id = $1",
-								  1, idtype, idarg, NULL, true, 1) != SPI_OK_SELECT)
+								  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_saga: could not count steps");
 		number = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -515,7 +515,7 @@ saga_submit(PG_FUNCTION_ARGS)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
 	if (SPI_execute_with_args("SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1",
-							  1, idtype, idarg, NULL, true, 1) != SPI_OK_SELECT)
+							  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
 		ereport(ERROR,

@@ -272,6 +272,7 @@ typedef struct Saga
 	/* in memory only */
 	bool		dirty;
 	bool		decided_commit;	/* this flush writes the commit decision */
+	bool		durable;		/* this flush writes a decision: flush the WAL */
 	bool		alert;			/* NOTIFY saga_alert when flushed */
 	List	   *events;			/* SagaEvent *, written at the next flush */
 } Saga;

@@ -179,12 +179,21 @@ reload_live_sagas(void)
 	}
 }
 
-/* Writes every change of every saga; true if one became final. */
+/*
+ * Writes every change of every saga; true if one became final.
+ *
+ * Only decisions must reach the disk before the worker acts on them: to
+ * roll back, to commit (tcc, xa), to stop as failed.  Progress (a step
+ * started or done, a saga succeeded) is written with synchronous_commit
+ * off: after a crash that lost it, the worker calls those steps again and
+ * the barrier answers that they are already done.
+ */
 static bool
 write_changes(void)
 {
 	dlist_iter	iter;
 	bool		any_final = false;
+	bool		durable = false;
 
 	dlist_foreach(iter, &live_sagas)
 	{
@@ -221,9 +230,14 @@ write_changes(void)
 			saga->alert = false;
 		}
 		saga->dirty = false;
+		durable |= saga->durable;
+		saga->durable = false;
 		if (saga_is_final(saga->status))
 			any_final = true;
 	}
+	if (!durable)
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	return any_final;
 }
 
@@ -303,13 +317,18 @@ run_turn(bool reload)
 	bool		any_final;
 
 	begin_turn_transaction();
-	MemoryContextSwitchTo(turn_cxt);
 	if (reload)
 	{
 		if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 			leave_no_extension();
 		reload_live_sagas();
 	}
+
+	/*
+	 * SPI leaves its procedure context current, which SPI_finish frees: what
+	 * must outlive the transaction (the calls to send) goes in turn_cxt.
+	 */
+	MemoryContextSwitchTo(turn_cxt);
 	now = GetCurrentTimestamp();
 	dlist_foreach(iter, &live_sagas)
 		engine_advance(dlist_container(Saga, node, iter.cur), now, &starts);

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# bench/run.sh: the pg_saga benchmark, one command: `sudo bash bench/run.sh`.
+#
+# Starts a throwaway cluster holding a coordinator database and two
+# participants (bank_a, bank_b), then, in the same run and on the same
+# cluster, with the same clients:
+#   baseline  the transfer's two statements run by the client directly on
+#             bank_a and bank_b, no coordination;
+#   saga      the same transfer as a 2-step saga with its barrier, submitted
+#             and waited for by the client (counted only once succeeded).
+# Then: a variant with 10% business failures, the same run with 1,000,000
+# finished sagas kept in the tables, sagas of 10 to 50 steps, and 10,000
+# sagas submitted at once and drained.  Writes BENCHMARKS.md.
+#
+# Knobs: BENCH_CLIENTS ("1 4 16 64"), BENCH_SECONDS (10), BENCH_WARMUP (2),
+# BENCH_OUT (BENCHMARKS.md), BENCH_QUICK=1 (short runs, no 1M rows).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+
+CLIENTS="${BENCH_CLIENTS:-1 4 16 64}"
+RUN_SECONDS="${BENCH_SECONDS:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+OUT="${BENCH_OUT:-$SAGA_REPO_ROOT/BENCHMARKS.md}"
+HISTORY_ROWS=1000000
+if [ -n "${BENCH_QUICK:-}" ]; then
+	CLIENTS="${BENCH_CLIENTS:-1 16}"
+	RUN_SECONDS=3
+	WARMUP=1
+	HISTORY_ROWS=20000
+fi
+
+saga_install_deps
+saga_build_install
+work="$(saga_workdir)"
+port="$(saga_free_port)"
+dir="$work/bench-cluster"
+saga_start_cluster "$dir" "$port"
+
+# Durable commits, as in production; the tests' cluster runs with fsync off.
+saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<EOF
+# bench/run.sh
+fsync = on
+synchronous_commit = on
+max_connections = 200
+shared_buffers = '256MB'
+saga.max_connections_per_target = 16
+log_min_messages = warning
+EOF
+saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w restart >/dev/null
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port")
+sql() { saga_as_pg "${PSQL[@]}" -d "$1" -At -c "$2"; }
+
+saga_log "compiling the driver"
+gcc -O2 -Wall -o "$work/driver" bench/driver.c -I"$("$(saga_pg_config)" --includedir)" \
+	-L"$("$(saga_pg_config)" --libdir)" -lpq -lpthread
+chmod a+rx "$work/driver"
+
+saga_log "creating the databases"
+for db in bench bank_a bank_b; do
+	sql postgres "CREATE DATABASE $db"
+done
+for db in bank_a bank_b; do
+	sql "$db" "CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
+			   INSERT INTO account SELECT g, 1000000000 FROM generate_series(1, 100) g;"
+done
+sql bench "CREATE EXTENSION pg_saga;
+		   CREATE SERVER bank_a FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', port '$port', dbname 'bank_a');
+		   CREATE SERVER bank_b FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', port '$port', dbname 'bank_b');
+		   CREATE USER MAPPING FOR postgres SERVER bank_a OPTIONS (user 'postgres');
+		   CREATE USER MAPPING FOR postgres SERVER bank_b OPTIONS (user 'postgres');
+		   SELECT saga.setup_participant('bank_a');
+		   SELECT saga.setup_participant('bank_b');"
+
+COORD="host=$dir port=$port dbname=bench user=postgres"
+CONN_A="host=$dir port=$port dbname=bank_a user=postgres"
+CONN_B="host=$dir port=$port dbname=bank_b user=postgres"
+postmaster_pid="$(head -1 "$dir/data/postmaster.pid")"
+
+# CPU seconds used by the cluster so far: the postmaster's reaped children
+# plus the live ones (utime + stime, in clock ticks).
+cluster_cpu_ticks() {
+	local total=0 pid f
+	f=($(cut -d' ' -f14-17 "/proc/$postmaster_pid/stat"))
+	total=$(( f[0] + f[1] + f[2] + f[3] ))
+	for pid in $(pgrep -P "$postmaster_pid"); do
+		f=($(cut -d' ' -f14-15 "/proc/$pid/stat" 2>/dev/null || echo "0 0"))
+		total=$(( total + f[0] + f[1] ))
+	done
+	echo "$total"
+}
+worker_pid() { sql bench "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND datname = 'bench'"; }
+worker_rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$(worker_pid)/status"; }
+ticks_per_s="$(getconf CLK_TCK)"
+
+# run MODE CLIENTS [FAIL_PCT] -> "per_second p50 p99 cpu_ms_per_op"
+run() {
+	local mode="$1" clients="$2" fail="${3:-0}" before after line
+	before="$(cluster_cpu_ticks)"
+	line="$(saga_as_pg "$work/driver" "$mode" "$clients" "$RUN_SECONDS" "$WARMUP" "$COORD" "$CONN_A" "$CONN_B" "$fail")"
+	after="$(cluster_cpu_ticks)"
+	# fields: mode clients completed seconds per_second p50 p99
+	set -- $line
+	local cpu_ms
+	cpu_ms="$(awk -v t=$((after - before)) -v hz="$ticks_per_s" -v n="$3" -v w="$WARMUP" -v s="$4" \
+		'BEGIN { if (n > 0) printf "%.2f", t / hz * 1000 / (n * (s + w) / s); else print "-" }')"
+	echo "$5 $6 $7 $cpu_ms"
+}
+
+# Latency from the submitting commit to succeeded, as the tables record it.
+db_latency() {
+	sql bench "SELECT round((extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY finished_at - submitted_at)) * 1000)::numeric, 2) || ' ' ||
+					  round((extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY finished_at - submitted_at)) * 1000)::numeric, 2)
+				 FROM saga.gtx WHERE status = 'succeeded' AND finished_at > now() - interval '$RUN_SECONDS seconds'"
+}
+
+rss_start="$(worker_rss_kb)"
+results=()
+saga_log "throughput and latency against clients ($RUN_SECONDS s per run)"
+for c in $CLIENTS; do
+	read -r b_tps b_p50 b_p99 b_cpu <<<"$(run baseline "$c")"
+	read -r s_tps s_p50 s_p99 s_cpu <<<"$(run saga "$c")"
+	read -r d_p50 d_p99 <<<"$(db_latency)"
+	ratio="$(awk -v s="$s_tps" -v b="$b_tps" 'BEGIN { printf "%.2f", s / b }')"
+	lat="$(awk -v s="$s_p50" -v b="$b_p50" 'BEGIN { printf "%.2f", s / b }')"
+	results+=("| $c | $b_tps | $s_tps | **$ratio** | $b_p50 / $b_p99 | $s_p50 / $s_p99 | $lat | $d_p50 / $d_p99 | $b_cpu | $s_cpu |")
+	saga_log "clients $c: baseline $b_tps/s, saga $s_tps/s, ratio $ratio"
+done
+rss_after="$(worker_rss_kb)"
+
+saga_log "10% business failures at 16 clients"
+read -r f_tps f_p50 f_p99 f_cpu <<<"$(run saga 16 10)"
+
+saga_log "the same run with $HISTORY_ROWS finished sagas kept"
+read -r e_tps _ <<<"$(run saga 16)"
+sql bench "INSERT INTO saga.gtx (gid, mode, status, owner, created_at, submitted_at, finished_at)
+		   SELECT 'history-' || g, 'saga', 'succeeded', 10, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+			 FROM generate_series(1, $HISTORY_ROWS) g;
+		   INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, status)
+		   SELECT id, s, 'step' || s, 'bank_a', 'SELECT 1', 'succeeded'
+			 FROM saga.gtx, generate_series(1, 2) s WHERE gid LIKE 'history-%';"
+sql bench "VACUUM ANALYZE saga.gtx"
+sql bench "VACUUM ANALYZE saga.gtx_step"
+read -r h_tps _ <<<"$(run saga 16)"
+h_ratio="$(awk -v h="$h_tps" -v e="$e_tps" 'BEGIN { printf "%.2f", h / e }')"
+sql bench "DELETE FROM saga.gtx WHERE gid LIKE 'history-%'"
+sql bench "VACUUM saga.gtx"
+
+saga_log "sagas of 10, 25 and 50 steps"
+steps_rows=()
+for n in 10 25 50; do
+	ms="$(sql bench "BEGIN;
+		SELECT saga.begin('long-$n');
+		SELECT saga.add_step('long-$n', CASE WHEN s % 2 = 0 THEN 'bank_a' ELSE 'bank_b' END,
+							 'UPDATE account SET balance = balance + 0 WHERE id = 1')
+		  FROM generate_series(1, $n) s;
+		SELECT saga.submit('long-$n');
+		COMMIT;
+		SELECT saga.wait('long-$n', '5 minutes');
+		SELECT round((extract(epoch FROM finished_at - submitted_at) * 1000)::numeric, 1)
+		  FROM saga.gtx WHERE gid = 'long-$n';" | tail -1)"
+	steps_rows+=("| $n | $ms | $(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.2f", m / n }') |")
+done
+
+saga_log "10,000 sagas submitted at once"
+drain="$(sql bench "BEGIN;
+	SELECT count(*) FROM (
+	  SELECT saga.begin('burst-' || g), saga.add_step('burst-' || g, 'bank_a',
+			 'UPDATE account SET balance = balance - 1 WHERE id = ' || (g % 100 + 1), expect_rows => 1),
+			 saga.add_step('burst-' || g, 'bank_b', 'UPDATE account SET balance = balance + 1 WHERE id = ' || (g % 100 + 1)),
+			 saga.submit('burst-' || g)
+		FROM generate_series(1, 10000) g) x;
+	COMMIT;
+	DO \$\$ BEGIN
+	  WHILE EXISTS (SELECT 1 FROM saga.gtx WHERE gid LIKE 'burst-%' AND finished_at IS NULL) LOOP
+		PERFORM pg_sleep(0.2);
+	  END LOOP;
+	END \$\$;
+	SELECT round(extract(epoch FROM max(finished_at) - min(submitted_at))::numeric, 1) || ' ' ||
+		   count(*) FILTER (WHERE status = 'succeeded')
+	  FROM saga.gtx WHERE gid LIKE 'burst-%';" | tail -1)"
+read -r drain_s drain_ok <<<"$drain"
+max_conns="$(sql bench "SELECT max(c) FROM (SELECT count(*) c FROM pg_stat_activity WHERE application_name = 'pg_saga' GROUP BY datname) x")"
+rss_end="$(worker_rss_kb)"
+
+cpu_model="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+pg_version="$(sql postgres "SHOW server_version")"
+
+{
+	cat <<EOF
+# pg_saga benchmarks
+
+Generated by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d). Absolute numbers on a
+shared $(nproc)-core machine are noise; read the ratios, which compare runs
+made one after the other on the same cluster with the same clients.
+
+Machine: $(nproc) cores ($cpu_model), $mem, PostgreSQL $pg_version, one cluster
+holding the coordinator and both participants (fsync on, synchronous_commit
+on), clients on the same machine.
+
+## Workload
+
+A transfer: debit account *k* on \`bank_a\` (\`expect_rows => 1\`), then credit
+it on \`bank_b\`.
+
+- **baseline**: each client runs the two UPDATEs itself on two connections,
+  each in its own transaction. No coordination, no barrier, no durability of
+  the pair.
+- **saga**: each client submits the transfer as a 2-step saga in one
+  transaction (\`begin\`, two \`add_step\`, \`submit\`, \`COMMIT\`) and calls
+  \`saga.wait\`; an iteration counts only once the saga reached \`succeeded\`.
+  The worker runs each step with its barrier record in one remote
+  transaction.
+
+$RUN_SECONDS s per run after $WARMUP s of warm-up; closed loop.
+
+## Throughput and latency against clients
+
+| clients | baseline/s | saga/s | ratio | baseline p50 / p99 ms | saga p50 / p99 ms (client) | p50 latency ratio | saga p50 / p99 ms (commit to succeeded) | CPU ms per baseline transfer | CPU ms per saga |
+|---|---|---|---|---|---|---|---|---|---|
+EOF
+	printf '%s\n' "${results[@]}"
+	cat <<EOF
+
+CPU is the whole cluster's (backends, worker, participants), divided by the
+transfers completed in the run.
+
+## Variants
+
+| run | figure |
+|---|---|
+| 10% business failures (compensated), 16 clients | $f_tps sagas/s finished, p50 $f_p50 ms, p99 $f_p99 ms |
+| 16 clients, empty tables | $e_tps sagas/s |
+| 16 clients, $HISTORY_ROWS finished sagas kept | $h_tps sagas/s (**$h_ratio** of empty) |
+| 10,000 sagas submitted in one transaction | drained in $drain_s s, $drain_ok succeeded, at most $max_conns connections to the participants |
+| worker RSS | $rss_start kB at start, $rss_after kB after the client runs, $rss_end kB after everything |
+
+## Sagas of many steps
+
+| steps | commit to succeeded (ms) | ms per step |
+|---|---|---|
+EOF
+	printf '%s\n' "${steps_rows[@]}"
+} >"$OUT"
+saga_log "wrote $OUT"
+cat "$OUT"
