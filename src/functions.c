@@ -579,31 +579,31 @@ saga_wait(PG_FUNCTION_ARGS)
 				 errmsg("saga \"%s\" was submitted in this transaction", gid),
 				 errhint("Commit first: a saga runs only once its submitting transaction commits.")));
 
-	for (;;)
+	saga_wait_register(row.id);
+	PG_TRY();
 	{
-		uint64		generation = pg_atomic_read_u64(&saga_shared->final_generation);
-		long		remaining;
-
-		status = read_status(gid);
-		if (saga_is_final(saga_status_from_name(status)))
-			break;
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
-			break;
-
-		/* sleep until some saga becomes final, then look again */
-		ConditionVariablePrepareToSleep(&saga_shared->final_cv);
-		while (pg_atomic_read_u64(&saga_shared->final_generation) == generation)
+		for (;;)
 		{
-			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-			if (remaining <= 0 ||
-				ConditionVariableTimedSleep(&saga_shared->final_cv, Min(remaining, 1000),
-											PG_WAIT_EXTENSION))
+			long		remaining;
+
+			status = read_status(gid);
+			if (saga_is_final(saga_status_from_name(status)))
 				break;
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (remaining <= 0)
+				break;
+			/* the worker sets the latch when this saga is final */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining, 1000), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
 		}
-		ConditionVariableCancelSleep();
-		CHECK_FOR_INTERRUPTS();
 	}
+	PG_FINALLY();
+	{
+		saga_wait_unregister();
+	}
+	PG_END_TRY();
 	status = MemoryContextStrdup(CurTransactionContext, status);
 	call_end(&cx);
 	PG_RETURN_TEXT_P(cstring_to_text(status));
@@ -642,7 +642,6 @@ saga_abort(PG_FUNCTION_ARGS)
 									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
-			saga_announce_final();
 			break;
 		case GTX_PENDING:
 		case GTX_RUNNING:

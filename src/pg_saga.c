@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -40,10 +41,16 @@ static bool start_worker_at_commit = false;
 static bool xact_callback_registered = false;
 
 static Size
-saga_shmem_size(void)
+saga_slots_size(void)
 {
 	return add_size(offsetof(SagaShared, slots),
 					mul_size(sizeof(SagaWorkerSlot), saga_max_workers));
+}
+
+static Size
+saga_shmem_size(void)
+{
+	return add_size(MAXALIGN(saga_slots_size()), mul_size(sizeof(SagaWaiter), MaxBackends));
 }
 
 static void
@@ -67,11 +74,14 @@ saga_shmem_startup(void)
 	saga_shared = ShmemInitStruct("pg_saga", saga_shmem_size(), &found);
 	if (!found)
 	{
+		int			i;
+
 		memset(saga_shared, 0, saga_shmem_size());
 		saga_shared->lock = &(GetNamedLWLockTranche("pg_saga"))->lock;
-		ConditionVariableInit(&saga_shared->final_cv);
-		pg_atomic_init_u64(&saga_shared->final_generation, 0);
 		saga_shared->nslots = saga_max_workers;
+		saga_shared->waiters = (SagaWaiter *) ((char *) saga_shared + MAXALIGN(saga_slots_size()));
+		for (i = 0; i < MaxBackends; i++)
+			pg_atomic_init_u64(&saga_shared->waiters[i].gtx_id, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -211,12 +221,54 @@ saga_request_worker(Oid dboid)
 	LWLockRelease(saga_shared->lock);
 }
 
-/* Wakes every saga.wait(): some saga just became final. */
+/*
+ * saga.wait() registers the saga it waits for before it reads its status,
+ * and the worker wakes the waiters of the sagas it finished after it
+ * committed: a waiter either sees the final status or is woken.  Only the
+ * waiters of those sagas wake, however many backends wait.
+ */
 void
-saga_announce_final(void)
+saga_wait_register(int64 gtx_id)
 {
-	pg_atomic_fetch_add_u64(&saga_shared->final_generation, 1);
-	ConditionVariableBroadcast(&saga_shared->final_cv);
+	SagaWaiter *w = &saga_shared->waiters[MyBackendId - 1];
+
+	w->dboid = MyDatabaseId;
+	w->latch = MyLatch;
+	pg_write_barrier();
+	pg_atomic_write_u64(&w->gtx_id, (uint64) gtx_id);
+	pg_memory_barrier();
+}
+
+void
+saga_wait_unregister(void)
+{
+	if (MyBackendId != InvalidBackendId)
+		pg_atomic_write_u64(&saga_shared->waiters[MyBackendId - 1].gtx_id, 0);
+}
+
+void
+saga_wake_waiters(const int64 *gtx_ids, int n)
+{
+	int			i,
+				j;
+
+	if (n == 0)
+		return;
+	pg_memory_barrier();
+	for (i = 0; i < MaxBackends; i++)
+	{
+		SagaWaiter *w = &saga_shared->waiters[i];
+		uint64		id = pg_atomic_read_u64(&w->gtx_id);
+
+		if (id == 0 || w->dboid != MyDatabaseId)
+			continue;
+		for (j = 0; j < n; j++)
+			if ((uint64) gtx_ids[j] == id)
+			{
+				SetLatch(w->latch);
+				break;
+			}
+	}
 }
 
 static void

@@ -62,6 +62,14 @@ typedef struct SagaWorkerSlot
 
 #define SAGA_MAX_START_REQUESTS 16
 
+/* A backend in saga.wait(): which saga it waits for, and how to wake it. */
+typedef struct SagaWaiter
+{
+	Oid			dboid;
+	pg_atomic_uint64 gtx_id;	/* 0: not waiting */
+	Latch	   *latch;
+} SagaWaiter;
+
 typedef struct SagaShared
 {
 	LWLock	   *lock;
@@ -73,9 +81,7 @@ typedef struct SagaShared
 	/* databases being dropped: their worker stays stopped until then */
 	Oid			held[SAGA_MAX_START_REQUESTS];
 	TimestampTz held_until[SAGA_MAX_START_REQUESTS];
-	/* broadcast whenever a saga reaches a final status */
-	ConditionVariable final_cv;
-	pg_atomic_uint64 final_generation;
+	SagaWaiter *waiters;		/* MaxBackends of them, by backend id - 1 */
 	int			nslots;
 	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SagaShared;
@@ -83,7 +89,9 @@ typedef struct SagaShared
 extern SagaShared *saga_shared;
 extern void saga_wake_worker(Oid dboid);
 extern void saga_request_worker(Oid dboid);
-extern void saga_announce_final(void);
+extern void saga_wait_register(int64 gtx_id);
+extern void saga_wait_unregister(void);
+extern void saga_wake_waiters(const int64 *gtx_ids, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
 extern void saga_wake_worker_at_commit(void);
 
@@ -190,6 +198,7 @@ extern RemoteConn *remote_call(RemotePool *pool, char *query, TimestampTz deadli
 							   RemoteDoneCallback done, void *arg);
 extern void remote_abandon(RemoteConn *conn);
 extern int	remote_add_wait_events(WaitEventSet *set);
+extern bool remote_wait_events_changed(void);
 extern int	remote_count_sockets(void);
 extern void remote_handle_socket(void *user_data);
 extern void remote_check_deadlines(TimestampTz now);

@@ -85,6 +85,7 @@ struct RemotePool
 static MemoryContext remote_cxt = NULL;
 static HTAB *pools = NULL;
 static int	nsockets = 0;
+static bool events_changed = true;	/* the worker must rebuild its wait set */
 
 static void conn_close(RemoteConn *conn);
 
@@ -259,6 +260,8 @@ conn_set_state(RemoteConn *conn, ConnState state)
 	bool		is_active = state != CONN_IDLE;
 
 	conn->pool->nactive += (int) is_active - (int) was_active;
+	if (conn->state != state)
+		events_changed = true;
 	conn->state = state;
 }
 
@@ -277,6 +280,7 @@ conn_close(RemoteConn *conn)
 		pool->nactive--;
 	dlist_delete(&conn->node);
 	pool->nconns--;
+	events_changed = true;
 	if (conn->query)
 		pfree(conn->query);
 	if (conn->message)
@@ -311,6 +315,7 @@ conn_open(RemotePool *pool)
 	dlist_push_tail(&pool->conns, &conn->node);
 	pool->nconns++;
 	nsockets++;
+	events_changed = true;
 	return conn;
 }
 
@@ -349,6 +354,24 @@ remote_call(RemotePool *pool, char *query, TimestampTz deadline,
 		conn_send(conn);
 	}
 	return conn;
+}
+
+static void
+set_need_flush(RemoteConn *conn, bool need)
+{
+	if (conn->need_flush != need)
+		events_changed = true;
+	conn->need_flush = need;
+}
+
+/* Has any socket, or what to wait for on it, changed since last asked? */
+bool
+remote_wait_events_changed(void)
+{
+	bool		changed = events_changed;
+
+	events_changed = false;
+	return changed;
 }
 
 static void
@@ -393,7 +416,7 @@ conn_send(RemoteConn *conn)
 		conn_finish_call(conn, OUTCOME_UNKNOWN);
 		return;
 	}
-	conn->need_flush = (rc == 1);
+	set_need_flush(conn, rc == 1);
 }
 
 /*
@@ -519,7 +542,9 @@ remote_handle_socket(void *user_data)
 	switch (conn->state)
 	{
 		case CONN_CONNECTING:
+			/* libpq may move to another socket while connecting */
 			conn->poll = PQconnectPoll(conn->pg);
+			events_changed = true;
 			if (conn->poll == PGRES_POLLING_OK)
 				conn_established(conn);
 			else if (conn->poll == PGRES_POLLING_FAILED)
@@ -539,7 +564,7 @@ remote_handle_socket(void *user_data)
 					conn_finish_call(conn, OUTCOME_UNKNOWN);
 					return;
 				}
-				conn->need_flush = (rc == 1);
+				set_need_flush(conn, rc == 1);
 			}
 			conn_read_results(conn);
 			break;

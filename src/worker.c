@@ -179,6 +179,23 @@ reload_live_sagas(void)
 	}
 }
 
+/* Ids of the sagas that became final this turn, to wake their waiters. */
+static int64 *finals = NULL;
+static int	nfinals = 0;
+static int	maxfinals = 0;
+
+static void
+note_final(Saga *saga)
+{
+	if (nfinals == maxfinals)
+	{
+		maxfinals = Max(64, maxfinals * 2);
+		finals = finals ? repalloc(finals, maxfinals * sizeof(int64)) :
+			MemoryContextAlloc(worker_cxt, maxfinals * sizeof(int64));
+	}
+	finals[nfinals++] = saga->id;
+}
+
 /*
  * Writes every change of every saga; true if one became final.
  *
@@ -233,7 +250,10 @@ write_changes(void)
 		durable |= saga->durable;
 		saga->durable = false;
 		if (saga_is_final(saga->status))
+		{
 			any_final = true;
+			note_final(saga);
+		}
 	}
 	if (!durable)
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
@@ -337,7 +357,8 @@ run_turn(bool reload)
 	end_turn_transaction();
 
 	if (any_final)
-		saga_announce_final();
+		saga_wake_waiters(finals, nfinals);
+	nfinals = 0;
 	send_calls(starts);
 	forget_final_sagas();
 }
@@ -358,27 +379,41 @@ next_timer(TimestampTz next_reload)
 	return next;
 }
 
+/*
+ * The wait set lives across turns (creating one costs system calls) and is
+ * rebuilt only when a connection opened, closed or needs other events.
+ */
+static WaitEventSet *wait_set = NULL;
+static int	wait_set_size = 0;
+
+static void
+rebuild_wait_set(void)
+{
+	if (wait_set)
+		FreeWaitEventSet(wait_set);
+	wait_set_size = 2 + remote_count_sockets();
+	wait_set = CreateWaitEventSet(worker_cxt, wait_set_size);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	remote_add_wait_events(wait_set);
+}
+
 /* Waits for the latch, a socket or the next timer; true if the latch was set. */
 static bool
 wait_for_work(TimestampTz next)
 {
-	WaitEventSet *set;
 	WaitEvent  *events;
 	int			nevents;
-	int			n;
 	int			i;
 	bool		latch_set = false;
 	long		timeout;
 
 	timeout = work_pending ? 0 :
 		Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next), MAX_WAIT_MS);
-	n = 2 + remote_count_sockets();
-	set = CreateWaitEventSet(turn_cxt, n);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	remote_add_wait_events(set);
-	events = palloc(sizeof(WaitEvent) * n);
-	nevents = WaitEventSetWait(set, timeout, events, n, PG_WAIT_EXTENSION);
+	if (wait_set == NULL || remote_wait_events_changed())
+		rebuild_wait_set();
+	events = palloc(sizeof(WaitEvent) * wait_set_size);
+	nevents = WaitEventSetWait(wait_set, timeout, events, wait_set_size, PG_WAIT_EXTENSION);
 	for (i = 0; i < nevents; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)
@@ -387,9 +422,11 @@ wait_for_work(TimestampTz next)
 			latch_set = true;
 		}
 		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+		{
+			/* handling a socket can close only its own connection */
 			remote_handle_socket(events[i].user_data);
+		}
 	}
-	FreeWaitEventSet(set);
 	return latch_set;
 }
 
