@@ -63,6 +63,50 @@ typedef struct SagaCall
 	int			saved_sec;
 } SagaCall;
 
+/* ---- prepared statements ---- */
+
+/*
+ * Every statement here is prepared once per backend and kept: a saga
+ * submitted by a client costs a dozen of them, and parsing and planning
+ * them each time was most of its cost.  Plans are keyed by their text,
+ * which is always a string literal of this file.
+ */
+typedef struct KeptPlan
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+#define MAX_KEPT_PLANS 32
+static KeptPlan kept_plans[MAX_KEPT_PLANS];
+static int	nkept_plans = 0;
+
+static int
+run_sql(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+		bool read_only, long count)
+{
+	SPIPlanPtr	plan = NULL;
+	int			i;
+
+	for (i = 0; i < nkept_plans; i++)
+		if (kept_plans[i].sql == sql)
+			plan = kept_plans[i].plan;
+	if (plan == NULL)
+	{
+		plan = SPI_prepare(sql, nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "pg_saga: could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (nkept_plans < MAX_KEPT_PLANS)
+		{
+			SPI_keepplan(plan);
+			kept_plans[nkept_plans].sql = sql;
+			kept_plans[nkept_plans++].plan = plan;
+		}
+	}
+	return SPI_execute_plan(plan, args, nulls, read_only, count);
+}
+
 /* ---- privileges ---- */
 
 static bool
@@ -184,7 +228,7 @@ lookup_gtx(SagaCall *cx, const char *gid, bool acting, GtxRow *row)
 		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1 FOR UPDATE" :
 		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1";
 
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (run_sql(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
 	visible = SPI_processed == 1;
 	if (visible)
@@ -230,7 +274,7 @@ add_event(GtxRow *row, int step, const char *event, const char *detail)
 	args[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
 	if (detail == NULL)
 		nulls[3] = 'n';
-	if (SPI_execute_with_args("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
+	if (run_sql("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
 							  "VALUES ($1, $2, $3, $4)",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not record an event");
@@ -242,7 +286,7 @@ read_status(const char *gid)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(gid)};
 
-	if (SPI_execute_with_args("SELECT status FROM saga.gtx WHERE gid = $1",
+	if (run_sql("SELECT status FROM saga.gtx WHERE gid = $1",
 							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read saga \"%s\"", gid);
 	if (SPI_processed != 1)
@@ -294,7 +338,7 @@ saga_begin(PG_FUNCTION_ARGS)
 
 	if (gid != NULL)
 	{
-		if (SPI_execute_with_args("SELECT 1 FROM saga.gtx WHERE gid = $1", 1, argtypes,
+		if (run_sql("SELECT 1 FROM saga.gtx WHERE gid = $1", 1, argtypes,
 								  args, nulls, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
 		if (SPI_processed > 0)
@@ -303,7 +347,7 @@ saga_begin(PG_FUNCTION_ARGS)
 					 errmsg("saga \"%s\" already exists", gid),
 					 errhint("Choose another gid, or pass NULL to get a new one.")));
 	}
-	if (SPI_execute_with_args("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+	if (run_sql("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
 							  "VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
 							  "RETURNING gid",
 							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
@@ -353,7 +397,7 @@ step_by_name(int64 gtx_id, const char *name)
 	Datum		args[2] = {Int64GetDatum(gtx_id), CStringGetTextDatum(name)};
 	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
+	if (run_sql("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
 							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
@@ -459,7 +503,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 		Oid			idtype[1] = {INT8OID};
 		Datum		idarg[1] = {Int64GetDatum(row.id)};
 
-		if (SPI_execute_with_args("SELECT COALESCE(max(step), 0) + 1 FROM saga.gtx_step WHERE gtx_id = $1",
+		if (run_sql("SELECT COALESCE(max(step), 0) + 1 FROM saga.gtx_step WHERE gtx_id = $1",
 								  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_saga: could not count steps");
 		number = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -489,7 +533,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 	nulls[9] = PG_ARGISNULL(8) ? 'n' : ' ';
 	args[10] = PG_ARGISNULL(9) ? (Datum) 0 : PG_GETARG_DATUM(9);
 	nulls[10] = PG_ARGISNULL(9) ? 'n' : ' ';
-	if (SPI_execute_with_args("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
+	if (run_sql("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
 							  "compensation, confirm, after_steps, expect_rows, max_attempts, timeout) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
@@ -514,7 +558,7 @@ saga_submit(PG_FUNCTION_ARGS)
 	if (row.status != GTX_BUILDING)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
-	if (SPI_execute_with_args("SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1",
+	if (run_sql("SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1",
 							  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
@@ -523,7 +567,7 @@ saga_submit(PG_FUNCTION_ARGS)
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
 	/* submitted_at and the deadline are stamped at commit, by a trigger */
-	if (SPI_execute_with_args("UPDATE saga.gtx SET status = 'pending' WHERE id = $1",
+	if (run_sql("UPDATE saga.gtx SET status = 'pending' WHERE id = $1",
 							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not submit saga");
 	add_event(&row, 0, "submitted", NULL);
@@ -631,21 +675,21 @@ saga_abort(PG_FUNCTION_ARGS)
 	{
 		case GTX_BUILDING:
 			/* nothing ran: discard it */
-			if (SPI_execute_with_args("UPDATE saga.gtx SET status = 'aborted', "
+			if (run_sql("UPDATE saga.gtx SET status = 'aborted', "
 									  "finished_at = pg_catalog.clock_timestamp(), "
 									  "abort_requested = true, abort_reason = $2, "
 									  "last_error = COALESCE('aborted: ' || $2, 'aborted before submit') "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
-			if (SPI_execute_with_args("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
+			if (run_sql("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
 									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
 			break;
 		case GTX_PENDING:
 		case GTX_RUNNING:
-			if (SPI_execute_with_args("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
+			if (run_sql("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
@@ -673,14 +717,14 @@ saga_retry(PG_FUNCTION_ARGS)
 	if (row.status != GTX_FAILED)
 		wrong_state(&row, "Only a failed saga can be retried.");
 	idarg[0] = Int64GetDatum(row.id);
-	if (SPI_execute_with_args("UPDATE saga.gtx SET finished_at = NULL, "
+	if (run_sql("UPDATE saga.gtx SET finished_at = NULL, "
 							  "status = CASE phase WHEN 'forward' THEN 'running' "
 							  "WHEN 'commit' THEN 'committing' ELSE 'compensating' END "
 							  "WHERE id = $1",
 							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not retry saga");
 	/* fresh attempt counters; a refused delivery is delivered again */
-	if (SPI_execute_with_args("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
+	if (run_sql("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
 							  "finished_at = NULL, "
 							  "status = CASE WHEN s.status = 'failed' AND g.mode = 'msg' "
 							  "THEN 'pending' ELSE s.status END "
@@ -718,7 +762,7 @@ saga_purge(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(cx.caller);
 	args[2] = BoolGetDatum(is_saga_admin(cx.caller));
-	if (SPI_execute_with_args("DELETE FROM saga.gtx WHERE status IN ('succeeded', 'aborted', 'failed') "
+	if (run_sql("DELETE FROM saga.gtx WHERE status IN ('succeeded', 'aborted', 'failed') "
 							  "AND finished_at < pg_catalog.now() - $1 AND ($3 OR owner = $2)",
 							  3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_saga: could not purge sagas");
