@@ -100,14 +100,17 @@ SELECT pg_catalog.pg_extension_config_dump('saga.gtx_event_id_seq', '');
 
 /*
  * The deadline counts from the submitting commit.  A deferred trigger runs
- * at that commit, so it stamps the moment the saga becomes visible.
+ * at that commit, so it stamps the moment the saga becomes visible.  Sagas
+ * without a timeout need no such precision: saga.submit() stamps them.
  */
 CREATE FUNCTION saga._stamp_submit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	committed_at timestamptz := clock_timestamp();
 BEGIN
 	UPDATE saga.gtx
-	   SET submitted_at = clock_timestamp(),
-	       deadline = clock_timestamp() + timeout
+	   SET submitted_at = committed_at,
+	       deadline = committed_at + timeout
 	 WHERE id = NEW.id;
 	RETURN NULL;
 END
@@ -118,7 +121,7 @@ CREATE CONSTRAINT TRIGGER gtx_stamp_submit
 	AFTER UPDATE OF status ON saga.gtx
 	DEFERRABLE INITIALLY DEFERRED
 	FOR EACH ROW
-	WHEN (OLD.status = 'building' AND NEW.status = 'pending')
+	WHEN (OLD.status = 'building' AND NEW.status = 'pending' AND NEW.timeout IS NOT NULL)
 	EXECUTE FUNCTION saga._stamp_submit();
 
 /*

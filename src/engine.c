@@ -555,6 +555,13 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		(saga->mode == MODE_MSG ? (transient || step->attempts < step_max_attempts(step))
 		 : (transient && step->attempts < step_max_attempts(step))))
 	{
+		/*
+		 * xa: an earlier attempt may still reach PREPARE after this one
+		 * failed (a session whose client gave up runs on), and a new call
+		 * would only wait on its locks: look for it before every retry.
+		 */
+		if (saga->mode == MODE_XA)
+			step->need_probe = true;
 		schedule_retry(step, "action", now);
 		return;
 	}

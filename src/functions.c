@@ -566,8 +566,9 @@ saga_submit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
-	/* submitted_at and the deadline are stamped at commit, by a trigger */
-	if (run_sql("UPDATE saga.gtx SET status = 'pending' WHERE id = $1",
+	/* with a timeout, a trigger stamps submitted_at and the deadline at commit */
+	if (run_sql("UPDATE saga.gtx SET status = 'pending', "
+				"submitted_at = pg_catalog.clock_timestamp() WHERE id = $1",
 							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not submit saga");
 	add_event(&row, 0, "submitted", NULL);

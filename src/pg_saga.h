@@ -44,6 +44,7 @@ extern int	saga_step_timeout_ms;
 extern int	saga_connect_timeout_ms;
 extern int	saga_max_workers;
 extern int	saga_max_connections_per_target;
+extern int	saga_max_active_sagas;
 extern char *saga_step_gid;
 extern char *saga_step_number;
 extern void saga_define_settings(void);

@@ -22,6 +22,7 @@ int			saga_step_timeout_ms = 60000;
 int			saga_connect_timeout_ms = 10000;
 int			saga_max_workers = 8;
 int			saga_max_connections_per_target = 8;
+int			saga_max_active_sagas = 1000;
 char	   *saga_step_gid = NULL;
 char	   *saga_step_number = NULL;
 
@@ -68,6 +69,12 @@ saga_define_settings(void)
 							"Connections a worker keeps open to one target for one role.",
 							"Steps beyond it wait for a free connection, in submission order.",
 							&saga_max_connections_per_target, 8, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.max_active_sagas",
+							"Sagas a worker drives at once.",
+							"Further submitted sagas wait, in submission order, until earlier ones finish; this bounds the worker's memory.",
+							&saga_max_active_sagas, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	/*

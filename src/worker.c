@@ -64,6 +64,8 @@ static MemoryContext turn_cxt = NULL;
 static char *coordinator_id = NULL;
 static dlist_head live_sagas = DLIST_STATIC_INIT(live_sagas);
 static HTAB *saga_index = NULL;
+static int	nlive = 0;			/* sagas in live_sagas */
+static bool sagas_waiting = false;	/* live sagas left out for lack of room */
 static bool work_pending = true;
 
 /* ---- the slot in shared memory ---- */
@@ -143,21 +145,33 @@ forget_saga(Saga *saga)
 	hash_search(saga_index, &saga->id, HASH_REMOVE, NULL);
 	dlist_delete(&saga->node);
 	MemoryContextDelete(saga->cxt);
+	nlive--;
 }
 
-/* Reads the live sagas: new ones are loaded, abort requests noted. */
+/*
+ * Reads the live sagas: new ones are loaded, oldest first, up to
+ * saga.max_active_sagas in memory; abort requests are noted.
+ */
 static void
 reload_live_sagas(void)
 {
 	List	   *live = catalog_live_sagas();
 	ListCell   *lc;
 
+	sagas_waiting = false;
 	foreach(lc, live)
 	{
 		LiveSagaRef *ref = lfirst(lc);
 		bool		found;
-		SagaEntry  *entry = hash_search(saga_index, &ref->id, HASH_ENTER, &found);
+		SagaEntry  *entry = hash_search(saga_index, &ref->id,
+										nlive < saga_max_active_sagas ? HASH_ENTER : HASH_FIND,
+										&found);
 
+		if (entry == NULL)
+		{
+			sagas_waiting = true;	/* until others finish */
+			continue;
+		}
 		if (!found)
 		{
 			Saga	   *saga = catalog_load_saga(ref->id, worker_cxt);
@@ -169,6 +183,7 @@ reload_live_sagas(void)
 			}
 			entry->saga = saga;
 			dlist_push_tail(&live_sagas, &saga->node);
+			nlive++;
 			work_pending = true;
 		}
 		else if (ref->abort_requested && !entry->saga->abort_requested)
@@ -307,6 +322,8 @@ send_calls(List *starts)
 	}
 }
 
+static bool forgot_any = false;
+
 static void
 forget_final_sagas(void)
 {
@@ -323,7 +340,10 @@ forget_final_sagas(void)
 		for (i = 0; i < saga->nsteps; i++)
 			in_flight |= saga->steps[i].conn != NULL || saga->steps[i].starting;
 		if (!in_flight)
+		{
 			forget_saga(saga);
+			forgot_any = true;
+		}
 	}
 }
 
@@ -486,7 +506,12 @@ saga_worker_main(Datum arg)
 		now = GetCurrentTimestamp();
 		remote_check_deadlines(now);
 		remote_close_idle(now);
-		reload = now >= next_reload;
+		/* room freed while sagas wait to be taken up */
+		if (forgot_any && sagas_waiting && nlive < saga_max_active_sagas)
+			reload = true;
+		else
+			reload = now >= next_reload;
+		forgot_any = false;
 		if (reload || work_pending || next_timer(next_reload) <= now)
 		{
 			work_pending = false;

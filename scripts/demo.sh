@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# scripts/demo.sh: pg_saga in two minutes.
+#
+#   sudo bash scripts/demo.sh
+#
+# Installs what is missing (Debian packages), builds and installs pg_saga,
+# starts a throwaway PostgreSQL 15 cluster on a free port of 127.0.0.1, and
+# runs two money transfers between two "banks" coordinated from a third
+# database: one that succeeds and one that fails and is compensated.  The
+# cluster and its files are removed at the end, also on failure.
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DEMO_ROLE=app
+DEMO_PASSWORD=app-secret
+
+heading() {
+	printf '\n== %s\n\n' "$*"
+}
+
+# psql as the postgres OS user, on the demo cluster's socket.
+#   q DB [psql options...]   reads SQL from stdin
+q() {
+	local db="$1"
+	shift
+	saga_as_pg psql -X -q -v ON_ERROR_STOP=1 -P footer=off -P null='' \
+		-h "$DEMO_DIR" -p "$DEMO_PORT" -d "$db" "$@"
+}
+
+# The same, connected as the application role.
+qapp() {
+	local db="$1"
+	shift
+	q "$db" -U "$DEMO_ROLE" "$@"
+}
+
+# A query's result as a table, without psql's trailing empty line.
+show() {
+	local db="$1"
+	shift
+	qapp "$db" -c "$*" | sed -e '${/^$/d}'
+}
+
+balances() {
+	local a b
+	a="$(qapp bank_a -At -F' ' -R', ' -c "SELECT 'account ' || id || ': ' || balance FROM account ORDER BY id")"
+	b="$(qapp bank_b -At -F' ' -R', ' -c "SELECT 'account ' || id || ': ' || balance FROM account ORDER BY id")"
+	printf '  bank_a  %s\n  bank_b  %s\n' "$a" "$b"
+}
+
+demo_cleanup() {
+	local rc=$?
+	trap - EXIT
+	saga_cleanup || true
+	[ -n "${DEMO_DIR:-}" ] && rm -rf "$DEMO_DIR"
+	if [ "$rc" -ne 0 ]; then
+		echo "demo failed (exit $rc)" >&2
+	fi
+	exit "$rc"
+}
+
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+	saga_die "run as root: sudo bash scripts/demo.sh"
+fi
+
+DEMO_DIR=""
+trap demo_cleanup EXIT
+
+heading "Preparing: packages, build, a throwaway cluster"
+saga_install_deps
+saga_build_install
+DEMO_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pg_saga_demo.XXXXXX")"
+DEMO_PORT="$(saga_free_port)"
+saga_start_cluster "$DEMO_DIR" "$DEMO_PORT"
+
+# The application role logs in with a password over TCP, as in production:
+# a non-superuser's user mapping must carry a password the remote uses.
+saga_as_pg sh -c "{ printf 'host all %s 127.0.0.1/32 scram-sha-256\n' '$DEMO_ROLE'; cat '$DEMO_DIR/data/pg_hba.conf'; } > '$DEMO_DIR/data/pg_hba.conf.new' && mv '$DEMO_DIR/data/pg_hba.conf.new' '$DEMO_DIR/data/pg_hba.conf'"
+
+q postgres <<SQL
+SELECT pg_reload_conf() \\g /dev/null
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE $DEMO_ROLE LOGIN PASSWORD '$DEMO_PASSWORD';
+CREATE DATABASE shop;
+CREATE DATABASE bank_a OWNER $DEMO_ROLE;
+CREATE DATABASE bank_b OWNER $DEMO_ROLE;
+SQL
+
+heading "Setting up: coordinator 'shop', participants 'bank_a' and 'bank_b'"
+
+for bank in bank_a bank_b; do
+	qapp "$bank" <<'SQL'
+CREATE TABLE account (
+	id		int PRIMARY KEY,
+	balance	numeric NOT NULL CHECK (balance >= 0)
+);
+CREATE TABLE ledger (
+	id		bigserial PRIMARY KEY,
+	gid		text NOT NULL,
+	step	int NOT NULL,
+	account	int NOT NULL,
+	amount	numeric NOT NULL,
+	note	text NOT NULL,
+	at		timestamptz NOT NULL DEFAULT now()
+);
+SQL
+done
+qapp bank_a -c "INSERT INTO account VALUES (1, 100), (2, 100)"
+qapp bank_b -c "INSERT INTO account VALUES (1, 20), (2, 100)"
+
+# The coordinator: the extension, one foreign server per participant, and
+# the application role's user mappings (what the worker connects as).
+q shop <<SQL
+CREATE EXTENSION pg_saga;
+CREATE SERVER bank_a FOREIGN DATA WRAPPER pg_saga
+	OPTIONS (host '127.0.0.1', port '$DEMO_PORT', dbname 'bank_a');
+CREATE SERVER bank_b FOREIGN DATA WRAPPER pg_saga
+	OPTIONS (host '127.0.0.1', port '$DEMO_PORT', dbname 'bank_b');
+GRANT USAGE ON FOREIGN SERVER bank_a, bank_b TO $DEMO_ROLE;
+CREATE USER MAPPING FOR $DEMO_ROLE SERVER bank_a OPTIONS (user '$DEMO_ROLE', password '$DEMO_PASSWORD');
+CREATE USER MAPPING FOR $DEMO_ROLE SERVER bank_b OPTIONS (user '$DEMO_ROLE', password '$DEMO_PASSWORD');
+SQL
+qapp shop <<'SQL'
+SELECT saga.setup_participant('bank_a') \g /dev/null
+SELECT saga.setup_participant('bank_b') \g /dev/null
+SQL
+
+cat <<EOF
+  shop     CREATE EXTENSION pg_saga; servers bank_a, bank_b; user mappings for '$DEMO_ROLE'
+  bank_a   account(id, balance CHECK (balance >= 0)), ledger; barrier objects
+  bank_b   the same
+EOF
+echo
+echo "Balances before:"
+balances
+
+heading "1. Transfer 30 from bank_a account 1 to bank_b account 1"
+
+cat <<'EOF'
+  BEGIN;
+  SELECT saga.begin('transfer-1', payload => '{"amount": 30}');
+  SELECT saga.add_step('transfer-1', 'bank_a',
+         action       => 'INSERT INTO ledger ...;
+                          UPDATE account SET balance = balance - 30 WHERE id = 1',
+         compensation => 'INSERT INTO ledger ...;
+                          UPDATE account SET balance = balance + 30 WHERE id = 1',
+         name => 'debit', expect_rows => 1);
+  SELECT saga.add_step('transfer-1', 'bank_b', ... 'credit' ...);
+  SELECT saga.submit('transfer-1');
+  COMMIT;
+  SELECT saga.wait('transfer-1');
+
+EOF
+
+qapp shop <<'SQL'
+BEGIN;
+SELECT saga.begin('transfer-1', payload => '{"from": "bank_a/1", "to": "bank_b/1", "amount": 30}') \g /dev/null
+SELECT saga.add_step('transfer-1', 'bank_a',
+	action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -30, 'debit');
+				UPDATE account SET balance = balance - 30 WHERE id = 1$$,
+	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 30, 'refund of debit');
+				UPDATE account SET balance = balance + 30 WHERE id = 1$$,
+	name => 'debit', expect_rows => 1) \g /dev/null
+SELECT saga.add_step('transfer-1', 'bank_b',
+	action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 30, 'credit');
+				UPDATE account SET balance = balance + 30 WHERE id = 1$$,
+	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -30, 'reversal of credit');
+				UPDATE account SET balance = balance - 30 WHERE id = 1$$,
+	name => 'credit', expect_rows => 1) \g /dev/null
+SELECT saga.submit('transfer-1') \g /dev/null
+COMMIT;
+SQL
+printf "saga.wait('transfer-1') returned: %s\n\n" \
+	"$(qapp shop -At -c "SELECT saga.wait('transfer-1')")"
+echo "Balances after:"
+balances
+
+heading "2. Transfer 500 from bank_b account 1 (balance too low) to bank_a account 2"
+
+cat <<'EOF'
+  Step 1 'credit' adds 500 on bank_a; step 2 'debit' takes 500 from bank_b,
+  which breaks CHECK (balance >= 0) there.  That is a business failure: the
+  debit's remote transaction rolls back and the credit is compensated.
+
+EOF
+
+qapp shop <<'SQL'
+BEGIN;
+SELECT saga.begin('transfer-2', payload => '{"from": "bank_b/1", "to": "bank_a/2", "amount": 500}') \g /dev/null
+SELECT saga.add_step('transfer-2', 'bank_a',
+	action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 2, 500, 'credit');
+				UPDATE account SET balance = balance + 500 WHERE id = 2$$,
+	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 2, -500, 'reversal of credit');
+				UPDATE account SET balance = balance - 500 WHERE id = 2$$,
+	name => 'credit', expect_rows => 1) \g /dev/null
+SELECT saga.add_step('transfer-2', 'bank_b',
+	action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -500, 'debit');
+				UPDATE account SET balance = balance - 500 WHERE id = 1$$,
+	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 500, 'refund of debit');
+				UPDATE account SET balance = balance + 500 WHERE id = 1$$,
+	name => 'debit', expect_rows => 1) \g /dev/null
+SELECT saga.submit('transfer-2') \g /dev/null
+COMMIT;
+SQL
+printf "saga.wait('transfer-2') returned: %s\n\n" \
+	"$(qapp shop -At -c "SELECT saga.wait('transfer-2')")"
+echo "Balances after (unchanged):"
+balances
+echo
+echo "Ledger of bank_a for transfer-2 (the credit and its compensation):"
+show bank_a "SELECT gid, step, account, amount, note FROM ledger WHERE gid = 'transfer-2' ORDER BY id"
+
+heading "saga.transactions"
+show shop "SELECT gid, mode, status, owner, steps, steps_done,
+	finished_at - submitted_at AS took, last_error
+	FROM saga.transactions ORDER BY created_at"
+
+heading "saga.steps"
+show shop "SELECT gid, step, name, target, status, attempts, last_sqlstate, last_error
+	FROM saga.steps ORDER BY gid, step"
+
+heading "saga.history"
+show shop "SELECT gid, step, to_char(at, 'HH24:MI:SS.MS') AS at, event, detail
+	FROM saga.history ORDER BY at"
+
+heading "saga.stats"
+show shop "SELECT status, sagas, finished_last_minute, latency_p50_last_5min
+	FROM saga.stats ORDER BY status"
+
+echo
+echo "Done; stopping the cluster."

@@ -1,0 +1,180 @@
+# scripts/lib.sh: shell helpers shared by scripts/test.sh and scripts/demo.sh.
+#
+# Source it from bash (`. scripts/lib.sh`).  It installs the Debian packages
+# the project needs, builds and installs the extension against PostgreSQL 15,
+# and starts and stops throwaway clusters as the `postgres` OS user (the
+# server refuses to run as root).  Every cluster it starts is recorded and
+# stopped by saga_cleanup, which saga_start_cluster installs as the EXIT trap
+# unless the caller already has one (then call saga_cleanup from it).
+#
+# Functions:
+#   saga_install_deps           apt-get the build and test dependencies if missing
+#   saga_build_install          make with -Wall -Werror, then make install
+#   saga_pg_bindir              echo the PostgreSQL 15 bin directory
+#   saga_as_pg CMD...           run CMD as the postgres OS user
+#   saga_workdir                echo a postgres-owned copy of the repository
+#   saga_free_port              echo a free TCP port on 127.0.0.1
+#   saga_start_cluster DIR PORT initdb and start a cluster in DIR on PORT
+#   saga_stop_cluster DIR       stop that cluster
+#   saga_cleanup                stop every cluster started here, remove the workdir
+
+SAGA_PG_VERSION=15
+SAGA_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# One registry per top-level script: $$ is the same in command substitutions.
+SAGA_CLUSTER_LIST="${TMPDIR:-/tmp}/pg_saga_clusters.$$"
+SAGA_PACKAGES=(postgresql-15 postgresql-server-dev-15 libpq-dev postgresql-15-cron
+	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+	perl make gcc)
+
+saga_log() {
+	echo "[$(date +%H:%M:%S)] $*" >&2
+}
+
+saga_die() {
+	echo "error: $*" >&2
+	exit 1
+}
+
+# Echo "sudo" when the caller is not root and sudo exists, else nothing.
+saga_sudo() {
+	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+		echo sudo
+	fi
+}
+
+saga_install_deps() {
+	local missing=() pkg sudo
+	for pkg in "${SAGA_PACKAGES[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$pkg")
+		fi
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	sudo="$(saga_sudo)"
+	saga_log "installing ${missing[*]}"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+		|| saga_die "apt-get update failed"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/tmp/pg_saga_apt.log 2>&1 \
+		|| { cat /tmp/pg_saga_apt.log >&2; saga_die "apt-get install ${missing[*]} failed"; }
+}
+
+saga_pg_bindir() {
+	echo "/usr/lib/postgresql/$SAGA_PG_VERSION/bin"
+}
+
+saga_pg_config() {
+	echo "$(saga_pg_bindir)/pg_config"
+}
+
+saga_build_install() {
+	local sudo
+	sudo="$(saga_sudo)"
+	saga_log "building pg_saga (-Wall -Werror)"
+	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" PG_CFLAGS='-Wall -Werror' \
+		|| saga_die "build failed"
+	saga_log "installing pg_saga"
+	$sudo make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" install >/dev/null \
+		|| saga_die "make install failed"
+}
+
+# Run a command as the postgres OS user with the PostgreSQL 15 binaries first
+# on PATH; the rest of the environment (PGHOST, PGPORT, PERL5LIB, ...) is kept.
+saga_as_pg() {
+	local path="$(saga_pg_bindir):$PATH"
+	if [ "$(id -u)" -ne 0 ]; then
+		PATH="$path" "$@"
+		return
+	fi
+	local run=(runuser -u postgres --)
+	if ! command -v runuser >/dev/null 2>&1; then
+		run=(sudo -E -u postgres)
+	fi
+	# A root-owned working directory may be closed to postgres.
+	if "${run[@]}" test -r "$PWD" -a -x "$PWD"; then
+		"${run[@]}" env PATH="$path" "$@"
+	else
+		(cd / && "${run[@]}" env PATH="$path" "$@")
+	fi
+}
+
+# The directory the tests run in: a copy of the repository (without .git)
+# owned by postgres, made once per top-level script.  SAGA_WORKDIR overrides.
+saga_workdir() {
+	local dir="${SAGA_WORKDIR:-${TMPDIR:-/tmp}/pg_saga_work.$$}"
+	if [ ! -e "$dir/.pg_saga_copied" ]; then
+		mkdir -p "$dir"
+		(cd "$SAGA_REPO_ROOT" && tar --exclude=./.git -cf - .) | tar -xf - -C "$dir" \
+			|| saga_die "cannot copy the repository to $dir"
+		touch "$dir/.pg_saga_copied"
+		if [ "$(id -u)" -eq 0 ]; then
+			chown -R postgres: "$dir"
+		fi
+	fi
+	echo "$dir"
+}
+
+# A TCP port nothing listens on, outside the kernel's ephemeral range.
+saga_free_port() {
+	perl -MIO::Socket::INET -e '
+		for (1 .. 200) {
+			my $port = 15000 + int(rand(17000));
+			next if -e "/tmp/.s.PGSQL.$port";
+			my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $port,
+										  Proto => "tcp", Listen => 1, ReuseAddr => 1);
+			if ($s) { close $s; print "$port\n"; exit 0; }
+		}
+		exit 1;' || saga_die "no free port found"
+}
+
+# saga_start_cluster DIR PORT: a throwaway cluster, data in DIR/data, socket
+# in DIR, log in DIR/postmaster.log, configured with test/regress.conf.
+saga_start_cluster() {
+	local dir="$1" port="$2" conf="$SAGA_REPO_ROOT/test/regress.conf"
+	[ -n "$dir" ] && [ -n "$port" ] || saga_die "usage: saga_start_cluster DIR PORT"
+	mkdir -p "$dir"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres: "$dir"
+	fi
+	dir="$(cd "$dir" && pwd)"
+	echo "$dir" >>"$SAGA_CLUSTER_LIST"
+	if [ -z "$(trap -p EXIT)" ]; then
+		trap saga_cleanup EXIT
+	fi
+	saga_as_pg initdb -D "$dir/data" -A trust -N -U postgres >"$dir/initdb.log" 2>&1 \
+		|| { cat "$dir/initdb.log" >&2; saga_die "initdb in $dir failed"; }
+	{
+		cat "$conf"
+		printf "\n# saga_start_cluster\nport = %s\nunix_socket_directories = '%s'\n" "$port" "$dir"
+	} | saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null \
+		|| saga_die "cannot configure the cluster in $dir"
+	saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w -t 60 start >/dev/null \
+		|| { cat "$dir/postmaster.log" >&2; saga_die "cluster in $dir did not start"; }
+	saga_log "cluster $dir up on port $port"
+}
+
+saga_stop_cluster() {
+	local dir="$1"
+	[ -f "$dir/data/postmaster.pid" ] || return 0
+	saga_as_pg pg_ctl -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+		|| saga_as_pg pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 \
+		|| true
+}
+
+saga_cleanup() {
+	local rc=$? dir
+	if [ -f "$SAGA_CLUSTER_LIST" ]; then
+		while read -r dir; do
+			saga_stop_cluster "$dir"
+		done <"$SAGA_CLUSTER_LIST"
+		rm -f "$SAGA_CLUSTER_LIST"
+	fi
+	# Only the default workdir is ours to remove; SAGA_KEEP_WORKDIR keeps it.
+	dir="${TMPDIR:-/tmp}/pg_saga_work.$$"
+	if [ -z "${SAGA_WORKDIR:-}" ] && [ -z "${SAGA_KEEP_WORKDIR:-}" ] && [ -e "$dir/.pg_saga_copied" ]; then
+		rm -rf "$dir"
+	fi
+	return $rc
+}

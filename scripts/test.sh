@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# scripts/test.sh: runs every test of pg_saga.
+#
+# On a Debian bookworm machine, as root (or a user with sudo): installs the
+# dependencies, builds with -Wall -Werror, installs, and runs
+#   1. the pg_regress suite (REGRESS in the Makefile) with `make installcheck`
+#      against a throwaway cluster configured by test/regress.conf,
+#   2. the pgTAP files test/pgtap/*.sql with pg_prove, in a fresh database of
+#      that cluster,
+#   3. the TAP tests test/t/*.pl with prove; each starts its own clusters.
+# Tests run as the postgres OS user in a copy of the repository.  Exits
+# non-zero if anything failed; every cluster is stopped on exit.
+#
+# Arguments select what runs (default: everything):
+#   regress              the pg_regress suite
+#   pgtap                every pgTAP file; pgtap/NAME.sql one of them
+#   tap                  every TAP test;   t/NAME.pl one of them
+# e.g. `scripts/test.sh t/001_transfer.pl`.  SAGA_KEEP_WORKDIR=1 keeps the
+# work directory (logs, data directories) for a look afterwards.
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+
+# --- what to run --------------------------------------------------------
+run_regress=0
+run_pgtap=0
+run_tap=0
+pgtap_files=()
+tap_files=()
+if [ "$#" -eq 0 ]; then
+	run_regress=1
+	run_pgtap=1
+	run_tap=1
+fi
+for arg in "$@"; do
+	arg="${arg#test/}"
+	case "$arg" in
+		regress) run_regress=1 ;;
+		pgtap) run_pgtap=1 ;;
+		tap) run_tap=1 ;;
+		pgtap/*.sql) pgtap_files+=("test/$arg") ;;
+		t/*.pl) tap_files+=("test/$arg") ;;
+		*) saga_die "unknown test selection: $arg (regress, pgtap, pgtap/NAME.sql, tap, t/NAME.pl)" ;;
+	esac
+done
+if [ "$run_pgtap" -eq 1 ]; then
+	pgtap_files=(test/pgtap/*.sql)
+fi
+if [ "$run_tap" -eq 1 ]; then
+	tap_files=(test/t/*.pl)
+fi
+# an unmatched glob stays literal: drop it
+existing=()
+for f in ${pgtap_files[@]+"${pgtap_files[@]}"}; do
+	if [ -f "$f" ]; then existing+=("$f"); else [ "$run_pgtap" -eq 1 ] || saga_die "no such test: $f"; fi
+done
+pgtap_files=(${existing[@]+"${existing[@]}"})
+existing=()
+for f in ${tap_files[@]+"${tap_files[@]}"}; do
+	if [ -f "$f" ]; then existing+=("$f"); else [ "$run_tap" -eq 1 ] || saga_die "no such test: $f"; fi
+done
+tap_files=(${existing[@]+"${existing[@]}"})
+
+# --- bookkeeping --------------------------------------------------------
+passed=0
+failed=0
+failures=()
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); failures+=("$1"); }
+
+# TAP tests that die hard may leave postmasters behind: stop whatever runs
+# from the work directory.
+stop_leftovers() {
+	local pidfile
+	[ -n "${work:-}" ] && [ -d "$work" ] || return 0
+	while IFS= read -r pidfile; do
+		saga_as_pg pg_ctl -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
+	done < <(find "$work" -name postmaster.pid 2>/dev/null)
+}
+on_exit() {
+	local rc=$?
+	stop_leftovers
+	saga_cleanup
+	exit "$rc"
+}
+trap on_exit EXIT
+
+# --- build --------------------------------------------------------------
+saga_install_deps
+saga_build_install
+work="$(saga_workdir)"
+saga_log "work directory $work"
+
+bindir="$(saga_pg_bindir)"
+pgxs_src="$(dirname "$(dirname "$("$(saga_pg_config)" --pgxs)")")"
+export PG_REGRESS="$pgxs_src/test/regress/pg_regress"
+export PERL5LIB="$pgxs_src/test/perl:$work/test/perl${PERL5LIB:+:$PERL5LIB}"
+export PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-90}"
+export PGUSER=postgres
+unset PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS
+
+# --- 1 and 2: pg_regress and pgTAP on one throwaway cluster -------------
+if [ "$run_regress" -eq 1 ] || [ "${#pgtap_files[@]}" -gt 0 ]; then
+	port="$(saga_free_port)"
+	saga_start_cluster "$work/cluster" "$port"
+	export PGHOST="$work/cluster" PGPORT="$port"
+
+	if [ "$run_regress" -eq 1 ]; then
+		saga_log "pg_regress (make installcheck)"
+		rc=0
+		(cd "$work" && saga_as_pg make -s PG_CONFIG="$bindir/pg_config" installcheck) \
+			>"$work/installcheck.out" 2>&1 || rc=$?
+		cat "$work/installcheck.out"
+		n_ok=$(grep -cE '\.\.\. +ok' "$work/installcheck.out" || true)
+		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)' "$work/installcheck.out" || true)
+		passed=$((passed + n_ok))
+		for t in $(grep -E '\.\.\. +(FAILED|failed)' "$work/installcheck.out" \
+				| sed -E 's/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
+			fail "regress/$t"
+		done
+		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
+			fail "regress (make installcheck exited $rc)"
+		fi
+		if [ "$rc" -ne 0 ] && [ -f "$work/regression.diffs" ]; then
+			echo "=== regression.diffs ==="
+			cat "$work/regression.diffs"
+		fi
+	fi
+
+	if [ "${#pgtap_files[@]}" -gt 0 ]; then
+		saga_log "pgTAP (${#pgtap_files[@]} files)"
+		PGOPTIONS='-c client_min_messages=warning' saga_as_pg psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+			-c 'DROP DATABASE IF EXISTS saga_pgtap' -c 'CREATE DATABASE saga_pgtap'
+		saga_as_pg psql -X -q -v ON_ERROR_STOP=1 -d saga_pgtap \
+			-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION pg_saga'
+		for f in "${pgtap_files[@]}"; do
+			if (cd "$work" && saga_as_pg timeout 600 pg_prove -d saga_pgtap "$f"); then
+				pass
+			else
+				fail "$f"
+			fi
+		done
+	elif [ "$run_pgtap" -eq 1 ]; then
+		saga_log "pgTAP: no files in test/pgtap, skipped"
+	fi
+
+	saga_stop_cluster "$work/cluster"
+	unset PGHOST PGPORT
+fi
+
+# --- 3: TAP tests, each with its own clusters ----------------------------
+if [ "${#tap_files[@]}" -gt 0 ]; then
+	export TESTDIR="$work/test" TESTDATADIR="$work/test/tmp_check"
+	for f in "${tap_files[@]}"; do
+		name="$(basename "$f" .pl)"
+		saga_log "TAP $f"
+		if (cd "$work" && saga_as_pg timeout 900 prove "$f"); then
+			pass
+		else
+			fail "$f"
+			stop_leftovers
+			for log in "$work"/test/tmp_check/log/*"$name"*; do
+				[ -f "$log" ] || continue
+				echo "=== $log (last 300 lines) ==="
+				tail -n 300 "$log"
+			done
+		fi
+	done
+fi
+
+# --- summary -------------------------------------------------------------
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "failed:"
+	printf '  %s\n' "${failures[@]}"
+fi
+if [ $((passed + failed)) -eq 0 ]; then
+	echo "no test ran"
+	exit 1
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,77 @@
+-- saga.begin: gids, modes, timeouts, payloads, and the errors it raises.
+BEGIN;
+SELECT plan(26);
+
+SELECT matches(saga.begin(),
+	'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+	'begin() with no gid returns a new UUID');
+SELECT isnt(saga.begin(), saga.begin(), 'two gid-less begins return different gids');
+SELECT matches(saga.begin(NULL), '^[0-9a-f-]{36}$', 'begin(NULL) returns a new UUID');
+
+SELECT is(saga.begin('pgtap-begin-1'), 'pgtap-begin-1', 'begin(gid) returns the gid given');
+SELECT is(saga.status('pgtap-begin-1'), 'building', 'a new saga is building');
+SELECT results_eq(
+	$$SELECT mode, status, owner, payload, submitted_at, finished_at, deadline, steps, steps_done, last_error
+		FROM saga.transactions WHERE gid = 'pgtap-begin-1'$$,
+	$$VALUES ('saga'::text, 'building'::text, current_user::text, NULL::jsonb,
+			  NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, 0, 0, NULL::text)$$,
+	'saga.transactions shows the new saga, owned by the caller, nothing submitted yet');
+SELECT cmp_ok((SELECT created_at FROM saga.transactions WHERE gid = 'pgtap-begin-1'), '<=', clock_timestamp(),
+	'created_at is set');
+
+SELECT is(saga.begin('pgtap-begin-payload', payload => '{"order": 42, "items": ["a", "b"]}'),
+	'pgtap-begin-payload', 'begin accepts a payload');
+SELECT is((SELECT payload FROM saga.transactions WHERE gid = 'pgtap-begin-payload'),
+	'{"order": 42, "items": ["a", "b"]}'::jsonb, 'the payload is kept as given');
+
+SELECT is(saga.begin('pgtap-begin-timeout', 'saga', '5 minutes'), 'pgtap-begin-timeout',
+	'begin accepts a timeout');
+SELECT is((SELECT deadline FROM saga.transactions WHERE gid = 'pgtap-begin-timeout'), NULL,
+	'the deadline is not set before submit (it counts from the submitting commit)');
+
+-- gid length: 1 to 128 characters (characters, not bytes).
+SELECT is(saga.begin(repeat('g', 128)), repeat('g', 128), 'a gid of 128 characters is accepted');
+SELECT lives_ok($$SELECT saga.begin(repeat('é', 128))$$,
+	'a gid of 128 multibyte characters is accepted (the limit counts characters)');
+SELECT throws_ok($$SELECT saga.begin(repeat('h', 129))$$, '22023',
+	'gid must be 1 to 128 characters long',
+	'a gid of 129 characters raises invalid_parameter_value');
+SELECT throws_ok($$SELECT saga.begin('')$$, '22023',
+	'gid must be 1 to 128 characters long',
+	'an empty gid raises invalid_parameter_value');
+
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-1')$$, '23505',
+	'saga "pgtap-begin-1" already exists',
+	'a duplicate gid raises unique_violation');
+
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-badmode', 'bogus')$$, '22023',
+	'invalid mode "bogus"',
+	'an unknown mode raises invalid_parameter_value');
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-upper', 'SAGA')$$, '22023',
+	'invalid mode "SAGA"',
+	'modes are lower case');
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-nullmode', NULL)$$, '22004',
+	'mode must not be null',
+	'a NULL mode raises null_value_not_allowed');
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-msg', 'msg', '1 minute')$$, '22023',
+	'msg sagas take no timeout',
+	'a msg saga with a timeout raises invalid_parameter_value');
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-neg', 'saga', '-1 second')$$, '22023',
+	'timeout must be positive', 'a negative timeout raises invalid_parameter_value');
+SELECT throws_ok($$SELECT saga.begin('pgtap-begin-zero', 'saga', '0')$$, '22023',
+	'timeout must be positive', 'a zero timeout raises invalid_parameter_value');
+SELECT is(saga.begin('pgtap-begin-xa', 'xa'), 'pgtap-begin-xa', 'mode xa is accepted');
+
+-- A failed call changes nothing.
+SELECT is((SELECT count(*) FROM saga.transactions
+		   WHERE gid IN ('pgtap-begin-badmode', 'pgtap-begin-upper', 'pgtap-begin-nullmode',
+						 'pgtap-begin-msg', 'pgtap-begin-neg', 'pgtap-begin-zero', repeat('h', 129))),
+	0::bigint, 'failed begins leave no saga behind');
+SELECT is((SELECT count(*) FROM saga.transactions WHERE gid = 'pgtap-begin-1'), 1::bigint,
+	'the duplicate left the first saga alone');
+
+SELECT is(saga.begin('pgtap-begin-explicit', mode => 'saga'), 'pgtap-begin-explicit',
+	'mode saga can be given explicitly');
+
+SELECT * FROM finish();
+ROLLBACK;
