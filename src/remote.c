@@ -576,13 +576,13 @@ remote_handle_socket(void *user_data)
 	}
 }
 
-/* Adds every connection's socket to set, with conn as user data. */
-int
-remote_add_wait_events(WaitEventSet *set)
+/* Every connection of every pool, as a list the caller may walk and change. */
+static List *
+all_connections(void)
 {
 	HASH_SEQ_STATUS seq;
 	RemotePool *pool;
-	int			n = 0;
+	List	   *result = NIL;
 
 	hash_seq_init(&seq, pools);
 	while ((pool = hash_seq_search(&seq)) != NULL)
@@ -590,24 +590,38 @@ remote_add_wait_events(WaitEventSet *set)
 		dlist_iter	iter;
 
 		dlist_foreach(iter, &pool->conns)
-		{
-			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
-			uint32		events;
-			pgsocket	sock = PQsocket(conn->pg);
-
-			if (sock == PGINVALID_SOCKET)
-				continue;
-			if (conn->state == CONN_CONNECTING)
-				events = conn->poll == PGRES_POLLING_READING ?
-					WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
-			else if (conn->state == CONN_BUSY && conn->need_flush)
-				events = WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
-			else
-				events = WL_SOCKET_READABLE;
-			AddWaitEventToSet(set, events, sock, NULL, conn);
-			n++;
-		}
+			result = lappend(result, dlist_container(RemoteConn, node, iter.cur));
 	}
+	return result;
+}
+
+/* Adds every connection's socket to set, with conn as user data. */
+int
+remote_add_wait_events(WaitEventSet *set)
+{
+	List	   *conns = all_connections();
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, conns)
+	{
+		RemoteConn *conn = lfirst(lc);
+		uint32		events;
+		pgsocket	sock = PQsocket(conn->pg);
+
+		if (sock == PGINVALID_SOCKET)
+			continue;
+		if (conn->state == CONN_CONNECTING)
+			events = conn->poll == PGRES_POLLING_READING ?
+				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+		else if (conn->state == CONN_BUSY && conn->need_flush)
+			events = WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
+		else
+			events = WL_SOCKET_READABLE;
+		AddWaitEventToSet(set, events, sock, NULL, conn);
+		n++;
+	}
+	list_free(conns);
 	return n;
 }
 
@@ -624,28 +638,15 @@ remote_count_sockets(void)
 void
 remote_check_deadlines(TimestampTz now)
 {
-	HASH_SEQ_STATUS seq;
-	RemotePool *pool;
-	List	   *expired = NIL;
+	List	   *conns = all_connections();
 	ListCell   *lc;
 
-	hash_seq_init(&seq, pools);
-	while ((pool = hash_seq_search(&seq)) != NULL)
-	{
-		dlist_iter	iter;
-
-		dlist_foreach(iter, &pool->conns)
-		{
-			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
-
-			if (conn->state != CONN_IDLE && conn->deadline <= now)
-				expired = lappend(expired, conn);
-		}
-	}
-	foreach(lc, expired)
+	foreach(lc, conns)
 	{
 		RemoteConn *conn = lfirst(lc);
 
+		if (conn->state == CONN_IDLE || conn->deadline > now)
+			continue;
 		if (conn->state == CONN_CONNECTING)
 		{
 			conn_set_error(conn, "08001", "timeout expired while connecting to the target");
@@ -657,55 +658,48 @@ remote_check_deadlines(TimestampTz now)
 			conn_finish_call(conn, OUTCOME_UNKNOWN);
 		}
 	}
-	list_free(expired);
+	list_free(conns);
+}
+
+/* When a connection idle since idle_since is closed. */
+static TimestampTz
+idle_expiry(RemoteConn *conn)
+{
+	return conn->idle_since + IDLE_CONNECTION_TIMEOUT_MS * INT64CONST(1000);
 }
 
 TimestampTz
 remote_next_deadline(void)
 {
-	HASH_SEQ_STATUS seq;
-	RemotePool *pool;
+	List	   *conns = all_connections();
+	ListCell   *lc;
 	TimestampTz next = DT_NOEND;
 
-	hash_seq_init(&seq, pools);
-	while ((pool = hash_seq_search(&seq)) != NULL)
+	foreach(lc, conns)
 	{
-		dlist_iter	iter;
+		RemoteConn *conn = lfirst(lc);
+		TimestampTz t = conn->state == CONN_IDLE ? idle_expiry(conn) : conn->deadline;
 
-		dlist_foreach(iter, &pool->conns)
-		{
-			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
-			TimestampTz t = conn->state == CONN_IDLE ?
-				conn->idle_since + IDLE_CONNECTION_TIMEOUT_MS * INT64CONST(1000) :
-				conn->deadline;
-
-			if (t < next)
-				next = t;
-		}
+		next = Min(next, t);
 	}
+	list_free(conns);
 	return next;
 }
 
 void
 remote_close_idle(TimestampTz now)
 {
-	HASH_SEQ_STATUS seq;
-	RemotePool *pool;
+	List	   *conns = all_connections();
+	ListCell   *lc;
 
-	hash_seq_init(&seq, pools);
-	while ((pool = hash_seq_search(&seq)) != NULL)
+	foreach(lc, conns)
 	{
-		dlist_mutable_iter iter;
+		RemoteConn *conn = lfirst(lc);
 
-		dlist_foreach_modify(iter, &pool->conns)
-		{
-			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
-
-			if (conn->state == CONN_IDLE &&
-				conn->idle_since + IDLE_CONNECTION_TIMEOUT_MS * INT64CONST(1000) <= now)
-				conn_close(conn);
-		}
+		if (conn->state == CONN_IDLE && idle_expiry(conn) <= now)
+			conn_close(conn);
 	}
+	list_free(conns);
 }
 
 /*
