@@ -24,6 +24,7 @@
 #include "pg_saga.h"
 
 static SPIPlanPtr plan_live = NULL;
+static SPIPlanPtr plan_one_live = NULL;
 static SPIPlanPtr plan_saga = NULL;
 static SPIPlanPtr plan_steps = NULL;
 static SPIPlanPtr plan_write_saga = NULL;
@@ -63,6 +64,10 @@ catalog_prepare(void)
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
 		"WHERE status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
 		0, NULL);
+	plan_one_live = keep_plan(
+		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
+		"WHERE id = $1 AND status IN ('pending', 'running', 'committing', 'compensating')",
+		1, id_arg);
 	plan_saga = keep_plan(
 		"SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, "
 		"abort_reason, last_error FROM saga.gtx WHERE id = $1",
@@ -163,6 +168,35 @@ catalog_live_sagas(void)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		LiveSagaRef *ref = palloc0(sizeof(LiveSagaRef));
 
+		ref->id = get_int64(tup, desc, 1, 0);
+		ref->abort_requested = get_bool(tup, desc, 2);
+		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);
+		result = lappend(result, ref);
+	}
+	return result;
+}
+
+/* The given sagas, those of them still live. */
+List *
+catalog_some_live_sagas(const int64 *ids, int n)
+{
+	List	   *result = NIL;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		args[1] = {Int64GetDatum(ids[i])};
+		HeapTuple	tup;
+		TupleDesc	desc;
+		LiveSagaRef *ref;
+
+		if (SPI_execute_plan(plan_one_live, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, ids[i]);
+		if (SPI_processed == 0)
+			continue;
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		ref = palloc0(sizeof(LiveSagaRef));
 		ref->id = get_int64(tup, desc, 1, 0);
 		ref->abort_requested = get_bool(tup, desc, 2);
 		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);

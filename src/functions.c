@@ -573,7 +573,7 @@ saga_submit(PG_FUNCTION_ARGS)
 		elog(ERROR, "pg_saga: could not submit saga");
 	add_event(&row, 0, "submitted", NULL);
 	call_end(&cx);
-	saga_wake_worker_at_commit();
+	saga_wake_worker_at_commit(row.id);
 	PG_RETURN_VOID();
 }
 
@@ -695,7 +695,7 @@ saga_abort(PG_FUNCTION_ARGS)
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "abort_requested", reason);
-			saga_wake_worker_at_commit();
+			saga_wake_worker_at_commit(row.id);
 			break;
 		default:
 			wrong_state(&row, "Only a saga that is building, pending or running can be aborted; this one is past its decision.");
@@ -736,7 +736,7 @@ saga_retry(PG_FUNCTION_ARGS)
 		elog(ERROR, "pg_saga: could not retry saga");
 	add_event(&row, 0, "retry", NULL);
 	call_end(&cx);
-	saga_wake_worker_at_commit();
+	saga_wake_worker_at_commit(row.id);
 	PG_RETURN_VOID();
 }
 

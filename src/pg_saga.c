@@ -22,6 +22,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "pg_saga.h"
 
@@ -37,6 +38,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* Wake-ups queued by this backend until its transaction commits. */
 static bool wake_worker_at_commit = false;
+static List *ids_at_commit = NIL;	/* in TopMemoryContext */
 static bool start_worker_at_commit = false;
 static bool xact_callback_registered = false;
 
@@ -192,21 +194,51 @@ _PG_init(void)
 
 /* ---- waking workers ---- */
 
-/* Sets the latch of the worker serving dboid, if one runs. */
-void
-saga_wake_worker(Oid dboid)
+/*
+ * Hands the ids of sagas just committed to the worker serving dboid, if one
+ * runs, and sets its latch.  The ids let it load just those sagas instead
+ * of rereading every live one; if the queue is full it rereads them all.
+ */
+static void
+saga_wake_worker_with(Oid dboid, List *ids)
 {
 	int			i;
 
-	LWLockAcquire(saga_shared->lock, LW_SHARED);
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < saga_shared->nslots; i++)
 	{
 		SagaWorkerSlot *slot = &saga_shared->slots[i];
+		ListCell   *lc;
 
-		if (slot->dboid == dboid && slot->latch != NULL)
-			SetLatch(slot->latch);
+		if (slot->dboid != dboid || slot->latch == NULL)
+			continue;
+		foreach(lc, ids)
+		{
+			if (slot->nqueued < SAGA_QUEUE_SIZE)
+				slot->queue[slot->nqueued++] = *(int64 *) lfirst(lc);
+			else
+				slot->overflow = true;
+		}
+		SetLatch(slot->latch);
 	}
 	LWLockRelease(saga_shared->lock);
+}
+
+/* The worker in slot takes the queued ids; returns how many. */
+int
+saga_take_queue(int slot_index, int64 *ids, bool *overflow)
+{
+	SagaWorkerSlot *slot = &saga_shared->slots[slot_index];
+	int			n;
+
+	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
+	n = (int) slot->nqueued;
+	memcpy(ids, slot->queue, n * sizeof(int64));
+	*overflow = slot->overflow;
+	slot->nqueued = 0;
+	slot->overflow = false;
+	LWLockRelease(saga_shared->lock);
+	return n;
 }
 
 /* Asks the launcher to start (or restart) the worker of dboid. */
@@ -281,12 +313,16 @@ saga_xact_callback(XactEvent event, void *arg)
 			if (start_worker_at_commit)
 				saga_request_worker(MyDatabaseId);
 			if (wake_worker_at_commit)
-				saga_wake_worker(MyDatabaseId);
+				saga_wake_worker_with(MyDatabaseId, ids_at_commit);
 			start_worker_at_commit = wake_worker_at_commit = false;
+			list_free_deep(ids_at_commit);
+			ids_at_commit = NIL;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			start_worker_at_commit = wake_worker_at_commit = false;
+			list_free_deep(ids_at_commit);
+			ids_at_commit = NIL;
 			break;
 		default:
 			break;
@@ -303,10 +339,16 @@ ensure_xact_callback(void)
 	}
 }
 
-/* The worker of this database should look at its sagas after commit. */
+/* The worker of this database should look at saga gtx_id after commit. */
 void
-saga_wake_worker_at_commit(void)
+saga_wake_worker_at_commit(int64 gtx_id)
 {
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	int64	   *id = palloc(sizeof(int64));
+
+	*id = gtx_id;
+	ids_at_commit = lappend(ids_at_commit, id);
+	MemoryContextSwitchTo(old);
 	ensure_xact_callback();
 	wake_worker_at_commit = true;
 }

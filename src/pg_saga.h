@@ -51,6 +51,9 @@ extern void saga_define_settings(void);
 
 /* ---- pg_saga.c: shared memory ---- */
 
+/* Ids of sagas a worker should look at, pushed by committing backends. */
+#define SAGA_QUEUE_SIZE 1024
+
 /* One slot per database worker the launcher runs (saga.max_workers). */
 typedef struct SagaWorkerSlot
 {
@@ -59,6 +62,10 @@ typedef struct SagaWorkerSlot
 	Latch	   *latch;			/* its latch, to wake it */
 	bool		no_extension;	/* the worker found no pg_saga and left */
 	bool		exited;			/* the worker has left */
+	/* sagas submitted, aborted or retried since the worker last looked */
+	uint32		nqueued;
+	bool		overflow;		/* more than fit: the worker rereads all */
+	int64		queue[SAGA_QUEUE_SIZE];
 } SagaWorkerSlot;
 
 #define SAGA_MAX_START_REQUESTS 16
@@ -88,13 +95,13 @@ typedef struct SagaShared
 } SagaShared;
 
 extern SagaShared *saga_shared;
-extern void saga_wake_worker(Oid dboid);
 extern void saga_request_worker(Oid dboid);
 extern void saga_wait_register(int64 gtx_id);
 extern void saga_wait_unregister(void);
 extern void saga_wake_waiters(const int64 *gtx_ids, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
-extern void saga_wake_worker_at_commit(void);
+extern void saga_wake_worker_at_commit(int64 gtx_id);
+extern int	saga_take_queue(int slot, int64 *ids, bool *overflow);
 
 /* ---- launcher.c / worker.c ---- */
 extern void saga_register_launcher(void);
@@ -304,6 +311,7 @@ typedef struct LiveSagaRef
 extern void catalog_prepare(void);
 extern char *catalog_coordinator_id(void);
 extern List *catalog_live_sagas(void);
+extern List *catalog_some_live_sagas(const int64 *ids, int n);
 extern Saga *catalog_load_saga(int64 id, MemoryContext parent);
 extern bool catalog_write_saga(Saga *saga);
 extern void catalog_write_step(SagaStep *step);

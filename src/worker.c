@@ -68,6 +68,10 @@ static int	nlive = 0;			/* sagas in live_sagas */
 static bool sagas_waiting = false;	/* live sagas left out for lack of room */
 static bool work_pending = true;
 
+/* Saga ids from the wake-up queue, to take up at the next turn. */
+static int64 queued[SAGA_QUEUE_SIZE];
+static int	nqueued = 0;
+
 /* ---- the slot in shared memory ---- */
 
 static void
@@ -149,16 +153,17 @@ forget_saga(Saga *saga)
 }
 
 /*
- * Reads the live sagas: new ones are loaded, oldest first, up to
- * saga.max_active_sagas in memory; abort requests are noted.
+ * Takes up live sagas: new ones are loaded, oldest first, up to
+ * saga.max_active_sagas in memory; abort requests are noted.  live lists
+ * every live saga (a full reload) or just those named in the wake-up queue.
  */
 static void
-reload_live_sagas(void)
+take_up_sagas(List *live, bool full)
 {
-	List	   *live = catalog_live_sagas();
 	ListCell   *lc;
 
-	sagas_waiting = false;
+	if (full)
+		sagas_waiting = false;
 	foreach(lc, live)
 	{
 		LiveSagaRef *ref = lfirst(lc);
@@ -169,7 +174,7 @@ reload_live_sagas(void)
 
 		if (entry == NULL)
 		{
-			sagas_waiting = true;	/* until others finish */
+			sagas_waiting = true;	/* taken up by a full reload later */
 			continue;
 		}
 		if (!found)
@@ -361,8 +366,11 @@ run_turn(bool reload)
 	{
 		if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 			leave_no_extension();
-		reload_live_sagas();
+		take_up_sagas(catalog_live_sagas(), true);
 	}
+	else if (nqueued > 0)
+		take_up_sagas(catalog_some_live_sagas(queued, nqueued), false);
+	nqueued = 0;
 
 	/*
 	 * SPI leaves its procedure context current, which SPI_finish frees: what
@@ -522,6 +530,17 @@ saga_worker_main(Datum arg)
 				next_reload = now + RELOAD_INTERVAL_MS * INT64CONST(1000);
 		}
 		if (wait_for_work(next_timer(next_reload)))
-			next_reload = 0;	/* woken: someone submitted, aborted or retried */
+		{
+			/* woken: someone submitted, aborted or retried these sagas */
+			bool		overflow;
+
+			if (nqueued > 0)
+				next_reload = 0;	/* not taken up yet: reread everything */
+			nqueued = saga_take_queue(my_slot, queued, &overflow);
+			if (overflow)
+				next_reload = 0;
+			else if (nqueued > 0)
+				work_pending = true;
+		}
 	}
 }
