@@ -54,9 +54,6 @@ catalog_prepare(void)
 {
 	Oid			id_arg[1] = {INT8OID};
 	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Oid			step_args[10] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID,
-	TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Oid			event_args[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
 
 	if (plan_live != NULL)
 		return;
@@ -81,14 +78,24 @@ catalog_prepare(void)
 		1, id_arg);
 	plan_write_saga = keep_plan(SAGA_WRITE_SQL, 4, saga_args);
 	plan_write_saga_unless_aborted = keep_plan(SAGA_WRITE_SQL " AND NOT abort_requested", 4, saga_args);
-	plan_write_step = keep_plan(
-		"UPDATE saga.gtx_step SET status = $3, maybe_applied = $4, attempts = $5, "
-		"next_attempt_at = $6, last_error = $7, last_sqlstate = $8, "
-		"started_at = $9, finished_at = $10 WHERE gtx_id = $1 AND step = $2",
-		10, step_args);
-	plan_write_event = keep_plan(
-		"INSERT INTO saga.gtx_event (gtx_id, step, event, detail) VALUES ($1, $2, $3, $4)",
-		4, event_args);
+	{
+		Oid			step_args[10] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID,
+			TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+		plan_write_step = keep_plan(
+			"UPDATE saga.gtx_step SET status = $3, maybe_applied = $4, attempts = $5, "
+			"next_attempt_at = $6, last_error = $7, last_sqlstate = $8, "
+			"started_at = $9, finished_at = $10 WHERE gtx_id = $1 AND step = $2",
+			10, step_args);
+	}
+	{
+		Oid			event_args[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+		plan_write_event = keep_plan(
+			"INSERT INTO saga.gtx_event (gtx_id, step, event, detail, at) "
+			"VALUES ($1, $2, $3, $4, $5)",
+			5, event_args);
+	}
 }
 
 char *
@@ -351,6 +358,10 @@ catalog_write_saga(Saga *saga)
 	return SPI_processed == 1;
 }
 
+/*
+ * Writes the step's state.  One indexed UPDATE per step: a set-based one
+ * over unnested arrays was slower for the few steps of a turn.
+ */
 void
 catalog_write_step(SagaStep *step)
 {
@@ -364,32 +375,30 @@ catalog_write_step(SagaStep *step)
 	args[3] = BoolGetDatum(step->maybe_applied);
 	args[4] = Int32GetDatum(step->attempts);
 	args[5] = TimestampTzGetDatum(step->next_attempt_at);
-	if (step->next_attempt_at == 0)
-		nulls[5] = 'n';
+	nulls[5] = step->next_attempt_at == 0 ? 'n' : ' ';
 	args[6] = text_or_null(step->last_error, nulls, 6);
 	args[7] = text_or_null(step->last_sqlstate, nulls, 7);
 	args[8] = TimestampTzGetDatum(step->started_at);
-	if (step->started_at == 0)
-		nulls[8] = 'n';
+	nulls[8] = step->started_at == 0 ? 'n' : ' ';
 	args[9] = TimestampTzGetDatum(step->finished_at);
-	if (step->finished_at == 0)
-		nulls[9] = 'n';
+	nulls[9] = step->finished_at == 0 ? 'n' : ' ';
 	if (SPI_execute_plan(plan_write_step, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not write step %d of saga %s", step->number, step->saga->gid);
 }
 
+/* Writes an event, with the time it happened. */
 void
 catalog_write_event(Saga *saga, SagaEvent *event)
 {
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	args[0] = Int64GetDatum(saga->id);
 	args[1] = Int32GetDatum(event->step);
-	if (event->step == 0)
-		nulls[1] = 'n';
+	nulls[1] = event->step == 0 ? 'n' : ' ';
 	args[2] = CStringGetTextDatum(event->event);
 	args[3] = text_or_null(event->detail, nulls, 3);
+	args[4] = TimestampTzGetDatum(event->at);
 	if (SPI_execute_plan(plan_write_event, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not write an event of saga %s", saga->gid);
 }

@@ -37,6 +37,9 @@ engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...)
 
 	ev->step = step;
 	ev->event = pstrdup(event);
+	/* strictly increasing, so the history sorts by time in the right order */
+	ev->at = Max(GetCurrentTimestamp(), saga->last_event_at + 1);
+	saga->last_event_at = ev->at;
 	if (fmt != NULL)
 	{
 		va_list		args;

@@ -690,6 +690,11 @@ saga_abort(PG_FUNCTION_ARGS)
 			break;
 		case GTX_PENDING:
 		case GTX_RUNNING:
+			if (row.mode == MODE_MSG)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("msg saga \"%s\" cannot be aborted once submitted", gid),
+						 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
 			if (run_sql("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)

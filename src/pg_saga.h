@@ -45,6 +45,7 @@ extern int	saga_connect_timeout_ms;
 extern int	saga_max_workers;
 extern int	saga_max_connections_per_target;
 extern int	saga_max_active_sagas;
+extern int	saga_recovery_interval_ms;
 extern char *saga_step_gid;
 extern char *saga_step_number;
 extern void saga_define_settings(void);
@@ -292,6 +293,7 @@ typedef struct Saga
 	bool		durable;		/* this flush writes a decision: flush the WAL */
 	bool		alert;			/* NOTIFY saga_alert when flushed */
 	List	   *events;			/* SagaEvent *, written at the next flush */
+	TimestampTz last_event_at;	/* keeps the saga's events in order */
 } Saga;
 
 typedef struct SagaEvent
@@ -299,6 +301,7 @@ typedef struct SagaEvent
 	int			step;			/* 0: the saga itself */
 	char	   *event;
 	char	   *detail;
+	TimestampTz at;				/* when it happened */
 } SagaEvent;
 
 typedef struct LiveSagaRef

@@ -7,8 +7,10 @@
  * commit point it delivers COMMIT PREPARED, otherwise ROLLBACK PREPARED.
  * What it cannot know of is a prepared transaction that appears after it
  * gave up on the call that made it: an attempt cut off by a timeout, an
- * abort or a crash may still reach PREPARE on the participant.  So every
- * minute (and when the worker starts) this sweep lists this coordinator's
+ * abort or a crash may still reach PREPARE on the participant (on
+ * PostgreSQL 14 and later the participant usually notices its client is
+ * gone and aborts it instead).  So every saga.recovery_interval (and when
+ * the worker starts) this sweep lists this coordinator's
  * prepared transactions on every target of recent xa sagas, parses each
  * name back to its saga and step, and resolves it from the local decision:
  *
@@ -33,8 +35,6 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
-
-#define SWEEP_INTERVAL_MS	60000
 
 typedef struct SweepTarget
 {
@@ -238,6 +238,6 @@ recovery_turn(dlist_head *live, TimestampTz now)
 	if (now >= next_sweep && sweeps_in_flight == 0)
 	{
 		start_sweep();
-		next_sweep = now + SWEEP_INTERVAL_MS * INT64CONST(1000);
+		next_sweep = now + (int64) saga_recovery_interval_ms * 1000;
 	}
 }

@@ -53,6 +53,7 @@ struct RemoteConn
 	char	   *query;			/* to send once connected */
 	TimestampTz deadline;		/* of the connection attempt or the call */
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
+	bool		in_setup;		/* the session set-up query is in flight */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
 	void	   *arg;
@@ -96,6 +97,7 @@ ignore_notice(void *arg, const char *message)
 }
 static void conn_send(RemoteConn *conn);
 static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
+static void conn_setup_done(RemoteConn *conn);
 
 void
 remote_init(MemoryContext cxt)
@@ -429,7 +431,9 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	RemoteOutcome outcome;
 	RemoteDoneCallback done = conn->done;
 	void	   *arg = conn->arg;
-	bool		broken = (kind == OUTCOME_UNKNOWN || conn->pg == NULL ||
+	bool		broken;
+
+	broken = (kind == OUTCOME_UNKNOWN || conn->pg == NULL ||
 						  PQstatus(conn->pg) != CONNECTION_OK ||
 						  PQtransactionStatus(conn->pg) != PQTRANS_IDLE);
 
@@ -479,6 +483,27 @@ conn_established(RemoteConn *conn)
 		conn_finish_call(conn, OUTCOME_ERROR);
 		return;
 	}
+	/*
+	 * A call the worker gives up on (abort, deadline) is abandoned: its
+	 * connection is closed.  On PostgreSQL 14 and later the session is asked
+	 * to notice a closed client while it runs, so an abandoned call is
+	 * cancelled on the participant too instead of running to its timeout.
+	 */
+	if (PQserverVersion(conn->pg) >= 140000 &&
+		PQsendQuery(conn->pg, "SET client_connection_check_interval = 1000"))
+	{
+		conn->in_setup = true;
+		conn_set_state(conn, CONN_BUSY);
+		return;
+	}
+	conn_setup_done(conn);
+}
+
+/* The session is ready: send the call waiting for it, if any. */
+static void
+conn_setup_done(RemoteConn *conn)
+{
+	conn->in_setup = false;
 	if (conn->query)
 	{
 		conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
@@ -498,13 +523,21 @@ conn_read_results(RemoteConn *conn)
 
 	if (!PQconsumeInput(conn->pg))
 	{
+		/* during the set-up, the call itself was not sent yet */
 		conn_set_error(conn, "08006", conn_error_text(conn));
-		conn_finish_call(conn, OUTCOME_UNKNOWN);
+		conn_finish_call(conn, conn->in_setup ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
 	while (!PQisBusy(conn->pg))
 	{
 		res = PQgetResult(conn->pg);
+		if (res == NULL && conn->in_setup)
+		{
+			/* an error here only means the setting is not available */
+			conn->got_error = false;
+			conn_setup_done(conn);
+			return;
+		}
 		if (res == NULL)
 		{
 			conn_finish_call(conn, conn->got_error ? OUTCOME_ERROR : OUTCOME_OK);
@@ -647,7 +680,7 @@ remote_check_deadlines(TimestampTz now)
 
 		if (conn->state == CONN_IDLE || conn->deadline > now)
 			continue;
-		if (conn->state == CONN_CONNECTING)
+		if (conn->state == CONN_CONNECTING || conn->in_setup)
 		{
 			conn_set_error(conn, "08001", "timeout expired while connecting to the target");
 			conn_finish_call(conn, OUTCOME_ERROR);

@@ -23,6 +23,7 @@ int			saga_connect_timeout_ms = 10000;
 int			saga_max_workers = 8;
 int			saga_max_connections_per_target = 8;
 int			saga_max_active_sagas = 1000;
+int			saga_recovery_interval_ms = 60000;
 char	   *saga_step_gid = NULL;
 char	   *saga_step_number = NULL;
 
@@ -76,6 +77,12 @@ saga_define_settings(void)
 							"Further submitted sagas wait, in submission order, until earlier ones finish; this bounds the worker's memory.",
 							&saga_max_active_sagas, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.recovery_interval",
+							"How often the worker looks for in-doubt prepared transactions of xa sagas.",
+							"It also looks when it starts.",
+							&saga_recovery_interval_ms, 60000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	/*
 	 * Set inside a step's remote transaction so its SQL can read them.  They

@@ -223,7 +223,8 @@ note_final(Saga *saga)
  * roll back, to commit (tcc, xa), to stop as failed.  Progress (a step
  * started or done, a saga succeeded) is written with synchronous_commit
  * off: after a crash that lost it, the worker calls those steps again and
- * the barrier answers that they are already done.
+ * the barrier answers that they are already done.  (Except in mode xa: see
+ * below.)
  */
 static bool
 write_changes(void)
@@ -267,7 +268,12 @@ write_changes(void)
 			saga->alert = false;
 		}
 		saga->dirty = false;
-		durable |= saga->durable;
+		/*
+		 * xa: a lost "started" would let a step that reached PREPARE look
+		 * unsent after a crash; the call sent again would wait on the locks
+		 * of its own prepared transaction.  xa progress is flushed.
+		 */
+		durable |= saga->durable || saga->mode == MODE_XA;
 		saga->durable = false;
 		if (saga_is_final(saga->status))
 		{
