@@ -91,7 +91,8 @@ cluster_cpu_ticks() {
 	echo "$total"
 }
 worker_pid() { sql bench "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND datname = 'bench'"; }
-worker_rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$(worker_pid)/status"; }
+# private memory only: RSS also counts the shared buffers the worker touched
+worker_rss_kb() { awk '/RssAnon/ {print $2}' "/proc/$(worker_pid)/status"; }
 ticks_per_s="$(getconf CLK_TCK)"
 
 # run MODE CLIENTS [FAIL_PCT] -> "per_second p50 p99 cpu_ms_per_op"
@@ -128,6 +129,39 @@ for c in $CLIENTS; do
 	saga_log "clients $c: baseline $b_tps/s, saga $s_tps/s, ratio $ratio"
 done
 rss_after="$(worker_rss_kb)"
+
+# Where the CPU goes: a 16-client saga run, with the CPU of each process
+# sampled by role (the clients' backends, the worker, the worker's sessions
+# on the participants) and divided by the sagas finished meanwhile.
+role_split() {
+	local window=5 n0 n1 pid role t
+	declare -A before total
+	saga_as_pg "$work/driver" saga 16 $((window + 3)) 0 "$COORD" "$CONN_A" "$CONN_B" >/dev/null &
+	local driver=$!
+	sleep 2
+	sql bench "SELECT pid, CASE WHEN backend_type = 'pg_saga worker' THEN 'worker'
+								WHEN application_name = 'pg_saga' THEN 'participant'
+								WHEN datname = 'bench' AND backend_type = 'client backend' THEN 'client'
+								ELSE 'other' END
+				 FROM pg_stat_activity WHERE pid <> pg_backend_pid()" >"$work/roles"
+	while IFS='|' read -r pid role; do
+		before[$pid]=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+	done <"$work/roles"
+	n0="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	sleep "$window"
+	n1="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	while IFS='|' read -r pid role; do
+		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo "${before[$pid]}")
+		total[$role]=$(( ${total[$role]:-0} + t - ${before[$pid]} ))
+	done <"$work/roles"
+	wait "$driver" || true
+	for role in client worker participant; do
+		awk -v t="${total[$role]:-0}" -v hz="$ticks_per_s" -v n=$((n1 - n0)) -v r="$role" \
+			'BEGIN { printf "| %s | %.2f |\n", r, (n > 0 ? t / hz * 1000 / n : 0) }'
+	done
+}
+saga_log "CPU per saga by role at 16 clients"
+roles_table="$(role_split)"
 
 saga_log "10% business failures at 16 clients"
 read -r f_tps f_p50 f_p99 f_cpu <<<"$(run saga 16 10)"
@@ -235,7 +269,35 @@ transfers completed in the run.
 | 16 clients, empty tables | $e_tps sagas/s |
 | 16 clients, $HISTORY_ROWS finished sagas kept | $h_tps sagas/s (**$h_ratio** of empty) |
 | 10,000 sagas submitted in one transaction | drained in $drain_s s, $drain_ok succeeded, at most $max_conns connections to the participants |
-| worker RSS | $rss_start kB at start, $rss_after kB after the client runs, $rss_end kB after everything |
+| worker private memory (RssAnon) | $rss_start kB at start, $rss_after kB after the client runs, $rss_end kB after everything |
+
+## Where the time goes
+
+CPU per finished saga at 16 clients, by process role:
+
+| role | CPU ms per saga |
+|---|---|
+$roles_table
+
+- **client**: the client's own backend on the coordinator: \`saga.begin\`,
+  two \`add_step\`, \`submit\`, the commit, and \`saga.wait\`.  Every statement
+  of these functions is prepared once per session; what remains is
+  executing about a dozen statements (lookups, inserts of the saga, its
+  steps and an event, the row lock that keeps concurrent builders apart).
+- **worker**: three turns per 2-step saga (pick up and start step 1; step 1
+  done and step 2 started; done), each one local transaction writing step
+  states and history events.  Progress is committed with
+  \`synchronous_commit = off\`; only decisions are flushed.
+- **participant**: the worker's sessions on bank_a and bank_b: per step, one
+  round trip running \`saga_participant.run()\` (a plpgsql function that
+  records the barrier row and \`EXECUTE\`s the step's SQL, so the SQL is
+  parsed and planned every time) and a durable commit.
+
+The baseline does two single-statement transactions per transfer and
+nothing else, so the saga costs several times its CPU; on this machine the
+coordinator, both participants and the clients share two cores, so CPU, not
+commit latency, sets the throughput, and the ratio stays well below what a
+commit-bound setup would show.
 
 ## Sagas of many steps
 
