@@ -336,22 +336,17 @@ saga_begin(PG_FUNCTION_ARGS)
 	args[4] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[4] = PG_ARGISNULL(2) ? 'n' : ' ';
 
-	if (gid != NULL)
-	{
-		if (run_sql("SELECT 1 FROM saga.gtx WHERE gid = $1", 1, argtypes,
-								  args, nulls, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("saga \"%s\" already exists", gid),
-					 errhint("Choose another gid, or pass NULL to get a new one.")));
-	}
+	/* one statement: a duplicate gid inserts nothing and returns no row */
 	if (run_sql("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
-							  "VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
-							  "RETURNING gid",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+				"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
+				"ON CONFLICT (gid) DO NOTHING RETURNING gid",
+				5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "pg_saga: could not create saga");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("saga \"%s\" already exists", gid),
+				 errhint("Choose another gid, or pass NULL to get a new one.")));
 	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	result = MemoryContextStrdup(CurTransactionContext, result);
 	call_end(&cx);
@@ -500,20 +495,30 @@ saga_add_step(PG_FUNCTION_ARGS)
 	target_check_usable(target, row.owner, true);
 
 	{
-		Oid			idtype[1] = {INT8OID};
-		Datum		idarg[1] = {Int64GetDatum(row.id)};
+		/* the next number, and whether the given name is taken, at once */
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		vals[2] = {Int64GetDatum(row.id), (Datum) 0};
+		char		valnulls[2] = {' ', 'n'};
 
-		if (run_sql("SELECT COALESCE(max(step), 0) + 1 FROM saga.gtx_step WHERE gtx_id = $1",
-								  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
+		if (name != NULL)
+		{
+			vals[1] = CStringGetTextDatum(name);
+			valnulls[1] = ' ';
+		}
+		if (run_sql("SELECT n, EXISTS (SELECT 1 FROM saga.gtx_step "
+					"WHERE gtx_id = $1 AND name = COALESCE($2, 'step' || n)) "
+					"FROM (SELECT COALESCE(max(step), 0) + 1 AS n "
+					"FROM saga.gtx_step WHERE gtx_id = $1) AS next",
+					2, types, vals, valnulls, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_saga: could not count steps");
 		number = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (name == NULL)
+			name = psprintf("step%d", number);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
 	}
-	if (name == NULL)
-		name = psprintf("step%d", number);
-	if (step_by_name(row.id, name) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
 	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -558,19 +563,17 @@ saga_submit(PG_FUNCTION_ARGS)
 	if (row.status != GTX_BUILDING)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
-	if (run_sql("SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1",
-							  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not read steps");
+	/* with a timeout, a trigger stamps submitted_at and the deadline at commit */
+	if (run_sql("UPDATE saga.gtx SET status = 'pending', "
+				"submitted_at = pg_catalog.clock_timestamp() WHERE id = $1 "
+				"AND EXISTS (SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1)",
+				1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_saga: could not submit saga");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
-	/* with a timeout, a trigger stamps submitted_at and the deadline at commit */
-	if (run_sql("UPDATE saga.gtx SET status = 'pending', "
-				"submitted_at = pg_catalog.clock_timestamp() WHERE id = $1",
-							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "pg_saga: could not submit saga");
 	add_event(&row, 0, "submitted", NULL);
 	call_end(&cx);
 	saga_wake_worker_at_commit(row.id);
