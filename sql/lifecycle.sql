@@ -74,7 +74,6 @@ SELECT saga.retry('stuck-1');
 SELECT saga.wait('stuck-1');
 SELECT step, status, attempts FROM saga.steps WHERE gid = 'stuck-1' ORDER BY step;
 SELECT count(*) AS compensated_rows FROM frozen;
-UN
 -- Three independent steps run at once.
 BEGIN;
 SELECT saga.begin('par-1');

@@ -23,6 +23,7 @@
 
 #include "pg_saga.h"
 
+static SPIPlanPtr plan_coordinator = NULL;
 static SPIPlanPtr plan_live = NULL;
 static SPIPlanPtr plan_one_live = NULL;
 static SPIPlanPtr plan_saga = NULL;
@@ -57,6 +58,7 @@ catalog_prepare(void)
 
 	if (plan_live != NULL)
 		return;
+	plan_coordinator = keep_plan("SELECT id FROM saga.coordinator", 0, NULL);
 	plan_live = keep_plan(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
 		"WHERE status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
@@ -101,7 +103,7 @@ catalog_prepare(void)
 char *
 catalog_coordinator_id(void)
 {
-	int			rc = SPI_execute("SELECT id FROM saga.coordinator", true, 1);
+	int			rc = SPI_execute_plan(plan_coordinator, NULL, NULL, true, 1);
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "pg_saga: saga.coordinator must hold exactly one row");

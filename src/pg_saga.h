@@ -338,7 +338,8 @@ extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 extern TimestampTz engine_next_wakeup(Saga *saga);
 
 /* ---- recovery.c: in-doubt prepared transactions of xa sagas ---- */
-extern void recovery_init(const char *coordinator, MemoryContext cxt);
+extern void recovery_init(MemoryContext cxt);
+extern void recovery_set_coordinator(const char *coordinator_id);
 extern void recovery_turn(dlist_head *live_sagas, TimestampTz now);
 extern bool saga_is_final(SagaStatus status);
 extern int	step_timeout_ms(SagaStep *step);

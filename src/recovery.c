@@ -56,11 +56,17 @@ static int	sweeps_in_flight = 0;
 static List *found = NIL;
 
 void
-recovery_init(const char *coordinator_id, MemoryContext cxt)
+recovery_init(MemoryContext cxt)
 {
 	recovery_cxt = AllocSetContextCreate(cxt, "pg_saga recovery", ALLOCSET_SMALL_SIZES);
 	sweep_cxt = AllocSetContextCreate(recovery_cxt, "pg_saga sweep", ALLOCSET_SMALL_SIZES);
-	coordinator = MemoryContextStrdup(cxt, coordinator_id);
+}
+
+/* The worker's current coordinator id (it owns the string). */
+void
+recovery_set_coordinator(const char *coordinator_id)
+{
+	coordinator = coordinator_id;
 }
 
 static void

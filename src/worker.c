@@ -358,6 +358,25 @@ forget_final_sagas(void)
 	}
 }
 
+/*
+ * The coordinator's id keys its barrier records.  pg_restore loads the
+ * original id after CREATE EXTENSION made a new one and started this
+ * worker, so the id is read again every turn, before any call is planned.
+ */
+static void
+refresh_coordinator_id(void)
+{
+	char	   *id = catalog_coordinator_id();
+
+	if (coordinator_id == NULL || strcmp(id, coordinator_id) != 0)
+	{
+		if (coordinator_id)
+			pfree(coordinator_id);
+		coordinator_id = MemoryContextStrdup(worker_cxt, id);
+		recovery_set_coordinator(coordinator_id);
+	}
+}
+
 /* One turn: read, advance, write, then send. */
 static void
 run_turn(bool reload)
@@ -377,6 +396,7 @@ run_turn(bool reload)
 	else if (nqueued > 0)
 		take_up_sagas(catalog_some_live_sagas(queued, nqueued), false);
 	nqueued = 0;
+	refresh_coordinator_id();
 
 	/*
 	 * SPI leaves its procedure context current, which SPI_finish frees: what
@@ -493,13 +513,12 @@ saga_worker_main(Datum arg)
 	if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
 	catalog_prepare();
-	coordinator_id = MemoryContextStrdup(worker_cxt, catalog_coordinator_id());
 	ereport(LOG, (errmsg("pg_saga worker started for database \"%s\"",
 						 get_database_name(MyDatabaseId))));
 	end_turn_transaction();
 
 	remote_init(worker_cxt);
-	recovery_init(coordinator_id, worker_cxt);
+	recovery_init(worker_cxt);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
 

@@ -128,7 +128,10 @@ SELECT columns_are('saga', 'history', ARRAY['gid', 'step', 'at', 'event', 'detai
 SELECT has_view('saga', 'stats', 'view saga.stats exists');
 SELECT columns_are('saga', 'stats', ARRAY[
 	'status', 'sagas', 'finished_last_minute', 'per_second_last_5min',
-	'latency_p50_last_5min', 'latency_p99_last_5min', 'oldest_submitted'],
+	'latency_p50_last_5min', 'latency_p99_last_5min', 'oldest_submitted',
+	'finished_last_5min', 'finished_last_hour', 'per_second_last_hour',
+	'latency_p50_last_hour', 'latency_p99_last_hour', 'latency_max_last_5min',
+	'retries_last_5min', 'steps_waiting_retry', 'oldest_age'],
 	'saga.stats has its documented columns');
 
 SELECT is(

@@ -1,0 +1,150 @@
+# 031_upgrade.pl: ALTER EXTENSION pg_saga UPDATE with sagas in flight.
+#
+# The coordinator database is created at the previous release,
+# CREATE EXTENSION pg_saga VERSION '1.0'.  Sagas are submitted while their
+# participant is down, so they sit retrying; the extension is updated under
+# them (the worker keeps running); then the participant comes back and every
+# saga completes, each step applied exactly once.  What 1.1 adds
+# (saga.diagram, saga.explain, the new saga.stats columns, grants to
+# pg_monitor) works on the updated database, and a database updated from 1.0
+# holds the same objects as one created at 1.1 directly.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+
+my $coord = new_coordinator('coord');
+my $part = new_participant('part');
+create_bank($part, 'bank_a', { 1 => 100, 2 => 100 });
+create_bank($part, 'bank_b', { 1 => 100, 2 => 100 });
+
+$coord->safe_psql('postgres', 'CREATE DATABASE coord');
+$coord->safe_psql('coord', "CREATE EXTENSION pg_saga VERSION '1.0'");
+is( $coord->safe_psql('coord',
+		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
+	'1.0', 'the previous release is installed');
+is( $coord->safe_psql('coord',
+		"SELECT count(*) FROM pg_proc WHERE proname IN ('diagram', 'explain')
+		    AND pronamespace = 'saga'::regnamespace"),
+	'0', '1.0 has no saga.diagram nor saga.explain');
+is( $coord->safe_psql('coord',
+		"SELECT path FROM pg_extension_update_paths('pg_saga')
+		  WHERE source = '1.0' AND target = '1.1'"),
+	'1.0--1.1', 'there is an update path from 1.0 to 1.1');
+add_target($coord, 'bank_a', $part, 'bank_a');
+add_target($coord, 'bank_b', $part, 'bank_b');
+my $worker = wait_for_worker($coord, 'coord');
+ok($worker, 'the worker of the 1.0 database runs');
+
+# A saga finished before the update: its history must survive it.
+my $done = submit_saga(
+	$coord,
+	gid => 'before',
+	steps => [ { target => 'bank_a', action => move_sql(2, -5), compensation => move_sql(2, 5, 'compensation') } ]);
+is(wait_saga($coord, $done), 'succeeded', 'a saga finished at 1.0');
+
+# --- sagas pending across the update ----------------------------------------
+$part->stop;
+my @gids;
+foreach my $i (1 .. 3)
+{
+	push @gids, submit_saga(
+		$coord,
+		gid => "across-$i",
+		steps => [
+			{
+				target => 'bank_a',
+				action => move_sql(1, -$i),
+				compensation => move_sql(1, $i, 'compensation'),
+				max_attempts => 1000
+			},
+			{
+				target => 'bank_b',
+				action => move_sql(1, $i),
+				compensation => move_sql(1, -$i, 'compensation'),
+				max_attempts => 1000
+			}
+		]);
+}
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT bool_and(attempts >= 2) FROM saga.steps WHERE gid LIKE 'across-%' AND step = 1"),
+	'the sagas retry while the participant is down');
+
+$coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
+is( $coord->safe_psql('coord',
+		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
+	'1.1', 'updated to 1.1');
+is( $coord->safe_psql('coord',
+		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
+	'running running running', 'the sagas are still running after the update');
+my $attempts = $coord->safe_psql('coord',
+	"SELECT max(attempts) FROM saga.steps WHERE gid = 'across-1' AND step = 1");
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT attempts > $attempts FROM saga.steps WHERE gid = 'across-1' AND step = 1"),
+	'the worker keeps retrying them after the update');
+
+$part->start;
+foreach my $gid (@gids)
+{
+	is(wait_saga($coord, $gid), 'succeeded', "$gid succeeded after the update");
+}
+is_deeply(balances($part, 'bank_a'), { 1 => 94, 2 => 95 }, 'bank_a: each debit once');
+is_deeply(balances($part, 'bank_b'), { 1 => 106, 2 => 100 }, 'bank_b: each credit once');
+is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'),
+	'', 'no step applied twice');
+foreach my $i (1 .. 3)
+{
+	is(ledger_rows($part, 'bank_a', "across-$i") . ' / ' . ledger_rows($part, 'bank_b', "across-$i"),
+		"1|action|1|-$i / 2|action|1|$i", "across-$i: one row per step");
+}
+
+# --- what 1.1 adds works on the updated database ----------------------------
+my $diagram = $coord->safe_psql('coord', "SELECT saga.diagram('across-1')");
+like($diagram, qr/^sequenceDiagram\n/, 'saga.diagram draws');
+like($diagram, qr/participant T1 as bank_a\n\s+participant T2 as bank_b/, 'one participant per target');
+like($diagram, qr/T1--xC: step 1: retry scheduled: action attempt 1 failed/,
+	'the retries before the update are drawn');
+like($diagram, qr/Note over C,T2: succeeded after /, 'and the outcome after it');
+my $explain = $coord->safe_psql('coord', "SELECT * FROM saga.explain('before')");
+like($explain, qr/^before \(saga mode\): succeeded, 1 of 1 steps done\n/, 'saga.explain of a saga finished at 1.0');
+like($explain, qr/step 1 on bank_a: action succeeded: applied/, 'with its steps');
+is( $coord->safe_psql('coord',
+		"SELECT sagas || ' ' || retries_last_5min FROM saga.stats WHERE status = 'succeeded'")
+	  =~ /^4 (\d+)$/ && $1 >= 6 ? 'ok' : 'bad',
+	'ok', 'saga.stats counts the retries from before the update');
+is( $coord->safe_psql('coord',
+		"SELECT bool_and(has_table_privilege('pg_monitor', v, 'SELECT'))
+		   FROM unnest(ARRAY['saga.transactions', 'saga.steps', 'saga.history', 'saga.stats']) v"),
+	't', 'pg_monitor reads the views');
+
+# --- the same objects as a fresh 1.1 -----------------------------------------
+$coord->safe_psql('postgres', 'CREATE DATABASE fresh');
+$coord->safe_psql('fresh', 'CREATE EXTENSION pg_saga');
+my $objects = q{
+SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+	SELECT pg_describe_object(classid, objid, 0)
+		   || coalesce(' ' || (SELECT md5(pg_get_functiondef(objid)) FROM pg_proc p
+							   WHERE classid = 'pg_proc'::regclass AND p.oid = objid AND p.prokind = 'f'), '')
+		   || coalesce(' ' || (SELECT md5(pg_get_viewdef(objid)) FROM pg_class c
+							   WHERE classid = 'pg_class'::regclass AND c.oid = objid AND c.relkind = 'v'), '')
+		   || coalesce(' ' || (SELECT c.relacl::text FROM pg_class c
+							   WHERE classid = 'pg_class'::regclass AND c.oid = objid), '') AS d
+	  FROM pg_depend
+	 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+	   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_saga')) x};
+my $updated = $coord->safe_psql('coord', $objects);
+my $created = $coord->safe_psql('fresh', $objects);
+is($updated, $created, 'an updated database has the objects of a fresh 1.1');
+like($created, qr/function saga\.diagram\(text\)/, 'which include saga.diagram');
+
+# The worker of the fresh database runs too, at 1.1.
+ok(wait_for_worker($coord, 'fresh'), 'a worker runs for the fresh 1.1 database');
+
+$coord->stop;
+$part->stop;
+done_testing();

@@ -1,0 +1,151 @@
+# 032_dump_restore.pl: pg_dump and pg_restore of a coordinator database.
+#
+# The sagas are data (pg_extension_config_dump marks the extension's tables),
+# the targets are ordinary foreign servers and user mappings, and the
+# coordinator id travels in saga.coordinator.  A coordinator database with a
+# finished saga and a pending one (its participant is down) is dumped with
+# pg_dump -Fc and restored with pg_restore into a new database of a second
+# coordinator cluster.  After the restore the servers and user mappings are
+# there, the history is whole, the coordinator id is the original one, and
+# once the participant is back the pending saga completes on it exactly once.
+#
+# Two coordinators holding the same pending saga would both run it: the
+# original cluster is stopped before the participant comes back, as an
+# operator moving a database must do (stop the old one, or drop its
+# database).  Sharing the coordinator id, the barrier would still keep each
+# step to one effect, but the two copies of the saga could disagree on its
+# outcome.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+
+my ($coord, $part) = standard_setup();
+
+my $done = submit_saga(
+	$coord,
+	gid => 'finished-1',
+	payload => '{"order": 1}',
+	steps => [
+		{
+			target => 'bank_a',
+			action => move_sql(2, -10),
+			compensation => move_sql(2, 10, 'compensation'),
+			name => 'debit'
+		},
+		{
+			target => 'bank_b',
+			action => move_sql(2, 10),
+			compensation => move_sql(2, -10, 'compensation'),
+			name => 'credit'
+		}
+	]);
+is(wait_saga($coord, $done), 'succeeded', 'a saga finished before the dump');
+
+# --- a saga pending while its participant is down -----------------------------
+$part->stop;
+my $gid = submit_saga(
+	$coord,
+	gid => 'moving-1',
+	payload => '{"order": 2}',
+	steps => [
+		{
+			target => 'bank_a',
+			action => move_sql(1, -25),
+			compensation => move_sql(1, 25, 'compensation'),
+			max_attempts => 100000
+		},
+		{
+			target => 'bank_b',
+			action => move_sql(1, 25),
+			compensation => move_sql(1, -25, 'compensation'),
+			max_attempts => 100000
+		}
+	]);
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT attempts >= 2 FROM saga.steps WHERE gid = 'moving-1' AND step = 1"),
+	'the saga retries while the participant is down');
+
+my $coordinator_id = $coord->safe_psql('coord', 'SELECT id FROM saga.coordinator');
+my $history_before = $coord->safe_psql('coord',
+	"SELECT count(*) FROM saga.history WHERE gid = 'finished-1'");
+
+# --- dump, stop the original, restore elsewhere -------------------------------
+my $dump = $PostgreSQL::Test::Utils::tmp_check . '/coord.dump';
+$coord->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', 'coord' ],
+	'pg_dump -Fc of the coordinator database');
+$coord->stop;
+
+my $coord2 = new_coordinator('coord2');
+$coord2->safe_psql('postgres', 'CREATE DATABASE moved');
+my ($stdout, $stderr) = ('', '');
+my $ok = IPC::Run::run(
+	[
+		'pg_restore', '-d', $coord2->connstr('moved'), '--no-password', $dump
+	],
+	'>', \$stdout, '2>', \$stderr);
+ok($ok, 'pg_restore succeeded') or diag $stderr;
+is($stderr, '', 'pg_restore reported nothing');
+
+is( $coord2->safe_psql('moved',
+		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
+	'1.1', 'the extension is restored at the current version');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(srvname || ' ' || fdw.fdwname, ', ' ORDER BY srvname)
+		   FROM pg_foreign_server s JOIN pg_foreign_data_wrapper fdw ON fdw.oid = s.srvfdw"),
+	'bank_a pg_saga, bank_b pg_saga', 'the targets are restored');
+my $port = $part->port;
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(o, ' ' ORDER BY o) FROM pg_foreign_server, unnest(srvoptions) o
+		  WHERE srvname = 'bank_a'"),
+	"dbname=bank_a host=127.0.0.1 port=$port", 'with their options');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(srvname || ' ' || usename, ', ' ORDER BY srvname) FROM pg_user_mappings"),
+	'bank_a postgres, bank_b postgres', 'and their user mappings');
+is($coord2->safe_psql('moved', 'SELECT id FROM saga.coordinator'),
+	$coordinator_id, 'the coordinator id is the original one');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(gid || ' ' || status || ' ' || payload::text, ', ' ORDER BY gid)
+		   FROM saga.transactions"),
+	'finished-1 succeeded {"order": 1}, moving-1 running {"order": 2}',
+	'the sagas are restored');
+is( $coord2->safe_psql('moved',
+		"SELECT count(*) FROM saga.history WHERE gid = 'finished-1'"),
+	$history_before, 'with their history');
+is(step_rows($coord2, 'finished-1', 'step, name, status', 'moved'),
+	"1|debit|succeeded\n2|credit|succeeded", 'and their steps');
+
+ok(wait_for_worker($coord2, 'moved'), 'a worker runs for the restored database');
+
+# --- the participant comes back: the restored coordinator finishes the saga ---
+$part->start;
+is(wait_saga($coord2, $gid, 90, 'moved'), 'succeeded',
+	'the pending saga completes after the restore');
+is(step_rows($coord2, $gid, 'step, status', 'moved'), "1|succeeded\n2|succeeded",
+	'both steps succeeded');
+is_deeply(balances($part, 'bank_a'), { 1 => 75, 2 => 90 }, 'bank_a debited once');
+is_deeply(balances($part, 'bank_b'), { 1 => 125, 2 => 110 }, 'bank_b credited once');
+is(ledger_rows($part, 'bank_a', $gid), '1|action|1|-25', 'bank_a: one ledger row');
+is(ledger_rows($part, 'bank_b', $gid), '2|action|1|25', 'bank_b: one ledger row');
+is( $part->safe_psql('bank_a',
+		"SELECT string_agg(DISTINCT coordinator, ' ') FROM saga_participant.barrier WHERE gid = 'moving-1'"),
+	$coordinator_id, 'the barrier records carry the original coordinator id');
+
+# New sagas keep working: ids continue after the restored ones.
+my $new = submit_saga(
+	$coord2,
+	db => 'moved',
+	gid => 'after-restore',
+	steps => [ { target => 'bank_a', action => move_sql(2, -1) } ]);
+is(wait_saga($coord2, $new, 90, 'moved'), 'succeeded', 'a new saga runs on the restored database');
+my $diagram = $coord2->safe_psql('moved', "SELECT saga.diagram('moving-1')");
+like($diagram, qr/retry scheduled.*succeeded after/s, 'its diagram spans the move');
+
+$coord2->stop;
+$part->stop;
+done_testing();
