@@ -492,7 +492,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 	if (row.status != GTX_BUILDING)
 		wrong_state(&row, "Steps can be added only while a saga is building.");
 	check_mode_rules(row.mode, compensation, confirm);
-	target_check_usable(target, row.owner, true);
+	target_check_usable(target, row.owner);
 
 	{
 		/* the next number, and whether the given name is taken, at once */
@@ -788,7 +788,7 @@ saga_setup_participant(PG_FUNCTION_ARGS)
 	char	   *target = required_text(fcinfo, 0, "target");
 	Oid			caller = GetUserId();
 
-	target_check_usable(target, caller, false);
+	target_check_usable(target, caller);
 	remote_exec_in_backend(target, caller, barrier_participant_sql());
 	PG_RETURN_VOID();
 }

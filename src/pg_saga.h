@@ -220,7 +220,7 @@ extern bool remote_sqlstate_is_transient(const char *sqlstate);
 extern void remote_exec_in_backend(const char *target, Oid owner, const char *sql);
 
 /* ---- target.c ---- */
-extern void target_check_usable(const char *target, Oid owner, bool for_add_step);
+extern void target_check_usable(const char *target, Oid owner);
 extern bool target_conninfo(const char *target, Oid owner, const char ***keywords,
 							const char ***values, bool *need_password,
 							char **error, char *sqlstate);

@@ -206,7 +206,7 @@ lookup_target(const char *target, Oid owner, ForeignServer **server_out,
 
 /* Raises the error a user should see if owner cannot use target. */
 void
-target_check_usable(const char *target, Oid owner, bool for_add_step)
+target_check_usable(const char *target, Oid owner)
 {
 	ForeignServer *server;
 	List	   *mapping;
