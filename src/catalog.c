@@ -286,6 +286,16 @@ load_steps(Saga *saga)
 		/* xa: an attempt cut short by a crash may have prepared */
 		step->need_probe = saga->mode == MODE_XA && step->status == STEP_RUNNING &&
 			step->attempts > 0;
+
+		/*
+		 * A saga past its first start may have run steps whose progress a
+		 * crash lost (it is written asynchronously): an unfinished step may
+		 * have taken effect, so a rollback compensates it, which the barrier
+		 * makes a no-op where it never ran.
+		 */
+		if (saga->status != GTX_PENDING &&
+			(step->status == STEP_PENDING || step->status == STEP_RUNNING))
+			step->maybe_applied = true;
 	}
 }
 

@@ -105,11 +105,20 @@ backoff_until(int attempts, TimestampTz now)
 	return now + delay * INT64CONST(1000);
 }
 
+/*
+ * Sets the saga's status.  Two changes are flushed to disk like decisions
+ * (the rest of a saga's progress is not, see worker.c): the first start,
+ * after which a saga reloaded from disk may have run steps whose progress
+ * was lost, and the final status, which saga.wait() reports to users and
+ * which must therefore stand.
+ */
 static void
 saga_set_status(Saga *saga, SagaStatus status)
 {
 	if (saga->status != status)
 	{
+		if (saga->status == GTX_PENDING || saga_is_final(status))
+			saga->durable = true;
 		saga->status = status;
 		saga->dirty = true;
 		if (saga_is_final(status))

@@ -220,11 +220,13 @@ note_final(Saga *saga)
  * Writes every change of every saga; true if one became final.
  *
  * Only decisions must reach the disk before the worker acts on them: to
- * roll back, to commit (tcc, xa), to stop as failed.  Progress (a step
- * started or done, a saga succeeded) is written with synchronous_commit
- * off: after a crash that lost it, the worker calls those steps again and
- * the barrier answers that they are already done.  (Except in mode xa: see
- * below.)
+ * roll back, to commit (tcc, xa), to stop as failed; and so must a saga's
+ * first start and its final status (see saga_set_status).  Progress in
+ * between (a step started or done) is written with synchronous_commit off:
+ * after a crash that lost it, the worker calls those steps again and the
+ * barrier answers that they are already done, or, if the saga is rolled
+ * back instead, compensates them (a no-op where they never ran).  (Except
+ * in mode xa: see below.)
  */
 static bool
 write_changes(void)
