@@ -494,6 +494,27 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 		fail_when_idle(saga);
 }
 
+/*
+ * Should this saga go before others for a free connection?  Sagas past their
+ * decision finish the work that frees everything they hold, and an xa saga
+ * with a prepared step holds row locks that other sagas may be waiting on:
+ * in submission order alone, older sagas retrying against those locks could
+ * take every connection and starve it.
+ */
+bool
+engine_goes_first(Saga *saga)
+{
+	int			i;
+
+	if (saga->phase != PHASE_FORWARD)
+		return true;
+	if (saga->mode == MODE_XA)
+		for (i = 0; i < saga->nsteps; i++)
+			if (saga->steps[i].status == STEP_PREPARED)
+				return true;
+	return false;
+}
+
 void
 engine_advance(Saga *saga, TimestampTz now, List **starts)
 {

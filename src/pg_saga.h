@@ -332,6 +332,7 @@ extern void engine_add_event(Saga *saga, int step, const char *event, const char
 extern void engine_request_abort(Saga *saga, const char *reason);
 extern void engine_commit_lost_to_abort(Saga *saga);
 extern void engine_advance(Saga *saga, TimestampTz now, List **starts);
+extern bool engine_goes_first(Saga *saga);
 extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now);
 extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										const char *sqlstate, TimestampTz now);

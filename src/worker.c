@@ -406,8 +406,21 @@ run_turn(bool reload)
 	 */
 	MemoryContextSwitchTo(turn_cxt);
 	now = GetCurrentTimestamp();
+	/* sagas holding locks or past their decision first, then in order */
 	dlist_foreach(iter, &live_sagas)
-		engine_advance(dlist_container(Saga, node, iter.cur), now, &starts);
+	{
+		Saga	   *saga = dlist_container(Saga, node, iter.cur);
+
+		if (engine_goes_first(saga))
+			engine_advance(saga, now, &starts);
+	}
+	dlist_foreach(iter, &live_sagas)
+	{
+		Saga	   *saga = dlist_container(Saga, node, iter.cur);
+
+		if (!engine_goes_first(saga))
+			engine_advance(saga, now, &starts);
+	}
 	any_final = write_changes();
 	recovery_turn(&live_sagas, now);
 	end_turn_transaction();
