@@ -690,8 +690,24 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		step->need_probe = false;	/* not prepared: call the action again */
 	else
 	{
+		/* the target could not be asked: a failed attempt of the step */
+		step->attempts++;
 		step_set_error(step, outcome->sqlstate, outcome->message);
-		schedule_retry(step, "probe", now);
+		if (step->attempts < step_max_attempts(step))
+			schedule_retry(step, "probe", now);
+		else
+		{
+			step->status = STEP_FAILED;
+			step->finished_at = now;
+			step->dirty = true;
+			engine_add_event(step->saga, step->number, "action_failed",
+							 "gave up after retries: %s", outcome->message ? outcome->message : "");
+			if (step->saga->phase == PHASE_FORWARD)
+				start_rollback(step->saga,
+							   psprintf("step %d failed: %s", step->number,
+										outcome->message ? outcome->message : "unknown error"),
+							   false);
+		}
 	}
 }
 

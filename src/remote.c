@@ -566,6 +566,25 @@ conn_read_results(RemoteConn *conn)
 	}
 }
 
+/*
+ * libpq gives no SQLSTATE for a failed connection.  A refused login is not
+ * transient (retrying will not fix a wrong password), so it is told apart
+ * from the server's message; anything else is a connection failure (08001),
+ * retried.
+ */
+static const char *
+connect_failure_sqlstate(const char *message)
+{
+	if (strstr(message, "password authentication failed") != NULL)
+		return "28P01";
+	if (strstr(message, "authentication failed") != NULL ||
+		strstr(message, "no pg_hba.conf entry") != NULL)
+		return "28000";
+	if (strstr(message, "does not exist") != NULL)
+		return "3D000";			/* database or role gone: an operator must act */
+	return "08001";
+}
+
 /* The socket of the connection given as user_data is ready. */
 void
 remote_handle_socket(void *user_data)
@@ -582,7 +601,9 @@ remote_handle_socket(void *user_data)
 				conn_established(conn);
 			else if (conn->poll == PGRES_POLLING_FAILED)
 			{
-				conn_set_error(conn, "08001", conn_error_text(conn));
+				char	   *text = conn_error_text(conn);
+
+				conn_set_error(conn, connect_failure_sqlstate(text), text);
 				conn_finish_call(conn, OUTCOME_ERROR);
 			}
 			break;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/campaign.sh: runs the fault campaign (test/fault_campaign.pl) on
+# throwaway clusters, as scripts/test.sh runs the TAP tests: installs what is
+# missing, builds, installs, and runs as the postgres OS user in a copy of
+# the repository.  Arguments go to the campaign, e.g.
+#
+#   sudo bash scripts/campaign.sh --duration 300 --sagas 3000 --seed 7
+#
+# It prints the campaign's figures and exits non-zero on an invariant
+# violation.  SAGA_KEEP_WORKDIR=1 keeps the logs (test/tmp_check/log).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+
+stop_leftovers() {
+	local pidfile
+	[ -n "${work:-}" ] && [ -d "$work" ] || return 0
+	while IFS= read -r pidfile; do
+		saga_as_pg pg_ctl -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
+	done < <(find "$work" -name postmaster.pid 2>/dev/null)
+}
+on_exit() {
+	local rc=$?
+	stop_leftovers
+	saga_cleanup
+	exit "$rc"
+}
+trap on_exit EXIT
+
+saga_install_deps
+saga_build_install
+work="$(saga_workdir)"
+saga_log "work directory $work"
+
+pgxs_src="$(dirname "$(dirname "$("$(saga_pg_config)" --pgxs)")")"
+export PG_REGRESS="$pgxs_src/test/regress/pg_regress"
+export PERL5LIB="$pgxs_src/test/perl:$work/test/perl${PERL5LIB:+:$PERL5LIB}"
+export PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-600}"
+export PGUSER=postgres TESTDIR="$work/test" TESTDATADIR="$work/test/tmp_check"
+unset PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS PGHOST PGPORT
+
+(cd "$work" && saga_as_pg perl test/fault_campaign.pl "$@")

@@ -1,0 +1,45 @@
+# 040_fault_campaign.pl: the fault campaign, short (test/fault_campaign.pl
+# runs it long).  About 150 transfer sagas of the four modes between three
+# bank databases on two clusters, while the worker is killed (kill -9), the
+# coordinator stopped with -m immediate and restarted, the participant
+# cluster stopped and started, and banks made slower than their steps'
+# timeout; a fifth of the sagas fail for a business reason, some have a
+# deadline and some are aborted with saga.abort().  Once the faults
+# stop, every saga must be final and the invariants of SagaFaults hold:
+# money conserved, every account at its start plus the sagas that
+# succeeded, no ledger row written twice, no prepared transaction left, no
+# barrier record without its saga.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+use SagaFaults;
+
+my $c = run_campaign(
+	sagas => 150,
+	duration => 25,
+	seed => $ENV{SAGA_CAMPAIGN_SEED},
+	gap => [ 1, 2.5 ],
+	quiesce_bound => 60,
+	prepared_bound => 30);
+note campaign_report($c);
+
+my @gids = $c->submitted_gids;
+cmp_ok(scalar @gids, '>=', 100, 'most sagas were submitted');
+foreach my $kind (@SagaFaults::FAULT_KINDS)
+{
+	cmp_ok($c->{faults}{$kind}, '>=', 1, "fault injected: $kind");
+}
+ok(defined $c->{quiesce}, 'every saga final once the faults stopped');
+ok(defined $c->{prepared_clear}, 'no prepared transaction left');
+my $bs = $c->{counts}{by_status};
+cmp_ok($bs->{succeeded} // 0, '>', 0, 'some sagas succeeded');
+cmp_ok($bs->{aborted} // 0, '>', 0, 'some sagas were rolled back');
+is(scalar @{ $c->{violations} }, 0, 'no invariant violated');
+diag campaign_report($c) if @{ $c->{violations} };
+
+$_->stop foreach @{ $c->{nodes} };
+done_testing();
