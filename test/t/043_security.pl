@@ -190,10 +190,12 @@ applied_nothing('bank_a', $gid, 'peer authentication');
 # a wrong password is not replaced by the .pgpass one
 $gid = submit_as('alice', gid => 'alice-pgpass-wrong', steps => two_steps('sec_pgpass', 2));
 is(wait_saga($coord, $gid), 'aborted', 'a wrong password with a .pgpass around: the saga rolls back');
-like(step_rows($coord, $gid, 'step, status, last_sqlstate'), refused('08001|28P01'),
+like(step_rows($coord, $gid, 'step, status, last_sqlstate'), refused('28P01'),
 	'the wrong password is refused by the participant: .pgpass not used');
 like(step_rows($coord, $gid, 'last_error'), qr/password authentication failed/,
 	'the error says so');
+like(step_rows($coord, $gid, 'attempts'), qr/^1\n[01]$/,
+	'a refused login is not retried: one attempt per step at most');
 applied_nothing('bank_a', $gid, 'wrong password');
 
 # an empty password, set by the owner after add_step, would let libpq read
