@@ -332,6 +332,17 @@ catalog_load_saga(int64 id, MemoryContext parent)
 	saga->last_error = get_text(tup, desc, 10, cxt);
 
 	load_steps(saga);
+
+	/*
+	 * A submitted saga always has steps.  None can only mean they are not
+	 * visible yet (pg_restore loads saga.gtx before saga.gtx_step): leave the
+	 * saga for a later reload rather than find "all of its steps done".
+	 */
+	if (saga->nsteps == 0)
+	{
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
 	return saga;
 }
 
