@@ -12,20 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
-stop_leftovers() {
-	local pidfile
-	[ -n "${work:-}" ] && [ -d "$work" ] || return 0
-	while IFS= read -r pidfile; do
-		saga_as_pg pg_ctl -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
-	done < <(find "$work" -name postmaster.pid 2>/dev/null)
-}
-on_exit() {
-	local rc=$?
-	stop_leftovers
-	saga_cleanup
-	exit "$rc"
-}
-trap on_exit EXIT
+trap saga_exit_handler EXIT
 
 saga_install_deps
 saga_build_install

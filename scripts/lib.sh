@@ -178,3 +178,21 @@ saga_cleanup() {
 	fi
 	return $rc
 }
+
+# Stops whatever postmaster still runs from the work directory $work (a TAP
+# test that dies hard can leave one behind).
+saga_stop_leftovers() {
+	local pidfile
+	[ -n "${work:-}" ] && [ -d "$work" ] || return 0
+	while IFS= read -r pidfile; do
+		saga_as_pg pg_ctl -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
+	done < <(find "$work" -name postmaster.pid 2>/dev/null)
+}
+
+# EXIT trap of the scripts that run tests: leftovers, then saga_cleanup.
+saga_exit_handler() {
+	local rc=$?
+	saga_stop_leftovers
+	saga_cleanup
+	exit "$rc"
+}

@@ -71,20 +71,7 @@ fail() { failed=$((failed + 1)); failures+=("$1"); }
 
 # TAP tests that die hard may leave postmasters behind: stop whatever runs
 # from the work directory.
-stop_leftovers() {
-	local pidfile
-	[ -n "${work:-}" ] && [ -d "$work" ] || return 0
-	while IFS= read -r pidfile; do
-		saga_as_pg pg_ctl -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
-	done < <(find "$work" -name postmaster.pid 2>/dev/null)
-}
-on_exit() {
-	local rc=$?
-	stop_leftovers
-	saga_cleanup
-	exit "$rc"
-}
-trap on_exit EXIT
+trap saga_exit_handler EXIT
 
 # --- build --------------------------------------------------------------
 saga_install_deps

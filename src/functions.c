@@ -602,7 +602,7 @@ saga_wait(PG_FUNCTION_ARGS)
 	GtxRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	TimestampTz deadline;
-	char	   *status;
+	char	   *volatile status = NULL;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
