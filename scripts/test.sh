@@ -146,7 +146,7 @@ if [ "${#tap_files[@]}" -gt 0 ]; then
 			pass
 		else
 			fail "$f"
-			stop_leftovers
+			saga_stop_leftovers
 			for log in "$work"/test/tmp_check/log/*"$name"*; do
 				[ -f "$log" ] || continue
 				echo "=== $log (last 300 lines) ==="

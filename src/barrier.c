@@ -3,12 +3,20 @@
  * barrier.c
  *		What a step sends to its participant, and the participant's set-up.
  *
- * A step call is one query string, so one round trip, and so one implicit
- * remote transaction (in mode xa, one prepared transaction): it sets the step's timeout and the saga.gid and
- * saga.step settings locally, then calls saga_participant.run(), which
- * records the call in the barrier table and runs the user's SQL only if
- * the barrier lets it (see pg_saga_participant.sql).  If anything fails,
- * the whole remote transaction rolls back, barrier record included.
+ * A step call is one round trip and one remote transaction (in mode xa, one
+ * prepared transaction): it sets the saga.gid and saga.step settings for
+ * the transaction, then calls saga_participant.run(), which records the
+ * call in the barrier table and runs the user's SQL only if the barrier
+ * lets it (see pg_saga_participant.sql).  If anything fails, the whole
+ * remote transaction rolls back, barrier record included.
+ *
+ * Outside xa a call is one statement, prepared once per connection
+ * (barrier_step_statement) and executed with the step's values as
+ * parameters, so the participant neither parses nor plans it again; the
+ * step's timeout is then the session's statement_timeout, set when it
+ * changes.  The same call also exists as a query string
+ * (barrier_step_call), used in mode xa, where it sits between BEGIN and
+ * PREPARE TRANSACTION, and wherever the statement cannot be prepared.
  *
  * The participant objects live in one SQL file, installed with the
  * extension, which setup_participant() sends as it is and which a DBA can
@@ -18,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type_d.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -91,6 +100,50 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			break;
 	}
 	return buf.data;
+}
+
+/*
+ * The statement a connection prepares for step calls, and its parameter
+ * types.  The settings are made in a subquery, so they are in place before
+ * run() executes; run()'s answer is the first column, as the worker reads
+ * replies.  Only saga_participant.run() of pg_saga_participant.sql is
+ * called, so participants set up by any version keep working.
+ */
+const char *
+barrier_step_statement(const Oid **types)
+{
+	static const Oid step_types[STEP_CALL_NARGS] = {TEXTOID, TEXTOID, INT4OID, TEXTOID,
+	TEXTOID, INT8OID};
+
+	*types = step_types;
+	return "SELECT saga_participant.run($1, $2, $3, $4, $5, $6) "
+		"FROM (SELECT pg_catalog.set_config('saga.gid', $2, true), "
+		"pg_catalog.set_config('saga.step', $3::text, true) OFFSET 0) AS settings";
+}
+
+/*
+ * The parameters of the prepared statement for op of step; NULL in mode xa
+ * and for the operations that are not step calls.
+ */
+RemoteStepCall *
+barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp op,
+					int timeout_ms)
+{
+	RemoteStepCall *call;
+
+	if (saga->mode == MODE_XA ||
+		(op != OP_ACTION && op != OP_COMPENSATION && op != OP_CONFIRM))
+		return NULL;
+	call = palloc0(sizeof(RemoteStepCall));
+	call->values[0] = coordinator;
+	call->values[1] = saga->gid;
+	call->values[2] = psprintf("%d", step->number);
+	call->values[3] = step_op_name(op);
+	call->values[4] = step->sql[op];
+	call->values[5] = step->has_expect_rows && op == OP_ACTION ?
+		psprintf(INT64_FORMAT, step->expect_rows) : NULL;
+	call->timeout_ms = timeout_ms;
+	return call;
 }
 
 /*

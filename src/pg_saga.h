@@ -194,6 +194,18 @@ typedef struct RemoteOutcome
 typedef struct RemotePool RemotePool;
 typedef struct RemoteConn RemoteConn;
 
+/*
+ * A step call that can also run as the participant statement prepared once
+ * per connection (see barrier.c): saga_participant.run()'s arguments as
+ * text, and the statement timeout the call runs under.
+ */
+#define STEP_CALL_NARGS 6
+typedef struct RemoteStepCall
+{
+	const char *values[STEP_CALL_NARGS];
+	int			timeout_ms;
+} RemoteStepCall;
+
 /* Called when a call finishes; arg is what remote_call was given. */
 typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 
@@ -203,8 +215,8 @@ extern bool remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate);
 extern bool remote_pool_has_room(RemotePool *pool);
 extern void remote_pool_reserve(RemotePool *pool);
 extern bool remote_pool_ready(RemotePool *pool);
-extern RemoteConn *remote_call(RemotePool *pool, char *query, TimestampTz deadline,
-							   RemoteDoneCallback done, void *arg);
+extern RemoteConn *remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
+							   TimestampTz deadline, RemoteDoneCallback done, void *arg);
 extern void remote_abandon(RemoteConn *conn);
 extern int	remote_add_wait_events(WaitEventSet *set);
 extern bool remote_wait_events_changed(void);
@@ -230,6 +242,9 @@ struct Saga;
 struct SagaStep;
 extern char *barrier_step_call(const char *coordinator, struct Saga *saga,
 							   struct SagaStep *step, StepOp op, int timeout_ms);
+extern RemoteStepCall *barrier_step_params(const char *coordinator, struct Saga *saga,
+										   struct SagaStep *step, StepOp op, int timeout_ms);
+extern const char *barrier_step_statement(const Oid **types);
 extern char *barrier_xa_prefix(const char *coordinator);
 extern char *barrier_xa_name(const char *coordinator, int64 gtx_id, int step);
 extern char *barrier_xa_list_query(const char *coordinator);

@@ -121,7 +121,7 @@ send_on(SweepTarget *where, char *query, RemoteDoneCallback done, void *arg)
 	if (!remote_pool_has_room(pool))
 		return false;
 	remote_pool_reserve(pool);
-	return remote_call(pool, query,
+	return remote_call(pool, query, NULL,
 					   GetCurrentTimestamp() + (int64) saga_step_timeout_ms * 1000,
 					   done, arg) != NULL;
 }

@@ -42,6 +42,25 @@ typedef enum ConnState
 	CONN_BUSY
 } ConnState;
 
+/* A command that readies the session for the call waiting to be sent. */
+typedef enum SetupCommand
+{
+	SETUP_NONE,
+	SETUP_SESSION,				/* after connecting: session settings */
+	SETUP_PREPARE,				/* prepare the step statement */
+	SETUP_TIMEOUT				/* set the session's statement_timeout */
+} SetupCommand;
+
+/* Whether the step statement is prepared on a connection. */
+typedef enum StepStatement
+{
+	STEP_STATEMENT_UNKNOWN,
+	STEP_STATEMENT_READY,
+	STEP_STATEMENT_UNAVAILABLE	/* could not prepare: calls use query text */
+} StepStatement;
+
+#define STEP_STATEMENT_NAME "pgsaga_step"
+
 struct RemoteConn
 {
 	dlist_node	node;			/* in the pool's list */
@@ -50,10 +69,14 @@ struct RemoteConn
 	ConnState	state;
 	PostgresPollingStatusType poll; /* while connecting: what to wait for */
 	bool		need_flush;		/* query not fully sent yet */
+	uint32		wait_mask;		/* what the worker's wait set waits for */
 	char	   *query;			/* to send once connected */
+	RemoteStepCall *step_call;	/* or, if set, this as the step statement */
 	TimestampTz deadline;		/* of the connection attempt or the call */
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
-	bool		in_setup;		/* the session set-up query is in flight */
+	SetupCommand setup;			/* in flight instead of the call, if any */
+	StepStatement statement;
+	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
 	void	   *arg;
@@ -89,6 +112,7 @@ static int	nsockets = 0;
 static bool events_changed = true;	/* the worker must rebuild its wait set */
 
 static void conn_close(RemoteConn *conn);
+static void note_wait_change(RemoteConn *conn);
 
 /* Remote notices (such as "already exists, skipping") are not ours to log. */
 static void
@@ -262,9 +286,41 @@ conn_set_state(RemoteConn *conn, ConnState state)
 	bool		is_active = state != CONN_IDLE;
 
 	conn->pool->nactive += (int) is_active - (int) was_active;
-	if (conn->state != state)
-		events_changed = true;
 	conn->state = state;
+	note_wait_change(conn);
+}
+
+/* Frees the query of the call on conn. */
+static void
+free_call(RemoteConn *conn)
+{
+	if (conn->query)
+		pfree(conn->query);
+	conn->query = NULL;
+	if (conn->step_call)
+	{
+		int			i;
+
+		for (i = 0; i < STEP_CALL_NARGS; i++)
+			if (conn->step_call->values[i])
+				pfree((char *) conn->step_call->values[i]);
+		pfree(conn->step_call);
+	}
+	conn->step_call = NULL;
+}
+
+/* A copy of call in the remote context. */
+static RemoteStepCall *
+copy_step_call(RemoteStepCall *call)
+{
+	RemoteStepCall *copy = MemoryContextAllocZero(remote_cxt, sizeof(RemoteStepCall));
+	int			i;
+
+	for (i = 0; i < STEP_CALL_NARGS; i++)
+		if (call->values[i])
+			copy->values[i] = MemoryContextStrdup(remote_cxt, call->values[i]);
+	copy->timeout_ms = call->timeout_ms;
+	return copy;
 }
 
 static void
@@ -283,8 +339,7 @@ conn_close(RemoteConn *conn)
 	dlist_delete(&conn->node);
 	pool->nconns--;
 	events_changed = true;
-	if (conn->query)
-		pfree(conn->query);
+	free_call(conn);
 	if (conn->message)
 		pfree(conn->message);
 	if (conn->reply)
@@ -312,6 +367,7 @@ conn_open(RemotePool *pool)
 	conn->pool = pool;
 	conn->pg = pg;
 	conn->state = CONN_CONNECTING;
+	conn->session_timeout_ms = -1;
 	pool->nactive++;
 	conn->poll = PGRES_POLLING_WRITING;
 	dlist_push_tail(&pool->conns, &conn->node);
@@ -323,12 +379,14 @@ conn_open(RemotePool *pool)
 
 /*
  * Sends query on a connection of pool and calls done(arg, outcome) when it
- * ends.  Returns NULL, having called nothing, if no connection can be had
- * now; the caller treats that as a transient failure.  query is taken over.
+ * ends.  With step_call, the call runs as the prepared step statement where
+ * the connection has it, and as query where it cannot.  Returns NULL,
+ * having called nothing, if no connection can be had now; the caller
+ * treats that as a transient failure.
  */
 RemoteConn *
-remote_call(RemotePool *pool, char *query, TimestampTz deadline,
-			RemoteDoneCallback done, void *arg)
+remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
+			TimestampTz deadline, RemoteDoneCallback done, void *arg)
 {
 	RemoteConn *conn = idle_conn(pool);
 
@@ -343,6 +401,7 @@ remote_call(RemotePool *pool, char *query, TimestampTz deadline,
 			(int64) saga_connect_timeout_ms * 1000;
 	}
 	conn->query = MemoryContextStrdup(remote_cxt, query);
+	conn->step_call = step_call ? copy_step_call(step_call) : NULL;
 	conn->done = done;
 	conn->arg = arg;
 	conn->got_error = false;
@@ -361,9 +420,8 @@ remote_call(RemotePool *pool, char *query, TimestampTz deadline,
 static void
 set_need_flush(RemoteConn *conn, bool need)
 {
-	if (conn->need_flush != need)
-		events_changed = true;
 	conn->need_flush = need;
+	note_wait_change(conn);
 }
 
 /* Has any socket, or what to wait for on it, changed since last asked? */
@@ -398,13 +456,58 @@ conn_error_text(RemoteConn *conn)
 	return msg;
 }
 
+/*
+ * Sends what the session needs before the step statement can run: its
+ * preparation, then the call's statement_timeout.  Returns false when
+ * nothing is needed.  A session setting made by the step's own SQL goes
+ * unnoticed here; the worker's own deadline for the call still holds.
+ */
+static bool
+send_step_setup(RemoteConn *conn)
+{
+	if (conn->statement == STEP_STATEMENT_UNKNOWN)
+	{
+		const Oid  *types;
+		const char *sql = barrier_step_statement(&types);
+
+		conn->setup = SETUP_PREPARE;
+		return PQsendPrepare(conn->pg, STEP_STATEMENT_NAME, sql, STEP_CALL_NARGS, types);
+	}
+	if (conn->statement == STEP_STATEMENT_READY &&
+		conn->session_timeout_ms != conn->step_call->timeout_ms)
+	{
+		char		sql[64];
+
+		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->step_call->timeout_ms);
+		conn->setup = SETUP_TIMEOUT;
+		return PQsendQuery(conn->pg, sql);
+	}
+	return false;
+}
+
+/* Sends the call, or first what the session needs for it. */
+static bool
+send_call_or_setup(RemoteConn *conn)
+{
+	if (conn->step_call == NULL)
+		return PQsendQuery(conn->pg, conn->query);
+	if (conn->statement != STEP_STATEMENT_UNAVAILABLE && send_step_setup(conn))
+		return true;
+	if (conn->setup != SETUP_NONE)
+		return false;			/* the set-up command could not be sent */
+	if (conn->statement == STEP_STATEMENT_READY)
+		return PQsendQueryPrepared(conn->pg, STEP_STATEMENT_NAME, STEP_CALL_NARGS,
+								   conn->step_call->values, NULL, NULL, 0);
+	return PQsendQuery(conn->pg, conn->query);
+}
+
 static void
 conn_send(RemoteConn *conn)
 {
 	int			rc;
 
 	conn_set_state(conn, CONN_BUSY);
-	if (!PQsendQuery(conn->pg, conn->query))
+	if (!send_call_or_setup(conn))
 	{
 		/* nothing reached the remote: a known failure, not an unknown one */
 		conn_set_error(conn, "08006", conn_error_text(conn));
@@ -445,9 +548,8 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 
 	conn->done = NULL;
 	conn->arg = NULL;
-	if (conn->query)
-		pfree(conn->query);
-	conn->query = NULL;
+	conn->setup = SETUP_NONE;
+	free_call(conn);
 	if (conn->message)
 		pfree(conn->message);
 	conn->message = NULL;
@@ -492,21 +594,52 @@ conn_established(RemoteConn *conn)
 	if (PQserverVersion(conn->pg) >= 140000 &&
 		PQsendQuery(conn->pg, "SET client_connection_check_interval = 1000"))
 	{
-		conn->in_setup = true;
+		conn->setup = SETUP_SESSION;
 		conn_set_state(conn, CONN_BUSY);
 		return;
 	}
 	conn_setup_done(conn);
 }
 
+/*
+ * A set-up command ended.  A step statement that cannot be prepared (a
+ * participant without saga_participant.run(), say) is not retried on this
+ * connection: its calls go as query text, which reports the error the same
+ * way any other failed call does.
+ */
+static void
+conn_note_setup_result(RemoteConn *conn, bool failed)
+{
+	switch (conn->setup)
+	{
+		case SETUP_PREPARE:
+			conn->statement = failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
+			break;
+		case SETUP_TIMEOUT:
+			if (failed)
+				conn->statement = STEP_STATEMENT_UNAVAILABLE;
+			else
+				conn->session_timeout_ms = conn->step_call->timeout_ms;
+			break;
+		default:
+			/* session settings: an error only means one is not available */
+			break;
+	}
+}
+
 /* The session is ready: send the call waiting for it, if any. */
 static void
 conn_setup_done(RemoteConn *conn)
 {
-	conn->in_setup = false;
+	conn_note_setup_result(conn, conn->got_error);
+	conn->setup = SETUP_NONE;
+	conn->got_error = false;
+	conn->sqlstate[0] = '\0';
 	if (conn->query)
 	{
-		conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
+		if (conn->call_timeout_us > 0)
+			conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
+		conn->call_timeout_us = 0;
 		conn_send(conn);
 	}
 	else
@@ -525,16 +658,14 @@ conn_read_results(RemoteConn *conn)
 	{
 		/* during the set-up, the call itself was not sent yet */
 		conn_set_error(conn, "08006", conn_error_text(conn));
-		conn_finish_call(conn, conn->in_setup ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
+		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
 	while (!PQisBusy(conn->pg))
 	{
 		res = PQgetResult(conn->pg);
-		if (res == NULL && conn->in_setup)
+		if (res == NULL && conn->setup != SETUP_NONE)
 		{
-			/* an error here only means the setting is not available */
-			conn->got_error = false;
 			conn_setup_done(conn);
 			return;
 		}
@@ -649,6 +780,30 @@ all_connections(void)
 	return result;
 }
 
+/* What the worker waits for on conn's socket. */
+static uint32
+conn_wait_mask(RemoteConn *conn)
+{
+	if (conn->state == CONN_CONNECTING)
+		return conn->poll == PGRES_POLLING_READING ?
+			WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+	if (conn->state == CONN_BUSY && conn->need_flush)
+		return WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
+	return WL_SOCKET_READABLE;
+}
+
+/*
+ * The wait set is rebuilt only when what it waits for changed.  A call
+ * moves a connection from idle to busy and back without changing that (it
+ * waits for a readable socket either way), so most calls cost no rebuild.
+ */
+static void
+note_wait_change(RemoteConn *conn)
+{
+	if (conn->wait_mask != conn_wait_mask(conn))
+		events_changed = true;
+}
+
 /* Adds every connection's socket to set, with conn as user data. */
 int
 remote_add_wait_events(WaitEventSet *set)
@@ -660,19 +815,12 @@ remote_add_wait_events(WaitEventSet *set)
 	foreach(lc, conns)
 	{
 		RemoteConn *conn = lfirst(lc);
-		uint32		events;
 		pgsocket	sock = PQsocket(conn->pg);
 
 		if (sock == PGINVALID_SOCKET)
 			continue;
-		if (conn->state == CONN_CONNECTING)
-			events = conn->poll == PGRES_POLLING_READING ?
-				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
-		else if (conn->state == CONN_BUSY && conn->need_flush)
-			events = WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
-		else
-			events = WL_SOCKET_READABLE;
-		AddWaitEventToSet(set, events, sock, NULL, conn);
+		conn->wait_mask = conn_wait_mask(conn);
+		AddWaitEventToSet(set, conn->wait_mask, sock, NULL, conn);
 		n++;
 	}
 	list_free(conns);
@@ -701,7 +849,7 @@ remote_check_deadlines(TimestampTz now)
 
 		if (conn->state == CONN_IDLE || conn->deadline > now)
 			continue;
-		if (conn->state == CONN_CONNECTING || conn->in_setup)
+		if (conn->state == CONN_CONNECTING || conn->setup != SETUP_NONE)
 		{
 			conn_set_error(conn, "08001", "timeout expired while connecting to the target");
 			conn_finish_call(conn, OUTCOME_ERROR);

@@ -317,6 +317,7 @@ send_calls(List *starts)
 
 		query = barrier_step_call(coordinator_id, saga, step, start->op, timeout);
 		conn = remote_call(start->pool, query,
+						   barrier_step_params(coordinator_id, saga, step, start->op, timeout),
 						   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
 						   call_done, step);
 		if (conn == NULL)

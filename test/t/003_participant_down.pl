@@ -94,7 +94,7 @@ $gid = submit_saga(
 ok( poll_until(
 		$part2, 'bank_c',
 		"SELECT count(*) > 0 FROM pg_stat_activity
-		  WHERE datname = 'bank_c' AND state = 'active' AND query LIKE '%pg_sleep%'
+		  WHERE datname = 'bank_c' AND wait_event = 'PgSleep'
 		    AND pid <> pg_backend_pid()"),
 	'step 2 is running on bank_c');
 is_deeply(balances($part, 'bank_a'), { 1 => 75, 2 => 60 },

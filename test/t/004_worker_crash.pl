@@ -15,7 +15,7 @@ use SagaTest;
 my ($coord, $part) = standard_setup();
 my $in_flight = q{
 SELECT count(*) > 0 FROM pg_stat_activity
- WHERE datname = 'bank_a' AND state = 'active' AND query LIKE '%pg_sleep%'
+ WHERE datname = 'bank_a' AND wait_event = 'PgSleep'
    AND pid <> pg_backend_pid()};
 
 sub sleepy_transfer

@@ -50,7 +50,7 @@ like(ledger_rows($part, 'bank_b', $gid),
 # the in-flight step was cancelled on the participant
 ok( poll_until(
 		$part, 'bank_b',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
 	),
 	'no step left running on bank_b');
 
