@@ -14,7 +14,7 @@ OBJS = \
 	src/functions.o
 
 EXTENSION = pg_saga
-DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga_participant.sql
+DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 
 REGRESS = setup api_errors lifecycle security pictures reference bad_input

@@ -4,6 +4,8 @@
 # with durable commits and creates the coordinator database (bench) and the
 # two participants (bank_a, bank_b, 100 accounts each).  It sets work, dir,
 # port, COORD, CONN_A, CONN_B and postmaster_pid, and defines sql DB QUERY.
+# BENCH_EXTENSION_VERSION installs an earlier version of the extension, to
+# compare it with the current one (ALTER EXTENSION pg_saga UPDATE).
 
 sql() { saga_as_pg "${PSQL[@]}" -d "$1" -At -c "$2"; }
 
@@ -41,7 +43,7 @@ bench_cluster_up() {
 		sql "$db" "CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
 				   INSERT INTO account SELECT g, 1000000000 FROM generate_series(1, 100) g;"
 	done
-	sql bench "CREATE EXTENSION pg_saga;
+	sql bench "CREATE EXTENSION pg_saga ${BENCH_EXTENSION_VERSION:+VERSION '$BENCH_EXTENSION_VERSION'};
 			   CREATE SERVER bank_a FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', port '$port', dbname 'bank_a');
 			   CREATE SERVER bank_b FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', port '$port', dbname 'bank_b');
 			   CREATE USER MAPPING FOR postgres SERVER bank_a OPTIONS (user 'postgres');
@@ -53,4 +55,43 @@ bench_cluster_up() {
 	CONN_A="host=$dir port=$port dbname=bank_a user=postgres"
 	CONN_B="host=$dir port=$port dbname=bank_b user=postgres"
 	postmaster_pid="$(head -1 "$dir/data/postmaster.pid")"
+}
+
+# Can perf sample every CPU here?
+bench_can_profile() {
+	command -v perf >/dev/null &&
+		perf record -q -a -o /dev/null -- true >/dev/null 2>&1
+}
+
+# bench_profile CLIENTS SECONDS TOP: runs the saga load, samples every CPU
+# with perf meanwhile and prints, per role (the clients' backends, the
+# worker, the worker's sessions on the participants), its share of all
+# samples and its TOP hottest functions.
+bench_profile() {
+	local clients="$1" seconds="$2" top="$3" driver n0 n1 role pids share
+	saga_as_pg "$work/driver" saga "$clients" $((seconds + 4)) 0 "$COORD" "$CONN_A" "$CONN_B" >/dev/null &
+	driver=$!
+	sleep 2
+	declare -A role_pids=(
+		["client backends"]="datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+		["pg_saga worker"]="backend_type = 'pg_saga worker'"
+		["participant sessions"]="application_name = 'pg_saga'")
+	for role in "${!role_pids[@]}"; do
+		role_pids[$role]="$(sql bench "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE ${role_pids[$role]}")"
+	done
+	n0="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	perf record -q -F 997 -a -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1
+	n1="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	wait "$driver"
+	echo "perf, $clients clients, $((n1 - n0)) sagas finished in the $seconds s sampled;"
+	echo "per role: its share of all samples, then its hottest functions as % of the role"
+	for role in "client backends" "pg_saga worker" "participant sessions"; do
+		pids="${role_pids[$role]}"
+		share="$(perf report -q -i "$work/perf.data" --no-children --pid "$pids" --sort pid 2>/dev/null |
+			awk '{ s += $1 } END { printf "%.1f", s }')"
+		echo
+		echo "$role: ${share}% of all samples"
+		perf report -q -i "$work/perf.data" --no-children --pid "$pids" --percentage relative \
+			--sort dso,sym 2>/dev/null | grep -v '^$' | head -n "$top" || true
+	done
 }

@@ -59,9 +59,14 @@ catalog_prepare(void)
 	if (plan_live != NULL)
 		return;
 	plan_coordinator = keep_plan("SELECT id FROM saga.coordinator", 0, NULL);
+	/*
+	 * Unfinished sagas come from a partial index however much history the
+	 * table keeps: gtx_unfinished_idx since 1.2, gtx_live_idx before.
+	 */
 	plan_live = keep_plan(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
-		"WHERE status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
+		"WHERE finished_at IS NULL "
+		"AND status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
 		0, NULL);
 	plan_one_live = keep_plan(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "

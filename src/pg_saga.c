@@ -462,6 +462,38 @@ step_op_name(StepOp op)
 	return op_names[op];
 }
 
+/*
+ * saga._valid_name(kind, name): the CHECK constraints of the status columns
+ * (since 1.2).  A CHECK on an IN list is parsed again from its stored form
+ * by every statement that writes the table, which cost the worker a tenth
+ * of its time; a call of this function is a far smaller expression.
+ */
+PG_FUNCTION_INFO_V1(saga_valid_name);
+
+Datum
+saga_valid_name(PG_FUNCTION_ARGS)
+{
+	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	const char *const *names;
+	int			n;
+
+	if (strcmp(kind, "mode") == 0)
+		names = mode_names, n = lengthof(mode_names);
+	else if (strcmp(kind, "status") == 0)
+		names = status_names, n = lengthof(status_names);
+	else if (strcmp(kind, "phase") == 0)
+		names = phase_names, n = lengthof(phase_names);
+	else if (strcmp(kind, "step status") == 0)
+		names = step_status_names, n = lengthof(step_status_names);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown kind of name \"%s\"", kind),
+				 errhint("Kinds are mode, status, phase and step status.")));
+	PG_RETURN_BOOL(name_index(names, n, name) >= 0);
+}
+
 bool
 saga_is_final(SagaStatus status)
 {

@@ -4,10 +4,12 @@
 # CREATE EXTENSION pg_saga VERSION '1.0'.  Sagas are submitted while their
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
-# saga completes, each step applied exactly once.  What 1.1 adds
-# (saga.diagram, saga.explain, the new saga.stats columns, grants to
-# pg_monitor) works on the updated database, and a database updated from 1.0
-# holds the same objects as one created at 1.1 directly.
+# saga completes, each step applied exactly once.  The update runs both
+# scripts, 1.0--1.1 and 1.1--1.2.  What 1.1 adds (saga.diagram,
+# saga.explain, the new saga.stats columns, grants to pg_monitor) works on
+# the updated database, so do the checks and cascades 1.2 rewrites, and a
+# database updated from 1.0 holds the same objects, indexes, constraints
+# and triggers as one created at the current version directly.
 use strict;
 use warnings;
 
@@ -77,7 +79,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.1', 'updated to 1.1');
+	'1.2', 'updated to 1.2');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
@@ -122,7 +124,28 @@ is( $coord->safe_psql('coord',
 		   FROM unnest(ARRAY['saga.transactions', 'saga.steps', 'saga.history', 'saga.stats']) v"),
 	't', 'pg_monitor reads the views');
 
-# --- the same objects as a fresh 1.1 -----------------------------------------
+# --- what 1.2 rewrites holds on the updated database ------------------------
+my ($rc, $out, $err) = $coord->psql('coord',
+	"UPDATE saga.gtx SET status = 'done' WHERE gid = 'before'");
+like($err, qr/violates check constraint "gtx_status_check"/,
+	'a status pg_saga does not know is refused');
+($rc, $out, $err) = $coord->psql('coord',
+	"UPDATE saga.gtx_step SET status = 'finished' WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'before')");
+like($err, qr/violates check constraint "gtx_step_status_check"/,
+	'so is a step status');
+is( $coord->safe_psql('coord',
+		"SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'saga'::regnamespace"),
+	'0', 'steps and events carry no foreign key any more');
+is( $coord->safe_psql('coord',
+		"UPDATE saga.gtx SET finished_at = now() - interval '1 day' WHERE gid = 'before';
+		 SELECT saga.purge('1 hour');
+		 SELECT (SELECT count(*) FROM saga.gtx_step s WHERE NOT EXISTS (SELECT 1 FROM saga.gtx g WHERE g.id = s.gtx_id))
+		     || ' ' || (SELECT count(*) FROM saga.gtx_event e WHERE NOT EXISTS (SELECT 1 FROM saga.gtx g WHERE g.id = e.gtx_id))
+		     || ' ' || (SELECT count(*) FROM saga.history WHERE gid = 'before')"),
+	"1
+0 0 0", 'saga.purge still takes the steps and the history of a purged saga along');
+
+# --- the same objects as a fresh database ---------------------------------
 $coord->safe_psql('postgres', 'CREATE DATABASE fresh');
 $coord->safe_psql('fresh', 'CREATE EXTENSION pg_saga');
 my $objects = q{
@@ -139,11 +162,26 @@ SELECT string_agg(d, E'\n' ORDER BY d) FROM (
 	   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_saga')) x};
 my $updated = $coord->safe_psql('coord', $objects);
 my $created = $coord->safe_psql('fresh', $objects);
-is($updated, $created, 'an updated database has the objects of a fresh 1.1');
+is($updated, $created, 'an updated database has the objects of a fresh one');
+my $tables = q{
+SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+	SELECT 'index ' || indexdef AS d FROM pg_indexes WHERE schemaname = 'saga'
+	UNION ALL
+	SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+	  FROM pg_constraint WHERE connamespace = 'saga'::regnamespace
+	UNION ALL
+	SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+	 WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'saga'::regnamespace)
+	   AND NOT tgisinternal
+	UNION ALL
+	SELECT 'options ' || relname || ' ' || array_to_string(reloptions, ',') FROM pg_class
+	 WHERE relnamespace = 'saga'::regnamespace AND reloptions IS NOT NULL) x};
+is($coord->safe_psql('coord', $tables), $coord->safe_psql('fresh', $tables),
+	'and the same indexes, constraints, triggers and storage options');
 like($created, qr/function saga\.diagram\(text\)/, 'which include saga.diagram');
 
-# The worker of the fresh database runs too, at 1.1.
-ok(wait_for_worker($coord, 'fresh'), 'a worker runs for the fresh 1.1 database');
+# The worker of the fresh database runs too.
+ok(wait_for_worker($coord, 'fresh'), 'a worker runs for the fresh database');
 
 $coord->stop;
 $part->stop;
