@@ -296,6 +296,137 @@ read_status(const char *gid)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
+/* ---- sagas this transaction is building ---- */
+
+/*
+ * A saga begun by the current transaction is invisible to every other
+ * session until that commits, so while it is building only this backend can
+ * change it.  What add_step() and submit() need of it is kept here, and
+ * they skip the lookups and the row lock (which keeps concurrent builders
+ * apart, and there can be none).  The list lives in TopTransactionContext;
+ * it is forgotten when the transaction ends and whenever a subtransaction
+ * aborts, as that may have undone some of what it records.  A miss only
+ * means the slower path: sagas built over several transactions take it.
+ */
+typedef struct BuildingSaga
+{
+	int64		id;
+	char	   *gid;
+	SagaMode	mode;
+	Oid			owner;
+	int			nsteps;
+	List	   *names;			/* of its steps */
+} BuildingSaga;
+
+static List *building = NIL;
+static bool building_callbacks_registered = false;
+
+static void
+forget_building_at_xact_end(XactEvent event, void *arg)
+{
+	building = NIL;
+}
+
+static void
+forget_building_at_subxact_abort(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		building = NIL;
+}
+
+static void
+remember_building(int64 id, const char *gid, SagaMode mode, Oid owner)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	BuildingSaga *b = palloc0(sizeof(BuildingSaga));
+
+	if (!building_callbacks_registered)
+	{
+		RegisterXactCallback(forget_building_at_xact_end, NULL);
+		RegisterSubXactCallback(forget_building_at_subxact_abort, NULL);
+		building_callbacks_registered = true;
+	}
+	b->id = id;
+	b->gid = pstrdup(gid);
+	b->mode = mode;
+	b->owner = owner;
+	building = lappend(building, b);
+	MemoryContextSwitchTo(old);
+}
+
+static BuildingSaga *
+find_building(const char *gid)
+{
+	ListCell   *lc;
+
+	foreach(lc, building)
+	{
+		BuildingSaga *b = lfirst(lc);
+
+		if (strcmp(b->gid, gid) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+static void
+forget_building(const char *gid)
+{
+	BuildingSaga *b = find_building(gid);
+
+	if (b)
+		building = list_delete_ptr(building, b);
+}
+
+static bool
+building_has_step(BuildingSaga *b, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, b->names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+static void
+building_add_step(BuildingSaga *b, const char *name)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	b->names = lappend(b->names, pstrdup(name));
+	b->nsteps++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * lookup_gtx() for an acting call, served from the sagas this transaction
+ * is building when gid is one of them; the same visibility rule applies.
+ */
+static BuildingSaga *
+lookup_for_building(SagaCall *cx, const char *gid, GtxRow *row)
+{
+	BuildingSaga *b = find_building(gid);
+
+	if (b == NULL)
+	{
+		lookup_gtx(cx, gid, true, row);
+		return NULL;
+	}
+	if (b->owner != cx->caller && !is_saga_admin(cx->caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga \"%s\" does not exist", gid)));
+	row->id = b->id;
+	row->gid = pstrdup(gid);
+	row->mode = b->mode;
+	row->status = GTX_BUILDING;
+	row->owner = b->owner;
+	row->xmin = GetCurrentTransactionId();
+	return b;
+}
+
 /* ---- saga.begin ---- */
 
 Datum
@@ -339,7 +470,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	/* one statement: a duplicate gid inserts nothing and returns no row */
 	if (run_sql("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
 				"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
-				"ON CONFLICT (gid) DO NOTHING RETURNING gid",
+				"ON CONFLICT (gid) DO NOTHING RETURNING gid, id",
 				5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "pg_saga: could not create saga");
 	if (SPI_processed == 0)
@@ -349,6 +480,13 @@ saga_begin(PG_FUNCTION_ARGS)
 				 errhint("Choose another gid, or pass NULL to get a new one.")));
 	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	result = MemoryContextStrdup(CurTransactionContext, result);
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 2, &isnull));
+
+		remember_building(id, result, mode, cx.caller);
+	}
 	call_end(&cx);
 	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
@@ -451,6 +589,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
 	GtxRow		row;
+	BuildingSaga *built;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	char	   *target = required_text(fcinfo, 1, "target");
 	char	   *action = required_text(fcinfo, 2, "action");
@@ -488,12 +627,23 @@ saga_add_step(PG_FUNCTION_ARGS)
 				 errmsg("step name must be 1 to %d characters long", NAMEDATALEN - 1)));
 
 	call_begin(&cx);
-	lookup_gtx(&cx, gid, true, &row);
+	built = lookup_for_building(&cx, gid, &row);
 	if (row.status != GTX_BUILDING)
 		wrong_state(&row, "Steps can be added only while a saga is building.");
 	check_mode_rules(row.mode, compensation, confirm);
 	target_check_usable(target, row.owner);
 
+	if (built)
+	{
+		number = built->nsteps + 1;
+		if (name == NULL)
+			name = psprintf("step%d", number);
+		if (building_has_step(built, name))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
+	}
+	else
 	{
 		/* the next number, and whether the given name is taken, at once */
 		Oid			types[2] = {INT8OID, TEXTOID};
@@ -543,6 +693,8 @@ saga_add_step(PG_FUNCTION_ARGS)
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not add step");
+	if (built)
+		building_add_step(built, name);
 	call_end(&cx);
 	PG_RETURN_INT32(number);
 }
@@ -559,7 +711,7 @@ saga_submit(PG_FUNCTION_ARGS)
 	Datum		idarg[1];
 
 	call_begin(&cx);
-	lookup_gtx(&cx, gid, true, &row);
+	(void) lookup_for_building(&cx, gid, &row);
 	if (row.status != GTX_BUILDING)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
@@ -575,6 +727,7 @@ saga_submit(PG_FUNCTION_ARGS)
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
 	add_event(&row, 0, "submitted", NULL);
+	forget_building(gid);
 	call_end(&cx);
 	saga_wake_worker_at_commit(row.id);
 	PG_RETURN_VOID();
@@ -690,6 +843,7 @@ saga_abort(PG_FUNCTION_ARGS)
 									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
+			forget_building(gid);
 			break;
 		case GTX_PENDING:
 		case GTX_RUNNING:
