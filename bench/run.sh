@@ -333,7 +333,8 @@ Measured with \`bench/profile.sh\` and A/B runs on one cluster (16 clients):
 | wait set rebuilt only when a socket or its events change (was: whenever a connection went busy or idle) | about a tenth of the worker's CPU | yes |
 | schema 1.2: C status checks, no foreign keys, HOT-friendly index of unfinished sagas, fillfactor 80 | +15% sagas/s (1.1 then 1.2 in the same run: 897-962 -> 1,038-1,097) | yes |
 | \`add_step\`/\`submit\` serve a saga begun in the same transaction from memory (no lookup, row lock or step count) | +4-5% sagas/s at 16 clients, +8% at 1 client (A/B, same machine) | yes |
-| first start and final status committed without flush (readers would flush) | +0-15% sagas/s, 1-client p50 -10 to -18%; within noise at 16 clients, and it changes what survives a crash | no |
+| a saga's first start committed without flush; the steps of sagas that existed when the worker started count as maybe applied, so a rollback after a crash that lost the start still compensates | +8% sagas/s at 16 clients, +32% at 1 client (client p50 2.17 -> 1.62 ms) | yes |
+| the final status committed without flush too (\`saga.wait\` would flush before answering) | with the first: +0-15% sagas/s; but a status a view showed could change after a crash (a deadline passing meanwhile) | no |
 | set-based UPDATE of a turn's step states (arrays, unnest) | slower for the few rows of a turn | no |
 | one multi-row INSERT of a turn's events | no measurable gain | no |
 

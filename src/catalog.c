@@ -33,6 +33,14 @@ static SPIPlanPtr plan_write_saga_unless_aborted = NULL;
 static SPIPlanPtr plan_write_step = NULL;
 static SPIPlanPtr plan_write_event = NULL;
 
+/*
+ * The highest saga id when this worker started.  A saga up to it may have
+ * been started by the worker before a crash that lost that start (it is
+ * committed without a flush), so its steps may have taken effect though
+ * the saga reads as pending.
+ */
+static int64 startup_max_id = 0;
+
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
@@ -59,6 +67,11 @@ catalog_prepare(void)
 	if (plan_live != NULL)
 		return;
 	plan_coordinator = keep_plan("SELECT id FROM saga.coordinator", 0, NULL);
+	if (SPI_execute("SELECT COALESCE(pg_catalog.max(id), 0) FROM saga.gtx",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "pg_saga: could not read the highest saga id");
+	startup_max_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &(bool) {false}));
 	/*
 	 * Unfinished sagas come from a partial index however much history the
 	 * table keeps: gtx_unfinished_idx since 1.2, gtx_live_idx before.
@@ -293,12 +306,14 @@ load_steps(Saga *saga)
 			step->attempts > 0;
 
 		/*
-		 * A saga past its first start may have run steps whose progress a
-		 * crash lost (it is written asynchronously): an unfinished step may
+		 * A saga this worker did not take up itself may have run steps whose
+		 * progress a crash lost (it is written asynchronously): one past its
+		 * first start, or one that existed when the worker started, as the
+		 * first start may be what was lost.  An unfinished step of it may
 		 * have taken effect, so a rollback compensates it, which the barrier
 		 * makes a no-op where it never ran.
 		 */
-		if (saga->status != GTX_PENDING &&
+		if ((saga->status != GTX_PENDING || saga->id <= startup_max_id) &&
 			(step->status == STEP_PENDING || step->status == STEP_RUNNING))
 			step->maybe_applied = true;
 	}

@@ -106,18 +106,18 @@ backoff_until(int attempts, TimestampTz now)
 }
 
 /*
- * Sets the saga's status.  Two changes are flushed to disk like decisions
- * (the rest of a saga's progress is not, see worker.c): the first start,
- * after which a saga reloaded from disk may have run steps whose progress
- * was lost, and the final status, which saga.wait() reports to users and
- * which must therefore stand.
+ * Sets the saga's status.  The final status is flushed to disk like a
+ * decision, as saga.wait() reports it to users and it must therefore stand;
+ * the rest of a saga's progress is not (see worker.c), its first start
+ * included: a saga whose start a crash lost reads as pending, and the
+ * worker treats its steps as maybe applied (see catalog.c).
  */
 static void
 saga_set_status(Saga *saga, SagaStatus status)
 {
 	if (saga->status != status)
 	{
-		if (saga->status == GTX_PENDING || saga_is_final(status))
+		if (saga_is_final(status))
 			saga->durable = true;
 		saga->status = status;
 		saga->dirty = true;

@@ -221,12 +221,12 @@ note_final(Saga *saga)
  *
  * Only decisions must reach the disk before the worker acts on them: to
  * roll back, to commit (tcc, xa), to stop as failed; and so must a saga's
- * first start and its final status (see saga_set_status).  Progress in
- * between (a step started or done) is written with synchronous_commit off:
- * after a crash that lost it, the worker calls those steps again and the
- * barrier answers that they are already done, or, if the saga is rolled
- * back instead, compensates them (a no-op where they never ran).  (Except
- * in mode xa: see below.)
+ * final status (see saga_set_status).  Progress before (the saga started,
+ * a step started or done) is written with synchronous_commit off: after a
+ * crash that lost it, the worker calls those steps again and the barrier
+ * answers that they are already done, or, if the saga is rolled back
+ * instead, compensates them (a no-op where they never ran).  (Except in
+ * mode xa: see below.)
  */
 static bool
 write_changes(void)

@@ -9,6 +9,9 @@
 # barrier answers "already done"), but not if the saga is rolled back first:
 #  - its deadline passed while the coordinator was down;
 #  - saga.abort() while the participant is unreachable.
+#  - saga.abort() of a saga whose very start was lost, so that it reads as
+#    pending, as if no step had ever been called (its start is committed
+#    asynchronously too).
 # Then the steps that did run on the participants must be compensated (the
 # barrier makes a compensation of a step that never ran a no-op), and an
 # outcome that saga.wait() already reported (succeeded) should stand.
@@ -19,6 +22,7 @@
 use strict;
 use warnings;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -78,6 +82,54 @@ note "saga.abort: rc $rc $err";
 $part->start;
 ok(is_final(wait_saga($coord, $gid)), 'abort case: final once the participant is back');
 consistent($gid, 'abort case');
+
+# --- the saga's start is lost, then it is aborted ----------------------------
+# Step 1 has run and step 2 is still running (it sleeps) when the
+# coordinator stops at once.  Nothing the worker wrote for the saga may have
+# reached the disk, its start included: which of its asynchronous commits a
+# crash loses depends on where WAL pages ended, so the state such a crash
+# leaves (the saga pending, its steps never started, only "submitted" in
+# its history) is made by hand, in single-user mode, before the restart.
+# Aborted while the participant is down, the saga must still compensate
+# step 1, which did run.
+$gid = submit_saga(
+	$coord,
+	gid => 'lost-start',
+	steps => [
+		{ target => 'bank_a', action => move_sql(1, -10),
+		  compensation => move_sql(1, 10, 'compensation') },
+		{ target => 'bank_b', action => move_sql(1, 10, 'action', sleep => 30),
+		  compensation => move_sql(1, -10, 'compensation') } ]);
+ok( poll_until(
+		$part, 'bank_a', "SELECT count(*) = 1 FROM ledger WHERE gid = 'lost-start'"),
+	'start case: step 1 ran on bank_a');
+ok( poll_until(
+		$part, 'bank_b',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"),
+	'start case: step 2 is running on bank_b');
+$coord->stop('immediate');
+$part->stop;
+my $lose_start = q{
+UPDATE saga.gtx SET status = 'pending', phase = 'forward', last_error = NULL WHERE gid = 'lost-start';
+UPDATE saga.gtx_step SET status = 'pending', attempts = 0, maybe_applied = false, started_at = NULL, finished_at = NULL, next_attempt_at = NULL, last_error = NULL, last_sqlstate = NULL WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'lost-start');
+DELETE FROM saga.gtx_event WHERE event <> 'submitted' AND gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'lost-start');
+};
+my ($single_out, $single_err) = ('', '');
+ok( IPC::Run::run(
+		[ 'postgres', '--single', '-D', $coord->data_dir, 'coord' ],
+		'<', \$lose_start, '>', \$single_out, '2>', \$single_err),
+	'start case: the start is undone in single-user mode')
+  or diag $single_err;
+$coord->start;
+like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'start case: worker back');
+($rc, $out, $err) = $coord->psql('coord', "SELECT saga.abort('$gid', 'changed my mind')");
+is($rc, 0, 'start case: the abort of the pending saga is accepted') or diag $err;
+$part->start;
+is(wait_saga($coord, $gid), 'aborted', 'start case: aborted once the participant is back');
+is( ledger_sum($part, 'bank_a', $gid) . '/' . ledger_sum($part, 'bank_b', $gid),
+	'0/0', 'start case: step 1 was compensated, step 2 left nothing');
+is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'), '',
+	'start case: no branch applied twice');
 
 $coord->stop;
 $part->stop;
