@@ -41,13 +41,13 @@ ALTER TABLE saga.gtx_step
  * worker write these tables, always for a saga they hold, so what the
  * foreign keys still did was cascade deletes (saga.purge(), or a DBA's
  * DELETE or TRUNCATE of saga.gtx); triggers do that now, once per
- * statement.
+ * statement, as the tables' owner, as the foreign keys' cascades did.
  */
 ALTER TABLE saga.gtx_step DROP CONSTRAINT gtx_step_gtx_id_fkey;
 ALTER TABLE saga.gtx_event DROP CONSTRAINT gtx_event_gtx_id_fkey;
 
 CREATE FUNCTION saga._gtx_deleted() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM saga.gtx_step s USING gone WHERE s.gtx_id = gone.id;
 	DELETE FROM saga.gtx_event e USING gone WHERE e.gtx_id = gone.id;
@@ -61,7 +61,7 @@ CREATE TRIGGER gtx_delete_cascade
 	FOR EACH STATEMENT EXECUTE FUNCTION saga._gtx_deleted();
 
 CREATE FUNCTION saga._gtx_truncated() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	TRUNCATE saga.gtx_step, saga.gtx_event;
 	RETURN NULL;

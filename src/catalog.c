@@ -309,11 +309,13 @@ load_steps(Saga *saga)
 		 * A saga this worker did not take up itself may have run steps whose
 		 * progress a crash lost (it is written asynchronously): one past its
 		 * first start, or one that existed when the worker started, as the
-		 * first start may be what was lost.  An unfinished step of it may
-		 * have taken effect, so a rollback compensates it, which the barrier
-		 * makes a no-op where it never ran.
+		 * first start may be what was lost (xa progress, start included, is
+		 * flushed).  An unfinished step of it may have taken effect, so a
+		 * rollback compensates it, which the barrier makes a no-op where it
+		 * never ran.
 		 */
-		if ((saga->status != GTX_PENDING || saga->id <= startup_max_id) &&
+		if ((saga->status != GTX_PENDING ||
+			 (saga->id <= startup_max_id && saga->mode != MODE_XA)) &&
 			(step->status == STEP_PENDING || step->status == STEP_RUNNING))
 			step->maybe_applied = true;
 	}

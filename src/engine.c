@@ -119,6 +119,8 @@ saga_set_status(Saga *saga, SagaStatus status)
 	{
 		if (saga_is_final(status))
 			saga->durable = true;
+		if (saga->status == GTX_PENDING)
+			saga->just_started = true;
 		saga->status = status;
 		saga->dirty = true;
 		if (saga_is_final(status))

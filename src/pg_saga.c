@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -212,6 +213,9 @@ saga_wake_worker_with(Oid dboid, List *ids)
 
 		if (slot->dboid != dboid || slot->latch == NULL)
 			continue;
+		/* the worker makes these commits durable before it acts on them */
+		if (XactLastCommitEnd > slot->submit_lsn)
+			slot->submit_lsn = XactLastCommitEnd;
 		foreach(lc, ids)
 		{
 			if (slot->nqueued < SAGA_QUEUE_SIZE)
@@ -226,7 +230,7 @@ saga_wake_worker_with(Oid dboid, List *ids)
 
 /* The worker in slot takes the queued ids; returns how many. */
 int
-saga_take_queue(int slot_index, int64 *ids, bool *overflow)
+saga_take_queue(int slot_index, int64 *ids, bool *overflow, XLogRecPtr *submit_lsn)
 {
 	SagaWorkerSlot *slot = &saga_shared->slots[slot_index];
 	int			n;
@@ -235,6 +239,7 @@ saga_take_queue(int slot_index, int64 *ids, bool *overflow)
 	n = (int) slot->nqueued;
 	memcpy(ids, slot->queue, n * sizeof(int64));
 	*overflow = slot->overflow;
+	*submit_lsn = slot->submit_lsn;
 	slot->nqueued = 0;
 	slot->overflow = false;
 	LWLockRelease(saga_shared->lock);

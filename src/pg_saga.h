@@ -24,6 +24,7 @@
 
 #include "postgres.h"
 
+#include "access/xlogdefs.h"
 #include "lib/ilist.h"
 #include "nodes/pg_list.h"
 #include "libpq-fe.h"
@@ -66,6 +67,7 @@ typedef struct SagaWorkerSlot
 	/* sagas submitted, aborted or retried since the worker last looked */
 	uint32		nqueued;
 	bool		overflow;		/* more than fit: the worker rereads all */
+	XLogRecPtr	submit_lsn;		/* the latest end of those commits */
 	int64		queue[SAGA_QUEUE_SIZE];
 } SagaWorkerSlot;
 
@@ -102,7 +104,7 @@ extern void saga_wait_unregister(void);
 extern void saga_wake_waiters(const int64 *gtx_ids, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
 extern void saga_wake_worker_at_commit(int64 gtx_id);
-extern int	saga_take_queue(int slot, int64 *ids, bool *overflow);
+extern int	saga_take_queue(int slot, int64 *ids, bool *overflow, XLogRecPtr *submit_lsn);
 
 /* ---- launcher.c / worker.c ---- */
 extern void saga_register_launcher(void);
@@ -306,6 +308,7 @@ typedef struct Saga
 	bool		dirty;
 	bool		decided_commit;	/* this flush writes the commit decision */
 	bool		durable;		/* this flush writes a decision: flush the WAL */
+	bool		just_started;	/* taken from pending this turn */
 	bool		alert;			/* NOTIFY saga_alert when flushed */
 	List	   *events;			/* SagaEvent *, written at the next flush */
 	TimestampTz last_event_at;	/* keeps the saga's events in order */

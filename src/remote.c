@@ -76,6 +76,7 @@ struct RemoteConn
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statement;
+	bool		sent_prepared;	/* the call in flight is the step statement */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -485,6 +486,23 @@ send_step_setup(RemoteConn *conn)
 	return false;
 }
 
+/*
+ * The step statement is gone from the session (DEALLOCATE in a step's SQL,
+ * or a pooler between worker and target that does not keep sessions): the
+ * call did not run.  It is reported as a connection failure, so it is
+ * retried, and this connection sends step calls as text from now on.
+ */
+static void
+step_statement_lost(RemoteConn *conn)
+{
+	char	   *message = psprintf("the step statement prepared on this connection is gone (%s); "
+								   "the call is sent again as text", conn->message);
+
+	conn->statement = STEP_STATEMENT_UNAVAILABLE;
+	conn_set_error(conn, "08000", message);
+	pfree(message);
+}
+
 /* Sends the call, or first what the session needs for it. */
 static bool
 send_call_or_setup(RemoteConn *conn)
@@ -495,7 +513,8 @@ send_call_or_setup(RemoteConn *conn)
 		return true;
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
-	if (conn->statement == STEP_STATEMENT_READY)
+	conn->sent_prepared = conn->statement == STEP_STATEMENT_READY;
+	if (conn->sent_prepared)
 		return PQsendQueryPrepared(conn->pg, STEP_STATEMENT_NAME, STEP_CALL_NARGS,
 								   conn->step_call->values, NULL, NULL, 0);
 	return PQsendQuery(conn->pg, conn->query);
@@ -517,8 +536,9 @@ conn_send(RemoteConn *conn)
 	rc = PQflush(conn->pg);
 	if (rc < 0)
 	{
+		/* while a set-up command is in flight, the call was not sent */
 		conn_set_error(conn, "08006", conn_error_text(conn));
-		conn_finish_call(conn, OUTCOME_UNKNOWN);
+		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
 	set_need_flush(conn, rc == 1);
@@ -637,9 +657,8 @@ conn_setup_done(RemoteConn *conn)
 	conn->sqlstate[0] = '\0';
 	if (conn->query)
 	{
-		if (conn->call_timeout_us > 0)
-			conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
-		conn->call_timeout_us = 0;
+		/* the call's own time runs from when it, not its set-up, is sent */
+		conn->deadline = GetCurrentTimestamp() + conn->call_timeout_us;
 		conn_send(conn);
 	}
 	else
@@ -679,6 +698,9 @@ conn_read_results(RemoteConn *conn)
 			case PGRES_FATAL_ERROR:
 				conn_set_error(conn, PQresultErrorField(res, PG_DIAG_SQLSTATE),
 							   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+				if (conn->sent_prepared && conn->setup == SETUP_NONE &&
+					strcmp(conn->sqlstate, "26000") == 0)
+					step_statement_lost(conn);
 				break;
 			case PGRES_TUPLES_OK:
 				if (PQntuples(res) > 0 && PQnfields(res) > 0 &&
@@ -746,7 +768,8 @@ remote_handle_socket(void *user_data)
 				if (rc < 0)
 				{
 					conn_set_error(conn, "08006", conn_error_text(conn));
-					conn_finish_call(conn, OUTCOME_UNKNOWN);
+					conn_finish_call(conn, conn->setup != SETUP_NONE ?
+									 OUTCOME_ERROR : OUTCOME_UNKNOWN);
 					return;
 				}
 				set_need_flush(conn, rc == 1);

@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -32,6 +33,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -71,6 +73,25 @@ static bool work_pending = true;
 /* Saga ids from the wake-up queue, to take up at the next turn. */
 static int64 queued[SAGA_QUEUE_SIZE];
 static int	nqueued = 0;
+
+/*
+ * Where the WAL must be flushed before the worker calls the steps of a saga
+ * it starts: past the commits that submitted the sagas it has read.  The
+ * worker's own record of the start is not flushed (see write_changes), but
+ * the submission must be durable before any step runs, even when its
+ * transaction committed with synchronous_commit off; for sagas named in
+ * the wake-up queue the committing backends say where their commits end,
+ * for the others the WAL written when they were read is a bound.  Usually
+ * the clients flushed already and this costs nothing.
+ */
+static XLogRecPtr submits_end = InvalidXLogRecPtr;
+static bool started_any = false;
+
+static bool
+sync_standby_configured(void)
+{
+	return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+}
 
 /* ---- the slot in shared memory ---- */
 
@@ -277,6 +298,16 @@ write_changes(void)
 		 */
 		durable |= saga->durable || saga->mode == MODE_XA;
 		saga->durable = false;
+		if (saga->just_started)
+		{
+			/*
+			 * With a synchronous standby, the submission must also be there
+			 * before a step runs: flushing this turn waits for it.
+			 */
+			started_any = true;
+			durable |= sync_standby_configured();
+			saga->just_started = false;
+		}
 		if (saga_is_final(saga->status))
 		{
 			any_final = true;
@@ -394,6 +425,7 @@ run_turn(bool reload)
 	{
 		if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 			leave_no_extension();
+		submits_end = Max(submits_end, GetXLogInsertRecPtr());
 		take_up_sagas(catalog_live_sagas(), true);
 	}
 	else if (nqueued > 0)
@@ -429,6 +461,9 @@ run_turn(bool reload)
 	if (any_final)
 		saga_wake_waiters(finals, nfinals);
 	nfinals = 0;
+	if (started_any && !XLogRecPtrIsInvalid(submits_end))
+		XLogFlush(submits_end);
+	started_any = false;
 	send_calls(starts);
 	forget_final_sagas();
 }
@@ -574,10 +609,12 @@ saga_worker_main(Datum arg)
 		{
 			/* woken: someone submitted, aborted or retried these sagas */
 			bool		overflow;
+			XLogRecPtr	submit_lsn;
 
 			if (nqueued > 0)
 				next_reload = 0;	/* not taken up yet: reread everything */
-			nqueued = saga_take_queue(my_slot, queued, &overflow);
+			nqueued = saga_take_queue(my_slot, queued, &overflow, &submit_lsn);
+			submits_end = Max(submits_end, submit_lsn);
 			if (overflow)
 				next_reload = 0;
 			else if (nqueued > 0)

@@ -348,8 +348,10 @@ my @checks = (
 	    WHERE NOT has_function_privilege('bob', f, 'EXECUTE')}, '', 'the SQL functions are executable by every role' ],
 	[ q{SELECT has_function_privilege('bob', 'saga._start_worker()', 'EXECUTE')}, 'f', 'saga._start_worker() is not' ],
 	[ q{SELECT has_function_privilege('bob', 'saga._stamp_submit()', 'EXECUTE')}, 'f', 'saga._stamp_submit() is not' ],
+	[ q{SELECT has_function_privilege('bob', 'saga._gtx_deleted()', 'EXECUTE') OR has_function_privilege('bob', 'saga._gtx_truncated()', 'EXECUTE')},
+	  'f', 'nor are the cascading trigger functions' ],
 	[ q{SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'saga'::regnamespace AND prosecdef},
-	  '_stamp_submit', 'the only SECURITY DEFINER function is the trigger function' ],
+	  '_gtx_deleted,_gtx_truncated,_stamp_submit', 'the only SECURITY DEFINER functions are the trigger functions' ],
 	[ q{SELECT has_foreign_data_wrapper_privilege('bob', 'pg_saga', 'USAGE')}, 'f', 'a plain role cannot create pg_saga servers' ],
 	[ q{SELECT has_schema_privilege('bob', 'saga', 'CREATE')}, 'f', 'nor objects in schema saga' ],
 	[ q{SELECT pg_has_role('bob', 'saga_admin', 'MEMBER')}, 'f', 'bob is not a member of saga_admin' ]);
