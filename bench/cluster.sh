@@ -63,30 +63,42 @@ bench_can_profile() {
 		perf record -q -a -o /dev/null -- true >/dev/null 2>&1
 }
 
+# "pid|role" of every session while the saga load runs, role being client
+# (a client's backend on the coordinator), worker (the pg_saga worker),
+# participant (the worker's sessions on the participants) or other.
+bench_roles() {
+	sql bench "SELECT pid, CASE WHEN backend_type = 'pg_saga worker' THEN 'worker'
+								WHEN application_name = 'pg_saga' THEN 'participant'
+								WHEN datname = 'bench' AND backend_type = 'client backend' THEN 'client'
+								ELSE 'other' END
+				 FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+}
+
+# Sagas finished so far.
+bench_finished() {
+	sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL"
+}
+
 # bench_profile CLIENTS SECONDS TOP: runs the saga load, samples every CPU
-# with perf meanwhile and prints, per role (the clients' backends, the
-# worker, the worker's sessions on the participants), its share of all
-# samples and its TOP hottest functions.
+# with perf meanwhile and prints, per role, its share of all samples and its
+# TOP hottest functions.
 bench_profile() {
-	local clients="$1" seconds="$2" top="$3" driver n0 n1 role pids share
+	local clients="$1" seconds="$2" top="$3" driver n0 n1 role pid pids share
+	declare -A role_pids
 	saga_as_pg "$work/driver" saga "$clients" $((seconds + 4)) 0 "$COORD" "$CONN_A" "$CONN_B" >/dev/null &
 	driver=$!
 	sleep 2
-	declare -A role_pids=(
-		["client backends"]="datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-		["pg_saga worker"]="backend_type = 'pg_saga worker'"
-		["participant sessions"]="application_name = 'pg_saga'")
-	for role in "${!role_pids[@]}"; do
-		role_pids[$role]="$(sql bench "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE ${role_pids[$role]}")"
-	done
-	n0="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	while IFS='|' read -r pid role; do
+		role_pids[$role]="${role_pids[$role]:+${role_pids[$role]},}$pid"
+	done < <(bench_roles)
+	n0="$(bench_finished)"
 	perf record -q -F 997 -a -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1
-	n1="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	n1="$(bench_finished)"
 	wait "$driver"
 	echo "perf, $clients clients, $((n1 - n0)) sagas finished in the $seconds s sampled;"
 	echo "per role: its share of all samples, then its hottest functions as % of the role"
-	for role in "client backends" "pg_saga worker" "participant sessions"; do
-		pids="${role_pids[$role]}"
+	for role in client worker participant; do
+		pids="${role_pids[$role]:-0}"
 		share="$(perf report -q -i "$work/perf.data" --no-children --pid "$pids" --sort pid 2>/dev/null |
 			awk '{ s += $1 } END { printf "%.1f", s }')"
 		echo

@@ -121,17 +121,13 @@ role_split() {
 	saga_as_pg "$work/driver" saga 16 $((window + 3)) 0 "$COORD" "$CONN_A" "$CONN_B" >/dev/null &
 	local driver=$!
 	sleep 2
-	sql bench "SELECT pid, CASE WHEN backend_type = 'pg_saga worker' THEN 'worker'
-								WHEN application_name = 'pg_saga' THEN 'participant'
-								WHEN datname = 'bench' AND backend_type = 'client backend' THEN 'client'
-								ELSE 'other' END
-				 FROM pg_stat_activity WHERE pid <> pg_backend_pid()" >"$work/roles"
+	bench_roles >"$work/roles"
 	while IFS='|' read -r pid role; do
 		before[$pid]=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
 	done <"$work/roles"
-	n0="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	n0="$(bench_finished)"
 	sleep "$window"
-	n1="$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NOT NULL")"
+	n1="$(bench_finished)"
 	while IFS='|' read -r pid role; do
 		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo "${before[$pid]}")
 		total[$role]=$(( ${total[$role]:-0} + t - ${before[$pid]} ))

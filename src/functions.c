@@ -423,7 +423,7 @@ lookup_for_building(SagaCall *cx, const char *gid, GtxRow *row)
 	row->mode = b->mode;
 	row->status = GTX_BUILDING;
 	row->owner = b->owner;
-	row->xmin = GetCurrentTransactionId();
+	row->xmin = InvalidTransactionId;	/* not read on this path */
 	return b;
 }
 
