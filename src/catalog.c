@@ -17,6 +17,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -24,9 +25,9 @@
 #include "pg_saga.h"
 
 static SPIPlanPtr plan_coordinator = NULL;
-static SPIPlanPtr plan_live = NULL;
-static SPIPlanPtr plan_one_live = NULL;
-static SPIPlanPtr plan_saga = NULL;
+static SPIPlanPtr plan_live_after = NULL;
+static SPIPlanPtr plan_live_ids = NULL;
+static SPIPlanPtr plan_aborts_upto = NULL;
 static SPIPlanPtr plan_steps = NULL;
 static SPIPlanPtr plan_write_saga = NULL;
 static SPIPlanPtr plan_write_saga_unless_aborted = NULL;
@@ -53,6 +54,13 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* The statuses of sagas the worker drives. */
+#define LIVE_STATUSES "('pending', 'running', 'committing', 'compensating')"
+
+/* What the worker reads of a saga; read_saga() knows the order. */
+#define SAGA_COLUMNS \
+	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error"
+
 #define SAGA_WRITE_SQL \
 	"UPDATE saga.gtx SET status = $2, phase = $3, last_error = $4, " \
 	"finished_at = CASE WHEN $2 IN ('succeeded', 'aborted', 'failed') " \
@@ -62,9 +70,11 @@ void
 catalog_prepare(void)
 {
 	Oid			id_arg[1] = {INT8OID};
+	Oid			ids_arg[1] = {INT8ARRAYOID};
+	Oid			after_args[2] = {INT8OID, INT4OID};
 	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
 
-	if (plan_live != NULL)
+	if (plan_live_after != NULL)
 		return;
 	plan_coordinator = keep_plan("SELECT id FROM saga.coordinator", 0, NULL);
 	if (SPI_execute("SELECT COALESCE(pg_catalog.max(id), 0) FROM saga.gtx",
@@ -74,28 +84,31 @@ catalog_prepare(void)
 												 SPI_tuptable->tupdesc, 1, &(bool) {false}));
 	/*
 	 * Unfinished sagas come from a partial index however much history the
-	 * table keeps: gtx_unfinished_idx since 1.2, gtx_live_idx before.
+	 * table keeps (gtx_unfinished_idx since 1.2, gtx_live_idx before), and
+	 * always by a range or a list of ids: what the worker reads costs what
+	 * it takes up, not what waits behind it.
 	 */
-	plan_live = keep_plan(
+	plan_live_after = keep_plan(
+		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
+		"WHERE finished_at IS NULL AND status IN " LIVE_STATUSES " "
+		"AND id > $1 ORDER BY id LIMIT $2",
+		2, after_args);
+	plan_live_ids = keep_plan(
+		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
+		"WHERE id = ANY ($1) AND status IN " LIVE_STATUSES " ORDER BY id",
+		1, ids_arg);
+	plan_aborts_upto = keep_plan(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
-		"WHERE finished_at IS NULL "
-		"AND status IN ('pending', 'running', 'committing', 'compensating') ORDER BY id",
-		0, NULL);
-	plan_one_live = keep_plan(
-		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
-		"WHERE id = $1 AND status IN ('pending', 'running', 'committing', 'compensating')",
-		1, id_arg);
-	plan_saga = keep_plan(
-		"SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, "
-		"abort_reason, last_error FROM saga.gtx WHERE id = $1",
+		"WHERE finished_at IS NULL AND id <= $1 AND abort_requested "
+		"AND status IN " LIVE_STATUSES,
 		1, id_arg);
 	plan_steps = keep_plan(
-		"SELECT step, name, target, action, compensation, confirm, after_steps::text, "
+		"SELECT gtx_id, step, name, target, action, compensation, confirm, after_steps::text, "
 		"expect_rows, max_attempts, "
 		"(EXTRACT(epoch FROM timeout) * 1000)::bigint, status, maybe_applied, attempts, "
 		"next_attempt_at, last_error, last_sqlstate, started_at, finished_at "
-		"FROM saga.gtx_step WHERE gtx_id = $1 ORDER BY step",
-		1, id_arg);
+		"FROM saga.gtx_step WHERE gtx_id = ANY ($1) ORDER BY gtx_id, step",
+		1, ids_arg);
 	plan_write_saga = keep_plan(SAGA_WRITE_SQL, 4, saga_args);
 	plan_write_saga_unless_aborted = keep_plan(SAGA_WRITE_SQL " AND NOT abort_requested", 4, saga_args);
 	{
@@ -180,58 +193,6 @@ get_timestamp(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
-/* The ids of live sagas, with their abort requests, oldest first. */
-List *
-catalog_live_sagas(void)
-{
-	List	   *result = NIL;
-	uint64		i;
-
-	if (SPI_execute_plan(plan_live, NULL, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not read live sagas");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		LiveSagaRef *ref = palloc0(sizeof(LiveSagaRef));
-
-		ref->id = get_int64(tup, desc, 1, 0);
-		ref->abort_requested = get_bool(tup, desc, 2);
-		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);
-		result = lappend(result, ref);
-	}
-	return result;
-}
-
-/* The given sagas, those of them still live. */
-List *
-catalog_some_live_sagas(const int64 *ids, int n)
-{
-	List	   *result = NIL;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		Datum		args[1] = {Int64GetDatum(ids[i])};
-		HeapTuple	tup;
-		TupleDesc	desc;
-		LiveSagaRef *ref;
-
-		if (SPI_execute_plan(plan_one_live, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, ids[i]);
-		if (SPI_processed == 0)
-			continue;
-		tup = SPI_tuptable->vals[0];
-		desc = SPI_tuptable->tupdesc;
-		ref = palloc0(sizeof(LiveSagaRef));
-		ref->id = get_int64(tup, desc, 1, 0);
-		ref->abort_requested = get_bool(tup, desc, 2);
-		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);
-		result = lappend(result, ref);
-	}
-	return result;
-}
-
 /* Parses "{1,3}" (step numbers) into 0-based indexes. */
 static void
 parse_deps(SagaStep *step, const char *text, MemoryContext cxt)
@@ -262,85 +223,73 @@ parse_deps(SagaStep *step, const char *text, MemoryContext cxt)
 	}
 }
 
-static void
-load_steps(Saga *saga)
+/* An int8[] of ids, for "= ANY ($1)". */
+static Datum
+id_array(const int64 *ids, int n)
 {
-	Datum		args[1] = {Int64GetDatum(saga->id)};
-	uint64		i;
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
 
-	if (SPI_execute_plan(plan_steps, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not read the steps of saga %s", saga->gid);
-	saga->nsteps = (int) SPI_processed;
-	saga->steps = MemoryContextAllocZero(saga->cxt, sizeof(SagaStep) * Max(saga->nsteps, 1));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SagaStep   *step = &saga->steps[i];
-		char	   *deps = SPI_getvalue(tup, desc, 7);
-		bool		isnull;
-
-		step->saga = saga;
-		step->number = get_int32(tup, desc, 1, 0);
-		step->name = get_text(tup, desc, 2, saga->cxt);
-		step->target = get_text(tup, desc, 3, saga->cxt);
-		step->sql[OP_ACTION] = get_text(tup, desc, 4, saga->cxt);
-		step->sql[OP_COMPENSATION] = get_text(tup, desc, 5, saga->cxt);
-		step->sql[OP_CONFIRM] = get_text(tup, desc, 6, saga->cxt);
-		parse_deps(step, deps, saga->cxt);
-		(void) get_datum(tup, desc, 8, &isnull);
-		step->has_expect_rows = !isnull;
-		step->expect_rows = get_int64(tup, desc, 8, 0);
-		step->max_attempts = get_int32(tup, desc, 9, 0);
-		step->timeout_ms = (int) Min(get_int64(tup, desc, 10, 0), INT_MAX);
-		step->status = step_status_from_name(SPI_getvalue(tup, desc, 11));
-		step->maybe_applied = get_bool(tup, desc, 12);
-		step->attempts = get_int32(tup, desc, 13, 0);
-		step->next_attempt_at = get_timestamp(tup, desc, 14);
-		step->last_error = get_text(tup, desc, 15, saga->cxt);
-		step->last_sqlstate = get_text(tup, desc, 16, saga->cxt);
-		step->started_at = get_timestamp(tup, desc, 17);
-		step->finished_at = get_timestamp(tup, desc, 18);
-		/* xa: an attempt cut short by a crash may have prepared */
-		step->need_probe = saga->mode == MODE_XA && step->status == STEP_RUNNING &&
-			step->attempts > 0;
-
-		/*
-		 * A saga this worker did not take up itself may have run steps whose
-		 * progress a crash lost (it is written asynchronously): one past its
-		 * first start, or one that existed when the worker started, as the
-		 * first start may be what was lost (xa progress, start included, is
-		 * flushed).  An unfinished step of it may have taken effect, so a
-		 * rollback compensates it, which the barrier makes a no-op where it
-		 * never ran.
-		 */
-		if ((saga->status != GTX_PENDING ||
-			 (saga->id <= startup_max_id && saga->mode != MODE_XA)) &&
-			(step->status == STEP_PENDING || step->status == STEP_RUNNING))
-			step->maybe_applied = true;
-	}
+	for (i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* Loads a saga and its steps into a memory context of their own. */
-Saga *
-catalog_load_saga(int64 id, MemoryContext parent)
+/* One step from a row of plan_steps (its first column is the saga id). */
+static void
+read_step(Saga *saga, SagaStep *step, HeapTuple tup, TupleDesc desc)
 {
-	Datum		args[1] = {Int64GetDatum(id)};
-	MemoryContext cxt;
-	Saga	   *saga;
-	HeapTuple	tup;
-	TupleDesc	desc;
+	bool		isnull;
 
-	if (SPI_execute_plan(plan_saga, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, id);
-	if (SPI_processed != 1)
-		return NULL;			/* purged meanwhile */
+	step->saga = saga;
+	step->number = get_int32(tup, desc, 2, 0);
+	step->name = get_text(tup, desc, 3, saga->cxt);
+	step->target = get_text(tup, desc, 4, saga->cxt);
+	step->sql[OP_ACTION] = get_text(tup, desc, 5, saga->cxt);
+	step->sql[OP_COMPENSATION] = get_text(tup, desc, 6, saga->cxt);
+	step->sql[OP_CONFIRM] = get_text(tup, desc, 7, saga->cxt);
+	parse_deps(step, SPI_getvalue(tup, desc, 8), saga->cxt);
+	(void) get_datum(tup, desc, 9, &isnull);
+	step->has_expect_rows = !isnull;
+	step->expect_rows = get_int64(tup, desc, 9, 0);
+	step->max_attempts = get_int32(tup, desc, 10, 0);
+	step->timeout_ms = (int) Min(get_int64(tup, desc, 11, 0), INT_MAX);
+	step->status = step_status_from_name(SPI_getvalue(tup, desc, 12));
+	step->maybe_applied = get_bool(tup, desc, 13);
+	step->attempts = get_int32(tup, desc, 14, 0);
+	step->next_attempt_at = get_timestamp(tup, desc, 15);
+	step->last_error = get_text(tup, desc, 16, saga->cxt);
+	step->last_sqlstate = get_text(tup, desc, 17, saga->cxt);
+	step->started_at = get_timestamp(tup, desc, 18);
+	step->finished_at = get_timestamp(tup, desc, 19);
+	/* xa: an attempt cut short by a crash may have prepared */
+	step->need_probe = saga->mode == MODE_XA && step->status == STEP_RUNNING &&
+		step->attempts > 0;
 
-	cxt = AllocSetContextCreate(parent, "pg_saga saga", ALLOCSET_SMALL_SIZES);
-	saga = MemoryContextAllocZero(cxt, sizeof(Saga));
+	/*
+	 * A saga this worker did not take up itself may have run steps whose
+	 * progress a crash lost (it is written asynchronously): one past its
+	 * first start, or one that existed when the worker started, as the
+	 * first start may be what was lost (xa progress, start included, is
+	 * flushed).  An unfinished step of it may have taken effect, so a
+	 * rollback compensates it, which the barrier makes a no-op where it
+	 * never ran.
+	 */
+	if ((saga->status != GTX_PENDING ||
+		 (saga->id <= startup_max_id && saga->mode != MODE_XA)) &&
+		(step->status == STEP_PENDING || step->status == STEP_RUNNING))
+		step->maybe_applied = true;
+}
+
+/* A saga from a row of SAGA_COLUMNS, in a memory context of its own. */
+static Saga *
+read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "pg_saga saga", ALLOCSET_SMALL_SIZES);
+	Saga	   *saga = MemoryContextAllocZero(cxt, sizeof(Saga));
+
 	saga->cxt = cxt;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 	saga->id = get_int64(tup, desc, 1, 0);
 	saga->gid = get_text(tup, desc, 2, cxt);
 	if (!saga_mode_from_name(SPI_getvalue(tup, desc, 3), &saga->mode))
@@ -352,20 +301,142 @@ catalog_load_saga(int64 id, MemoryContext parent)
 	saga->abort_requested = get_bool(tup, desc, 8);
 	saga->abort_reason = get_text(tup, desc, 9, cxt);
 	saga->last_error = get_text(tup, desc, 10, cxt);
-
-	load_steps(saga);
-
-	/*
-	 * A submitted saga always has steps.  None can only mean they are not
-	 * visible yet (pg_restore loads saga.gtx before saga.gtx_step): leave the
-	 * saga for a later reload rather than find "all of its steps done".
-	 */
-	if (saga->nsteps == 0)
-	{
-		MemoryContextDelete(cxt);
-		return NULL;
-	}
 	return saga;
+}
+
+/*
+ * Reads the steps of sagas (in id order) with one statement, and returns
+ * those of them that have steps.  A submitted saga always has steps; none
+ * can only mean they are not visible yet (pg_restore loads saga.gtx before
+ * saga.gtx_step): such a saga is dropped, for a later reread, rather than
+ * found "all of its steps done".
+ */
+static List *
+load_steps(Saga **sagas, int n)
+{
+	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+	Datum		args[1];
+	List	   *result = NIL;
+	uint64		row = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		ids[i] = sagas[i]->id;
+	args[0] = id_array(ids, n);
+	if (SPI_execute_plan(plan_steps, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read the steps of %d sagas", n);
+	for (i = 0; i < n; i++)
+	{
+		Saga	   *saga = sagas[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		uint64		first = row;
+		int			k;
+
+		while (row < SPI_processed &&
+			   get_int64(SPI_tuptable->vals[row], desc, 1, 0) == saga->id)
+			row++;
+		saga->nsteps = (int) (row - first);
+		if (saga->nsteps == 0)
+		{
+			MemoryContextDelete(saga->cxt);
+			continue;
+		}
+		saga->steps = MemoryContextAllocZero(saga->cxt, sizeof(SagaStep) * saga->nsteps);
+		for (k = 0; k < saga->nsteps; k++)
+			read_step(saga, &saga->steps[k], SPI_tuptable->vals[first + k], desc);
+		result = lappend(result, saga);
+	}
+	return result;
+}
+
+/*
+ * The sagas in the result of the statement just run, with their steps,
+ * except those that want() refuses (the worker has them already: it takes
+ * note of their abort requests instead) and
+ * beyond max of them.  *last is the highest id looked at, taken or not.
+ */
+static List *
+load_result(SagaWanted want, int max, int64 *last, bool *all_seen, MemoryContext parent)
+{
+	SPITupleTable *sagas_table = SPI_tuptable;
+	uint64		nrows = SPI_processed;
+	Saga	  **sagas = palloc(sizeof(Saga *) * Max(nrows, 1));
+	int			n = 0;
+	uint64		i;
+
+	for (i = 0; i < nrows && n < max; i++)
+	{
+		HeapTuple	tup = sagas_table->vals[i];
+		int64		id = get_int64(tup, sagas_table->tupdesc, 1, 0);
+
+		*last = id;
+		if (want(id, get_bool(tup, sagas_table->tupdesc, 8),
+				 SPI_getvalue(tup, sagas_table->tupdesc, 9)))
+			sagas[n++] = read_saga(tup, sagas_table->tupdesc, parent);
+	}
+	*all_seen = i == nrows;
+	SPI_freetuptable(sagas_table);
+	return n > 0 ? load_steps(sagas, n) : NIL;
+}
+
+/*
+ * Live sagas after id after, oldest first, that want() accepts, at most max
+ * of them, reading at most limit rows.  *last is set to the highest id
+ * looked at (unchanged if none); *exhausted tells that no live saga after
+ * it was visible.
+ */
+List *
+catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
+						 int64 *last, bool *exhausted, MemoryContext parent)
+{
+	Datum		args[2] = {Int64GetDatum(after), Int32GetDatum(limit)};
+	bool		all_seen;
+	uint64		nrows;
+	List	   *sagas;
+
+	if (SPI_execute_plan(plan_live_after, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read live sagas");
+	nrows = SPI_processed;
+	sagas = load_result(want, max, last, &all_seen, parent);
+	*exhausted = all_seen && nrows < (uint64) limit;
+	return sagas;
+}
+
+/* Those of the given sagas that are live and that want() accepts, up to max. */
+List *
+catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
+						 int64 *last, MemoryContext parent)
+{
+	Datum		args[1] = {id_array(ids, n)};
+	bool		all_seen;
+
+	if (SPI_execute_plan(plan_live_ids, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read live sagas");
+	return load_result(want, max, last, &all_seen, parent);
+}
+
+/* Abort requests of live sagas up to id upto. */
+List *
+catalog_abort_requests(int64 upto)
+{
+	Datum		args[1] = {Int64GetDatum(upto)};
+	List	   *result = NIL;
+	uint64		i;
+
+	if (SPI_execute_plan(plan_aborts_upto, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read abort requests");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		LiveSagaRef *ref = palloc0(sizeof(LiveSagaRef));
+
+		ref->id = get_int64(tup, desc, 1, 0);
+		ref->abort_requested = get_bool(tup, desc, 2);
+		ref->abort_reason = get_text(tup, desc, 3, CurrentMemoryContext);
+		result = lappend(result, ref);
+	}
+	return result;
 }
 
 /* ---- writing ---- */

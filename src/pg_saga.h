@@ -331,9 +331,13 @@ typedef struct LiveSagaRef
 
 extern void catalog_prepare(void);
 extern char *catalog_coordinator_id(void);
-extern List *catalog_live_sagas(void);
-extern List *catalog_some_live_sagas(const int64 *ids, int n);
-extern Saga *catalog_load_saga(int64 id, MemoryContext parent);
+/* Should a live saga just read be loaded?  Sees its abort request too. */
+typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);
+extern List *catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
+									  int64 *last, bool *exhausted, MemoryContext parent);
+extern List *catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
+									  int64 *last, MemoryContext parent);
+extern List *catalog_abort_requests(int64 upto);
 extern bool catalog_write_saga(Saga *saga);
 extern void catalog_write_step(SagaStep *step);
 extern void catalog_write_event(Saga *saga, SagaEvent *event);

@@ -67,8 +67,18 @@ static char *coordinator_id = NULL;
 static dlist_head live_sagas = DLIST_STATIC_INIT(live_sagas);
 static HTAB *saga_index = NULL;
 static int	nlive = 0;			/* sagas in live_sagas */
-static bool sagas_waiting = false;	/* live sagas left out for lack of room */
 static bool work_pending = true;
+
+/*
+ * Taking up sagas costs what is taken up, however many wait (see
+ * take_up_sagas): every live saga up to taken_upto is in memory, finished,
+ * or named by a wake-up still to come; more_to_take says live sagas after
+ * it may wait to be taken up.
+ */
+static int64 taken_upto = 0;
+static bool more_to_take = true;
+static int64 highest_loaded = 0;	/* the highest id ever taken up */
+static int	room_left = 0;		/* while taking up: sagas that still fit */
 
 /* Saga ids from the wake-up queue, to take up at the next turn. */
 static int64 queued[SAGA_QUEUE_SIZE];
@@ -173,50 +183,145 @@ forget_saga(Saga *saga)
 	nlive--;
 }
 
-/*
- * Takes up live sagas: new ones are loaded, oldest first, up to
- * saga.max_active_sagas in memory; abort requests are noted.  live lists
- * every live saga (a full reload) or just those named in the wake-up queue.
- */
+static SagaEntry *
+find_saga(int64 id)
+{
+	return hash_search(saga_index, &id, HASH_FIND, NULL);
+}
+
+/* Sagas in memory after id, which a read of the sagas after id meets again. */
+static int
+count_live_after(int64 id)
+{
+	dlist_iter	iter;
+	int			n = 0;
+
+	dlist_foreach(iter, &live_sagas)
+		n += dlist_container(Saga, node, iter.cur)->id > id;
+	return n;
+}
+
 static void
-take_up_sagas(List *live, bool full)
+note_abort_request(Saga *saga, bool abort_requested, const char *reason)
+{
+	if (abort_requested && !saga->abort_requested)
+	{
+		engine_request_abort(saga, reason);
+		work_pending = true;
+	}
+}
+
+/* A saga read by the scan after taken_upto: load it unless it is in memory. */
+static bool
+want_scanned(int64 id, bool abort_requested, const char *abort_reason)
+{
+	SagaEntry  *entry = find_saga(id);
+
+	if (entry != NULL)
+	{
+		note_abort_request(entry->saga, abort_requested, abort_reason);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A saga named by a wake-up: one in memory may have an abort request; one
+ * after taken_upto is left to the scan, which takes sagas in order; an
+ * older one (retried, or submitted late) is loaded if it fits, and
+ * otherwise the scan goes back to it.
+ */
+static bool
+want_named(int64 id, bool abort_requested, const char *abort_reason)
+{
+	SagaEntry  *entry = find_saga(id);
+
+	if (entry != NULL)
+	{
+		note_abort_request(entry->saga, abort_requested, abort_reason);
+		return false;
+	}
+	if (id > taken_upto)
+	{
+		more_to_take = true;
+		return false;
+	}
+	if (room_left > 0)
+	{
+		room_left--;
+		return true;
+	}
+	taken_upto = Min(taken_upto, id - 1);
+	more_to_take = true;
+	return false;
+}
+
+static void
+add_live_sagas(List *sagas)
 {
 	ListCell   *lc;
 
-	if (full)
-		sagas_waiting = false;
-	foreach(lc, live)
+	foreach(lc, sagas)
 	{
-		LiveSagaRef *ref = lfirst(lc);
-		bool		found;
-		SagaEntry  *entry = hash_search(saga_index, &ref->id,
-										nlive < saga_max_active_sagas ? HASH_ENTER : HASH_FIND,
-										&found);
+		Saga	   *saga = lfirst(lc);
+		SagaEntry  *entry = hash_search(saga_index, &saga->id, HASH_ENTER, NULL);
 
-		if (entry == NULL)
-		{
-			sagas_waiting = true;	/* taken up by a full reload later */
-			continue;
-		}
-		if (!found)
-		{
-			Saga	   *saga = catalog_load_saga(ref->id, worker_cxt);
+		entry->saga = saga;
+		dlist_push_tail(&live_sagas, &saga->node);
+		nlive++;
+		highest_loaded = Max(highest_loaded, saga->id);
+		work_pending = true;
+	}
+}
 
-			if (saga == NULL)
-			{
-				hash_search(saga_index, &ref->id, HASH_REMOVE, NULL);
-				continue;
-			}
-			entry->saga = saga;
-			dlist_push_tail(&live_sagas, &saga->node);
-			nlive++;
-			work_pending = true;
-		}
-		else if (ref->abort_requested && !entry->saga->abort_requested)
+/*
+ * Takes up live sagas, oldest first, up to saga.max_active_sagas in memory,
+ * and notes abort requests.  What it reads is bounded by what it takes up
+ * and what is in memory, never by the number of sagas waiting: the sagas
+ * named by wake-ups, then a scan after taken_upto of at most the sagas that
+ * fit (plus those in memory it will meet again).  recheck (every few
+ * seconds, and when wake-ups were lost) rereads the abort requests of the
+ * sagas in memory and starts the scan over from the first saga, so that a
+ * saga no wake-up named is taken up all the same.
+ */
+static void
+take_up_sagas(bool recheck)
+{
+	int64		last;
+
+	if (recheck)
+	{
+		ListCell   *lc;
+
+		foreach(lc, catalog_abort_requests(highest_loaded))
 		{
-			engine_request_abort(entry->saga, ref->abort_reason);
-			work_pending = true;
+			LiveSagaRef *ref = lfirst(lc);
+			SagaEntry  *entry = find_saga(ref->id);
+
+			if (entry != NULL)
+				note_abort_request(entry->saga, ref->abort_requested, ref->abort_reason);
 		}
+		taken_upto = 0;
+		more_to_take = true;
+	}
+	room_left = saga_max_active_sagas - nlive;
+	if (nqueued > 0)
+	{
+		add_live_sagas(catalog_live_sagas_named(queued, nqueued, INT_MAX, want_named,
+												&last, worker_cxt));
+		nqueued = 0;
+	}
+	room_left = saga_max_active_sagas - nlive;
+	if (more_to_take && room_left > 0)
+	{
+		int			limit = room_left + count_live_after(taken_upto);
+		bool		exhausted;
+
+		last = taken_upto;
+		add_live_sagas(catalog_live_sagas_after(taken_upto, limit, room_left, want_scanned,
+												&last, &exhausted, worker_cxt));
+		taken_upto = last;
+		more_to_take = !exhausted;
 	}
 }
 
@@ -367,8 +472,6 @@ send_calls(List *starts)
 	}
 }
 
-static bool forgot_any = false;
-
 static void
 forget_final_sagas(void)
 {
@@ -385,10 +488,7 @@ forget_final_sagas(void)
 		for (i = 0; i < saga->nsteps; i++)
 			in_flight |= saga->steps[i].conn != NULL || saga->steps[i].starting;
 		if (!in_flight)
-		{
 			forget_saga(saga);
-			forgot_any = true;
-		}
 	}
 }
 
@@ -421,16 +521,14 @@ run_turn(bool reload)
 	bool		any_final;
 
 	begin_turn_transaction();
-	if (reload)
+	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
+		leave_no_extension();
+	if (reload || nqueued > 0 || (more_to_take && nlive < saga_max_active_sagas))
 	{
-		if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
-			leave_no_extension();
+		/* the sagas read now were submitted by commits before this point */
 		submits_end = Max(submits_end, GetXLogInsertRecPtr());
-		take_up_sagas(catalog_live_sagas(), true);
+		take_up_sagas(reload);
 	}
-	else if (nqueued > 0)
-		take_up_sagas(catalog_some_live_sagas(queued, nqueued), false);
-	nqueued = 0;
 	refresh_coordinator_id();
 
 	/*
@@ -590,13 +688,10 @@ saga_worker_main(Datum arg)
 		now = GetCurrentTimestamp();
 		remote_check_deadlines(now);
 		remote_close_idle(now);
-		/* room freed while sagas wait to be taken up */
-		if (forgot_any && sagas_waiting && nlive < saga_max_active_sagas)
-			reload = true;
-		else
-			reload = now >= next_reload;
-		forgot_any = false;
-		if (reload || work_pending || next_timer(next_reload) <= now)
+		reload = now >= next_reload;
+		/* room freed while sagas wait to be taken up counts as work */
+		if (reload || work_pending || next_timer(next_reload) <= now ||
+			(more_to_take && nlive < saga_max_active_sagas))
 		{
 			work_pending = false;
 			pgstat_report_activity(STATE_RUNNING, NULL);
