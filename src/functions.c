@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -30,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
@@ -37,6 +39,7 @@
 PG_FUNCTION_INFO_V1(saga_begin);
 PG_FUNCTION_INFO_V1(saga_add_step);
 PG_FUNCTION_INFO_V1(saga_submit);
+PG_FUNCTION_INFO_V1(saga_start);
 PG_FUNCTION_INFO_V1(saga_wait);
 PG_FUNCTION_INFO_V1(saga_status);
 PG_FUNCTION_INFO_V1(saga_abort);
@@ -182,17 +185,22 @@ is_blank(const char *s)
 	return true;
 }
 
+static bool
+interval_is_positive(Datum d)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return !DatumGetBool(DirectFunctionCall2(interval_le, d, IntervalPGetDatum(&zero)));
+}
+
 /* Checks that an interval argument is positive; NULL is fine. */
 static void
 check_positive_interval(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	Interval	zero;
-
 	if (PG_ARGISNULL(argno))
 		return;
-	memset(&zero, 0, sizeof(zero));
-	if (DatumGetBool(DirectFunctionCall2(interval_le, PG_GETARG_DATUM(argno),
-										 IntervalPGetDatum(&zero))))
+	if (!interval_is_positive(PG_GETARG_DATUM(argno)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be positive", name)));
@@ -429,6 +437,42 @@ lookup_for_building(SagaCall *cx, const char *gid, GtxRow *row)
 
 /* ---- saga.begin ---- */
 
+/*
+ * The checks of a new saga's gid, mode and timeout (argument timeout_arg),
+ * shared by begin() and start(); returns the mode.
+ */
+static SagaMode
+check_saga_args(FunctionCallInfo fcinfo, const char *gid, const char *mode_name, int timeout_arg)
+{
+	SagaMode	mode;
+
+	if (gid != NULL && (gid[0] == '\0' || pg_mbstrlen(gid) > SAGA_MAX_GID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gid must be 1 to %d characters long", SAGA_MAX_GID_LEN)));
+	if (!saga_mode_from_name(mode_name, &mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mode \"%s\"", mode_name),
+				 errhint("Valid modes are saga, tcc, xa and msg.")));
+	check_positive_interval(fcinfo, timeout_arg, "timeout");
+	if (mode == MODE_MSG && !PG_ARGISNULL(timeout_arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("msg sagas take no timeout"),
+				 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
+	return mode;
+}
+
+static void
+duplicate_gid(const char *gid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("saga \"%s\" already exists", gid),
+			 errhint("Choose another gid, or pass NULL to get a new one.")));
+}
+
 Datum
 saga_begin(PG_FUNCTION_ARGS)
 {
@@ -441,22 +485,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *result;
 
-	if (gid != NULL && (gid[0] == '\0' || pg_mbstrlen(gid) > SAGA_MAX_GID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("gid must be 1 to %d characters long", SAGA_MAX_GID_LEN)));
-	if (!saga_mode_from_name(mode_name, &mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid mode \"%s\"", mode_name),
-				 errhint("Valid modes are saga, tcc, xa and msg.")));
-	check_positive_interval(fcinfo, 2, "timeout");
-	if (mode == MODE_MSG && !PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("msg sagas take no timeout"),
-				 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
-
+	mode = check_saga_args(fcinfo, gid, mode_name, 2);
 	call_begin(&cx);
 	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
 	nulls[0] = gid ? ' ' : 'n';
@@ -474,10 +503,7 @@ saga_begin(PG_FUNCTION_ARGS)
 				5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "pg_saga: could not create saga");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("saga \"%s\" already exists", gid),
-				 errhint("Choose another gid, or pass NULL to get a new one.")));
+		duplicate_gid(gid);
 	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	result = MemoryContextStrdup(CurTransactionContext, result);
 	{
@@ -584,6 +610,48 @@ resolve_after(FunctionCallInfo fcinfo, int argno, int64 gtx_id, int number,
 	return construct_array(numbers, nelems, INT4OID, 4, true, TYPALIGN_INT);
 }
 
+/*
+ * The checks of a step's own values, shared by add_step() and start();
+ * NULL pointers stand for NULL arguments.
+ */
+static void
+check_step_values(const char *action, const int64 *expect_rows, const int32 *max_attempts,
+				  const Datum *timeout, const char *name)
+{
+	if (is_blank(action))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("action must not be empty")));
+	if (expect_rows && *expect_rows < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expect_rows must not be negative")));
+	if (max_attempts && *max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1")));
+	if (timeout && !interval_is_positive(*timeout))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must be positive")));
+	if (timeout && interval_ms(*timeout) > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must be less than 24 days")));
+	if (name != NULL && (is_blank(name) || strlen(name) > NAMEDATALEN - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("step name must be 1 to %d characters long", NAMEDATALEN - 1)));
+}
+
+static void
+duplicate_step_name(const char *name, const char *gid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
+}
+
 Datum
 saga_add_step(PG_FUNCTION_ARGS)
 {
@@ -604,27 +672,9 @@ saga_add_step(PG_FUNCTION_ARGS)
 	Datum		args[11];
 	char		nulls[11];
 
-	if (is_blank(action))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("action must not be empty")));
-	if (!PG_ARGISNULL(7) && PG_GETARG_INT64(7) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("expect_rows must not be negative")));
-	if (!PG_ARGISNULL(8) && PG_GETARG_INT32(8) < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_attempts must be at least 1")));
-	check_positive_interval(fcinfo, 9, "timeout");
-	if (!PG_ARGISNULL(9) && interval_ms(PG_GETARG_DATUM(9)) > INT_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout must be less than 24 days")));
-	if (name != NULL && (is_blank(name) || strlen(name) > NAMEDATALEN - 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("step name must be 1 to %d characters long", NAMEDATALEN - 1)));
+	check_step_values(action, PG_ARGISNULL(7) ? NULL : &(int64) {PG_GETARG_INT64(7)},
+					  PG_ARGISNULL(8) ? NULL : &(int32) {PG_GETARG_INT32(8)},
+					  PG_ARGISNULL(9) ? NULL : &(Datum) {PG_GETARG_DATUM(9)}, name);
 
 	call_begin(&cx);
 	built = lookup_for_building(&cx, gid, &row);
@@ -639,9 +689,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 		if (name == NULL)
 			name = psprintf("step%d", number);
 		if (building_has_step(built, name))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
+			duplicate_step_name(name, gid);
 	}
 	else
 	{
@@ -665,9 +713,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 		if (name == NULL)
 			name = psprintf("step%d", number);
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("step name \"%s\" is already used in saga \"%s\"", name, gid)));
+			duplicate_step_name(name, gid);
 	}
 	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
 
@@ -731,6 +777,285 @@ saga_submit(PG_FUNCTION_ARGS)
 	call_end(&cx);
 	saga_wake_worker_at_commit(row.id);
 	PG_RETURN_VOID();
+}
+
+/* ---- saga.start: a whole saga in one statement ---- */
+
+/* The fields of type saga.step, in order (see the install script). */
+enum
+{
+	STEP_TARGET, STEP_ACTION, STEP_COMPENSATION, STEP_CONFIRM, STEP_NAME, STEP_AFTER,
+	STEP_EXPECT_ROWS, STEP_MAX_ATTEMPTS, STEP_TIMEOUT, STEP_NFIELDS
+};
+
+/* A step of saga.start(), checked, as the columns of saga.gtx_step take it. */
+typedef struct StartStep
+{
+	Datum		values[STEP_NFIELDS];
+	bool		isnull[STEP_NFIELDS];
+	char	   *name;
+	char	   *after;			/* step numbers, as int[] text */
+} StartStep;
+
+static char *
+field_text(StartStep *st, int field)
+{
+	return st->isnull[field] ? NULL : TextDatumGetCString(st->values[field]);
+}
+
+/* after of step number (1-based) as step numbers; names index earlier steps. */
+static char *
+resolve_start_after(StartStep *steps, int number, const char *gid)
+{
+	StartStep  *st = &steps[number - 1];
+	StringInfoData buf;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	int			i,
+				k;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (st->isnull[STEP_AFTER])
+	{
+		if (number > 1)
+			appendStringInfo(&buf, "%d", number - 1);
+		appendStringInfoChar(&buf, '}');
+		return buf.data;
+	}
+	deconstruct_array(DatumGetArrayTypeP(st->values[STEP_AFTER]), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &elem_nulls, &nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *dep;
+
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("after must not contain nulls")));
+		dep = TextDatumGetCString(elems[i]);
+		if (strcmp(dep, st->name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("step \"%s\" cannot come after itself", st->name),
+					 errdetail("Dependencies must not form a cycle.")));
+		for (k = 0; k < number - 1; k++)
+			if (strcmp(steps[k].name, dep) == 0)
+				break;
+		if (k == number - 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("step \"%s\" named in after does not exist in saga \"%s\"", dep, gid),
+					 errhint("A step can come only after steps added before it.")));
+		appendStringInfo(&buf, "%s%d", i > 0 ? "," : "", k + 1);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * Reads and checks the elements of steps, with the rules of add_step(): a
+ * step's own values, the mode's, the target and its user mapping for
+ * owner, the names and what they come after.
+ */
+static StartStep *
+read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int *nsteps)
+{
+	Oid			elemtype = ARR_ELEMTYPE(arr);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n,
+				i;
+	StartStep  *steps;
+	TupleDesc	desc = NULL;
+	const char *checked_target = NULL;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &elem_nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("saga \"%s\" has no steps", gid ? gid : "(new)"),
+				 errhint("Pass at least one saga.step() to saga.start().")));
+	steps = palloc0(sizeof(StartStep) * n);
+	for (i = 0; i < n; i++)
+	{
+		StartStep  *st = &steps[i];
+		HeapTupleHeader td;
+		HeapTupleData tuple;
+		char	   *target;
+		int			k;
+
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("steps must not contain nulls")));
+		td = DatumGetHeapTupleHeader(elems[i]);
+		if (desc == NULL)
+			desc = lookup_rowtype_tupdesc_copy(HeapTupleHeaderGetTypeId(td),
+											   HeapTupleHeaderGetTypMod(td));
+		if (desc->natts != STEP_NFIELDS)
+			elog(ERROR, "pg_saga: saga.step has %d fields, expected %d", desc->natts, STEP_NFIELDS);
+		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = td;
+		heap_deform_tuple(&tuple, desc, st->values, st->isnull);
+
+		if (st->isnull[STEP_TARGET])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("target must not be null")));
+		if (st->isnull[STEP_ACTION])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("action must not be null")));
+		st->name = field_text(st, STEP_NAME);
+		check_step_values(field_text(st, STEP_ACTION),
+						  st->isnull[STEP_EXPECT_ROWS] ? NULL : &(int64) {DatumGetInt64(st->values[STEP_EXPECT_ROWS])},
+						  st->isnull[STEP_MAX_ATTEMPTS] ? NULL : &(int32) {DatumGetInt32(st->values[STEP_MAX_ATTEMPTS])},
+						  st->isnull[STEP_TIMEOUT] ? NULL : &st->values[STEP_TIMEOUT],
+						  st->name);
+		check_mode_rules(mode, field_text(st, STEP_COMPENSATION), field_text(st, STEP_CONFIRM));
+		target = field_text(st, STEP_TARGET);
+		/* a saga's steps mostly share a few targets: check each once in a row */
+		if (checked_target == NULL || strcmp(checked_target, target) != 0)
+			target_check_usable(target, owner);
+		checked_target = target;
+		if (st->name == NULL)
+			st->name = psprintf("step%d", i + 1);
+		for (k = 0; k < i; k++)
+			if (strcmp(steps[k].name, st->name) == 0)
+				duplicate_step_name(st->name, gid ? gid : "(new)");
+		st->after = resolve_start_after(steps, i + 1, gid ? gid : "(new)");
+	}
+	*nsteps = n;
+	return steps;
+}
+
+/* One array of the steps' values of field (or of strs if given), for unnest(). */
+static Datum
+start_column(StartStep *steps, int n, int field, Oid type, char **strs)
+{
+	Datum	   *values = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			i;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	for (i = 0; i < n; i++)
+	{
+		if (strs)
+		{
+			values[i] = CStringGetTextDatum(strs[i]);
+			nulls[i] = false;
+		}
+		else
+		{
+			values[i] = steps[i].values[field];
+			nulls[i] = steps[i].isnull[field];
+		}
+	}
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * saga.start(steps, gid, mode, timeout, payload): begin(), one add_step()
+ * per element and submit(), with their checks, in one SQL statement that
+ * writes the saga, its steps and its submitted event.  A saga with a
+ * timeout gets its deadline at commit, from a trigger on the insert.
+ */
+Datum
+saga_start(PG_FUNCTION_ARGS)
+{
+	SagaCall cx;
+	char	   *gid = optional_text(fcinfo, 1);
+	char	   *mode_name = required_text(fcinfo, 2, "mode");
+	SagaMode	mode;
+	StartStep  *steps;
+	int			n,
+				i;
+	char	  **names;
+	char	  **afters;
+	Oid			argtypes[14] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INTERVALARRAYOID};
+	Datum		args[14];
+	char		nulls[14];
+	char	   *result;
+	int64		id;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("steps must not be null")));
+	mode = check_saga_args(fcinfo, gid, mode_name, 3);
+	steps = read_start_steps(PG_GETARG_ARRAYTYPE_P(0), mode, GetUserId(), gid, &n);
+
+	names = palloc(sizeof(char *) * n);
+	afters = palloc(sizeof(char *) * n);
+	for (i = 0; i < n; i++)
+	{
+		names[i] = steps[i].name;
+		afters[i] = steps[i].after;
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	call_begin(&cx);
+	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
+	nulls[0] = gid ? ' ' : 'n';
+	args[1] = CStringGetTextDatum(mode_name);
+	args[2] = ObjectIdGetDatum(cx.caller);
+	args[3] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	nulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
+	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	args[5] = start_column(steps, n, -1, TEXTOID, names);
+	args[6] = start_column(steps, n, STEP_TARGET, TEXTOID, NULL);
+	args[7] = start_column(steps, n, STEP_ACTION, TEXTOID, NULL);
+	args[8] = start_column(steps, n, STEP_COMPENSATION, TEXTOID, NULL);
+	args[9] = start_column(steps, n, STEP_CONFIRM, TEXTOID, NULL);
+	args[10] = start_column(steps, n, -1, TEXTOID, afters);
+	args[11] = start_column(steps, n, STEP_EXPECT_ROWS, INT8OID, NULL);
+	args[12] = start_column(steps, n, STEP_MAX_ATTEMPTS, INT4OID, NULL);
+	args[13] = start_column(steps, n, STEP_TIMEOUT, INTERVALOID, NULL);
+
+	/* a duplicate gid inserts nothing, so the steps and event do not either */
+	if (run_sql("WITH g AS ("
+				" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)"
+				" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5,"
+				" 'pending', pg_catalog.clock_timestamp())"
+				" ON CONFLICT (gid) DO NOTHING RETURNING gid, id),"
+				" s AS ("
+				" INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation,"
+				" confirm, after_steps, expect_rows, max_attempts, timeout)"
+				" SELECT g.id, u.n, u.name, u.target, u.action, u.compensation, u.confirm,"
+				" u.after::int[], u.expect_rows, u.max_attempts, u.timeout"
+				" FROM g, unnest($6, $7, $8, $9, $10, $11, $12, $13, $14) WITH ORDINALITY"
+				" AS u (name, target, action, compensation, confirm, after, expect_rows,"
+				" max_attempts, timeout, n)),"
+				" e AS ("
+				" INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)"
+				" SELECT gid, id FROM g",
+				14, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not start saga");
+	if (SPI_processed == 0)
+		duplicate_gid(gid);
+	result = MemoryContextStrdup(CurTransactionContext,
+								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	call_end(&cx);
+	saga_wake_worker_at_commit(id);
+	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
 
 /* ---- saga.status and saga.wait ---- */

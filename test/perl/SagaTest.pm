@@ -51,7 +51,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
   new_coordinator new_participant create_coordinator_db create_bank add_target
-  standard_setup quote_literal move_sql submit_saga build_saga_sql
+  standard_setup quote_literal move_sql submit_saga build_saga_sql build_start_sql
   wait_saga saga_status is_final poll_until
   balances total_balance ledger_rows ledger_duplicates ledger_sum barrier_rows
   worker_pid wait_for_worker step_rows history_rows
@@ -267,16 +267,63 @@ expect_rows, max_attempts, timeout } ].  Returns the gid.
 =cut
 
 my $gid_counter = 0;
+my $submit_counter = 0;
 
 sub submit_saga
 {
 	my ($node, %args) = @_;
 	my $db = $args{db} // $COORD_DB;
 	my $gid = $args{gid} // sprintf('tap-%d-%d', $$, ++$gid_counter);
-	my $sql = "BEGIN;\n" . build_saga_sql(%args, gid => $gid)
+	my $via = $args{via} // (++$submit_counter % 2 ? 'steps' : 'start');
+	my $sql = $via eq 'start'
+	  ? build_start_sql(%args, gid => $gid)
+	  : "BEGIN;\n" . build_saga_sql(%args, gid => $gid)
 	  . "SELECT saga.submit(" . quote_literal($gid) . ");\nCOMMIT;\n";
 	$node->safe_psql($db, $sql);
 	return $gid;
+}
+
+=item build_start_sql(%args)
+
+The same saga as one saga.start() statement.  submit_saga uses it for every
+other saga (or as via => 'start' | 'steps' says), so every test runs both
+ways of submitting, which must behave alike.
+
+=cut
+
+
+sub build_start_sql
+{
+	my (%args) = @_;
+	my @steps;
+	foreach my $s (@{ $args{steps} })
+	{
+		my @a = (quote_literal($s->{target}), quote_literal($s->{action}));
+		foreach my $k (qw(compensation confirm name))
+		{
+			push @a, "$k => " . quote_literal($s->{$k}) if defined $s->{$k};
+		}
+		push @a,
+		  'after => ARRAY['
+		  . join(', ', map { quote_literal($_) } @{ $s->{after} })
+		  . ']::text[]'
+		  if defined $s->{after};
+		foreach my $k (qw(expect_rows max_attempts))
+		{
+			push @a, "$k => $s->{$k}" if defined $s->{$k};
+		}
+		push @a, 'timeout => ' . quote_literal($s->{timeout}) . '::interval'
+		  if defined $s->{timeout};
+		push @steps, 'saga.step(' . join(', ', @a) . ')';
+	}
+	my @b = ('ARRAY[' . join(",\n  ", @steps) . ']::saga.step[]',
+		'gid => ' . quote_literal($args{gid}));
+	push @b, 'mode => ' . quote_literal($args{mode}) if defined $args{mode};
+	push @b, 'timeout => ' . quote_literal($args{timeout}) . '::interval'
+	  if defined $args{timeout};
+	push @b, 'payload => ' . quote_literal($args{payload}) . '::jsonb'
+	  if defined $args{payload};
+	return 'SELECT saga.start(' . join(', ', @b) . ");\n";
 }
 
 =item build_saga_sql(%args)

@@ -5,9 +5,10 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1 and 1.1--1.2.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2 and 1.2--1.3.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
-# the updated database, so do the checks and cascades 1.2 rewrites, and a
+# the updated database, so do the checks and cascades 1.2 rewrites and the
+# one-statement saga.start of 1.3, and a
 # database updated from 1.0 holds the same objects, indexes, constraints
 # and triggers as one created at the current version directly.
 use strict;
@@ -45,6 +46,7 @@ ok($worker, 'the worker of the 1.0 database runs');
 my $done = submit_saga(
 	$coord,
 	gid => 'before',
+	via => 'steps',    # 1.0 has no saga.start
 	steps => [ { target => 'bank_a', action => move_sql(2, -5), compensation => move_sql(2, 5, 'compensation') } ]);
 is(wait_saga($coord, $done), 'succeeded', 'a saga finished at 1.0');
 
@@ -56,6 +58,7 @@ foreach my $i (1 .. 3)
 	push @gids, submit_saga(
 		$coord,
 		gid => "across-$i",
+		via => 'steps',
 		steps => [
 			{
 				target => 'bank_a',
@@ -79,7 +82,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.2', 'updated to 1.2');
+	'1.3', 'updated to 1.3');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
@@ -144,6 +147,18 @@ is( $coord->safe_psql('coord',
 		     || ' ' || (SELECT count(*) FROM saga.history WHERE gid = 'before')"),
 	"1
 0 0 0", 'saga.purge still takes the steps and the history of a purged saga along');
+
+# --- what 1.3 adds works on the updated database ----------------------------
+$coord->safe_psql('coord', "SELECT saga.start(ARRAY[
+		saga.step('bank_a', \$\$@{[ move_sql(2, -7) ]}\$\$, expect_rows => 1),
+		saga.step('bank_b', \$\$@{[ move_sql(2, 7) ]}\$\$, expect_rows => 1)],
+	gid => 'started', timeout => '1 hour')");
+is(wait_saga($coord, 'started'), 'succeeded', 'a saga from saga.start runs on the updated database');
+is(balances($part, 'bank_a')->{2} . ' ' . balances($part, 'bank_b')->{2}, '88 107',
+	'its steps moved the money once');
+is( $coord->safe_psql('coord',
+		"SELECT deadline = submitted_at + interval '1 hour' FROM saga.transactions WHERE gid = 'started'"),
+	't', 'its deadline counts from the submitting commit');
 
 # --- the same objects as a fresh database ---------------------------------
 $coord->safe_psql('postgres', 'CREATE DATABASE fresh');
