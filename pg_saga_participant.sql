@@ -46,6 +46,60 @@ GRANT SELECT, INSERT, DELETE ON saga_participant.barrier TO PUBLIC;
  * statement of sql must report exactly that many rows, otherwise SQLSTATE
  * 21000 rolls the whole transaction back, barrier record included.
  */
+/*
+ * Leaves the session as the worker set it up, so that nothing a step's SQL
+ * left in it reaches the next step that lands on the same connection:
+ * settings (SET, SET LOCAL, set_config) back to their defaults, then the
+ * worker's statement_timeout and client_connection_check_interval again;
+ * the role; session advisory locks; temporary tables; LISTEN; open cursors
+ * (but the unnamed portal running this very call); prepared statements but
+ * the worker's own.  What cannot have changed is
+ * not touched: each costs a lookup unless the step used it.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.clean_session(
+	worker_timeout text, worker_check_interval text)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+AS $clean$
+DECLARE
+	has_temp boolean;
+	has_cursors boolean;
+	statements text[];
+	statement_name text;
+BEGIN
+	/*
+	 * LISTEN takes effect at commit, so no look tells whether the step did
+	 * it: UNLISTEN always, except in a transaction to be prepared (mode
+	 * xa), which cannot have done it (PREPARE TRANSACTION refuses both).
+	 */
+	IF current_setting('saga_participant.prepare', true) IS DISTINCT FROM 'on' THEN
+		UNLISTEN *;
+	END IF;
+	RESET ALL;
+	-- one statement for the rest, which is checked by looking
+	SELECT pg_catalog.set_config('role', 'none', false) IS NULL,
+		   pg_catalog.set_config('statement_timeout', worker_timeout, false) IS NULL,
+		   CASE WHEN worker_check_interval IS NOT NULL THEN pg_catalog.set_config(
+				'client_connection_check_interval', worker_check_interval, false) END IS NULL,
+		   pg_catalog.pg_advisory_unlock_all() IS NULL,
+		   pg_catalog.pg_my_temp_schema() <> 0,
+		   EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE name <> ''),
+		   ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements
+				  WHERE name NOT IN ('pgsaga_step', 'pgsaga_batch'))
+	  INTO has_temp, has_temp, has_temp, has_temp, has_temp, has_cursors, statements;
+	IF has_temp THEN
+		DISCARD TEMP;
+	END IF;
+	IF has_cursors THEN
+		EXECUTE 'CLOSE ALL';
+	END IF;
+	FOREACH statement_name IN ARRAY statements LOOP
+		EXECUTE pg_catalog.format('DEALLOCATE %I', statement_name);
+	END LOOP;
+END
+$clean$;
+GRANT EXECUTE ON FUNCTION saga_participant.clean_session(text, text) TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION saga_participant.run(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
 RETURNS text
@@ -53,6 +107,9 @@ LANGUAGE plpgsql SECURITY INVOKER
 AS $run$
 DECLARE
 	n bigint;
+	-- the worker's settings, to set again once the step is done
+	worker_timeout text := current_setting('statement_timeout');
+	worker_check_interval text := current_setting('client_connection_check_interval', true);
 BEGIN
 	IF op NOT IN ('action', 'compensation', 'confirm') THEN
 		RAISE EXCEPTION 'unknown barrier operation "%"', op USING ERRCODE = '22023';
@@ -93,7 +150,48 @@ BEGIN
 			run.step, run.expect_rows, n
 			USING ERRCODE = '21000';
 	END IF;
+	PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
 	RETURN 'done';
 END
 $run$;
 GRANT EXECUTE ON FUNCTION saga_participant.run(text, text, int, text, text, bigint) TO PUBLIC;
+
+/*
+ * Runs several step operations in one transaction, each in a
+ * subtransaction of its own (an exception block), and returns one row per
+ * element, in order: run()'s answer, or the SQLSTATE and message of the
+ * error that rolled that element back, barrier record included.  The
+ * worker acts on the answers only once the whole transaction committed; if
+ * it did not, no element took effect.  Every element starts from a clean
+ * session (see clean_session), so nothing one step leaves, not even SET
+ * LOCAL, reaches the next.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_batch(
+	coordinator text, gids text[], steps int[], ops text[], sqls text[], expect_rows bigint[])
+RETURNS TABLE (reply text, error_sqlstate text, error_message text)
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_batch$
+DECLARE
+	worker_timeout text := current_setting('statement_timeout');
+	worker_check_interval text := current_setting('client_connection_check_interval', true);
+BEGIN
+	FOR i IN 1 .. coalesce(cardinality(gids), 0) LOOP
+		reply := NULL;
+		error_sqlstate := NULL;
+		error_message := NULL;
+		BEGIN
+			PERFORM pg_catalog.set_config('saga.gid', gids[i], true),
+					pg_catalog.set_config('saga.step', steps[i]::text, true);
+			reply := saga_participant.run(run_batch.coordinator, gids[i], steps[i], ops[i],
+										  sqls[i], expect_rows[i]);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS error_sqlstate = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+			-- what a rollback does not undo
+			PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
+		END;
+		RETURN NEXT;
+	END LOOP;
+END
+$run_batch$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[])
+	TO PUBLIC;

@@ -64,8 +64,9 @@ SELECT saga.add_step('stuck-1', 'loop',
 	compensation => $$INSERT INTO frozen VALUES (1)$$);
 SELECT saga.add_step('stuck-1', 'loop', action => $$SELECT 1/0$$);
 SELECT saga.submit('stuck-1');
+-- makes the compensation fail: in place before the worker can reach it
+INSERT INTO frozen VALUES (1);
 COMMIT;
-INSERT INTO frozen VALUES (1);	-- makes the compensation fail
 SELECT saga.wait('stuck-1');
 SELECT step, status, last_sqlstate FROM saga.steps WHERE gid = 'stuck-1' ORDER BY step;
 SELECT try($$SELECT saga.abort('stuck-1')$$);

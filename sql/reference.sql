@@ -153,6 +153,16 @@ EXCEPTION WHEN undefined_object THEN
 END
 $$;
 
+-- saga.start
+SELECT saga.start(ARRAY[
+    saga.step('loop', $$UPDATE ref_stock SET qty = qty - 1 WHERE item = 'apple'$$,
+                      $$UPDATE ref_stock SET qty = qty + 1 WHERE item = 'apple'$$,
+              name => 'reserve', expect_rows => 1),
+    saga.step('loop', $$INSERT INTO ref_shipment VALUES (current_setting('saga.gid'), 'apple')$$,
+              name => 'ship')],
+    gid => 'ref-start');
+SELECT saga.wait('ref-start');
+
 -- (not in the reference) every ```sql block of docs/reference.md is in
 -- this file, and every result printed right under one (a plain ``` block
 -- that follows it at once) is in expected/reference.out, one result (a

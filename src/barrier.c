@@ -18,6 +18,11 @@
  * (barrier_step_call), used in mode xa, where it sits between BEGIN and
  * PREPARE TRANSACTION, and wherever the statement cannot be prepared.
  *
+ * Steps ready at once for the same target can also go as one batch: one
+ * statement, run_batch(), runs each of them behind the barrier in a
+ * subtransaction of its own, in one remote transaction and one round trip
+ * (barrier_batch_params).
+ *
  * The participant objects live in one SQL file, installed with the
  * extension, which setup_participant() sends as it is and which a DBA can
  * run by hand on a managed database.
@@ -80,7 +85,8 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 		case OP_COMPENSATION:
 		case OP_CONFIRM:
 			if (saga->mode == MODE_XA)
-				appendStringInfoString(&buf, "BEGIN; ");
+				appendStringInfoString(&buf, "BEGIN; "
+									   "SELECT pg_catalog.set_config('saga_participant.prepare', 'on', true); ");
 			append_step_settings(&buf, saga->gid, step->number, timeout_ms);
 			append_run(&buf, coordinator, saga->gid, step, op);
 			if (saga->mode == MODE_XA)
@@ -142,6 +148,109 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 	call->values[4] = step->sql[op];
 	call->values[5] = step->has_expect_rows && op == OP_ACTION ?
 		psprintf(INT64_FORMAT, step->expect_rows) : NULL;
+	call->timeout_ms = timeout_ms;
+	return call;
+}
+
+/*
+ * Can this call share a batch with others (see barrier_batch_params)?  Not
+ * in mode xa, where each step is a prepared transaction of its own, and not
+ * for a step with a timeout of its own: a batch runs under saga.step_timeout.
+ */
+bool
+barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
+{
+	return saga->mode != MODE_XA && step->timeout_ms == 0 &&
+		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
+}
+
+/*
+ * The statement a connection prepares for batches: run_batch() answers one
+ * row per step, in order (see pg_saga_participant.sql).
+ */
+const char *
+barrier_batch_statement(const Oid **types)
+{
+	static const Oid batch_types[STEP_CALL_NARGS] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+
+	*types = batch_types;
+	return "SELECT reply, error_sqlstate, error_message "
+		"FROM saga_participant.run_batch($1, $2, $3, $4, $5, $6)";
+}
+
+/*
+ * The text of a one-dimensional array of n values, NULL elements where
+ * values[i] is NULL.  Written by hand, as the worker sends outside any
+ * transaction and so cannot look up array_out's type data: every element
+ * is double-quoted, with backslashes and quotes escaped.
+ */
+static char *
+array_text(const char **values, int n)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < n; i++)
+	{
+		const char *p;
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (values[i] == NULL)
+		{
+			appendStringInfoString(&buf, "NULL");
+			continue;
+		}
+		appendStringInfoChar(&buf, '"');
+		for (p = values[i]; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * The parameters of one batch of n step calls (ops[i] of steps[i]), all run
+ * under the same statement timeout.
+ */
+RemoteStepCall *
+barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int n,
+					 int timeout_ms)
+{
+	RemoteStepCall *call = palloc0(sizeof(RemoteStepCall));
+	const char **gids = palloc(sizeof(char *) * n);
+	const char **numbers = palloc(sizeof(char *) * n);
+	const char **opnames = palloc(sizeof(char *) * n);
+	const char **sqls = palloc(sizeof(char *) * n);
+	const char **expect = palloc(sizeof(char *) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		SagaStep   *step = steps[i];
+
+		gids[i] = step->saga->gid;
+		numbers[i] = psprintf("%d", step->number);
+		opnames[i] = step_op_name(ops[i]);
+		sqls[i] = step->sql[ops[i]];
+		expect[i] = step->has_expect_rows && ops[i] == OP_ACTION ?
+			psprintf(INT64_FORMAT, step->expect_rows) : NULL;
+	}
+	call->batch = true;
+	call->values[0] = coordinator;
+	call->values[1] = array_text(gids, n);
+	call->values[2] = array_text(numbers, n);
+	call->values[3] = array_text(opnames, n);
+	call->values[4] = array_text(sqls, n);
+	call->values[5] = array_text(expect, n);
 	call->timeout_ms = timeout_ms;
 	return call;
 }

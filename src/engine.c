@@ -211,7 +211,7 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 
 		if (step->conn && cancel)
 		{
-			remote_abandon(step->conn);
+			remote_abandon(step->conn, step);
 			step->conn = NULL;
 			if (step->flight_op == OP_ACTION)
 			{
@@ -273,6 +273,7 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 	SagaStart  *start;
 	char	   *error;
 	char		sqlstate[6];
+	bool		batchable;
 
 	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
 	{
@@ -281,9 +282,10 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 		engine_call_failed_to_start(step, error, sqlstate, now);
 		return;
 	}
-	if (!remote_pool_has_room(pool))
+	batchable = barrier_batchable(saga, step, op) && remote_pool_batches(pool, now);
+	if (!remote_pool_has_room(pool, batchable))
 		return;					/* waits for a connection, in saga order */
-	remote_pool_reserve(pool);
+	remote_pool_reserve(pool, batchable);
 
 	if (op != OP_XA_PROBE)
 		step->attempts++;
@@ -306,6 +308,7 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 	start->step = step;
 	start->op = op;
 	start->pool = pool;
+	start->batchable = batchable;
 	*starts = lappend(*starts, start);
 }
 
@@ -738,6 +741,22 @@ engine_call_failed_to_start(SagaStep *step, const char *error,
 	strlcpy(outcome.sqlstate, sqlstate, sizeof(outcome.sqlstate));
 	outcome.message = (char *) error;
 	engine_finish_call(step, &outcome, now);
+}
+
+/*
+ * The call was not sent (its batch could not be run by the target): it is
+ * planned again, alone, as if it had not been planned, attempts included.
+ */
+void
+engine_call_not_sent(SagaStep *step)
+{
+	step->conn = NULL;
+	step->starting = false;
+	if (step->flight_op != OP_XA_PROBE && step->attempts > 0)
+		step->attempts--;
+	step->next_attempt_at = 0;
+	step->dirty = true;
+	step->saga->dirty = true;
 }
 
 TimestampTz

@@ -46,6 +46,7 @@ extern int	saga_connect_timeout_ms;
 extern int	saga_max_workers;
 extern int	saga_max_connections_per_target;
 extern int	saga_max_active_sagas;
+extern int	saga_batch_size;
 extern int	saga_recovery_interval_ms;
 extern char *saga_step_gid;
 extern char *saga_step_number;
@@ -182,7 +183,8 @@ typedef enum RemoteOutcomeKind
 {
 	OUTCOME_OK,					/* committed; reply holds run()'s answer */
 	OUTCOME_ERROR,				/* the remote reported an error: rolled back */
-	OUTCOME_UNKNOWN				/* connection lost or timed out: may have run */
+	OUTCOME_UNKNOWN,			/* connection lost or timed out: may have run */
+	OUTCOME_NOT_SENT			/* a batch the target cannot take: send alone */
 } RemoteOutcomeKind;
 
 typedef struct RemoteOutcome
@@ -206,6 +208,7 @@ typedef struct RemoteStepCall
 {
 	const char *values[STEP_CALL_NARGS];
 	int			timeout_ms;
+	bool		batch;			/* run_batch()'s arguments, not run()'s */
 } RemoteStepCall;
 
 /* Called when a call finishes; arg is what remote_call was given. */
@@ -214,12 +217,17 @@ typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 extern void remote_init(MemoryContext cxt);
 extern RemotePool *remote_pool_lookup(const char *target, Oid owner);
 extern bool remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate);
-extern bool remote_pool_has_room(RemotePool *pool);
-extern void remote_pool_reserve(RemotePool *pool);
+extern bool remote_pool_has_room(RemotePool *pool, bool batchable);
+extern void remote_pool_reserve(RemotePool *pool, bool batchable);
+extern void remote_pool_release(RemotePool *pool, bool batchable);
+extern bool remote_pool_batches(RemotePool *pool, TimestampTz now);
+extern int	remote_pool_free(RemotePool *pool);
 extern bool remote_pool_ready(RemotePool *pool);
 extern RemoteConn *remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 							   TimestampTz deadline, RemoteDoneCallback done, void *arg);
-extern void remote_abandon(RemoteConn *conn);
+extern RemoteConn *remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
+									 TimestampTz deadline, RemoteDoneCallback done);
+extern void remote_abandon(RemoteConn *conn, void *arg);
 extern int	remote_add_wait_events(WaitEventSet *set);
 extern bool remote_wait_events_changed(void);
 extern int	remote_count_sockets(void);
@@ -247,6 +255,10 @@ extern char *barrier_step_call(const char *coordinator, struct Saga *saga,
 extern RemoteStepCall *barrier_step_params(const char *coordinator, struct Saga *saga,
 										   struct SagaStep *step, StepOp op, int timeout_ms);
 extern const char *barrier_step_statement(const Oid **types);
+extern const char *barrier_batch_statement(const Oid **types);
+extern RemoteStepCall *barrier_batch_params(const char *coordinator, struct SagaStep **steps,
+											StepOp *ops, int n, int timeout_ms);
+extern bool barrier_batchable(struct Saga *saga, struct SagaStep *step, StepOp op);
 extern char *barrier_xa_prefix(const char *coordinator);
 extern char *barrier_xa_name(const char *coordinator, int64 gtx_id, int step);
 extern char *barrier_xa_list_query(const char *coordinator);
@@ -348,6 +360,7 @@ typedef struct SagaStart
 	SagaStep   *step;
 	StepOp		op;
 	RemotePool *pool;
+	bool		batchable;		/* may share a batch with other steps */
 } SagaStart;
 
 extern void engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...) pg_attribute_printf(4, 5);
@@ -358,6 +371,7 @@ extern bool engine_goes_first(Saga *saga);
 extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now);
 extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										const char *sqlstate, TimestampTz now);
+extern void engine_call_not_sent(SagaStep *step);
 extern TimestampTz engine_next_wakeup(Saga *saga);
 
 /* ---- recovery.c: in-doubt prepared transactions of xa sagas ---- */

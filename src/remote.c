@@ -14,6 +14,16 @@
  * UNKNOWN (the connection broke or the call timed out after it was sent:
  * it may or may not have taken effect).
  *
+ * Many step calls for one target can travel as one batch: one round trip
+ * and one remote transaction (saga_participant.run_batch), each step in a
+ * subtransaction of its own; the batch's outcome is split into one outcome
+ * per step, each handed to its own callback.
+ *
+ * A step leaves nothing in the session for the next one: the participant's
+ * functions clean up after each step that ran, and after a call that failed
+ * (its transaction rolled back, which undoes all but session advisory locks
+ * and prepared statements) the connection is cleaned before its next call.
+ *
  * Connections stay open between calls and close after a minute unused, or
  * when their server or user mapping changes.  Each holds one of the file
  * descriptors PostgreSQL lets extensions use (AcquireExternalFD).
@@ -48,7 +58,9 @@ typedef enum SetupCommand
 	SETUP_NONE,
 	SETUP_SESSION,				/* after connecting: session settings */
 	SETUP_PREPARE,				/* prepare the step statement */
-	SETUP_TIMEOUT				/* set the session's statement_timeout */
+	SETUP_PREPARE_BATCH,		/* prepare the batch statement */
+	SETUP_TIMEOUT,				/* set the session's statement_timeout */
+	SETUP_CLEAN					/* what a failed call may have left */
 } SetupCommand;
 
 /* Whether the step statement is prepared on a connection. */
@@ -60,6 +72,21 @@ typedef enum StepStatement
 } StepStatement;
 
 #define STEP_STATEMENT_NAME "pgsaga_step"
+#define BATCH_STATEMENT_NAME "pgsaga_batch"
+
+/*
+ * After a call that failed, its transaction rolled back: what it does not
+ * undo is a session advisory lock or a prepared statement the step made.
+ */
+#define CLEAN_AFTER_ERROR_SQL \
+	"DO $pgsaga$ DECLARE n text; BEGIN " \
+	"PERFORM pg_catalog.pg_advisory_unlock_all(); " \
+	"FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements " \
+	"WHERE name NOT IN ('" STEP_STATEMENT_NAME "', '" BATCH_STATEMENT_NAME "') LOOP " \
+	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
+
+/* A batch whose statement cannot be prepared is not tried for this long. */
+#define BATCH_RETRY_MS 60000
 
 struct RemoteConn
 {
@@ -76,7 +103,18 @@ struct RemoteConn
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statement;
-	bool		sent_prepared;	/* the call in flight is the step statement */
+	StepStatement batch_statement;
+	bool		sent_prepared;	/* the call in flight is a prepared statement */
+	bool		needs_clean;	/* a call failed: clean the session now */
+	bool		discard;		/* cannot be cleaned: close after this call */
+	bool		refused;		/* the batch could not run: not sent */
+	/* a batch: the callback's argument per step (NULL once abandoned) */
+	int			nbatch;
+	void	  **batch_args;
+	int			nrows;			/* rows of the batch's answer */
+	char	  **row_reply;
+	char	  **row_sqlstate;
+	char	  **row_message;
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -104,6 +142,8 @@ struct RemotePool
 	int			nconns;
 	int			nactive;		/* connections connecting or busy */
 	int			reserved;		/* calls planned, not yet sent */
+	int			reserved_batchable; /* of them, steps that may share a batch */
+	TimestampTz no_batch_until; /* the batch statement could not be prepared */
 	dlist_head	conns;
 };
 
@@ -123,6 +163,8 @@ ignore_notice(void *arg, const char *message)
 static void conn_send(RemoteConn *conn);
 static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
 static void conn_setup_done(RemoteConn *conn);
+static void conn_start_clean(RemoteConn *conn);
+static void set_need_flush(RemoteConn *conn, bool need);
 
 void
 remote_init(MemoryContext cxt)
@@ -156,6 +198,8 @@ remote_pool_lookup(const char *target, Oid owner)
 		pool->nconns = 0;
 		pool->nactive = 0;
 		pool->reserved = 0;
+		pool->reserved_batchable = 0;
+		pool->no_batch_until = 0;
 		dlist_init(&pool->conns);
 	}
 	return pool;
@@ -266,18 +310,65 @@ idle_conn(RemotePool *pool)
 	return NULL;
 }
 
-/* Could one more call start on this pool now? */
-bool
-remote_pool_has_room(RemotePool *pool)
+/* Connections the calls planned on pool need: batchable steps share them. */
+static int
+pool_connections_needed(RemotePool *pool, int single, int batchable)
 {
-	return pool->nactive + pool->reserved < saga_max_connections_per_target;
+	int			size = Max(saga_batch_size, 1);
+
+	return single + (batchable + size - 1) / size;
+}
+
+/* May steps of this pool travel in batches now? */
+bool
+remote_pool_batches(RemotePool *pool, TimestampTz now)
+{
+	return saga_batch_size > 1 && pool->no_batch_until <= now;
+}
+
+/*
+ * Could one more call start on this pool now?  A batchable step fits as
+ * long as the batches of the steps planned so far need no more connections
+ * than are free.
+ */
+bool
+remote_pool_has_room(RemotePool *pool, bool batchable)
+{
+	int			single = pool->reserved - pool->reserved_batchable;
+	int			batched = pool->reserved_batchable;
+
+	if (batchable)
+		batched++;
+	else
+		single++;
+	return pool->nactive + pool_connections_needed(pool, single, batched) <=
+		saga_max_connections_per_target;
+}
+
+/* Connections of pool that could take a call now (idle or not yet open). */
+int
+remote_pool_free(RemotePool *pool)
+{
+	return Max(saga_max_connections_per_target - pool->nactive, 1);
 }
 
 /* Holds a place for a call that will be sent after the worker's commit. */
 void
-remote_pool_reserve(RemotePool *pool)
+remote_pool_reserve(RemotePool *pool, bool batchable)
 {
 	pool->reserved++;
+	if (batchable)
+		pool->reserved_batchable++;
+}
+
+/* Gives the place back: the call is being sent now. */
+void
+remote_pool_release(RemotePool *pool, bool batchable)
+{
+	if (pool->reserved > 0)
+		pool->reserved--;
+	if (batchable && pool->reserved_batchable > 0)
+		pool->reserved_batchable--;
 }
 
 static void
@@ -291,13 +382,35 @@ conn_set_state(RemoteConn *conn, ConnState state)
 	note_wait_change(conn);
 }
 
-/* Frees the query of the call on conn. */
+static void
+free_strings(char **strings, int n)
+{
+	int			i;
+
+	if (strings == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if (strings[i])
+			pfree(strings[i]);
+	pfree(strings);
+}
+
+/* Frees the query of the call on conn, and a batch's answer. */
 static void
 free_call(RemoteConn *conn)
 {
 	if (conn->query)
 		pfree(conn->query);
 	conn->query = NULL;
+	if (conn->batch_args)
+		pfree(conn->batch_args);
+	conn->batch_args = NULL;
+	conn->nbatch = 0;
+	free_strings(conn->row_reply, conn->nrows);
+	free_strings(conn->row_sqlstate, conn->nrows);
+	free_strings(conn->row_message, conn->nrows);
+	conn->row_reply = conn->row_sqlstate = conn->row_message = NULL;
+	conn->nrows = 0;
 	if (conn->step_call)
 	{
 		int			i;
@@ -321,6 +434,7 @@ copy_step_call(RemoteStepCall *call)
 		if (call->values[i])
 			copy->values[i] = MemoryContextStrdup(remote_cxt, call->values[i]);
 	copy->timeout_ms = call->timeout_ms;
+	copy->batch = call->batch;
 	return copy;
 }
 
@@ -391,8 +505,6 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 {
 	RemoteConn *conn = idle_conn(pool);
 
-	if (pool->reserved > 0)
-		pool->reserved--;
 	if (conn == NULL)
 	{
 		conn = conn_open(pool);
@@ -409,6 +521,46 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 	conn->sqlstate[0] = '\0';
 
 	/* the call's deadline runs from when it is sent */
+	conn->call_timeout_us = deadline - GetCurrentTimestamp();
+	if (conn->state == CONN_IDLE)
+	{
+		conn->deadline = deadline;
+		conn_send(conn);
+	}
+	return conn;
+}
+
+/*
+ * Sends n step calls as one batch (call->batch: the batch statement's
+ * parameters) on a connection of pool; done(args[i], outcome) is called for
+ * each step when the batch ends, in order.  Returns NULL, having called
+ * nothing, if no connection can be had now.
+ */
+RemoteConn *
+remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
+				  TimestampTz deadline, RemoteDoneCallback done)
+{
+	RemoteConn *conn;
+
+	Assert(call->batch && n > 0);
+	conn = idle_conn(pool);
+	if (conn == NULL)
+	{
+		conn = conn_open(pool);
+		if (conn == NULL)
+			return NULL;
+		conn->deadline = GetCurrentTimestamp() +
+			(int64) saga_connect_timeout_ms * 1000;
+	}
+	conn->query = MemoryContextStrdup(remote_cxt, "");
+	conn->step_call = copy_step_call(call);
+	conn->nbatch = n;
+	conn->batch_args = MemoryContextAlloc(remote_cxt, sizeof(void *) * n);
+	memcpy(conn->batch_args, args, sizeof(void *) * n);
+	conn->done = done;
+	conn->arg = NULL;
+	conn->got_error = false;
+	conn->sqlstate[0] = '\0';
 	conn->call_timeout_us = deadline - GetCurrentTimestamp();
 	if (conn->state == CONN_IDLE)
 	{
@@ -466,15 +618,24 @@ conn_error_text(RemoteConn *conn)
 static bool
 send_step_setup(RemoteConn *conn)
 {
-	if (conn->statement == STEP_STATEMENT_UNKNOWN)
+	StepStatement statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+
+	if (statement == STEP_STATEMENT_UNKNOWN)
 	{
 		const Oid  *types;
-		const char *sql = barrier_step_statement(&types);
+		const char *sql;
 
+		if (conn->step_call->batch)
+		{
+			sql = barrier_batch_statement(&types);
+			conn->setup = SETUP_PREPARE_BATCH;
+			return PQsendPrepare(conn->pg, BATCH_STATEMENT_NAME, sql, STEP_CALL_NARGS, types);
+		}
+		sql = barrier_step_statement(&types);
 		conn->setup = SETUP_PREPARE;
 		return PQsendPrepare(conn->pg, STEP_STATEMENT_NAME, sql, STEP_CALL_NARGS, types);
 	}
-	if (conn->statement == STEP_STATEMENT_READY &&
+	if (statement == STEP_STATEMENT_READY &&
 		conn->session_timeout_ms != conn->step_call->timeout_ms)
 	{
 		char		sql[64];
@@ -503,20 +664,50 @@ step_statement_lost(RemoteConn *conn)
 	pfree(message);
 }
 
+/*
+ * The batch statement is gone, or run_batch() is (participant objects of
+ * an earlier version, or dropped): nothing of the batch ran.  Its steps go
+ * alone, on this pool for a while.
+ */
+static void
+batch_refused(RemoteConn *conn)
+{
+	conn->batch_statement = STEP_STATEMENT_UNAVAILABLE;
+	conn->pool->no_batch_until = GetCurrentTimestamp() + BATCH_RETRY_MS * INT64CONST(1000);
+	conn->refused = true;
+}
+
 /* Sends the call, or first what the session needs for it. */
 static bool
 send_call_or_setup(RemoteConn *conn)
 {
+	StepStatement statement;
+
+	conn->sent_prepared = false;
 	if (conn->step_call == NULL)
+	{
+		/*
+		 * Query text (mode xa, recovery): a step's SQL in it ends by setting
+		 * the session's statement_timeout to the call's (see clean_session
+		 * on the participant), so what the session has is not known.
+		 */
+		conn->session_timeout_ms = -1;
 		return PQsendQuery(conn->pg, conn->query);
-	if (conn->statement != STEP_STATEMENT_UNAVAILABLE && send_step_setup(conn))
+	}
+	statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+	if (statement != STEP_STATEMENT_UNAVAILABLE && send_step_setup(conn))
 		return true;
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
-	conn->sent_prepared = conn->statement == STEP_STATEMENT_READY;
+	statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+	conn->sent_prepared = statement == STEP_STATEMENT_READY;
 	if (conn->sent_prepared)
-		return PQsendQueryPrepared(conn->pg, STEP_STATEMENT_NAME, STEP_CALL_NARGS,
-								   conn->step_call->values, NULL, NULL, 0);
+		return PQsendQueryPrepared(conn->pg,
+								   conn->step_call->batch ? BATCH_STATEMENT_NAME : STEP_STATEMENT_NAME,
+								   STEP_CALL_NARGS, conn->step_call->values, NULL, NULL, 0);
+	if (conn->step_call->batch)
+		return false;			/* batches are sent prepared only: see conn_send */
+	conn->session_timeout_ms = -1;
 	return PQsendQuery(conn->pg, conn->query);
 }
 
@@ -526,6 +717,14 @@ conn_send(RemoteConn *conn)
 	int			rc;
 
 	conn_set_state(conn, CONN_BUSY);
+	if (conn->step_call && conn->step_call->batch &&
+		conn->batch_statement == STEP_STATEMENT_UNAVAILABLE)
+	{
+		/* the participant has no run_batch(): its steps go one by one */
+		batch_refused(conn);
+		conn_finish_call(conn, OUTCOME_NOT_SENT);
+		return;
+	}
 	if (!send_call_or_setup(conn))
 	{
 		/* nothing reached the remote: a known failure, not an unknown one */
@@ -548,27 +747,102 @@ conn_send(RemoteConn *conn)
  * Ends the call in flight on conn: hands the outcome to its callback, then
  * keeps the connection for the next call or closes it if it is broken.
  */
+/*
+ * Right after a call failed, before the connection takes another: the
+ * session advisory locks and prepared statements its rollback left go,
+ * so none is held once the saga is final.  A connection that cannot be
+ * cleaned is closed.
+ */
+static void
+conn_start_clean(RemoteConn *conn)
+{
+	int			rc;
+
+	conn_set_state(conn, CONN_BUSY);
+	conn->setup = SETUP_CLEAN;
+	conn->got_error = false;
+	conn->sqlstate[0] = '\0';
+	conn->deadline = GetCurrentTimestamp() + (int64) saga_connect_timeout_ms * 1000;
+	if (!PQsendQuery(conn->pg, CLEAN_AFTER_ERROR_SQL) || (rc = PQflush(conn->pg)) < 0)
+	{
+		conn_close(conn);
+		return;
+	}
+	set_need_flush(conn, rc == 1);
+}
+
+/*
+ * The outcome of step i of the batch on conn, from the batch's own: a
+ * committed batch gives each step its row (its answer, or the error that
+ * rolled its subtransaction back); a batch that failed or was lost gives
+ * every step its outcome.
+ */
+static void
+batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome *outcome)
+{
+	*outcome = *batch;
+	outcome->message = batch->message ? pstrdup(batch->message) : NULL;
+	outcome->reply = NULL;
+	if (batch->kind != OUTCOME_OK)
+		return;
+	if (conn->nrows != conn->nbatch)
+	{
+		/* cannot happen with run_batch(): take it as lost, the barrier decides */
+		outcome->kind = OUTCOME_UNKNOWN;
+		strlcpy(outcome->sqlstate, "08000", sizeof(outcome->sqlstate));
+		outcome->message = psprintf("the batch of %d steps was answered with %d rows",
+									conn->nbatch, conn->nrows);
+		return;
+	}
+	if (conn->row_sqlstate[i] != NULL)
+	{
+		outcome->kind = OUTCOME_ERROR;
+		strlcpy(outcome->sqlstate, conn->row_sqlstate[i], sizeof(outcome->sqlstate));
+		outcome->message = pstrdup(conn->row_message[i] ? conn->row_message[i] : "unknown error");
+	}
+	else
+		outcome->reply = conn->row_reply[i] ? pstrdup(conn->row_reply[i]) : NULL;
+}
+
 static void
 conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 {
 	RemoteOutcome outcome;
+	RemoteOutcome *outcomes = NULL;
+	void	  **args = NULL;
+	int			nbatch = conn->nbatch;
 	RemoteDoneCallback done = conn->done;
 	void	   *arg = conn->arg;
 	bool		broken;
+	int			i;
 
-	broken = (kind == OUTCOME_UNKNOWN || conn->pg == NULL ||
-						  PQstatus(conn->pg) != CONNECTION_OK ||
-						  PQtransactionStatus(conn->pg) != PQTRANS_IDLE);
+	/* a connection whose cleaning failed or timed out is not used again */
+	broken = (kind == OUTCOME_UNKNOWN || conn->discard || conn->setup == SETUP_CLEAN ||
+			  conn->pg == NULL || PQstatus(conn->pg) != CONNECTION_OK ||
+			  PQtransactionStatus(conn->pg) != PQTRANS_IDLE);
+	/* a step that failed leaves what its rollback does not undo: clean it */
+	conn->needs_clean = kind == OUTCOME_ERROR && conn->setup == SETUP_NONE;
 
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = kind;
 	strlcpy(outcome.sqlstate, conn->sqlstate, sizeof(outcome.sqlstate));
 	outcome.message = conn->message ? pstrdup(conn->message) : NULL;
 	outcome.reply = conn->reply ? pstrdup(conn->reply) : NULL;
+	if (nbatch > 0)
+	{
+		outcomes = palloc(sizeof(RemoteOutcome) * nbatch);
+		args = palloc(sizeof(void *) * nbatch);
+		for (i = 0; i < nbatch; i++)
+		{
+			batch_step_outcome(conn, i, &outcome, &outcomes[i]);
+			args[i] = conn->batch_args[i];
+		}
+	}
 
 	conn->done = NULL;
 	conn->arg = NULL;
 	conn->setup = SETUP_NONE;
+	conn->refused = false;
 	free_call(conn);
 	if (conn->message)
 		pfree(conn->message);
@@ -579,13 +853,21 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 
 	if (broken)
 		conn_close(conn);
+	else if (conn->needs_clean)
+		conn_start_clean(conn);
 	else
 	{
 		conn_set_state(conn, CONN_IDLE);
 		conn->idle_since = GetCurrentTimestamp();
 	}
 
-	if (done)
+	if (done && nbatch > 0)
+	{
+		for (i = 0; i < nbatch; i++)
+			if (args[i] != NULL)
+				done(args[i], &outcomes[i]);
+	}
+	else if (done)
 		done(arg, &outcome);
 }
 
@@ -595,6 +877,7 @@ conn_established(RemoteConn *conn)
 {
 	if (conn->pool->need_password && !PQconnectionUsedPassword(conn->pg))
 	{
+		conn->discard = true;	/* never to be used for another call either */
 		conn_set_error(conn, "2F003", "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
 		conn_finish_call(conn, OUTCOME_ERROR);
 		return;
@@ -635,6 +918,14 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 		case SETUP_PREPARE:
 			conn->statement = failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
 			break;
+		case SETUP_PREPARE_BATCH:
+			conn->batch_statement = failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
+			break;
+		case SETUP_CLEAN:
+			conn->needs_clean = false;
+			/* what cannot be cleaned costs the connection, not a later step */
+			conn->discard = failed;
+			break;
 		case SETUP_TIMEOUT:
 			if (failed)
 				conn->statement = STEP_STATEMENT_UNAVAILABLE;
@@ -651,7 +942,14 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 static void
 conn_setup_done(RemoteConn *conn)
 {
+	bool		cleaned = conn->setup == SETUP_CLEAN;
+
 	conn_note_setup_result(conn, conn->got_error);
+	if (cleaned && conn->discard)
+	{
+		conn_close(conn);		/* no call waits on it: see conn_start_clean */
+		return;
+	}
 	conn->setup = SETUP_NONE;
 	conn->got_error = false;
 	conn->sqlstate[0] = '\0';
@@ -665,6 +963,36 @@ conn_setup_done(RemoteConn *conn)
 	{
 		conn_set_state(conn, CONN_IDLE);
 		conn->idle_since = GetCurrentTimestamp();
+	}
+}
+
+static char *
+result_text(PGresult *res, int row, int col)
+{
+	if (col >= PQnfields(res) || PQgetisnull(res, row, col))
+		return NULL;
+	return MemoryContextStrdup(remote_cxt, PQgetvalue(res, row, col));
+}
+
+/* Keeps run_batch()'s rows: reply, error_sqlstate, error_message. */
+static void
+conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	free_strings(conn->row_reply, conn->nrows);
+	free_strings(conn->row_sqlstate, conn->nrows);
+	free_strings(conn->row_message, conn->nrows);
+	conn->nrows = n;
+	conn->row_reply = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
+	conn->row_sqlstate = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
+	conn->row_message = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		conn->row_reply[i] = result_text(res, i, 0);
+		conn->row_sqlstate[i] = result_text(res, i, 1);
+		conn->row_message[i] = result_text(res, i, 2);
 	}
 }
 
@@ -690,7 +1018,8 @@ conn_read_results(RemoteConn *conn)
 		}
 		if (res == NULL)
 		{
-			conn_finish_call(conn, conn->got_error ? OUTCOME_ERROR : OUTCOME_OK);
+			conn_finish_call(conn, conn->refused ? OUTCOME_NOT_SENT :
+							 conn->got_error ? OUTCOME_ERROR : OUTCOME_OK);
 			return;
 		}
 		switch (PQresultStatus(res))
@@ -698,11 +1027,19 @@ conn_read_results(RemoteConn *conn)
 			case PGRES_FATAL_ERROR:
 				conn_set_error(conn, PQresultErrorField(res, PG_DIAG_SQLSTATE),
 							   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-				if (conn->sent_prepared && conn->setup == SETUP_NONE &&
-					strcmp(conn->sqlstate, "26000") == 0)
+				if (conn->sent_prepared && conn->setup == SETUP_NONE && conn->nbatch > 0 &&
+					(strcmp(conn->sqlstate, "26000") == 0 || strcmp(conn->sqlstate, "42883") == 0))
+					batch_refused(conn);
+				else if (conn->sent_prepared && conn->setup == SETUP_NONE &&
+						 strcmp(conn->sqlstate, "26000") == 0)
 					step_statement_lost(conn);
 				break;
 			case PGRES_TUPLES_OK:
+				if (conn->nbatch > 0 && conn->setup == SETUP_NONE)
+				{
+					conn_keep_batch_rows(conn, res);
+					break;
+				}
 				if (PQntuples(res) > 0 && PQnfields(res) > 0 &&
 					!PQgetisnull(res, PQntuples(res) - 1, 0))
 				{
@@ -928,12 +1265,23 @@ remote_close_idle(TimestampTz now)
 }
 
 /*
- * Gives up on the call in flight on conn without calling its callback: the
- * engine decided its outcome (unknown) itself, on abort or deadline.
+ * Gives up on the call in flight on conn for arg without calling its
+ * callback: the engine decided its outcome (unknown) itself, on abort or
+ * deadline.  A call of its own is cancelled by closing its connection; a
+ * step in a batch is only left out, as the batch's other steps go on.
  */
 void
-remote_abandon(RemoteConn *conn)
+remote_abandon(RemoteConn *conn, void *arg)
 {
+	int			i;
+
+	if (conn->nbatch > 0)
+	{
+		for (i = 0; i < conn->nbatch; i++)
+			if (conn->batch_args[i] == arg)
+				conn->batch_args[i] = NULL;
+		return;
+	}
 	conn->done = NULL;
 	conn_close(conn);
 }

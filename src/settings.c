@@ -22,6 +22,7 @@ int			saga_step_timeout_ms = 60000;
 int			saga_connect_timeout_ms = 10000;
 int			saga_max_workers = 8;
 int			saga_max_connections_per_target = 8;
+int			saga_batch_size = 32;
 int			saga_max_active_sagas = 1000;
 int			saga_recovery_interval_ms = 60000;
 char	   *saga_step_gid = NULL;
@@ -76,6 +77,13 @@ saga_define_settings(void)
 							"Sagas a worker drives at once.",
 							"Further submitted sagas wait, in submission order, until earlier ones finish; this bounds the worker's memory.",
 							&saga_max_active_sagas, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.batch_size",
+							"Most step calls the worker sends to one target in one remote transaction.",
+							"Steps ready at once for the same target and role share a round trip and a commit, "
+							"each in a subtransaction of its own. 1 sends every step alone.",
+							&saga_batch_size, 32, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("saga.recovery_interval",

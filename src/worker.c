@@ -53,6 +53,8 @@
 #define MAX_WAIT_MS				5000
 /* A call's local deadline: the remote statement_timeout fires first. */
 #define CALL_GRACE_MS			2000
+/* A batch carries at most this much SQL text (and saga.batch_size steps). */
+#define MAX_BATCH_BYTES			(1024 * 1024)
 
 typedef struct SagaEntry
 {
@@ -430,46 +432,167 @@ call_done(void *arg, RemoteOutcome *outcome)
 {
 	SagaStep   *step = (SagaStep *) arg;
 
+	if (step->conn == NULL && !step->starting)
+		return;					/* given up on meanwhile: its outcome was decided */
 	step->starting = false;
-	engine_finish_call(step, outcome, GetCurrentTimestamp());
+	if (outcome->kind == OUTCOME_NOT_SENT)
+		engine_call_not_sent(step);
+	else
+		engine_finish_call(step, outcome, GetCurrentTimestamp());
 	work_pending = true;
 }
 
-/* Sends the calls planned this turn, now that they are recorded. */
+/* After a call was handed to remote.c: note its connection in the step. */
 static void
-send_calls(List *starts)
+note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
 {
+	if (conn == NULL)
+	{
+		step->starting = false;
+		engine_call_failed_to_start(step, "no file descriptor free for a new connection",
+									"53000", now);
+		work_pending = true;
+	}
+	else if (step->starting)
+	{
+		/* not finished already, as a call that cannot be sent is */
+		step->starting = false;
+		step->conn = conn;
+	}
+}
+
+/* Sends one planned call on its own. */
+static void
+send_alone(SagaStart *start)
+{
+	SagaStep   *step = start->step;
+	Saga	   *saga = step->saga;
+	int			timeout = step_timeout_ms(step);
+	TimestampTz now = GetCurrentTimestamp();
+	char	   *query;
+	RemoteConn *conn;
+
+	query = barrier_step_call(coordinator_id, saga, step, start->op, timeout);
+	conn = remote_call(start->pool, query,
+					   barrier_step_params(coordinator_id, saga, step, start->op, timeout),
+					   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
+					   call_done, step);
+	note_call_sent(step, conn, now);
+}
+
+/* Sends n planned calls of one pool as one batch (alone if n is 1). */
+static void
+send_batch(SagaStart **starts, int n)
+{
+	SagaStep  **steps;
+	StepOp	   *ops;
+	void	  **args;
+	TimestampTz now = GetCurrentTimestamp();
+	RemoteConn *conn;
+	int			i;
+
+	if (n == 1)
+	{
+		send_alone(starts[0]);
+		return;
+	}
+	steps = palloc(sizeof(SagaStep *) * n);
+	ops = palloc(sizeof(StepOp) * n);
+	args = palloc(sizeof(void *) * n);
+	for (i = 0; i < n; i++)
+	{
+		steps[i] = starts[i]->step;
+		ops[i] = starts[i]->op;
+		args[i] = steps[i];
+	}
+	conn = remote_call_batch(starts[0]->pool,
+							 barrier_batch_params(coordinator_id, steps, ops, n, saga_step_timeout_ms),
+							 n, args,
+							 now + ((int64) saga_step_timeout_ms + CALL_GRACE_MS) * 1000,
+							 call_done);
+	for (i = 0; i < n; i++)
+		note_call_sent(steps[i], conn, now);
+}
+
+/*
+ * Sends the batchable calls of one pool.  Steps take the free connections
+ * first, one each, as they would unbatched: a slow step then holds up no
+ * other.  Only when more steps are ready than connections are free do they
+ * share: each connection takes an equal share, at most saga.batch_size
+ * steps and MAX_BATCH_BYTES of SQL, in one round trip and one commit.
+ */
+static void
+send_pool_batches(List *starts)
+{
+	int			m = list_length(starts);
+	int			size = Max(saga_batch_size, 1);
+	int			nbatches = Max(Min(m, remote_pool_free(((SagaStart *) linitial(starts))->pool)),
+							   (m + size - 1) / size);
+	int			per = (m + nbatches - 1) / nbatches;
+	SagaStart **chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
+	int			n = 0;
+	Size		bytes = 0;
 	ListCell   *lc;
 
 	foreach(lc, starts)
 	{
 		SagaStart  *start = lfirst(lc);
-		SagaStep   *step = start->step;
-		Saga	   *saga = step->saga;
-		int			timeout = step_timeout_ms(step);
-		TimestampTz now = GetCurrentTimestamp();
-		char	   *query;
-		RemoteConn *conn;
+		Size		len = strlen(start->step->sql[start->op]);
 
-		query = barrier_step_call(coordinator_id, saga, step, start->op, timeout);
-		conn = remote_call(start->pool, query,
-						   barrier_step_params(coordinator_id, saga, step, start->op, timeout),
-						   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
-						   call_done, step);
-		if (conn == NULL)
+		if (n > 0 && (n == per || bytes + len > MAX_BATCH_BYTES))
 		{
-			step->starting = false;
-			engine_call_failed_to_start(step, "no file descriptor free for a new connection",
-										"53000", now);
-			work_pending = true;
+			send_batch(chunk, n);
+			n = 0;
+			bytes = 0;
 		}
-		else if (step->starting)
+		chunk[n++] = start;
+		bytes += len;
+	}
+	if (n > 0)
+		send_batch(chunk, n);
+}
+
+/*
+ * Sends the calls planned this turn, now that they are recorded: those that
+ * may share a batch grouped by pool, the others alone.
+ */
+static void
+send_calls(List *starts)
+{
+	List	   *pools = NIL;	/* RemotePool *, in order of first call */
+	List	   *batchable = NIL;	/* List * of SagaStart *, one per pool */
+	ListCell   *lc,
+			   *lp,
+			   *lb;
+
+	foreach(lc, starts)
+	{
+		SagaStart  *start = lfirst(lc);
+		bool		found = false;
+
+		remote_pool_release(start->pool, start->batchable);
+		if (!start->batchable)
 		{
-			/* not finished already, as a call that cannot be sent is */
-			step->starting = false;
-			step->conn = conn;
+			send_alone(start);
+			continue;
+		}
+		forboth(lp, pools, lb, batchable)
+		{
+			if (lfirst(lp) == start->pool)
+			{
+				lfirst(lb) = lappend(lfirst(lb), start);
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+		{
+			pools = lappend(pools, start->pool);
+			batchable = lappend(batchable, list_make1(start));
 		}
 	}
+	foreach(lb, batchable)
+		send_pool_batches(lfirst(lb));
 }
 
 static void

@@ -1,0 +1,145 @@
+# 047_batched_calls.pl: steps ready at once for one target share a batch.
+#
+# With two connections per target, sixty two-step transfers submitted in
+# one transaction are more steps than connections: the worker sends them in
+# batches, each one round trip and one remote transaction on the
+# participant (saga_participant.run_batch), each step in a subtransaction
+# of its own.  Each ledger row records the remote transaction that wrote
+# it, so the test sees the sharing.  Every tenth transfer's credit fails
+# (the CHECK on bank_b): only its own subtransaction rolls back, barrier
+# record included, its saga is compensated and every other saga of the
+# same batches succeeds, each step applied once.  With saga.batch_size = 1
+# every step is a remote transaction of its own; and against a participant
+# whose objects predate run_batch(), steps go one by one and still succeed.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+
+my $n = 60;
+my %accounts = map { $_ => 100 } 1 .. $n;
+my ($coord, $part) = standard_setup(accounts => \%accounts);
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM SET saga.max_connections_per_target = 2;
+SELECT pg_reload_conf();
+});
+foreach my $db ('bank_a', 'bank_b')
+{
+	$part->safe_psql($db,
+		'ALTER TABLE ledger ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()');
+}
+
+# $n transfers of 1 from bank_a to bank_b, account $i each, in one
+# transaction; the credit of every tenth one is refused by bank_b's CHECK.
+sub submit_transfers
+{
+	my ($prefix, %opts) = @_;
+	my $sql = "BEGIN;\n";
+	foreach my $i (1 .. $n)
+	{
+		my $credit = $opts{failing} && $i % 10 == 0 ? -1000 : 1;
+		$sql .= build_start_sql(
+			gid => "$prefix-$i",
+			steps => [
+				{
+					target => 'bank_a',
+					action => move_sql($i, -1),
+					compensation => move_sql($i, 1, 'compensation'),
+					expect_rows => 1
+				},
+				{
+					target => 'bank_b',
+					action => move_sql($i, $credit),
+					compensation => move_sql($i, -$credit, 'compensation'),
+					expect_rows => 1
+				}
+			]);
+	}
+	$coord->safe_psql('coord', $sql . "COMMIT;\n");
+	return map { "$prefix-$_" } 1 .. $n;
+}
+
+# Action rows of the sagas of $prefix on $db, and the remote transactions
+# that wrote them.
+sub sharing
+{
+	my ($db, $prefix) = @_;
+	return $part->safe_psql($db,
+		"SELECT count(*) || ' ' || count(DISTINCT xid) FROM ledger
+		  WHERE op = 'action' AND gid LIKE '$prefix-%'");
+}
+
+# --- batched, with failures inside the batches ------------------------------
+my @gids = submit_transfers('b', failing => 1);
+my %want = map { ("b-$_" => ($_ % 10 == 0 ? 'aborted' : 'succeeded')) } 1 .. $n;
+my %got = map { $_ => wait_saga($coord, $_) } @gids;
+is_deeply(\%got, \%want, 'every tenth transfer aborted, every other one succeeded');
+
+my ($rows, $xacts) = split / /, sharing('bank_a', 'b');
+is($rows, $n, "bank_a: one debit row per saga");
+cmp_ok($xacts, '<', $rows, "bank_a: the debits shared remote transactions ($xacts for $rows)");
+($rows, $xacts) = split / /, sharing('bank_b', 'b');
+is($rows, $n - 6, 'bank_b: a credit row for each succeeded saga only');
+cmp_ok($xacts, '<', $rows, "bank_b: the credits shared remote transactions ($xacts for $rows)");
+
+my %balance_a = map { $_ => ($_ % 10 == 0 ? 100 : 99) } 1 .. $n;
+my %balance_b = map { $_ => ($_ % 10 == 0 ? 100 : 101) } 1 .. $n;
+is_deeply(balances($part, 'bank_a'), \%balance_a, 'bank_a: debits kept, or compensated for the aborted');
+is_deeply(balances($part, 'bank_b'), \%balance_b, 'bank_b: credits of the succeeded only');
+is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'),
+	'', 'no step applied twice');
+is(barrier_rows($part, 'bank_b', 'b-10'), '',
+	'the refused credit left no barrier record: its subtransaction rolled back');
+is(barrier_rows($part, 'bank_b', 'b-9'), '2|action|action',
+	'its neighbour in the batch kept its own');
+is( $coord->safe_psql('coord',
+		"SELECT string_agg(DISTINCT last_sqlstate, ',') FROM saga.steps
+		  WHERE gid LIKE 'b-%' AND step = 2 AND status = 'failed'"),
+	'23514', 'the refused credits report the CHECK violation');
+
+# --- saga.batch_size = 1: every step alone ----------------------------------
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM SET saga.batch_size = 1;
+SELECT pg_reload_conf();
+});
+ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_size') = '1'"),
+	'the setting is read');
+@gids = submit_transfers('s');
+is(wait_saga($coord, $_), 'succeeded', "$_ succeeded") foreach ($gids[0], $gids[-1]);
+is( $coord->safe_psql('coord',
+		"SELECT count(*) FROM saga.transactions WHERE gid LIKE 's-%' AND status = 'succeeded'"),
+	$n, 'all of them succeeded');
+($rows, $xacts) = split / /, sharing('bank_a', 's');
+is("$rows $xacts", "$n $n", 'with saga.batch_size = 1 each step is a remote transaction of its own');
+
+# --- a participant without run_batch(): steps go alone -----------------------
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM RESET saga.batch_size;
+SELECT pg_reload_conf();
+});
+ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_size') = '32'"),
+	'batches again');
+$part->safe_psql('bank_b',
+	'DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[])');
+@gids = submit_transfers('o');
+my @not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;
+is("@not_ok", '', 'with an old participant, every saga still succeeds');
+($rows, $xacts) = split / /, sharing('bank_b', 'o');
+is("$rows $xacts", "$n $n", 'its steps went one by one');
+($rows, $xacts) = split / /, sharing('bank_a', 'o');
+cmp_ok($xacts, '<', $rows, 'while the other target still takes batches');
+is( $coord->safe_psql('coord',
+		"SELECT max(attempts) FROM saga.steps WHERE gid LIKE 'o-%'"),
+	'1', 'the batch the old participant could not take cost no attempt');
+is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'),
+	'', 'no step applied twice');
+
+$coord->stop;
+$part->stop;
+done_testing();
