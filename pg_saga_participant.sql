@@ -159,16 +159,21 @@ GRANT EXECUTE ON FUNCTION saga_participant.run(text, text, int, text, text, bigi
 /*
  * Runs several step operations in one transaction, each in a
  * subtransaction of its own (an exception block), and returns one row per
- * element, in order: run()'s answer, or the SQLSTATE and message of the
- * error that rolled that element back, barrier record included.  The
+ * element, in order: run()'s answer, or the SQLSTATE, message, detail, hint
+ * and context of the error that rolled that element back, barrier record
+ * included.  The
  * worker acts on the answers only once the whole transaction committed; if
- * it did not, no element took effect.  Every element starts from a clean
+ * it did not, no element took effect.  An element that would wait for a
+ * lock (held by another batch, say, which may wait on this one) gives up at
+ * once with 55P03, and the worker sends it again alone: concurrent batches
+ * over the same rows neither deadlock nor queue behind each other.  Every element starts from a clean
  * session (see clean_session), so nothing one step leaves, not even SET
  * LOCAL, reaches the next.
  */
 CREATE OR REPLACE FUNCTION saga_participant.run_batch(
 	coordinator text, gids text[], steps int[], ops text[], sqls text[], expect_rows bigint[])
-RETURNS TABLE (reply text, error_sqlstate text, error_message text)
+RETURNS TABLE (reply text, error_sqlstate text, error_message text, error_detail text,
+			   error_hint text, error_context text)
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run_batch$
 DECLARE
@@ -179,13 +184,21 @@ BEGIN
 		reply := NULL;
 		error_sqlstate := NULL;
 		error_message := NULL;
+		error_detail := NULL;
+		error_hint := NULL;
+		error_context := NULL;
 		BEGIN
+			-- never wait on a lock for long while holding the batch's others:
+			-- a step that would is answered 55P03 and sent again on its own
 			PERFORM pg_catalog.set_config('saga.gid', gids[i], true),
-					pg_catalog.set_config('saga.step', steps[i]::text, true);
+					pg_catalog.set_config('saga.step', steps[i]::text, true),
+					pg_catalog.set_config('lock_timeout', '1ms', true);
 			reply := saga_participant.run(run_batch.coordinator, gids[i], steps[i], ops[i],
 										  sqls[i], expect_rows[i]);
 		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS error_sqlstate = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+			GET STACKED DIAGNOSTICS error_sqlstate = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+				error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT,
+				error_context = PG_EXCEPTION_CONTEXT;
 			-- what a rollback does not undo
 			PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
 		END;

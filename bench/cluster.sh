@@ -2,7 +2,7 @@
 # bench/profile.sh.  Sourced after scripts/lib.sh; bench_cluster_up builds
 # and installs pg_saga, compiles the load driver, starts a throwaway cluster
 # with durable commits and creates the coordinator database (bench) and the
-# two participants (bank_a, bank_b, 100 accounts each).  It sets work, dir,
+# two participants (bank_a, bank_b, BENCH_ACCOUNTS (10,000) accounts each).  It sets work, dir,
 # port, COORD, CONN_A, CONN_B and postmaster_pid, and defines sql DB QUERY.
 # BENCH_EXTENSION_VERSION installs an earlier version of the extension, to
 # compare it with the current one (ALTER EXTENSION pg_saga UPDATE).
@@ -41,7 +41,7 @@ bench_cluster_up() {
 	done
 	for db in bank_a bank_b; do
 		sql "$db" "CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
-				   INSERT INTO account SELECT g, 1000000000 FROM generate_series(1, 100) g;"
+				   INSERT INTO account SELECT g, 1000000000 FROM generate_series(1, ${BENCH_ACCOUNTS:-10000}) g;"
 	done
 	sql bench "CREATE EXTENSION pg_saga ${BENCH_EXTENSION_VERSION:+VERSION '$BENCH_EXTENSION_VERSION'};
 			   CREATE SERVER bank_a FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', port '$port', dbname 'bank_a');

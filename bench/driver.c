@@ -3,6 +3,9 @@
  *
  *   driver MODE CLIENTS SECONDS WARMUP CONNINFO_COORD CONNINFO_A CONNINFO_B [FAIL_PCT]
  *
+ * Each transfer moves 1 between a random account of BENCH_ACCOUNTS (10,000)
+ * on bank_a and the same account on bank_b.
+ *
  * MODE baseline: each client runs the transfer's two statements itself,
  *   the debit on bank_a then the credit on bank_b, each in its own
  *   transaction (autocommit), with no coordination at all.
@@ -10,6 +13,11 @@
  *   with expect_rows => 1, credit), then saga.wait()s for it; an iteration
  *   counts only when the saga reached its final status.  FAIL_PCT percent
  *   of the sagas debit more than any balance, so they are compensated.
+ *   Submitted step by step: begin, add_step twice, submit.
+ * MODE start: the same saga submitted with one saga.start() statement.
+ * MODE saga-open, start-open: the same, without waiting (open loop: the
+ *   clients submit as fast as they can); an iteration counts once its
+ *   submitting transaction committed, and the caller measures the drain.
  *
  * Prints one line: mode clients completed seconds per_second p50_ms p99_ms
  * (latency as the client sees it, submit to final status, in steady state
@@ -29,6 +37,8 @@
 static const char *mode;
 static const char *conn_coord, *conn_a, *conn_b;
 static int	nclients, seconds, warmup, fail_pct;
+static int	one_statement, open_loop;	/* MODE start*, MODE *-open */
+static int	naccounts = 10000;	/* accounts 1..BENCH_ACCOUNTS on each bank */
 static double t_start;
 
 static double *samples;
@@ -105,7 +115,7 @@ client(void *arg)
 
 	while (now_s() - t_start < warmup + seconds)
 	{
-		int			account = (int) (id % 100) + 1;
+		int			account = (int) (rand_r(&seed) % naccounts) + 1;
 		double		t0 = now_s();
 
 		n++;
@@ -126,6 +136,17 @@ client(void *arg)
 			char		gid[64];
 
 			snprintf(gid, sizeof(gid), "b%ld-%ld-%ld", run, id, n);
+			if (one_statement)
+				snprintf(sql, sizeof(sql),
+						 "SELECT saga.start(ARRAY["
+						 "saga.step('bank_a', 'UPDATE account SET balance = balance - %d WHERE id = %d AND balance >= %d', "
+						 "'UPDATE account SET balance = balance + %d WHERE id = %d', expect_rows => 1), "
+						 "saga.step('bank_b', 'UPDATE account SET balance = balance + %d WHERE id = %d', "
+						 "'UPDATE account SET balance = balance - %d WHERE id = %d', expect_rows => 1)], "
+						 "gid => '%s')",
+						 amount, account, amount, amount, account,
+						 amount, account, amount, account, gid);
+			else
 			snprintf(sql, sizeof(sql),
 					 "BEGIN;"
 					 "SELECT saga.begin('%s');"
@@ -139,7 +160,12 @@ client(void *arg)
 					 "COMMIT;",
 					 gid, gid, amount, account, amount, amount, account,
 					 gid, amount, account, amount, account, gid);
-			exec_or_die(coord, sql, PGRES_COMMAND_OK);
+			exec_or_die(coord, sql, one_statement ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+			if (open_loop)
+			{
+				record(t0, now_s());
+				continue;
+			}
 			snprintf(sql, sizeof(sql), "SELECT saga.wait('%s', '60 seconds')", gid);
 			r = PQexec(coord, sql);
 			if (PQresultStatus(r) != PGRES_TUPLES_OK ||
@@ -182,10 +208,14 @@ main(int argc, char **argv)
 
 	if (argc < 8)
 	{
-		fprintf(stderr, "usage: driver baseline|saga CLIENTS SECONDS WARMUP COORD A B [FAIL_PCT]\n");
+		fprintf(stderr, "usage: driver baseline|saga|start|saga-open|start-open CLIENTS SECONDS WARMUP COORD A B [FAIL_PCT]\n");
 		return 2;
 	}
 	mode = argv[1];
+	one_statement = strncmp(mode, "start", 5) == 0;
+	if (getenv("BENCH_ACCOUNTS"))
+		naccounts = atoi(getenv("BENCH_ACCOUNTS"));
+	open_loop = strstr(mode, "-open") != NULL;
 	nclients = atoi(argv[2]);
 	seconds = atoi(argv[3]);
 	warmup = atoi(argv[4]);

@@ -118,3 +118,14 @@ SELECT saga.start(ARRAY[
 SELECT saga.wait('st-fail', '60 seconds');
 SELECT step, status, last_sqlstate FROM saga.steps WHERE gid = 'st-fail' ORDER BY step;
 SELECT id, balance FROM start_account ORDER BY id;
+
+-- a remote error keeps its DETAIL and HINT (and any CONTEXT of the step's own)
+CREATE FUNCTION start_refuse() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'refused by the bank' USING DETAIL = 'The account is frozen.',
+		HINT = 'Unfreeze it first.', ERRCODE = 'P0001';
+END
+$$;
+SELECT saga.start(ARRAY[saga.step('loop', 'SELECT start_refuse()')], gid => 'st-detail');
+SELECT saga.wait('st-detail', '60 seconds');
+SELECT last_sqlstate, last_error FROM saga.steps WHERE gid = 'st-detail';

@@ -175,7 +175,7 @@ barrier_batch_statement(const Oid **types)
 	TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 
 	*types = batch_types;
-	return "SELECT reply, error_sqlstate, error_message "
+	return "SELECT reply, error_sqlstate, error_message, error_detail, error_hint, error_context "
 		"FROM saga_participant.run_batch($1, $2, $3, $4, $5, $6)";
 }
 

@@ -201,6 +201,7 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 	saga->status = GTX_COMPENSATING;
 	saga->decided_commit = false;
 	saga->durable = true;
+	saga->decided = true;
 	set_text(saga, &saga->last_error, reason);
 	saga->dirty = true;
 	engine_add_event(saga, 0, "rollback_decided", "%s", reason);
@@ -269,12 +270,16 @@ static const char *const op_started_event[] = {
 static void
 plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 {
-	RemotePool *pool = remote_pool_lookup(step->target, saga->owner);
+	RemotePool *pool;
 	SagaStart  *start;
 	char	   *error;
 	char		sqlstate[6];
 	bool		batchable;
 
+	/* pools live as long as the worker: a step looks its own up once */
+	if (step->pool == NULL)
+		step->pool = remote_pool_lookup(step->target, saga->owner);
+	pool = step->pool;
 	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
 	{
 		step->attempts++;
@@ -282,7 +287,8 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 		engine_call_failed_to_start(step, error, sqlstate, now);
 		return;
 	}
-	batchable = barrier_batchable(saga, step, op) && remote_pool_batches(pool, now);
+	batchable = barrier_batchable(saga, step, op) && !step->send_alone &&
+		remote_pool_batches(pool, now);
 	if (!remote_pool_has_room(pool, batchable))
 		return;					/* waits for a connection, in saga order */
 	remote_pool_reserve(pool, batchable);
@@ -382,6 +388,7 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 		saga->status = GTX_COMMITTING;
 		saga->decided_commit = true;
 		saga->durable = true;	/* the commit point */
+		saga->decided = true;
 		saga->dirty = true;
 		for (i = 0; i < saga->nsteps; i++)
 		{
@@ -720,6 +727,7 @@ void
 engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	step->conn = NULL;
+	step->send_alone = false;
 	if (step->flight_op == OP_ACTION)
 		finish_action(step, outcome, now);
 	else if (step->flight_op == OP_XA_PROBE)
@@ -744,14 +752,16 @@ engine_call_failed_to_start(SagaStep *step, const char *error,
 }
 
 /*
- * The call was not sent (its batch could not be run by the target): it is
- * planned again, alone, as if it had not been planned, attempts included.
+ * The call did not run: its batch could not be run by the target, or it
+ * would have waited for a lock inside its batch.  It is planned again, on
+ * its own, as if it had not been planned, attempts included.
  */
 void
 engine_call_not_sent(SagaStep *step)
 {
 	step->conn = NULL;
 	step->starting = false;
+	step->send_alone = true;
 	if (step->flight_op != OP_XA_PROBE && step->attempts > 0)
 		step->attempts--;
 	step->next_attempt_at = 0;

@@ -184,7 +184,7 @@ typedef enum RemoteOutcomeKind
 	OUTCOME_OK,					/* committed; reply holds run()'s answer */
 	OUTCOME_ERROR,				/* the remote reported an error: rolled back */
 	OUTCOME_UNKNOWN,			/* connection lost or timed out: may have run */
-	OUTCOME_NOT_SENT			/* a batch the target cannot take: send alone */
+	OUTCOME_NOT_SENT			/* did not run in its batch: send it alone */
 } RemoteOutcomeKind;
 
 typedef struct RemoteOutcome
@@ -237,6 +237,8 @@ extern TimestampTz remote_next_deadline(void);
 extern void remote_close_idle(TimestampTz now);
 extern void remote_invalidate_all(void);
 extern bool remote_sqlstate_is_transient(const char *sqlstate);
+extern char *remote_error_text(const char *message, const char *detail, const char *hint,
+							   const char *context);
 
 /* Blocking but interruptible, for user backends only (setup_participant). */
 extern void remote_exec_in_backend(const char *target, Oid owner, const char *sql);
@@ -290,10 +292,12 @@ typedef struct SagaStep
 	char	   *last_sqlstate;
 
 	/* in memory only */
+	RemotePool *pool;			/* of its target and owner, once looked up */
 	RemoteConn *conn;			/* call in flight, or NULL */
 	bool		starting;		/* planned this turn, sent after the commit */
 	bool		stuck;			/* second phase refused: needs an operator */
 	bool		need_probe;		/* xa: an earlier attempt may have prepared */
+	bool		send_alone;		/* its last call did not run in a batch */
 	StepOp		flight_op;
 	bool		dirty;
 	struct Saga *saga;
@@ -320,6 +324,7 @@ typedef struct Saga
 	bool		dirty;
 	bool		decided_commit;	/* this flush writes the commit decision */
 	bool		durable;		/* this flush writes a decision: flush the WAL */
+	bool		decided;		/* ... to roll back or commit: act only after it */
 	bool		just_started;	/* taken from pending this turn */
 	bool		alert;			/* NOTIFY saga_alert when flushed */
 	List	   *events;			/* SagaEvent *, written at the next flush */

@@ -32,6 +32,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -499,9 +500,9 @@ conn_open(RemotePool *pool)
  * having called nothing, if no connection can be had now; the caller
  * treats that as a transient failure.
  */
-RemoteConn *
-remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
-			TimestampTz deadline, RemoteDoneCallback done, void *arg)
+/* An idle connection of pool, or a new one; NULL if no descriptor is free. */
+static RemoteConn *
+conn_for_call(RemotePool *pool)
 {
 	RemoteConn *conn = idle_conn(pool);
 
@@ -513,13 +514,15 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 		conn->deadline = GetCurrentTimestamp() +
 			(int64) saga_connect_timeout_ms * 1000;
 	}
-	conn->query = MemoryContextStrdup(remote_cxt, query);
-	conn->step_call = step_call ? copy_step_call(step_call) : NULL;
-	conn->done = done;
-	conn->arg = arg;
+	return conn;
+}
+
+/* Sends the call set up on conn now, or once it is connected. */
+static void
+conn_start_call(RemoteConn *conn, TimestampTz deadline)
+{
 	conn->got_error = false;
 	conn->sqlstate[0] = '\0';
-
 	/* the call's deadline runs from when it is sent */
 	conn->call_timeout_us = deadline - GetCurrentTimestamp();
 	if (conn->state == CONN_IDLE)
@@ -527,6 +530,21 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 		conn->deadline = deadline;
 		conn_send(conn);
 	}
+}
+
+RemoteConn *
+remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
+			TimestampTz deadline, RemoteDoneCallback done, void *arg)
+{
+	RemoteConn *conn = conn_for_call(pool);
+
+	if (conn == NULL)
+		return NULL;
+	conn->query = MemoryContextStrdup(remote_cxt, query);
+	conn->step_call = step_call ? copy_step_call(step_call) : NULL;
+	conn->done = done;
+	conn->arg = arg;
+	conn_start_call(conn, deadline);
 	return conn;
 }
 
@@ -543,15 +561,9 @@ remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
 	RemoteConn *conn;
 
 	Assert(call->batch && n > 0);
-	conn = idle_conn(pool);
+	conn = conn_for_call(pool);
 	if (conn == NULL)
-	{
-		conn = conn_open(pool);
-		if (conn == NULL)
-			return NULL;
-		conn->deadline = GetCurrentTimestamp() +
-			(int64) saga_connect_timeout_ms * 1000;
-	}
+		return NULL;
 	conn->query = MemoryContextStrdup(remote_cxt, "");
 	conn->step_call = copy_step_call(call);
 	conn->nbatch = n;
@@ -559,14 +571,7 @@ remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
 	memcpy(conn->batch_args, args, sizeof(void *) * n);
 	conn->done = done;
 	conn->arg = NULL;
-	conn->got_error = false;
-	conn->sqlstate[0] = '\0';
-	conn->call_timeout_us = deadline - GetCurrentTimestamp();
-	if (conn->state == CONN_IDLE)
-	{
-		conn->deadline = deadline;
-		conn_send(conn);
-	}
+	conn_start_call(conn, deadline);
 	return conn;
 }
 
@@ -595,6 +600,61 @@ conn_set_error(RemoteConn *conn, const char *sqlstate, const char *message)
 	if (conn->message)
 		pfree(conn->message);
 	conn->message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
+}
+
+/*
+ * The CONTEXT lines of a remote error that say something about the step:
+ * not the frames of the participant's own functions, nor the line quoting
+ * the step's SQL right above the frame that ran it.
+ */
+static void
+append_context(StringInfo buf, const char *context)
+{
+	char	   *copy = pstrdup(context);
+	char	   *line = copy;
+	bool		first = true;
+
+	while (line && *line)
+	{
+		char	   *next = strchr(line, '\n');
+
+		if (next)
+			*next++ = '\0';
+		if (strstr(line, "saga_participant.") == NULL &&
+			!(strncmp(line, "SQL statement \"", 15) == 0 && next &&
+			  strstr(next, "saga_participant.") != NULL &&
+			  (strchr(next, '\n') == NULL ||
+			   strstr(next, "saga_participant.") < strchr(next, '\n'))))
+		{
+			appendStringInfoString(buf, first ? "\nCONTEXT: " : "\n");
+			appendStringInfoString(buf, line);
+			first = false;
+		}
+		line = next;
+	}
+	pfree(copy);
+}
+
+/*
+ * The text of a remote error as the step records it: the message, then its
+ * DETAIL, HINT and CONTEXT lines where the remote gave them, so that an
+ * operator sees what the participant said.
+ */
+char *
+remote_error_text(const char *message, const char *detail, const char *hint,
+				  const char *context)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, message ? message : "unknown error");
+	if (detail && *detail)
+		appendStringInfo(&buf, "\nDETAIL: %s", detail);
+	if (hint && *hint)
+		appendStringInfo(&buf, "\nHINT: %s", hint);
+	if (context && *context)
+		append_context(&buf, context);
+	return buf.data;
 }
 
 /* The libpq error text of the connection, without its trailing newline. */
@@ -794,7 +854,12 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome 
 									conn->nbatch, conn->nrows);
 		return;
 	}
-	if (conn->row_sqlstate[i] != NULL)
+	if (conn->row_sqlstate[i] != NULL && strcmp(conn->row_sqlstate[i], "55P03") == 0)
+	{
+		/* it would have waited for a lock: nothing ran, it goes alone */
+		outcome->kind = OUTCOME_NOT_SENT;
+	}
+	else if (conn->row_sqlstate[i] != NULL)
 	{
 		outcome->kind = OUTCOME_ERROR;
 		strlcpy(outcome->sqlstate, conn->row_sqlstate[i], sizeof(outcome->sqlstate));
@@ -974,7 +1039,10 @@ result_text(PGresult *res, int row, int col)
 	return MemoryContextStrdup(remote_cxt, PQgetvalue(res, row, col));
 }
 
-/* Keeps run_batch()'s rows: reply, error_sqlstate, error_message. */
+/*
+ * Keeps run_batch()'s rows: reply, error_sqlstate, error_message,
+ * error_detail, error_hint, error_context.
+ */
 static void
 conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
 {
@@ -992,7 +1060,12 @@ conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
 	{
 		conn->row_reply[i] = result_text(res, i, 0);
 		conn->row_sqlstate[i] = result_text(res, i, 1);
-		conn->row_message[i] = result_text(res, i, 2);
+		if (conn->row_sqlstate[i] != NULL)
+			conn->row_message[i] = MemoryContextStrdup(remote_cxt,
+													   remote_error_text(PQgetvalue(res, i, 2),
+																		 PQgetvalue(res, i, 3),
+																		 PQgetvalue(res, i, 4),
+																		 PQgetvalue(res, i, 5)));
 	}
 }
 
@@ -1026,7 +1099,10 @@ conn_read_results(RemoteConn *conn)
 		{
 			case PGRES_FATAL_ERROR:
 				conn_set_error(conn, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-							   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+							   remote_error_text(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+												 PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+												 PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
+												 PQresultErrorField(res, PG_DIAG_CONTEXT)));
 				if (conn->sent_prepared && conn->setup == SETUP_NONE && conn->nbatch > 0 &&
 					(strcmp(conn->sqlstate, "26000") == 0 || strcmp(conn->sqlstate, "42883") == 0))
 					batch_refused(conn);

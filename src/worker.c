@@ -11,10 +11,13 @@
  *	   to the engine (in memory only);
  *	3. in one local transaction: picks up new sagas and abort requests,
  *	   lets the engine advance every saga, and writes every change;
- *	4. after that commit, sends the calls the engine planned.
- * Step 4 after step 3 is what makes the worker safe to kill at any moment:
- * every call it sends is recorded first, and the barrier turns the repeat
- * of a call it sent but did not hear back from into a no-op.
+ *	4. sends the calls the engine planned: after that commit when the turn
+ *	   wrote a decision to roll back or commit (or in mode xa), otherwise
+ *	   while the commit waits for its flush.
+ * A decision is on disk before anything acts on it, which is what makes the
+ * worker safe to kill at any moment; a call sent before its start was
+ * recorded counts as maybe applied after a crash, and the barrier turns the
+ * repeat of a call it sent but did not hear back from into a no-op.
  *
  * The worker serves one database.  It exits with status 1 on any error,
  * so the launcher starts it again and it reloads its sagas from the tables.
@@ -98,6 +101,8 @@ static int	nqueued = 0;
  */
 static XLogRecPtr submits_end = InvalidXLogRecPtr;
 static bool started_any = false;
+
+static void compute_sagas_wakeup(TimestampTz now);
 
 static bool
 sync_standby_configured(void)
@@ -357,7 +362,7 @@ note_final(Saga *saga)
  * mode xa: see below.)
  */
 static bool
-write_changes(void)
+write_changes(bool *send_after_commit)
 {
 	dlist_iter	iter;
 	bool		any_final = false;
@@ -404,7 +409,10 @@ write_changes(void)
 		 * of its own prepared transaction.  xa progress is flushed.
 		 */
 		durable |= saga->durable || saga->mode == MODE_XA;
+		/* a decision is acted on only once it is on disk; xa, see above */
+		*send_after_commit |= saga->decided || saga->mode == MODE_XA;
 		saga->durable = false;
+		saga->decided = false;
 		if (saga->just_started)
 		{
 			/*
@@ -413,6 +421,7 @@ write_changes(void)
 			 */
 			started_any = true;
 			durable |= sync_standby_configured();
+			*send_after_commit |= sync_standby_configured();
 			saga->just_started = false;
 		}
 		if (saga_is_final(saga->status))
@@ -634,6 +643,16 @@ refresh_coordinator_id(void)
 	}
 }
 
+/* Sends the turn's calls, once the sagas they start are durably submitted. */
+static void
+send_turn_calls(List *starts)
+{
+	if (started_any && !XLogRecPtrIsInvalid(submits_end))
+		XLogFlush(submits_end);
+	started_any = false;
+	send_calls(starts);
+}
+
 /* One turn: read, advance, write, then send. */
 static void
 run_turn(bool reload)
@@ -642,6 +661,7 @@ run_turn(bool reload)
 	dlist_iter	iter;
 	TimestampTz now;
 	bool		any_final;
+	bool		send_after_commit = false;
 
 	begin_turn_transaction();
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
@@ -675,34 +695,57 @@ run_turn(bool reload)
 		if (!engine_goes_first(saga))
 			engine_advance(saga, now, &starts);
 	}
-	any_final = write_changes();
+	any_final = write_changes(&send_after_commit);
 	recovery_turn(&live_sagas, now);
+
+	/*
+	 * A turn that decides nothing sends its calls before it commits: the
+	 * participants work while the commit waits for its flush (a final
+	 * status is flushed).  That is safe outside xa: a call whose start a
+	 * crash then lost counts as maybe applied (see catalog.c), and the
+	 * barrier makes its repetition a no-op.  A decision to roll back or to
+	 * commit must be on disk before the calls that act on it.
+	 */
+	if (!send_after_commit)
+		send_turn_calls(starts);
 	end_turn_transaction();
 
 	if (any_final)
 		saga_wake_waiters(finals, nfinals);
 	nfinals = 0;
-	if (started_any && !XLogRecPtrIsInvalid(submits_end))
-		XLogFlush(submits_end);
-	started_any = false;
-	send_calls(starts);
+	if (send_after_commit)
+		send_turn_calls(starts);
 	forget_final_sagas();
+	compute_sagas_wakeup(GetCurrentTimestamp());
 }
+
+static TimestampTz sagas_wakeup = 0;	/* see compute_sagas_wakeup */
 
 static TimestampTz
 next_timer(TimestampTz next_reload)
 {
-	TimestampTz next = Min(next_reload, remote_next_deadline());
+	return Min(Min(next_reload, remote_next_deadline()), sagas_wakeup);
+}
+
+/*
+ * The sagas' next timer, computed once per turn rather than at every wait:
+ * between turns only outcomes change it, and an outcome makes a turn.  A
+ * time already past (a step due that waits for a connection) needs no
+ * timer: the call that frees the connection makes a turn.
+ */
+static void
+compute_sagas_wakeup(TimestampTz now)
+{
 	dlist_iter	iter;
 
+	sagas_wakeup = DT_NOEND;
 	dlist_foreach(iter, &live_sagas)
 	{
 		TimestampTz t = engine_next_wakeup(dlist_container(Saga, node, iter.cur));
 
-		if (t < next)
-			next = t;
+		if (t > now && t < sagas_wakeup)
+			sagas_wakeup = t;
 	}
-	return next;
 }
 
 /*

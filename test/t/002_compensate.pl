@@ -42,8 +42,8 @@ is( $coord->safe_psql('coord',
 like(
 	$coord->safe_psql('coord',
 		"SELECT last_error FROM saga.steps WHERE gid = 'check-1' AND step = 2"),
-	qr/violates check constraint "account_balance_check"/,
-	'step 2 records the remote error text');
+	qr/violates check constraint "account_balance_check"\nDETAIL: Failing row contains/,
+	'step 2 records the remote error text with its DETAIL');
 like(
 	$coord->safe_psql('coord',
 		"SELECT last_error FROM saga.transactions WHERE gid = 'check-1'"),
