@@ -103,12 +103,16 @@ in_root() {
 		"$@" 9>&-
 }
 
-# A fresh copy of the repository at /srv/pg_saga in the root DIR.
+# A fresh copy of the repository at /srv/pg_saga in the root DIR, without
+# what a build or a test run here left (objects of another PostgreSQL).
 copy_repo() {
 	local r="$1"
 	rm -rf "$r/srv/pg_saga"
 	mkdir -p "$r/srv/pg_saga"
-	tar -C "$repo" --exclude=./.git -cf - . | tar -C "$r/srv/pg_saga" -xf - \
+	tar -C "$repo" --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=./results --exclude=./log --exclude=./tmp_check --exclude=./test/tmp_check \
+		--exclude=./regression.diffs --exclude=./regression.out --exclude=./.pg_saga_built_for \
+		-cf - . | tar -C "$r/srv/pg_saga" -xf - \
 		|| die "cannot copy the repository into $r"
 }
 
@@ -121,6 +125,8 @@ on_exit() {
 	exit "$rc"
 }
 trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 make_root() {
 	local new="$root.new" start=$SECONDS

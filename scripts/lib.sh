@@ -95,9 +95,20 @@ saga_pg_config() {
 	echo "$(saga_pg_bindir)/pg_config"
 }
 
+# PGXS does not rebuild objects made for another PostgreSQL: clean when the
+# last build was for another pg_config (SAGA_PG_VERSION changed).
+saga_clean_if_other_pg() {
+	local stamp="$SAGA_REPO_ROOT/.pg_saga_built_for"
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$(saga_pg_config)" ]; then
+		make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" clean >/dev/null 2>&1 || true
+		saga_pg_config >"$stamp"
+	fi
+}
+
 saga_build_install() {
 	local sudo
 	sudo="$(saga_sudo)"
+	saga_clean_if_other_pg
 	saga_log "building pg_saga (-Wall -Werror)"
 	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" PG_CFLAGS='-Wall -Werror' \
 		|| saga_die "build failed"
