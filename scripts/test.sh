@@ -163,11 +163,12 @@ if [ "$run_regress" -eq 1 ] || [ "${#pgtap_files[@]}" -gt 0 ]; then
 		(cd "$work" && saga_as_pg make -s PG_CONFIG="$bindir/pg_config" installcheck) \
 			>"$work/installcheck.out" 2>&1 || rc=$?
 		cat "$work/installcheck.out"
-		n_ok=$(grep -cE '\.\.\. +ok' "$work/installcheck.out" || true)
-		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)' "$work/installcheck.out" || true)
+		# pg_regress 15: "test NAME ... ok"; 16 and later: "ok 1 - NAME" (TAP)
+		n_ok=$(grep -cE '\.\.\. +ok|^ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
+		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
 		passed=$((passed + n_ok))
-		for t in $(grep -E '\.\.\. +(FAILED|failed)' "$work/installcheck.out" \
-				| sed -E 's/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
+		for t in $(grep -E '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" \
+				| sed -E 's/^not ok [0-9]+ +[-+] +([^ ]+).*/\1/; s/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
 			fail "regress/$t"
 		done
 		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
