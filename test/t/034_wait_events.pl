@@ -1,4 +1,4 @@
-# 047_wait_events.pl: what pg_stat_activity says a pg_saga process waits on.
+# 034_wait_events.pl: what pg_stat_activity says a pg_saga process waits on.
 #
 # From PostgreSQL 17 on, pg_saga names its waits (WaitEventExtensionNew, as
 # postgres_fdw does): wait_event_type is 'Extension' and wait_event says
