@@ -29,4 +29,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Every object depends on the shared header (PGXS does not track headers).
-$(OBJS): src/pg_saga.h
+$(OBJS): src/pg_saga.h src/compat.h

@@ -4,7 +4,8 @@
 #   sudo bash scripts/demo.sh
 #
 # Installs what is missing (Debian packages), builds and installs pg_saga,
-# starts a throwaway PostgreSQL 15 cluster on a free port of 127.0.0.1, and
+# starts a throwaway cluster of the machine's PostgreSQL (15 on bookworm, 17 on
+# trixie; see scripts/lib.sh) on a free port of 127.0.0.1, and
 # runs two money transfers between two "banks" coordinated from a third
 # database: one that succeeds and one that fails and is compensated.  The
 # cluster and its files are removed at the end, also on failure.

@@ -1,7 +1,7 @@
 # scripts/lib.sh: shell helpers shared by scripts/test.sh and scripts/demo.sh.
 #
 # Source it from bash (`. scripts/lib.sh`).  It installs the Debian packages
-# the project needs, builds and installs the extension against PostgreSQL 15,
+# the project needs, builds and installs the extension against PostgreSQL NN,
 # and starts and stops throwaway clusters as the `postgres` OS user (the
 # server refuses to run as root).  Every cluster it starts is recorded and
 # stopped by saga_cleanup, which saga_start_cluster installs as the EXIT trap
@@ -10,7 +10,7 @@
 # Functions:
 #   saga_install_deps           apt-get the build and test dependencies if missing
 #   saga_build_install          make with -Wall -Werror, then make install
-#   saga_pg_bindir              echo the PostgreSQL 15 bin directory
+#   saga_pg_bindir              echo the PostgreSQL NN bin directory
 #   saga_as_pg CMD...           run CMD as the postgres OS user
 #   saga_workdir                echo a postgres-owned copy of the repository
 #   saga_free_port              echo a free TCP port on 127.0.0.1
@@ -18,12 +18,38 @@
 #   saga_stop_cluster DIR       stop that cluster
 #   saga_cleanup                stop every cluster started here, remove the workdir
 
-SAGA_PG_VERSION=15
+# --- PostgreSQL version --------------------------------------------------
+# NN, the PostgreSQL major version the scripts install, build against and test:
+# SAGA_PG_VERSION if the user names one, else the one this machine's Debian
+# ships (15 on bookworm, 17 on trixie), else the newest postgresql-NN apt
+# knows.  saga_pg_release names the Debian release that ships a version.
+saga_pg_release() {
+	case "$1" in
+		15) echo bookworm ;;
+		17) echo trixie ;;
+		*) return 1 ;;
+	esac
+}
+
+saga_host_pg_version() {
+	local codename=""
+	codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+	case "$codename" in
+		bookworm) echo 15 ;;
+		trixie) echo 17 ;;
+		*) apt-cache pkgnames postgresql- 2>/dev/null | sed -nE 's/^postgresql-([0-9]+)$/\1/p' \
+			| sort -n | tail -n 1 | grep . || echo 15 ;;
+	esac
+}
+
+SAGA_PG_VERSION="${SAGA_PG_VERSION:-$(saga_host_pg_version)}"
+# ------------------------------------------------------------------------
 SAGA_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # One registry per top-level script: $$ is the same in command substitutions.
 SAGA_CLUSTER_LIST="${TMPDIR:-/tmp}/pg_saga_clusters.$$"
-SAGA_PACKAGES=(postgresql-15 postgresql-server-dev-15 libpq-dev postgresql-15-cron
-	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+SAGA_PACKAGES=("postgresql-$SAGA_PG_VERSION" "postgresql-server-dev-$SAGA_PG_VERSION" libpq-dev
+	"postgresql-$SAGA_PG_VERSION-cron" "postgresql-$SAGA_PG_VERSION-pgtap"
+	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	perl make gcc)
 
 saga_log() {
@@ -69,9 +95,20 @@ saga_pg_config() {
 	echo "$(saga_pg_bindir)/pg_config"
 }
 
+# PGXS does not rebuild objects made for another PostgreSQL: clean when the
+# last build was for another pg_config (SAGA_PG_VERSION changed).
+saga_clean_if_other_pg() {
+	local stamp="$SAGA_REPO_ROOT/.pg_saga_built_for"
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$(saga_pg_config)" ]; then
+		make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" clean >/dev/null 2>&1 || true
+		saga_pg_config >"$stamp"
+	fi
+}
+
 saga_build_install() {
 	local sudo
 	sudo="$(saga_sudo)"
+	saga_clean_if_other_pg
 	saga_log "building pg_saga (-Wall -Werror)"
 	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" PG_CFLAGS='-Wall -Werror' \
 		|| saga_die "build failed"
@@ -80,7 +117,7 @@ saga_build_install() {
 		|| saga_die "make install failed"
 }
 
-# Run a command as the postgres OS user with the PostgreSQL 15 binaries first
+# Run a command as the postgres OS user with the PostgreSQL binaries first
 # on PATH; the rest of the environment (PGHOST, PGPORT, PERL5LIB, ...) is kept.
 saga_as_pg() {
 	local path="$(saga_pg_bindir):$PATH"

@@ -22,6 +22,70 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
+# --- PostgreSQL versions ------------------------------------------------
+# SAGA_PG_VERSIONS lists the major versions to test ("17", "15 17", "all"
+# for every supported one).  Default: this machine's (SAGA_PG_VERSION, see
+# scripts/lib.sh); with CI=true, all.  A version this machine's Debian does
+# not ship runs in a Debian root that ships it (scripts/debian-root.sh).
+# With several, each runs in turn and the closing line adds them up.
+SAGA_SUPPORTED_PG_VERSIONS="15 17"
+versions="${SAGA_PG_VERSIONS:-$([ "${CI:-}" = true ] && echo all || echo "$SAGA_PG_VERSION")}"
+[ "$versions" != all ] || versions="$SAGA_SUPPORTED_PG_VERSIONS"
+# Whether version $1 installs here: this Debian's own, installed, or known to apt.
+pg_version_here() {
+	[ "$1" = "$(saga_host_pg_version)" ] \
+		|| dpkg-query -W -f='${Status}' "postgresql-server-dev-$1" 2>/dev/null | grep -q 'install ok installed' \
+		|| apt-cache policy "postgresql-server-dev-$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+}
+# run_version V ARG...: the suite on PostgreSQL V, here or in a Debian root.
+run_version() {
+	local v="$1" release
+	shift
+	if pg_version_here "$v"; then
+		SAGA_PG_VERSION="$v" SAGA_PG_VERSIONS="$v" bash scripts/test.sh "$@"
+	else
+		release="$(saga_pg_release "$v")" || saga_die "PostgreSQL $v: no Debian release known to ship it"
+		bash scripts/debian-root.sh "$release" "$@"
+	fi
+}
+if [ "$versions" != "$SAGA_PG_VERSION" ] || ! pg_version_here "$SAGA_PG_VERSION"; then
+	all_passed=0 all_failed=0 summary=() all_failures=()
+	for v in $versions; do
+		saga_log "=== PostgreSQL $v ==="
+		out="$(mktemp)"
+		rc=0
+		run_version "$v" "$@" 2>&1 | tee "$out" || rc=$?
+		last="$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)"
+		if [ -n "$last" ]; then
+			read -r p f < <(echo "$last" | sed -E 's/^tests: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+		else
+			p=0 f=1
+			all_failures+=("PostgreSQL $v: the suite did not finish (exit $rc)")
+		fi
+		while IFS= read -r name; do
+			all_failures+=("PostgreSQL $v: $name")
+		done < <(awk '/^failed:$/ { on = 1; next } /^tests: / { on = 0 } on && /^  / { sub(/^  /, ""); print }' "$out")
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1
+			all_failures+=("PostgreSQL $v: exit $rc")
+		fi
+		rm -f "$out"
+		summary+=("PostgreSQL $v: $p passed, $f failed")
+		all_passed=$((all_passed + p))
+		all_failed=$((all_failed + f))
+	done
+	echo
+	printf '%s\n' "${summary[@]}"
+	if [ "${#all_failures[@]}" -gt 0 ]; then
+		echo "failed:"
+		printf '  %s\n' "${all_failures[@]}"
+	fi
+	echo "tests: $all_passed passed, $all_failed failed"
+	[ "$all_failed" -eq 0 ]
+	exit
+fi
+# ------------------------------------------------------------------------
+
 # --- what to run --------------------------------------------------------
 run_regress=0
 run_pgtap=0
@@ -99,11 +163,12 @@ if [ "$run_regress" -eq 1 ] || [ "${#pgtap_files[@]}" -gt 0 ]; then
 		(cd "$work" && saga_as_pg make -s PG_CONFIG="$bindir/pg_config" installcheck) \
 			>"$work/installcheck.out" 2>&1 || rc=$?
 		cat "$work/installcheck.out"
-		n_ok=$(grep -cE '\.\.\. +ok' "$work/installcheck.out" || true)
-		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)' "$work/installcheck.out" || true)
+		# pg_regress 15: "test NAME ... ok"; 16 and later: "ok 1 - NAME" (TAP)
+		n_ok=$(grep -cE '\.\.\. +ok|^ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
+		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
 		passed=$((passed + n_ok))
-		for t in $(grep -E '\.\.\. +(FAILED|failed)' "$work/installcheck.out" \
-				| sed -E 's/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
+		for t in $(grep -E '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" \
+				| sed -E 's/^not ok [0-9]+ +[-+] +([^ ]+).*/\1/; s/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
 			fail "regress/$t"
 		done
 		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then

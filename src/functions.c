@@ -1120,7 +1120,7 @@ saga_wait(PG_FUNCTION_ARGS)
 				break;
 			/* the worker sets the latch when this saga is final */
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining, 1000), PG_WAIT_EXTENSION);
+							 Min(remaining, 1000), saga_wait_event(SAGA_WAIT_SAGA));
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}

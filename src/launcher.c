@@ -341,7 +341,7 @@ saga_launcher_main(Datum arg)
 		supervise_workers();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WORKER_RESTART_DELAY_MS, PG_WAIT_EXTENSION);
+						 WORKER_RESTART_DELAY_MS, saga_wait_event(SAGA_WAIT_LAUNCHER_MAIN));
 		ResetLatch(MyLatch);
 	}
 }

@@ -19,7 +19,6 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
-#include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -267,7 +266,7 @@ saga_request_worker(Oid dboid)
 void
 saga_wait_register(int64 gtx_id)
 {
-	SagaWaiter *w = &saga_shared->waiters[MyBackendId - 1];
+	SagaWaiter *w = &saga_shared->waiters[saga_my_proc_index()];
 
 	w->dboid = MyDatabaseId;
 	w->latch = MyLatch;
@@ -279,8 +278,8 @@ saga_wait_register(int64 gtx_id)
 void
 saga_wait_unregister(void)
 {
-	if (MyBackendId != InvalidBackendId)
-		pg_atomic_write_u64(&saga_shared->waiters[MyBackendId - 1].gtx_id, 0);
+	if (saga_have_proc_index())
+		pg_atomic_write_u64(&saga_shared->waiters[saga_my_proc_index()].gtx_id, 0);
 }
 
 void

@@ -33,6 +33,8 @@
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
 #define SAGA_EXTENSION_NAME		"pg_saga"
 #define SAGA_SCHEMA				"saga"
 #define SAGA_MAX_GID_LEN		128
@@ -93,7 +95,7 @@ typedef struct SagaShared
 	/* databases being dropped: their worker stays stopped until then */
 	Oid			held[SAGA_MAX_START_REQUESTS];
 	TimestampTz held_until[SAGA_MAX_START_REQUESTS];
-	SagaWaiter *waiters;		/* MaxBackends of them, by backend id - 1 */
+	SagaWaiter *waiters;		/* MaxBackends of them, by saga_my_proc_index() */
 	int			nslots;
 	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SagaShared;

@@ -1392,7 +1392,7 @@ backend_wait_socket(PGconn *pg, int events, TimestampTz deadline)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("timeout expired while talking to the target")));
 	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
-						   PQsocket(pg), timeout, PG_WAIT_EXTENSION);
+						   PQsocket(pg), timeout, saga_wait_event(SAGA_WAIT_TARGET));
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();

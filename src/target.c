@@ -176,7 +176,7 @@ lookup_target(const char *target, Oid owner, ForeignServer **server_out,
 		strlcpy(sqlstate, "22023", 6);
 		return false;
 	}
-	if (pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
+	if (saga_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
 	{
 		*error = psprintf("permission denied for foreign server %s", target);
 		*hint = "Grant USAGE on the server to the saga's owner.";

@@ -761,7 +761,7 @@ rebuild_wait_set(void)
 	if (wait_set)
 		FreeWaitEventSet(wait_set);
 	wait_set_size = 2 + remote_count_sockets();
-	wait_set = CreateWaitEventSet(worker_cxt, wait_set_size);
+	wait_set = saga_create_wait_event_set(worker_cxt, wait_set_size);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	remote_add_wait_events(wait_set);
@@ -782,7 +782,8 @@ wait_for_work(TimestampTz next)
 	if (wait_set == NULL || remote_wait_events_changed())
 		rebuild_wait_set();
 	events = palloc(sizeof(WaitEvent) * wait_set_size);
-	nevents = WaitEventSetWait(wait_set, timeout, events, wait_set_size, PG_WAIT_EXTENSION);
+	nevents = WaitEventSetWait(wait_set, timeout, events, wait_set_size,
+							   saga_wait_event(SAGA_WAIT_WORKER_MAIN));
 	for (i = 0; i < nevents; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)

@@ -7,9 +7,9 @@
 # are gone, steps and history included, while recent ones and unfinished
 # ones stay.
 #
-# The installed pg_cron decides the schedule: from 1.5 on it takes an
-# interval in seconds ('2 seconds'); before that the shortest schedule is one
-# minute, so the test may wait up to a minute for the first run.
+# The installed pg_cron's version decides the schedule: from 1.5 on it takes
+# an interval in seconds ('2 seconds'); before that the shortest schedule is
+# one minute, so the test may wait up to a minute for the first run.
 use strict;
 use warnings;
 
@@ -87,16 +87,15 @@ my $cron_version = $coord->safe_psql('postgres',
 	"SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'");
 note "pg_cron $cron_version";
 
-my ($rc, $jobid) = $coord->psql('postgres',
-	q{SELECT cron.schedule_in_database('saga-purge', '2 seconds', $$SELECT saga.purge('7 days')$$, 'coord')});
-my $wait = 30;
-if ($rc != 0)
-{
-	note 'this pg_cron takes no seconds: the job runs every minute';
-	$jobid = $coord->safe_psql('postgres',
-		q{SELECT cron.schedule_in_database('saga-purge', '* * * * *', $$SELECT saga.purge('7 days')$$, 'coord')});
-	$wait = 150;
-}
+# pg_cron 1.5 and later (Debian 13's 1.6.5) take seconds; 1.4 (Debian 12's)
+# runs the job at the next minute.
+my ($major, $minor) = split /\./, $cron_version;
+my $seconds = $major > 1 || ($major == 1 && $minor >= 5);
+my $schedule = $seconds ? '2 seconds' : '* * * * *';
+note $seconds ? 'the job runs every 2 seconds' : 'this pg_cron takes no seconds: the job runs every minute';
+my $jobid = $coord->safe_psql('postgres',
+	qq{SELECT cron.schedule_in_database('saga-purge', '$schedule', \$\$SELECT saga.purge('7 days')\$\$, 'coord')});
+my $wait = $seconds ? 30 : 150;
 ok($jobid =~ /^\d+$/, "job $jobid scheduled");
 is( $coord->safe_psql('postgres',
 		"SELECT database || ' ' || command FROM cron.job WHERE jobid = $jobid"),
