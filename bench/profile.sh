@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/profile.sh: where the CPU of a saga goes, one command:
-# `sudo bash bench/profile.sh`.
+# `bash bench/profile.sh` (as root, or a user with sudo: it re-runs itself
+# through sudo).
 #
 # Starts the benchmark's cluster (bench/cluster.sh), runs the 2-step
 # transfer saga with 16 clients, samples every CPU with `perf record`
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
+saga_run_as_root bench/profile.sh "$@"
 
 SECONDS_SAMPLED="${PROFILE_SECONDS:-6}"
 CLIENTS="${PROFILE_CLIENTS:-16}"

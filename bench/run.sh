@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh: the pg_saga benchmark, one command: `sudo bash bench/run.sh`.
+# bench/run.sh: the pg_saga benchmark, one command: `bash bench/run.sh`
+# (as root, or a user with sudo: it re-runs itself through sudo).
 #
 # Starts a throwaway cluster holding a coordinator database and two
 # participants (bank_a, bank_b), then, in the same run and on the same
@@ -18,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
+saga_run_as_root bench/run.sh "$@"
 
 CLIENTS="${BENCH_CLIENTS:-1 4 16 64}"
 RUN_SECONDS="${BENCH_SECONDS:-10}"

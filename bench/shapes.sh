@@ -161,6 +161,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -euo pipefail
 	cd "$(dirname "${BASH_SOURCE[0]}")/.."
 	. scripts/lib.sh
+	saga_run_as_root bench/shapes.sh "$@"
 	. bench/cluster.sh
 	bench_cluster_up
 	if [ -n "${SHAPES_BATCH_SIZE:-}" ]; then

@@ -4,13 +4,16 @@
 # missing, builds, installs, and runs as the postgres OS user in a copy of
 # the repository.  Arguments go to the campaign, e.g.
 #
-#   sudo bash scripts/campaign.sh --duration 300 --sagas 3000 --seed 7
+#   bash scripts/campaign.sh --duration 300 --sagas 3000 --seed 7
+#
+# As root, or as a user with sudo (it re-runs itself through sudo).
 #
 # It prints the campaign's figures and exits non-zero on an invariant
 # violation.  SAGA_KEEP_WORKDIR=1 keeps the logs (test/tmp_check/log).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
+saga_run_as_root scripts/campaign.sh "$@"
 
 trap saga_exit_handler EXIT
 

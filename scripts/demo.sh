@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/demo.sh: pg_saga in two minutes.
 #
-#   sudo bash scripts/demo.sh
+#   bash scripts/demo.sh
+#
+# As root, or as a user with sudo (it re-runs itself through sudo).
 #
 # Installs what is missing (Debian packages), builds and installs pg_saga,
 # starts a throwaway cluster of the machine's PostgreSQL (15 on bookworm, 17 on
@@ -61,9 +63,7 @@ demo_cleanup() {
 	exit "$rc"
 }
 
-if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
-	saga_die "run as root: sudo bash scripts/demo.sh"
-fi
+saga_run_as_root scripts/demo.sh "$@"
 
 DEMO_DIR=""
 trap demo_cleanup EXIT

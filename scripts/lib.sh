@@ -7,7 +7,16 @@
 # stopped by saga_cleanup, which saga_start_cluster installs as the EXIT trap
 # unless the caller already has one (then call saga_cleanup from it).
 #
+# One rule for users: the scripts run as root (they install packages), and
+# every server, client and test runs as the postgres OS user.  A script
+# started by another user re-runs itself through sudo (saga_run_as_root);
+# without sudo it stops with one line saying so.  Clusters are created UTF8
+# with the C.UTF-8 locale, which every Debian has, whatever the caller's
+# LANG and LC_* (none at all on a fresh machine).
+#
 # Functions:
+#   saga_run_as_root SCRIPT ARGS...  re-run SCRIPT (relative to the repository)
+#                               through sudo unless root already
 #   saga_install_deps           apt-get the build and test dependencies if missing
 #   saga_build_install          make with -Wall -Werror, then make install
 #   saga_pg_bindir              echo the PostgreSQL NN bin directory
@@ -47,6 +56,8 @@ SAGA_PG_VERSION="${SAGA_PG_VERSION:-$(saga_host_pg_version)}"
 SAGA_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # One registry per top-level script: $$ is the same in command substitutions.
 SAGA_CLUSTER_LIST="${TMPDIR:-/tmp}/pg_saga_clusters.$$"
+# initdb options of every cluster the scripts and tests make
+SAGA_INITDB_LOCALE=(--encoding=UTF8 --locale=C.UTF-8)
 SAGA_PACKAGES=("postgresql-$SAGA_PG_VERSION" "postgresql-server-dev-$SAGA_PG_VERSION" libpq-dev
 	"postgresql-$SAGA_PG_VERSION-cron" "postgresql-$SAGA_PG_VERSION-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
@@ -61,15 +72,32 @@ saga_die() {
 	exit 1
 }
 
-# Echo "sudo" when the caller is not root and sudo exists, else nothing.
-saga_sudo() {
-	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-		echo sudo
-	fi
+# saga_run_as_root SCRIPT ARGS...: as root, returns; as another user, runs
+# `sudo bash SCRIPT ARGS...` in place of the caller (SCRIPT relative to the
+# repository), keeping the SAGA_*, BENCH_*, PROFILE_*, PG_TEST_* variables
+# and TMPDIR and CI; without sudo, fails with one line.
+saga_run_as_root() {
+	local script="$1" keep=() var
+	shift
+	[ "$(id -u)" -eq 0 ] && return 0
+	command -v sudo >/dev/null 2>&1 \
+		|| saga_die "bash $script must run as root (it installs packages and runs PostgreSQL as the postgres OS user), and there is no sudo here: run it as root"
+	for var in $(compgen -e); do
+		case "$var" in
+			SAGA_*|BENCH_*|PROFILE_*|PG_TEST_*|TMPDIR|CI) keep+=("$var=${!var}") ;;
+		esac
+	done
+	saga_log "not root: running it again through sudo"
+	exec sudo env ${keep[@]+"${keep[@]}"} bash "$SAGA_REPO_ROOT/$script" "$@"
+}
+
+# The scripts' steps need root (see saga_run_as_root).
+saga_need_root() {
+	[ "$(id -u)" -eq 0 ] || saga_die "run as root (see saga_run_as_root in scripts/lib.sh)"
 }
 
 saga_install_deps() {
-	local missing=() pkg sudo
+	local missing=() pkg
 	for pkg in "${SAGA_PACKAGES[@]}"; do
 		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 			missing+=("$pkg")
@@ -78,11 +106,11 @@ saga_install_deps() {
 	if [ "${#missing[@]}" -eq 0 ]; then
 		return 0
 	fi
-	sudo="$(saga_sudo)"
+	saga_need_root
 	saga_log "installing ${missing[*]}"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+	env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
 		|| saga_die "apt-get update failed"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/tmp/pg_saga_apt.log 2>&1 \
 		|| { cat /tmp/pg_saga_apt.log >&2; saga_die "apt-get install ${missing[*]} failed"; }
 }
@@ -106,14 +134,13 @@ saga_clean_if_other_pg() {
 }
 
 saga_build_install() {
-	local sudo
-	sudo="$(saga_sudo)"
+	saga_need_root
 	saga_clean_if_other_pg
 	saga_log "building pg_saga (-Wall -Werror)"
 	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" PG_CFLAGS='-Wall -Werror' \
 		|| saga_die "build failed"
 	saga_log "installing pg_saga"
-	$sudo make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" install >/dev/null \
+	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" install >/dev/null \
 		|| saga_die "make install failed"
 }
 
@@ -121,14 +148,12 @@ saga_build_install() {
 # on PATH; the rest of the environment (PGHOST, PGPORT, PERL5LIB, ...) is kept.
 saga_as_pg() {
 	local path="$(saga_pg_bindir):$PATH"
-	if [ "$(id -u)" -ne 0 ]; then
+	if [ "$(id -un)" = postgres ]; then
 		PATH="$path" "$@"
 		return
 	fi
+	saga_need_root
 	local run=(runuser -u postgres --)
-	if ! command -v runuser >/dev/null 2>&1; then
-		run=(sudo -E -u postgres)
-	fi
 	# A root-owned working directory may be closed to postgres.
 	if "${run[@]}" test -r "$PWD" -a -x "$PWD"; then
 		"${run[@]}" env PATH="$path" "$@"
@@ -180,7 +205,7 @@ saga_start_cluster() {
 	if [ -z "$(trap -p EXIT)" ]; then
 		trap saga_cleanup EXIT
 	fi
-	saga_as_pg initdb -D "$dir/data" -A trust -N -U postgres >"$dir/initdb.log" 2>&1 \
+	saga_as_pg initdb -D "$dir/data" -A trust -N -U postgres "${SAGA_INITDB_LOCALE[@]}" >"$dir/initdb.log" 2>&1 \
 		|| { cat "$dir/initdb.log" >&2; saga_die "initdb in $dir failed"; }
 	{
 		cat "$conf"

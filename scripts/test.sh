@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh: runs every test of pg_saga.
 #
-# On a Debian bookworm machine, as root (or a user with sudo): installs the
+# On a Debian bookworm machine, as root (a user with sudo: it re-runs itself
+# through sudo): installs the
 # dependencies, builds with -Wall -Werror, installs, and runs
 #   1. the pg_regress suite (REGRESS in the Makefile) with `make installcheck`
 #      against a throwaway cluster configured by test/regress.conf,
@@ -21,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
+saga_run_as_root scripts/test.sh "$@"
 
 # --- PostgreSQL versions ------------------------------------------------
 # SAGA_PG_VERSIONS lists the major versions to test ("17", "15 17", "all"

@@ -13,7 +13,7 @@
 # worker's resident memory (total and private) before and after
 # --memory-sagas sequential sagas.  Exits non-zero on a violation.
 #
-#   sudo bash scripts/campaign.sh --duration 300 --sagas 3000
+#   bash scripts/campaign.sh --duration 300 --sagas 3000
 #
 # Options: --duration SECONDS of faults (60), --sagas N submitted over them
 # (600), --seed N (random), --gap MIN,MAX seconds between faults (1,3),

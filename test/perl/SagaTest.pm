@@ -69,6 +69,24 @@ my @final = qw(succeeded aborted failed);
 
 =over
 
+=item init_params(%init_params)
+
+%init_params with the encoding and locale of every cluster of the tests
+added to extra: UTF8 and C.UTF-8 (present on every Debian), whatever the
+environment's LANG and LC_* say (PostgreSQL::Test::Utils removes LC_ALL,
+and a fresh machine has no LANG: initdb would make a SQL_ASCII cluster).
+
+=cut
+
+our @INITDB_LOCALE = ('--encoding=UTF8', '--locale=C.UTF-8');
+
+sub init_params
+{
+	my (%params) = @_;
+	$params{extra} = [ @INITDB_LOCALE, @{ $params{extra} // [] } ];
+	return %params;
+}
+
 =item new_coordinator($name, %init_params)
 
 Creates and starts a coordinator node: test/regress.conf appended,
@@ -82,7 +100,7 @@ sub new_coordinator
 	my ($name, %params) = @_;
 	my $start = delete $params{start} // 1;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(%params);
+	$node->init(init_params(%params));
 	$node->append_conf('postgresql.conf',
 		PostgreSQL::Test::Utils::slurp_file($regress_conf));
 	$node->append_conf(
@@ -107,7 +125,7 @@ sub new_participant
 	my ($name, %params) = @_;
 	my $start = delete $params{start} // 1;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(%params);
+	$node->init(init_params(%params));
 	$node->append_conf(
 		'postgresql.conf', qq{
 # SagaTest participant
