@@ -5,7 +5,10 @@
 # coordinator's own cluster), while the worker is killed with kill -9, the
 # coordinator is stopped with -m immediate and restarted, the participant
 # cluster is stopped and started, and banks turn slow beyond their steps'
-# timeout; a fifth of the sagas carry a business failure, a quarter of the
+# timeout, a participant backend is killed with SIGKILL during a call, the
+# participant cluster is stalled (SIGSTOP) and the coordinator restarted
+# twice within one saga; a burst of --burst sagas is submitted at once
+# halfway through; a fifth of the sagas carry a business failure, a quarter of the
 # others a deadline, and saga.abort() is called about once a second on a
 # recent saga.  Then it checks the invariants (see test/perl/SagaFaults.pm)
 # and prints its figures: sagas run, faults injected of each kind, final
@@ -16,8 +19,9 @@
 #   bash scripts/campaign.sh --duration 300 --sagas 3000
 #
 # Options: --duration SECONDS of faults (60), --sagas N submitted over them
-# (600), --seed N (random), --gap MIN,MAX seconds between faults (1,3),
-# --kinds kill9,coord_immediate,part_restart,slow (all), --quiesce-bound
+# (600), --burst N (5000, on top of them), --seed N (random), --gap MIN,MAX
+# seconds between faults (1,3), --kinds kill9,coord_immediate,coord_twice,
+# part_restart,part_kill9,stall,slow (all), --quiesce-bound
 # SECONDS (180), --memory-sagas N (1000; 0 skips the measurement).
 # test/t/040_fault_campaign.pl runs the same code with small numbers.
 use strict;
@@ -33,16 +37,18 @@ use SagaFaults;
 my %opt = (
 	duration => 60,
 	sagas => 600,
+	burst => 5000,
 	gap => '1,3',
 	kinds => join(',', @SagaFaults::FAULT_KINDS),
 	'quiesce-bound' => 180,
 	'memory-sagas' => 1000);
-GetOptions(\%opt, 'duration=i', 'sagas=i', 'seed=i', 'gap=s', 'kinds=s',
+GetOptions(\%opt, 'duration=i', 'sagas=i', 'burst=i', 'seed=i', 'gap=s', 'kinds=s',
 	'quiesce-bound=i', 'memory-sagas=i')
-  or die "usage: $0 [--duration S] [--sagas N] [--seed N] [--gap MIN,MAX] [--kinds K,...] [--quiesce-bound S] [--memory-sagas N]\n";
+  or die "usage: $0 [--duration S] [--sagas N] [--burst N] [--seed N] [--gap MIN,MAX] [--kinds K,...] [--quiesce-bound S] [--memory-sagas N]\n";
 
 my $c = run_campaign(
 	sagas => $opt{sagas},
+	burst => $opt{burst},
 	duration => $opt{duration},
 	seed => $opt{seed},
 	gap => [ split /,/, $opt{gap} ],

@@ -52,22 +52,50 @@ While sagas are submitted, faults are injected at random moments:
                    (the postmaster reinitializes, which also restarts any
                    bank database on the coordinator's cluster)
   coord_immediate  the coordinator stopped with -m immediate and restarted
+  coord_twice      a saga whose steps take over a second each is submitted,
+                   and the coordinator is stopped with -m immediate and
+                   started twice while it runs (counted only if the saga
+                   was still not final at the second stop)
   part_restart     a participant cluster stopped (fast or immediate) and
                    started again one to three seconds later
+  part_kill9       a participant backend serving the worker killed with
+                   SIGKILL while it runs a call (a COMMIT PREPARED when
+                   one is in flight): the participant reinitializes
+  stall            every process of a participant cluster stopped with
+                   SIGSTOP for two to four seconds: it accepts connections
+                   (the kernel does) but never answers, like a stalled
+                   network, then SIGCONT
   slow             a bank's knob set to 2.5 s for two to four seconds
 
 Each round of faults injects every kind once, in random order, so a short
-campaign still sees them all.  A saga whose submitting transaction was cut
-by a fault is looked up afterwards: it either exists (and counts) or never
+campaign still sees them all (a kind that cannot be injected at that moment
+is tried again later in the round).  With burst => N, N sagas are
+submitted at once, by a psql running in the background while the faults go
+on, halfway through.  A saga whose submitting transaction was cut by a
+fault is looked up afterwards: it either exists (and counts) or never
 existed.
 
 Once the faults stop, every saga must become final, and then:
 
+  - every saga ended in a status the campaign allows it, derived from what
+    it injected into it (see allowed_outcome): a business failure, a
+    deadline, an accepted saga.abort(), and for running out of attempts on
+    transient failures, the faults that overlapped it; and the reason
+    the coordinator recorded for a rollback (saga.history) is one of those
+    causes: an abort that was requested, a deadline that had passed, the
+    step that carried the business failure, or a step that really used up
+    its attempts;
+  - every step ended in a status its saga's outcome allows (no step
+    succeeded, confirmed or prepared in an aborted saga; every step
+    succeeded, or confirmed in tcc, in a succeeded one; in a failed msg
+    saga, the failed step failed and the later ones pending, to run on
+    saga.retry), and the ledger
+    shows each operation of each step as that outcome demands (tcc: a
+    confirm exactly for the steps of a succeeded saga, a cancel for every
+    try of an aborted one; xa: no row at all for an aborted saga);
   - money is conserved, and every account equals its start plus the
     transfers of the sagas that succeeded (tracked per gid by the script);
     frozen and incoming are back to zero;
-  - a saga with a business failure did not succeed; only msg sagas with a
-    business failure end failed;
   - no branch wrote its ledger row twice (count per gid, step and op), and
     each saga's ledger rows add up to its transfer if it succeeded, to zero
     otherwise;
@@ -83,6 +111,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IPC::Run;
 use List::Util qw(shuffle sum0 max min);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -97,7 +126,7 @@ our @EXPORT = qw(
 
 my @final = qw(succeeded aborted failed);
 my %is_final = map { $_ => 1 } @final;
-our @FAULT_KINDS = qw(kill9 coord_immediate part_restart slow);
+our @FAULT_KINDS = qw(kill9 coord_immediate coord_twice part_restart part_kill9 stall slow);
 our @MODES = qw(saga tcc xa msg);
 
 =pod
@@ -342,7 +371,8 @@ sub total_start
 # sleeping as long as the bank's knob says
 sub step_sql
 {
-	my ($id, $op, $dbal, $dfrozen, $dinc) = @_;
+	my ($id, $op, $dbal, $dfrozen, $dinc, $sleep) = @_;
+	my $extra = $sleep ? " + $sleep" : '';
 	my @set = ("balance = balance + ($dbal)");
 	push @set, "frozen = frozen + ($dfrozen)" if $dfrozen;
 	push @set, "incoming = incoming + ($dinc)" if $dinc;
@@ -351,14 +381,15 @@ sub step_sql
 	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', $id, $dbal)) "
 	  . 'UPDATE account SET '
 	  . join(', ', @set)
-	  . " FROM (SELECT pg_sleep(slow) FROM knob) AS s WHERE id = $id";
+	  . " FROM (SELECT pg_sleep(slow$extra) FROM knob) AS s WHERE id = $id";
 }
 
 =item $c->gen_saga
 
 A random transfer: { gid, mode, fail ('' or a description), steps (for
 SagaTest::build_saga_sql), deltas ([bank, id, delta] applied if it
-succeeds) }.
+succeeds) }.  Options: mode, fail (true or false instead of at random),
+deadline (false: none), sleep (seconds every saga-mode step sleeps).
 
 =cut
 
@@ -398,7 +429,7 @@ sub gen_saga
 		$credit_id = 999;
 		$fail = 'last: no such account (21000)';
 	}
-	my $parallel = $mode ne 'msg' && rand() < 0.5;
+	my $parallel = $mode ne 'msg' && ($o{parallel} // 1) && rand() < 0.5;
 	my %common = (
 		expect_rows => 1,
 		timeout => $self->{step_timeout},
@@ -406,17 +437,18 @@ sub gen_saga
 		# locks, which only running out of attempts ends
 		max_attempts => $mode eq 'msg' ? 2 : $mode eq 'xa' ? $self->{xa_max_attempts} : $self->{max_attempts});
 	my @steps;
+	my $sl = $o{sleep};
 	if ($mode eq 'saga')
 	{
 		@steps = (
 			{
 				target => $sb, name => 'debit', %common,
-				action => step_sql($debit_id, 'action', -$debit),
+				action => step_sql($debit_id, 'action', -$debit, 0, 0, $sl),
 				compensation => step_sql($debit_id, 'compensation', $debit)
 			},
 			{
 				target => $db, name => 'credit', %common,
-				action => step_sql($credit_id, 'action', $m),
+				action => step_sql($credit_id, 'action', $m, 0, 0, $sl),
 				compensation => step_sql($credit_id, 'compensation', -$m)
 			});
 	}
@@ -451,12 +483,13 @@ sub gen_saga
 	$steps[1]{after} = [] if $parallel;
 	my $timeout;
 	$timeout = sprintf('%d seconds', 3 + int(rand(18)))
-	  if $mode ne 'msg' && rand() < $self->{deadline_rate};
+	  if $mode ne 'msg' && ($o{deadline} // 1) && rand() < $self->{deadline_rate};
 	return {
 		gid => $gid,
 		mode => $mode,
 		timeout => $timeout,
 		fail => $fail,
+		fail_step => $fail =~ /^first/ ? 1 : $fail =~ /^last/ ? 2 : undef,
 		steps => \@steps,
 		deltas => $fail ? [] : [ [ $sb, $si, -$m ], [ $db, $di, $m ] ],
 	};
@@ -470,7 +503,9 @@ until resolve_maybe looks them up.
 
 =cut
 
-sub submit_batch
+# $n new sagas, recorded as "maybe": (SQL submitting each in its own
+# transaction, their gids)
+sub batch_sql
 {
 	my ($self, $n, %gen) = @_;
 	my $sql = '';
@@ -487,6 +522,13 @@ sub submit_batch
 			steps => $s->{steps})
 		  . 'SELECT saga.submit(' . quote_literal($s->{gid}) . ");\nCOMMIT;\n";
 	}
+	return ($sql, @gids);
+}
+
+sub submit_batch
+{
+	my ($self, $n, %gen) = @_;
+	my ($sql, @gids) = $self->batch_sql($n, %gen);
 	my ($ok, $out, $err) = try_psql($self->{coord}, $self->{db}, $sql, 60);
 	if ($ok)
 	{
@@ -532,8 +574,10 @@ sub submitted_gids
 
 =item $c->random_abort
 
-Calls saga.abort() on a random recent saga (not msg); counts it as accepted
-or refused (past its decision, or the coordinator unreachable).
+Calls saga.abort() on a random recent saga (not msg); counts it as accepted,
+refused (past its decision) or unknown (the coordinator could not answer),
+and records the answer in the saga's intent (abort_calls).  Whether an
+abort took effect is read back from saga.history at the end.
 
 =cut
 
@@ -544,24 +588,75 @@ sub random_abort
 	  @{ $self->{order} }[ max(0, $#{ $self->{order} } - 30) .. $#{ $self->{order} } ];
 	return unless @recent;
 	my $gid = $recent[ int(rand(@recent)) ];
-	my ($ok) = try_psql($self->{coord}, $self->{db},
+	my ($ok, $out, $err) = try_psql($self->{coord}, $self->{db},
 		'SELECT saga.abort(' . quote_literal($gid) . ", 'campaign')", 20);
-	$self->{aborts}{ $ok ? 'accepted' : 'refused' }++;
-	$self->{intents}{$gid}{abort_requested} = 1 if $ok;
+	my $answer =
+	    $ok ? 'accepted'
+	  : $err =~ /past its decision/ ? 'refused'
+	  : 'unknown';
+	$self->{aborts}{$answer}++;
+	push @{ $self->{intents}{$gid}{abort_calls} }, $answer;
 	return;
+}
+
+# a stalled node answers nothing: leave it alone
+sub node_stalled
+{
+	my ($self, $node) = @_;
+	return $self->{stalled}{ $node->name };
 }
 
 sub set_knob
 {
 	my ($self, $bank, $value) = @_;
+	return 0 if $self->node_stalled($self->{banks}{$bank});
 	my ($ok) = try_psql($self->{banks}{$bank}, $bank, "UPDATE knob SET slow = $value", 20);
 	return $ok;
 }
 
+# the pids of a node's postmaster and of its children, from /proc
+sub node_pids
+{
+	my ($node) = @_;
+	my $pm = $node->{_pid};
+	return () unless defined $pm;
+	my @pids = ($pm);
+	foreach my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh>;
+		close $fh;
+		next unless defined $line && $line =~ /^(\d+) \(.*\) \S+ (\d+) /s;
+		push @pids, $1 if $2 == $pm;
+	}
+	return @pids;
+}
+
+# a fault's time window: from now until its repair (or a few seconds for
+# the instant ones), for the oracle's "which faults overlapped a saga"
+sub open_window
+{
+	my ($self, $kind, $seconds) = @_;
+	my $w = { kind => $kind, from => time, to => defined $seconds ? time + $seconds : undef };
+	push @{ $self->{windows} }, $w;
+	return $w;
+}
+
+# the coordinator down with -m immediate, then up again
+sub coord_bounce
+{
+	my ($self) = @_;
+	my $coord = $self->{coord};
+	$coord->stop('immediate', fail_ok => 1);
+	usleep(int(200_000 + rand(800_000)));
+	start_node($coord);
+}
+
 =item $c->inject($kind)
 
-Injects one fault now; returns true if it was injected.  part_restart and
-slow leave a pending repair in $c->{repairs}, done by repair_due.
+Injects one fault now; returns true if it was injected.  part_restart,
+stall and slow leave a pending repair in $c->{repairs}, done by
+repair_due.  Every fault opens a time window in $c->{windows}.
 
 =cut
 
@@ -574,37 +669,120 @@ sub inject
 		my ($pid) = worker_rss($coord, $self->{db});
 		return 0 unless defined $pid;
 		return 0 unless kill('KILL', $pid);
+		$self->open_window($kind, 3);
 		$self->note_event("fault: kill -9 worker $pid");
 	}
 	elsif ($kind eq 'coord_immediate')
 	{
+		my $w = $self->open_window($kind);
 		$self->note_event('fault: coordinator stopped with -m immediate');
-		$coord->stop('immediate', fail_ok => 1);
-		usleep(int(200_000 + rand(800_000)));
-		start_node($coord);
+		$self->coord_bounce;
+		$w->{to} = time + 3;
 		$self->note_event('coordinator started again');
+	}
+	elsif ($kind eq 'coord_twice')
+	{
+		# one saga, live across both restarts: two sequential steps of over
+		# a second each, no failure, no deadline
+		my $w = $self->open_window($kind);
+		return 0 unless $self->submit_batch(1, mode => 'saga', fail => 0, deadline => 0, parallel => 0, sleep => 1.2);
+		my $gid = $self->{order}[-1];
+		$self->note_event("fault: coordinator restarted twice within $gid");
+		$self->coord_bounce;
+		restart_until_up($coord, $self->{db}, 60);
+		wait_for_worker($coord, $self->{db}, 0, 30);
+		my ($ok, $st) = try_psql($coord, $self->{db},
+			'SELECT status FROM saga.gtx WHERE gid = ' . quote_literal($gid), 20);
+		$self->coord_bounce;
+		$w->{to} = time + 3;
+		if (!$ok || $is_final{$st})
+		{
+			$self->note_event("$gid was final (" . ($st // '?') . ') before the second restart');
+			return 0;
+		}
+		$self->{intents}{$gid}{restarted_within} = 2;
+		$self->note_event('coordinator started again (twice)');
 	}
 	elsif ($kind eq 'part_restart')
 	{
-		my @up = grep { defined $_->{_pid} } @{ $self->{participants} };
+		my @up = grep { defined $_->{_pid} && !$self->node_stalled($_) } @{ $self->{participants} };
 		return 0 unless @up;
 		my $node = $up[ int(rand(@up)) ];
 		my $mode = rand() < 0.5 ? 'immediate' : 'fast';
+		my $w = $self->open_window($kind);
 		$self->note_event('fault: participant ' . $node->name . " stopped ($mode)");
 		$node->stop($mode, fail_ok => 1);
 		push @{ $self->{repairs} }, {
 			at => time + 1 + rand(2),
 			what => 'start ' . $node->name,
-			fn => sub { start_node($node); $self->note_event('participant ' . $node->name . ' started'); 1 },
+			fn => sub {
+				start_node($node);
+				$w->{to} = time + 3;
+				$self->note_event('participant ' . $node->name . ' started');
+				1;
+			},
+		};
+	}
+	elsif ($kind eq 'part_kill9')
+	{
+		my @up = grep { defined $_->{_pid} && !$self->node_stalled($_) } @{ $self->{participants} };
+		return 0 unless @up;
+		my $node = $up[ int(rand(@up)) ];
+		# a COMMIT PREPARED in flight, looked for during a second, else any
+		# call in flight (a call commits at its end)
+		my ($pid, $what);
+		my $until = time + 1.5;
+		while (time < $until)
+		{
+			my ($ok, $out) = try_psql($node, 'postgres', q{
+SELECT pid, left(query, 40) FROM pg_stat_activity
+WHERE application_name = 'pg_saga' AND state = 'active'
+ORDER BY query ILIKE 'COMMIT PREPARED%' DESC LIMIT 1}, 10);
+			($pid, $what) = split /\|/, $out, 2 if $ok && $out =~ /^\d+\|/;
+			last if defined $pid && ($what =~ /^COMMIT PREPARED/i || time >= $until - 0.5);
+			usleep(10_000);
+		}
+		return 0 unless defined $pid && kill('KILL', $pid);
+		$self->open_window($kind, 4);
+		$self->{commit_kills}++ if $what =~ /^COMMIT PREPARED/i;
+		$self->note_event('fault: participant ' . $node->name . " backend $pid killed with SIGKILL during: $what");
+	}
+	elsif ($kind eq 'stall')
+	{
+		my @up = grep { defined $_->{_pid} && !$self->node_stalled($_) } @{ $self->{participants} };
+		return 0 unless @up;
+		my $node = $up[ int(rand(@up)) ];
+		my @pids = node_pids($node);
+		return 0 unless @pids;
+		my $w = $self->open_window($kind);
+		# the postmaster first (it forks no more), then its children
+		kill('STOP', $pids[0]);
+		my @children = grep { $_ != $pids[0] } node_pids($node);
+		kill('STOP', @children) if @children;
+		$self->{stalled}{ $node->name } = 1;
+		$self->note_event('fault: participant ' . $node->name . ' stalled (SIGSTOP, ' . scalar(@children) . ' backends)');
+		push @{ $self->{repairs} }, {
+			at => time + 2 + rand(2),
+			what => 'resume ' . $node->name,
+			fn => sub {
+				kill('CONT', @children) if @children;
+				kill('CONT', $pids[0]);
+				delete $self->{stalled}{ $node->name };
+				$w->{to} = time + 3;
+				$self->note_event('participant ' . $node->name . ' resumed (SIGCONT)');
+				1;
+			},
 		};
 	}
 	elsif ($kind eq 'slow')
 	{
-		my @banks = grep { !$self->{slow_banks}{$_} } $self->bank_names;
+		my @banks = grep { !$self->{slow_banks}{$_} && !$self->node_stalled($self->{banks}{$_}) }
+		  $self->bank_names;
 		return 0 unless @banks;
 		my $bank = $banks[ int(rand(@banks)) ];
 		return 0 unless $self->set_knob($bank, $self->{slow});
 		$self->{slow_banks}{$bank} = 1;
+		my $w = $self->open_window($kind);
 		$self->note_event("fault: $bank slow ($self->{slow} s per step)");
 		push @{ $self->{repairs} }, {
 			at => time + 2 + rand(2),
@@ -612,6 +790,7 @@ sub inject
 			fn => sub {
 				return 0 unless $self->set_knob($bank, 0);
 				delete $self->{slow_banks}{$bank};
+				$w->{to} = time + 3;
 				$self->note_event("$bank fast again");
 				return 1;
 			},
@@ -622,6 +801,7 @@ sub inject
 		die "unknown fault kind $kind";
 	}
 	$self->{faults}{$kind}++;
+	$self->{last_fault_at} = time;
 	return 1;
 }
 
@@ -655,11 +835,60 @@ sub repair_due
 	return;
 }
 
-=item $c->run_faults(duration => $s, sagas => $n, kinds => [...], batch => 10, gap => [1, 3], abort_every => 1)
+=item $c->start_burst($n)
+
+Submits $n sagas at once, each in its own transaction, from a psql running
+in the background (the faults go on meanwhile); finish_burst waits for it.
+Its sagas stay "maybe" unless psql gets through all of them.
+
+=cut
+
+sub start_burst
+{
+	my ($self, $n) = @_;
+	my ($sql, @gids) = $self->batch_sql($n);
+	my $file = PostgreSQL::Test::Utils::tempdir() . '/burst.sql';
+	open(my $fh, '>', $file) or die "cannot write $file: $!";
+	print $fh $sql;
+	close $fh;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', $file,
+		  '-d', $self->{coord}->connstr($self->{db}) ],
+		'>', \$out, '2>', \$err,
+		IPC::Run::timeout(600));
+	$self->{burst} = { h => $h, gids => \@gids, err => \$err, t0 => time };
+	$self->note_event("burst of $n sagas submitted in the background");
+	return;
+}
+
+sub finish_burst
+{
+	my ($self) = @_;
+	my $b = $self->{burst} or return;
+	my $ok = eval { $b->{h}->finish; 1 } && $b->{h}->result(0) == 0;
+	$self->{burst_seconds} = time - $b->{t0};
+	if ($ok)
+	{
+		$self->{intents}{$_}{state} = 'yes' foreach @{ $b->{gids} };
+	}
+	else
+	{
+		$self->{submit_errors}++;
+		note 'burst cut: ' . ${ $b->{err} } . ($@ // '');
+	}
+	$self->{burst_size} = scalar @{ $b->{gids} };
+	$self->note_event(sprintf('burst submitted in %.1f s%s', $self->{burst_seconds}, $ok ? '' : ' (cut by a fault)'));
+	delete $self->{burst};
+	return;
+}
+
+=item $c->run_faults(duration => $s, sagas => $n, kinds => [...], batch => 10, gap => [1, 3], abort_every => 1, burst => 0)
 
 Submits $n sagas spread over $s seconds while injecting faults every gap
 seconds (uniform in the range) and calling saga.abort() on a recent saga
-about every abort_every seconds (0: never), then repairs everything.
+about every abort_every seconds (0: never), and a burst of that many
+sagas at once halfway through, then repairs everything.
 
 =cut
 
@@ -677,9 +906,15 @@ sub run_faults
 	my $end = $t0 + $duration;
 	my $generated = 0;
 	my $next_fault = $t0 + ($o{first_fault} // 1.5);
+	my $burst_at = $o{burst} ? $t0 + $duration / 2 : undef;
 	my @round;
 	while (time < $end)
 	{
+		if (defined $burst_at && time >= $burst_at)
+		{
+			$self->start_burst($o{burst});
+			$burst_at = undef;
+		}
 		$self->repair_due(0);
 		my $now = time;
 		my $due = int($nsagas * min(1, ($now - $t0) / $duration + 0.02)) - $generated;
@@ -693,7 +928,11 @@ sub run_faults
 		{
 			@round = shuffle(@$kinds) unless @round;
 			my $kind = shift @round;
-			$self->inject($kind) or $self->note_event("fault $kind not injected now");
+			if (!$self->inject($kind))
+			{
+				$self->note_event("fault $kind not injected now");
+				push @round, $kind if @round;    # later in the round
+			}
 			$next_fault = time + $gmin + rand($gmax - $gmin);
 		}
 		if ($abort_every > 0 && time >= $next_abort)
@@ -705,9 +944,10 @@ sub run_faults
 	}
 	$self->submit_batch($nsagas - $generated) if $generated < $nsagas;
 	$self->{fault_seconds} = time - $t0;
-	$self->{faults_stopped} = time;
 	$self->note_event('faults stop; repairing');
 	$self->repair_due(1);
+	$self->{faults_stopped} = time;
+	$self->finish_burst;
 	start_node($self->{coord});
 	start_node($_) foreach $self->bank_nodes;
 	foreach my $bank ($self->bank_names)
@@ -720,7 +960,7 @@ sub run_faults
 =item $c->wait_quiesce($bound)
 
 After the faults: waits until every saga is final; returns the seconds it
-took since the faults stopped (repairs included), or undef if not final
+took since the last fault ended (its repair done), or undef if not final
 $bound seconds after the repairs.
 
 =cut
@@ -728,7 +968,7 @@ $bound seconds after the repairs.
 sub wait_quiesce
 {
 	my ($self, $bound) = @_;
-	my $t = $self->{faults_stopped} // time;    # repairs included
+	my $t = $self->{faults_stopped} // time;    # after the last repair
 	my $deadline = time + $bound;
 	restart_until_up($self->{coord}, $self->{db}, $bound);
 	while (time < $deadline)
@@ -784,6 +1024,32 @@ sub rows
 	return map { [ split /\|/, $_, -1 ] } grep { $_ ne '' } split /\n/, $out;
 }
 
+=item $c->allowed_outcome($intent, $obs)
+
+The final statuses a saga may end in (hash ref status => 1), from what the
+campaign injected into it: $intent (mode, fail, timeout) and $obs (abort:
+saga.abort() took effect; overlapped: the fault kinds whose windows
+overlap the saga's life).  msg: failed with a business failure, else
+succeeded (msg sagas are never aborted and have no deadline).  saga, tcc,
+xa: aborted with a business failure or an abort; succeeded or aborted with
+a deadline, or when running out of attempts was possible (xa always:
+prepared branches of two sagas can wait on each other's row locks until
+attempts run out; saga and tcc only when a fault overlapped it);
+succeeded otherwise.  Also returns whether exhaustion was possible.
+
+=cut
+
+sub allowed_outcome
+{
+	my ($self, $in, $obs) = @_;
+	return ({ failed => 1 }, 0) if $in->{mode} eq 'msg' && $in->{fail};
+	return ({ succeeded => 1 }, 0) if $in->{mode} eq 'msg';
+	my $exhaust = $in->{mode} eq 'xa' || @{ $obs->{overlapped} } > 0;
+	return ({ aborted => 1 }, $exhaust) if $in->{fail} || $obs->{abort};
+	return ({ succeeded => 1, aborted => 1 }, $exhaust) if defined $in->{timeout} || $exhaust;
+	return ({ succeeded => 1 }, $exhaust);
+}
+
 =item $c->check_invariants
 
 Returns the list of violations (strings); empty when all hold.  Also fills
@@ -791,44 +1057,160 @@ $c->{statuses} (gid => status) and $c->{counts}.
 
 =cut
 
+# the seconds of an interval text such as '7 seconds'
+sub interval_seconds
+{
+	my ($t) = @_;
+	return $t =~ /^(\d+(?:\.\d+)?) ?s/ ? $1 : die "unexpected interval $t";
+}
+
+# the max_attempts of a saga's forward actions
+sub step_attempts
+{
+	my ($self, $in) = @_;
+	return $in->{steps}[0]{max_attempts};
+}
+
+# Which ledger operations each step of a final saga must show, by mode and
+# status: op => count, the same for every step; 'pair' means as many
+# compensations as actions, at most one of each.
+my %ledger_rule = (
+	saga => { succeeded => { action => 1, compensation => 0 }, aborted => 'pair' },
+	tcc => {
+		succeeded => { action => 1, confirm => 1, compensation => 0 },
+		aborted => 'pair'
+	},
+	xa => { succeeded => { action => 1 }, aborted => { action => 0 } },
+	msg => { succeeded => { action => 1 }, failed => { action => 0 } });
+
 sub check_invariants
 {
 	my ($self) = @_;
 	my @v;
 	my $coord = $self->{coord};
 	$self->{expected_ledger} = {};
-	my %status = map { $_->[0] => $_->[1] }
-	  rows($coord, $self->{db}, 'SELECT gid, status FROM saga.transactions');
+	my (%status, %tx);
+	foreach my $r (rows($coord, $self->{db}, q{
+SELECT gid, status, extract(epoch FROM submitted_at), extract(epoch FROM coalesce(finished_at, now())),
+	coalesce(extract(epoch FROM deadline - submitted_at)::text, '')
+FROM saga.transactions}))
+	{
+		$status{ $r->[0] } = $r->[1];
+		$tx{ $r->[0] } = { submitted => $r->[2], finished => $r->[3], deadline_after => $r->[4] };
+	}
 	$self->{statuses} = \%status;
+	my %steps;
+	$steps{ $_->[0] }{ $_->[1] } = $_->[2]
+	  foreach rows($coord, $self->{db}, 'SELECT gid, step, status FROM saga.steps');
+	# what the coordinator recorded: aborts, rollback reasons, give-ups, retries
+	my (%abort_rec, %rollback, %gave_up, %max_retry);
+	foreach my $r (rows($coord, $self->{db}, q{
+SELECT h.gid, coalesce(h.step, 0), h.event, translate(left(coalesce(h.detail, ''), 300), E'|\n', '  '),
+	coalesce(h.at >= t.deadline, false)
+FROM saga.history h JOIN saga.transactions t USING (gid)
+WHERE h.event IN ('abort_requested', 'rollback_decided', 'action_failed', 'retry_scheduled')
+ORDER BY h.at}))
+	{
+		my ($gid, $step, $event, $detail, $past) = @$r;
+		if ($event eq 'abort_requested') { $abort_rec{$gid} = 1; }
+		elsif ($event eq 'rollback_decided')
+		{
+			$rollback{$gid} //= { detail => $detail, past_deadline => $past eq 't' };
+		}
+		elsif ($event eq 'action_failed' && $detail =~ /^gave up after retries/)
+		{
+			$gave_up{$gid}{$step} = 1;
+		}
+		elsif ($event eq 'retry_scheduled' && $detail =~ /^action attempt (\d+) failed/)
+		{
+			$max_retry{$gid}{$step} = $1 if $1 > ($max_retry{$gid}{$step} // 0);
+		}
+	}
 	my @gids = $self->submitted_gids;
 	my %known = map { $_ => 1 } @gids;
+	my @windows = @{ $self->{windows} // [] };
 
-	# every saga final; the outcome allowed by its failure
-	my (%by_status, %by_mode_status, %expected);
+	# every saga final, in a status the campaign allows it, for a reason
+	# it gave, and its steps with it
+	my (%by_status, %by_mode_status, %expected, %reasons);
 	foreach my $gid (@gids)
 	{
 		my $in = $self->{intents}{$gid};
 		my $st = $status{$gid};
+		my $mode = $in->{mode};
 		if (!defined $st)
 		{
 			push @v, "$gid: submitted but unknown to the coordinator";
+			$self->{lost}++;
 			next;
 		}
 		$by_status{$st}++;
-		$by_mode_status{ $in->{mode} }{$st}++;
-		push @v, "$gid: not final ($st)" unless $is_final{$st};
-		if ($in->{fail} && $st eq 'succeeded')
+		$by_mode_status{$mode}{$st}++;
+		if (!$is_final{$st})
 		{
-			push @v, "$gid: succeeded despite a business failure ($in->{fail})";
+			push @v, "$gid: not final ($st)";
+			next;
 		}
-		if ($st eq 'failed' && !($in->{mode} eq 'msg' && $in->{fail}))
+		my @calls = @{ $in->{abort_calls} // [] };
+		my $abort = $abort_rec{$gid} // 0;
+		push @v, "$gid: saga.abort() accepted but not in its history"
+		  if !$abort && grep { $_ eq 'accepted' } @calls;
+		push @v, "$gid: an abort in its history that no call of saga.abort() may have made"
+		  if $abort && !grep { $_ ne 'refused' } @calls;
+		my $t = $tx{$gid};
+		my @overlapped = map { $_->{kind} }
+		  grep { $_->{from} <= $t->{finished} && ($_->{to} // time) >= $t->{submitted} } @windows;
+		my ($allowed, $exhaust) = $self->allowed_outcome($in, { abort => $abort, overlapped => \@overlapped });
+		my $causes = join(', ',
+			($in->{fail} ? "business failure ($in->{fail})" : ()),
+			($abort ? 'abort' : ()),
+			(defined $in->{timeout} ? "deadline $in->{timeout}" : ()),
+			(@overlapped ? 'faults ' . join(' ', @overlapped) : ())) || 'nothing';
+		push @v, "$gid ($mode; injected: $causes): ended $st, allowed "
+		  . join(' or ', sort keys %$allowed)
+		  unless $allowed->{$st};
+
+		# the reason of a rollback is one of the saga's causes
+		if ($st eq 'aborted')
 		{
-			push @v, "$gid: failed, which nothing in it should cause";
+			my $rb = $rollback{$gid};
+			my $why = !$rb ? undef
+			  : $rb->{detail} =~ /^aborted/ ? ($abort ? 'abort' : undef)
+			  : $rb->{detail} =~ /^deadline passed/
+			  ? (defined $in->{timeout} && $rb->{past_deadline}
+				  && $t->{deadline_after} ne '' && $t->{deadline_after} >= interval_seconds($in->{timeout}) - 0.001
+				  ? 'deadline' : undef)
+			  : $rb->{detail} =~ /^step (\d+) failed/
+			  ? ($in->{fail} && $1 == $in->{fail_step} && !$gave_up{$gid}{$1} ? 'business'
+				  : $gave_up{$gid}{$1} && $exhaust
+				  && ($max_retry{$gid}{$1} // 0) >= step_attempts($self, $in) - 2 ? 'attempts used up'
+				  : undef)
+			  : undef;
+			if (defined $why)
+			{
+				$reasons{$mode}{$why}++;
+			}
+			else
+			{
+				push @v, "$gid ($mode; injected: $causes): rolled back for a reason it was not given: "
+				  . ($rb ? $rb->{detail} : 'no rollback_decided in its history')
+				  . ($rb && $rb->{detail} =~ /^step (\d+)/ ? ' (highest action attempt retried: ' . ($max_retry{$gid}{$1} // 0) . ')' : '');
+			}
 		}
-		if ($in->{mode} eq 'msg' && $in->{fail} && $is_final{$st} && $st ne 'failed')
+
+		# steps
+		my $want_step =
+		    $st eq 'succeeded' ? { ($mode eq 'tcc' ? 'confirmed' : 'succeeded') => 1 }
+		  : $st eq 'aborted' ? { compensated => 1, failed => 1, skipped => 1 }
+		  : undef;
+		foreach my $n (sort keys %{ $steps{$gid} // {} })
 		{
-			push @v, "$gid: msg saga with a business failure ended $st, not failed";
+			my $ss = $steps{$gid}{$n};
+			my $ok = $want_step ? $want_step->{$ss}
+			  : $ss eq ($n == ($in->{fail_step} // 0) ? 'failed' : 'pending');    # msg: resumes on retry
+			push @v, "$gid ($mode, $st): step $n ended $ss" unless $ok;
 		}
+
 		next unless $st eq 'succeeded';
 		foreach my $d (@{ $in->{deltas} })
 		{
@@ -841,7 +1223,8 @@ sub check_invariants
 	{
 		push @v, "$gid: a saga the campaign did not submit" unless $known{$gid};
 	}
-	$self->{counts} = { by_status => \%by_status, by_mode_status => \%by_mode_status };
+	$self->{counts} = { by_status => \%by_status, by_mode_status => \%by_mode_status,
+		rollback_reasons => \%reasons };
 
 	# money
 	my $total = 0;
@@ -871,6 +1254,7 @@ sub check_invariants
 			'SELECT gid, step, op, count(*) FROM ledger GROUP BY 1, 2, 3 HAVING count(*) > 1'))
 		{
 			push @v, "$bank: $r->[0] step $r->[1] $r->[2] written $r->[3] times";
+			$self->{doubled}++;
 		}
 		my %seen;
 		foreach my $r (rows($node, $bank,
@@ -901,9 +1285,44 @@ sub check_invariants
 		}
 	}
 
+	# ledger: each operation of each step as the saga's outcome demands
+	my %ops;
+	foreach my $bank ($self->bank_names)
+	{
+		$ops{ $_->[0] }{ $_->[1] }{ $_->[2] } += $_->[3]
+		  foreach rows($self->{banks}{$bank}, $bank, 'SELECT gid, step, op, count(*) FROM ledger GROUP BY 1, 2, 3');
+	}
+	foreach my $gid (@gids)
+	{
+		my $in = $self->{intents}{$gid};
+		my $st = $status{$gid} // next;
+		my $rule = $ledger_rule{ $in->{mode} }{$st} // next;
+		foreach my $n (1 .. scalar @{ $in->{steps} })
+		{
+			my $o = $ops{$gid}{$n} // {};
+			if (ref $rule)
+			{
+				foreach my $op (sort keys %$rule)
+				{
+					my $have = $o->{$op} // 0;
+					push @v, "$gid ($in->{mode}, $st): step $n has $have ledger rows of $op, expected $rule->{$op}"
+					  if $have != $rule->{$op};
+				}
+			}
+			else
+			{
+				my ($a, $c, $f) = map { $o->{$_} // 0 } qw(action compensation confirm);
+				push @v, "$gid ($in->{mode}, $st): step $n has $a action and $c compensation rows in the ledger"
+				  if $a != $c || $a > 1;
+				push @v, "$gid ($in->{mode}, $st): step $n was confirmed" if $f;
+			}
+		}
+	}
+
 	my $prepared = prepared_total($coord, $self->bank_nodes);
 	push @v, 'prepared transactions left: ' . ($prepared // 'cannot ask')
 	  unless defined $prepared && $prepared == 0;
+	$self->{prepared_left} = $prepared;
 	push @v, 'not every saga final within the bound' unless defined $self->{quiesce};
 	$self->{violations} = \@v;
 	return @v;
@@ -921,7 +1340,8 @@ Makes the nodes (a coordinator cluster holding the coordinator database and
 bank_c, a participant cluster holding bank_a and bank_b), runs the faults
 while submitting, waits for quiescence and checks the invariants.  %opts:
 sagas (200), duration (30 s), seed (time), kinds (fault kinds), gap ([1, 3]
-seconds between faults), quiesce_bound (120 s), prepared_bound (90 s),
+seconds between faults), burst (0: sagas submitted at once halfway through,
+on top of the others), quiesce_bound (120 s), prepared_bound (90 s),
 memory_sagas (0: sequential sagas whose effect on the worker's memory is
 measured at the end).  Returns a hash ref of figures, with violations.
 
@@ -946,6 +1366,8 @@ log_min_messages = warning
 max_connections = 100
 max_prepared_transactions = 100
 log_min_messages = warning
+# a backend killed with SIGKILL (part_kill9): reinitialize, as in production
+restart_after_crash = on
 });
 	$p1->start;
 
@@ -962,6 +1384,7 @@ log_min_messages = warning
 		sagas => $o{sagas} // 200,
 		kinds => $o{kinds},
 		gap => $o{gap},
+		burst => $o{burst},
 		abort_every => $o{abort_every});
 	$c->wait_quiesce($o{quiesce_bound} // 120);
 	$c->note_event(defined $c->{quiesce} ? sprintf('quiet after %.1f s', $c->{quiesce}) : 'not quiet');
@@ -1038,20 +1461,27 @@ sub campaign_report
 		$c->{seed} // '?', $c->{fault_seconds} // 0, $c->{total_seconds} // 0);
 	$r .= sprintf("sagas run: %d (%s); %d with a business failure; %d lost with their submitting transaction\n",
 		scalar @gids, join(', ', map { "$_ " . ($modes{$_} // 0) } @MODES), $failing, $gone);
-	$r .= sprintf("faults injected: %d (%s)\n", $faults,
-		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS));
+	$r .= sprintf("faults injected: %d (%s); participant backends killed during COMMIT PREPARED: %d\n", $faults,
+		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS), $c->{commit_kills} // 0);
+	$r .= sprintf("burst: %d sagas at once, submitted in %.1f s while the faults went on\n",
+		$c->{burst_size}, $c->{burst_seconds} // 0) if $c->{burst_size};
 	my $deadlines = grep { defined $c->{intents}{$_}{timeout} } @gids;
-	$r .= sprintf("with a deadline: %d; saga.abort() calls: %d accepted, %d refused\n",
-		$deadlines, $c->{aborts}{accepted} // 0, $c->{aborts}{refused} // 0);
+	$r .= sprintf("with a deadline: %d; saga.abort() calls: %d accepted, %d refused, %d unanswered\n",
+		$deadlines, $c->{aborts}{accepted} // 0, $c->{aborts}{refused} // 0, $c->{aborts}{unknown} // 0);
 	my $bs = $c->{counts}{by_status} // {};
 	$r .= 'final statuses: '
 	  . join(', ', map { "$_ " . ($bs->{$_} // 0) } sort keys %$bs) . "\n";
 	foreach my $mode (@MODES)
 	{
 		my $m = $c->{counts}{by_mode_status}{$mode} // {};
-		$r .= "  $mode: " . join(', ', map { "$_ $m->{$_}" } sort keys %$m) . "\n";
+		my $why = $c->{counts}{rollback_reasons}{$mode} // {};
+		$r .= "  $mode: " . join(', ', map { "$_ $m->{$_}" } sort keys %$m)
+		  . (%$why ? '; rolled back for: ' . join(', ', map { "$_ $why->{$_}" } sort keys %$why) : '')
+		  . "\n";
 	}
-	$r .= 'time to quiesce after the faults stopped (repairs included): '
+	$r .= sprintf("lost %d, ledger rows doubled %d, left prepared %s\n",
+		$c->{lost} // 0, $c->{doubled} // 0, $c->{prepared_left} // '?');
+	$r .= 'time to final after the last fault ended: '
 	  . (defined $c->{quiesce} ? sprintf('%.1f s', $c->{quiesce}) : 'NOT QUIET') . "\n";
 	$r .= 'prepared transactions gone after: '
 	  . (defined $c->{prepared_clear} ? sprintf('%.1f s more', $c->{prepared_clear}) : 'NEVER') . "\n";
