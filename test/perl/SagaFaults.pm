@@ -838,48 +838,108 @@ sub repair_due
 =item $c->start_burst($n)
 
 Submits $n sagas at once, each in its own transaction, from a psql running
-in the background (the faults go on meanwhile); finish_burst waits for it.
-Its sagas stay "maybe" unless psql gets through all of them.
+in the background (the faults go on meanwhile).  pump_burst, called from
+the campaign's loop, notices when that psql ends; if a fault cut it, the
+sagas that do not exist yet are submitted again by a new psql, until every
+one is in.  finish_burst waits for that.
 
 =cut
 
 sub start_burst
 {
 	my ($self, $n) = @_;
-	my ($sql, @gids) = $self->batch_sql($n);
-	my $file = PostgreSQL::Test::Utils::tempdir() . '/burst.sql';
-	open(my $fh, '>', $file) or die "cannot write $file: $!";
-	print $fh $sql;
-	close $fh;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', $file,
-		  '-d', $self->{coord}->connstr($self->{db}) ],
-		'>', \$out, '2>', \$err,
-		IPC::Run::timeout(600));
-	$self->{burst} = { h => $h, gids => \@gids, err => \$err, t0 => time };
+	my @gids;
+	my %sql;
+	for (1 .. $n)
+	{
+		my ($sql, $gid) = $self->batch_sql(1);
+		$sql{$gid} = $sql;
+		push @gids, $gid;
+	}
+	$self->{burst} = { pending => \@gids, sql => \%sql, t0 => time, cuts => 0 };
+	$self->{burst_size} = $n;
+	$self->burst_psql;
 	$self->note_event("burst of $n sagas submitted in the background");
 	return;
+}
+
+# a background psql submitting the burst's pending sagas
+sub burst_psql
+{
+	my ($self) = @_;
+	my $b = $self->{burst};
+	my $file = PostgreSQL::Test::Utils::tempdir() . '/burst.sql';
+	open(my $fh, '>', $file) or die "cannot write $file: $!";
+	print $fh $b->{sql}{$_} foreach @{ $b->{pending} };
+	close $fh;
+	$b->{err} = '';
+	$b->{h} = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', $file,
+		  '-d', $self->{coord}->connstr($self->{db}) ],
+		'>', \my $out, '2>', \$b->{err});
+	return;
+}
+
+=item $c->pump_burst
+
+Returns true once the burst is in (or there is none).
+
+=cut
+
+sub pump_burst
+{
+	my ($self) = @_;
+	my $b = $self->{burst} or return 1;
+	if ($b->{h})
+	{
+		eval { $b->{h}->pump_nb };
+		return 0 if $b->{h}->pumpable;
+		my $ok = eval { $b->{h}->finish; 1 } && $b->{h}->result(0) == 0;
+		delete $b->{h};
+		if ($ok)
+		{
+			$self->{intents}{$_}{state} = 'yes' foreach @{ $b->{pending} };
+			$b->{pending} = [];
+		}
+		else
+		{
+			$b->{cuts}++;
+			note "burst cut: $b->{err}";
+		}
+	}
+	if (@{ $b->{pending} })
+	{
+		my ($ok, $out) = try_psql($self->{coord}, $self->{db},
+			'SELECT gid FROM saga.gtx WHERE gid = ANY (ARRAY['
+			  . join(', ', map { quote_literal($_) } @{ $b->{pending} })
+			  . ']::text[])', 30);
+		return 0 unless $ok;
+		my %exists = map { $_ => 1 } split /\n/, $out;
+		$self->{intents}{$_}{state} = 'yes' foreach grep { $exists{$_} } @{ $b->{pending} };
+		$b->{pending} = [ grep { !$exists{$_} } @{ $b->{pending} } ];
+		if (@{ $b->{pending} })
+		{
+			$self->burst_psql;
+			return 0;
+		}
+	}
+	$self->{burst_seconds} = time - $b->{t0};
+	$self->{burst_cuts} = $b->{cuts};
+	$self->note_event(sprintf('burst in after %.1f s, %d psql runs cut by faults',
+		$self->{burst_seconds}, $b->{cuts}));
+	delete $self->{burst};
+	return 1;
 }
 
 sub finish_burst
 {
 	my ($self) = @_;
-	my $b = $self->{burst} or return;
-	my $ok = eval { $b->{h}->finish; 1 } && $b->{h}->result(0) == 0;
-	$self->{burst_seconds} = time - $b->{t0};
-	if ($ok)
+	my $deadline = time + 300;
+	until ($self->pump_burst)
 	{
-		$self->{intents}{$_}{state} = 'yes' foreach @{ $b->{gids} };
+		die 'the burst could not be submitted in 300 s' if time > $deadline;
+		usleep(100_000);
 	}
-	else
-	{
-		$self->{submit_errors}++;
-		note 'burst cut: ' . ${ $b->{err} } . ($@ // '');
-	}
-	$self->{burst_size} = scalar @{ $b->{gids} };
-	$self->note_event(sprintf('burst submitted in %.1f s%s', $self->{burst_seconds}, $ok ? '' : ' (cut by a fault)'));
-	delete $self->{burst};
 	return;
 }
 
@@ -915,6 +975,7 @@ sub run_faults
 			$self->start_burst($o{burst});
 			$burst_at = undef;
 		}
+		$self->pump_burst;
 		$self->repair_due(0);
 		my $now = time;
 		my $due = int($nsagas * min(1, ($now - $t0) / $duration + 0.02)) - $generated;
@@ -1459,12 +1520,12 @@ sub campaign_report
 	my $r = '';
 	$r .= sprintf("fault campaign (seed %s): %.0f s of faults, %.0f s in all\n",
 		$c->{seed} // '?', $c->{fault_seconds} // 0, $c->{total_seconds} // 0);
-	$r .= sprintf("sagas run: %d (%s); %d with a business failure; %d lost with their submitting transaction\n",
+	$r .= sprintf("sagas run: %d (%s); %d with a business failure; %d never existed (their submitting transaction cut by a fault)\n",
 		scalar @gids, join(', ', map { "$_ " . ($modes{$_} // 0) } @MODES), $failing, $gone);
 	$r .= sprintf("faults injected: %d (%s); participant backends killed during COMMIT PREPARED: %d\n", $faults,
 		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS), $c->{commit_kills} // 0);
-	$r .= sprintf("burst: %d sagas at once, submitted in %.1f s while the faults went on\n",
-		$c->{burst_size}, $c->{burst_seconds} // 0) if $c->{burst_size};
+	$r .= sprintf("burst: %d sagas at once, all in after %.1f s while the faults went on (%d psql runs cut and resumed)\n",
+		$c->{burst_size}, $c->{burst_seconds} // 0, $c->{burst_cuts} // 0) if $c->{burst_size};
 	my $deadlines = grep { defined $c->{intents}{$_}{timeout} } @gids;
 	$r .= sprintf("with a deadline: %d; saga.abort() calls: %d accepted, %d refused, %d unanswered\n",
 		$deadlines, $c->{aborts}{accepted} // 0, $c->{aborts}{refused} // 0, $c->{aborts}{unknown} // 0);
