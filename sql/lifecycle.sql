@@ -75,51 +75,87 @@ SELECT saga.retry('stuck-1');
 SELECT saga.wait('stuck-1');
 SELECT step, status, attempts FROM saga.steps WHERE gid = 'stuck-1' ORDER BY step;
 SELECT count(*) AS compensated_rows FROM frozen;
--- Three independent steps run at once.
+-- Three independent steps run at once: each counts its arrival on a
+-- sequence (not transactional: the others see it at once, and it stays
+-- when the step returns) and waits until all three arrived, which steps run
+-- one after the other never do (they fail after 50 s, and the saga is
+-- aborted).
+CREATE SEQUENCE par_arrived;
+CREATE FUNCTION meet(arrived regclass, n int) RETURNS void LANGUAGE plpgsql AS $f$
+DECLARE
+	seen bigint;
+BEGIN
+	PERFORM nextval(arrived);
+	FOR i IN 1..1000 LOOP
+		EXECUTE format('SELECT last_value FROM %s', arrived) INTO seen;
+		IF seen >= n THEN
+			RETURN;
+		END IF;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+	RAISE EXCEPTION 'a step ran with % of the % steps', seen, n;
+END
+$f$;
 BEGIN;
 SELECT saga.begin('par-1');
-SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
-SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
-SELECT saga.add_step('par-1', 'loop', $$SELECT pg_sleep(1)$$, after => '{}');
+SELECT saga.add_step('par-1', 'loop', $$SELECT meet('par_arrived', 3)$$, after => '{}');
+SELECT saga.add_step('par-1', 'loop', $$SELECT meet('par_arrived', 3)$$, after => '{}');
+SELECT saga.add_step('par-1', 'loop', $$SELECT meet('par_arrived', 3)$$, after => '{}');
 SELECT saga.submit('par-1');
 COMMIT;
 SELECT saga.wait('par-1');
 SELECT max(started_at) < min(finished_at) AS overlapped FROM saga.steps WHERE gid = 'par-1';
 
--- A deadline that passes rolls the saga back.
+-- Waits until a pg_saga call waits for advisory lock `key` (a step blocked
+-- by a lock this session holds); raises after 60 s.
+CREATE FUNCTION wait_step_blocked(key int) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+	FOR i IN 1..1200 LOOP
+		PERFORM 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE a.application_name = 'pg_saga' AND l.locktype = 'advisory'
+			  AND NOT l.granted AND l.objid = key;
+		IF FOUND THEN
+			RETURN;
+		END IF;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+	RAISE EXCEPTION 'no step blocked on advisory lock % after 60 s', key;
+END
+$f$;
+
+-- A deadline that passes rolls the saga back: step 2 waits on a lock this
+-- session holds until the deadline cancels it.
+SELECT pg_advisory_lock(424210);
 BEGIN;
-SELECT saga.begin('late-1', timeout => '500 milliseconds');
+SELECT saga.begin('late-1', timeout => '3 seconds');
 SELECT saga.add_step('late-1', 'loop',
 	action => $$UPDATE account SET balance = balance - 1 WHERE id = 1$$,
 	compensation => $$UPDATE account SET balance = balance + 1 WHERE id = 1$$);
-SELECT saga.add_step('late-1', 'loop', action => $$SELECT pg_sleep(3)$$);
+SELECT saga.add_step('late-1', 'loop', action => $$SELECT pg_advisory_xact_lock(424210)$$);
 SELECT saga.submit('late-1');
 COMMIT;
+SELECT wait_step_blocked(424210);
 SELECT saga.wait('late-1');
+SELECT pg_advisory_unlock(424210);
 SELECT * FROM account ORDER BY id;
 SELECT step, status FROM saga.steps WHERE gid = 'late-1' ORDER BY step;
 SELECT last_error FROM saga.transactions WHERE gid = 'late-1';
 
--- saga.abort of a running saga.
+-- saga.abort of a running saga, its step 2 blocked on a lock this
+-- session holds.
+SELECT pg_advisory_lock(424211);
 BEGIN;
 SELECT saga.begin('abort-1');
 SELECT saga.add_step('abort-1', 'loop',
 	action => $$UPDATE account SET balance = balance - 2 WHERE id = 1$$,
 	compensation => $$UPDATE account SET balance = balance + 2 WHERE id = 1$$);
-SELECT saga.add_step('abort-1', 'loop', action => $$SELECT pg_sleep(10)$$);
+SELECT saga.add_step('abort-1', 'loop', action => $$SELECT pg_advisory_xact_lock(424211)$$);
 SELECT saga.submit('abort-1');
 COMMIT;
-DO $$
-BEGIN
-	FOR i IN 1..100 LOOP
-		PERFORM 1 FROM saga.steps WHERE gid = 'abort-1' AND step = 2 AND status = 'running';
-		EXIT WHEN FOUND;
-		PERFORM pg_sleep(0.05);
-	END LOOP;
-END
-$$;
+SELECT wait_step_blocked(424211);
 SELECT saga.abort('abort-1', 'operator said so');
 SELECT saga.wait('abort-1');
+SELECT pg_advisory_unlock(424211);
 SELECT * FROM account ORDER BY id;
 SELECT step, status FROM saga.steps WHERE gid = 'abort-1' ORDER BY step;
 SELECT last_error FROM saga.transactions WHERE gid = 'abort-1';

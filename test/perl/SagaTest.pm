@@ -54,7 +54,7 @@ our @EXPORT = qw(
   standard_setup quote_literal move_sql submit_saga build_saga_sql build_start_sql
   wait_saga saga_status is_final poll_until
   balances total_balance ledger_rows ledger_duplicates ledger_sum barrier_rows
-  worker_pid wait_for_worker step_rows history_rows
+  worker_pid wait_for_worker step_rows history_rows reload_settings
 );
 
 our $COORD_DB = 'coord';
@@ -648,6 +648,36 @@ sub wait_for_worker
 	  . " AND pid <> $old_pid";
 	return '' unless poll_until($node, 'postgres', $q, 't', $timeout);
 	return worker_pid($node, $db);
+}
+
+=item reload_settings($node, $db, $target = 'bank_a')
+
+pg_reload_conf(), and returns once the worker of $db has read the new
+settings: the postmaster has reloaded (a new backend's pg_conf_load_time()
+moved, so the postmaster has signalled its children), then a one-step saga
+(SELECT 1 on $target) went through the worker, which reads a pending
+reload at the top of its loop, before the work that wakes it.  Dies if
+either does not happen within the usual timeout.
+
+=cut
+
+my $sync_counter = 0;
+
+sub reload_settings
+{
+	my ($node, $db, $target) = @_;
+	$db //= $COORD_DB;
+	$target //= 'bank_a';
+	my $before = $node->safe_psql($db, 'SELECT pg_conf_load_time()');
+	$node->safe_psql($db, 'SELECT pg_reload_conf()');
+	poll_until($node, $db, 'SELECT pg_conf_load_time() > ' . quote_literal($before) . '::timestamptz')
+	  or die 'the postmaster did not reload its configuration';
+	my $gid = sprintf('reload-sync-%d-%d', $$, ++$sync_counter);
+	submit_saga($node, db => $db, gid => $gid,
+		steps => [ { target => $target, action => 'SELECT 1' } ]);
+	my $st = wait_saga($node, $gid, undef, $db);
+	die "the saga after the reload ended '$st'" unless $st eq 'succeeded';
+	return;
 }
 
 =back

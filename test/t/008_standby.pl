@@ -53,12 +53,19 @@ like($standby->safe_psql('coord', "SELECT status FROM saga.transactions WHERE gi
 $primary->stop;
 my $attempts = $standby->safe_psql('coord',
 	"SELECT attempts FROM saga.steps WHERE gid = 'failover-1' AND step = 1");
-sleep 2;    # time for a wrongly started worker to show up
+# The standby has been consistent since before the saga was replicated, so
+# a worker registered to start in recovery would run by now; once the
+# standby has noticed the primary is gone (no streaming WAL receiver),
+# nothing may have started either.
+ok( poll_until(
+		$standby, 'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_wal_receiver WHERE status = 'streaming'"),
+	'the standby noticed the primary is gone');
 is( $standby->safe_psql(
 		'postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_saga worker'"),
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type IN ('pg_saga worker', 'pg_saga launcher')"),
 	'0',
-	'no pg_saga worker on the standby');
+	'no pg_saga worker (nor launcher) on the standby');
 is( $standby->safe_psql('coord',
 		"SELECT attempts FROM saga.steps WHERE gid = 'failover-1' AND step = 1"),
 	$attempts,

@@ -167,9 +167,15 @@ ok( poll_until(
 		$p2, 'postgres',
 		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND wait_event = 'SyncRep'"),
 	'step 2 failed: the worker waits for the standby to take its decision');
-sleep 1;    # time for a compensation that should not run
+# the worker sends a call only after the local commit of its decision,
+# which waits on the standby: the compensation cannot have gone out
 is(ledger_rows($part, 'gate_a', $g2), '1|action|1|-10',
 	'no compensation was sent before the standby had the decision');
+is( $p2->safe_psql(
+		'postgres',
+		"SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'pg_saga worker'"),
+	'SyncRep',
+	'the worker still waits for the standby after the ledger was read');
 $part->safe_psql('gate_b', 'UPDATE gate SET closed = false');
 $p2->stop('immediate');
 $s2->append_conf('postgresql.conf', "primary_conninfo = ''\n");

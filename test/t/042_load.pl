@@ -32,11 +32,9 @@ $coord->safe_psql(
 	'coord', q{
 ALTER SYSTEM SET saga.max_connections_per_target = 4;
 ALTER SYSTEM SET saga.connect_timeout = '4s';
-SELECT pg_reload_conf();
 });
 like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
-# let the worker read the new settings
-sleep 1;
+reload_settings($coord, 'coord');
 
 # --- 2,000 sagas at once ------------------------------------------------------
 my $debit = quote_literal(move_sql(1, -1));

@@ -392,7 +392,6 @@ like($err, qr/2F003: password is required/,
 	'setup_participant through trust authentication by a plain role: 2F003');
 
 unlink $pgpass;
-ok(!-e $pgpass, 'the .pgpass file is removed');
 $coord->stop;
 $part->stop;
 done_testing();

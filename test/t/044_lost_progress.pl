@@ -26,6 +26,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep time);
 use SagaTest;
 
 my ($coord, $part) = standard_setup();
@@ -64,8 +65,12 @@ sub consistent
 # --- the deadline passes while the coordinator is down ----------------------
 my $gid = transfer('lost-deadline', 1, timeout => '3 seconds');
 is(wait_saga($coord, $gid), 'succeeded', 'deadline case: saga.wait() reports succeeded');
+my $deadline = $coord->safe_psql('coord',
+	"SELECT extract(epoch FROM deadline) FROM saga.transactions WHERE gid = '$gid'");
+like($deadline, qr/^\d+(\.\d+)?$/, 'deadline case: the saga has a deadline');
 $coord->stop('immediate');
-sleep 4;    # past the saga's deadline
+# down until the clock is past the deadline recorded for the saga
+usleep(100_000) while time <= $deadline + 0.5;
 $coord->start;
 ok(is_final(wait_saga($coord, $gid)), 'deadline case: final after the restart');
 consistent($gid, 'deadline case');

@@ -22,10 +22,9 @@ $coord->safe_psql(
 	'coord', q{
 ALTER SYSTEM SET saga.max_active_sagas = 3;
 ALTER SYSTEM SET saga.max_connections_per_target = 8;
-SELECT pg_reload_conf();
 });
 like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
-sleep 1;	# let the worker read the new settings
+reload_settings($coord, 'coord');
 
 # Submits $n sleepy one-step sagas named $prefix-1.. in one transaction.
 sub submit_batch
@@ -95,9 +94,8 @@ is_deeply(balances($part, 'bank_a'), { 1 => 988 }, 'bank_a debited once per saga
 is(ledger_duplicates($part, 'bank_a'), '', 'no step applied twice');
 
 # --- raised with a reload ----------------------------------------------------
-$coord->safe_psql('coord',
-	"ALTER SYSTEM SET saga.max_active_sagas = 6; SELECT pg_reload_conf();");
-sleep 1;
+$coord->safe_psql('coord', 'ALTER SYSTEM SET saga.max_active_sagas = 6');
+reload_settings($coord, 'coord');
 submit_batch('lim6', 12);
 ($finished, $max_running, $max_executing) = drain('lim6', 12);
 ok($finished, 'the next twelve finished');

@@ -21,10 +21,9 @@ my ($coord, $part) = standard_setup();
 $coord->safe_psql(
 	'coord', q{
 ALTER SYSTEM SET saga.max_connections_per_target = 1;
-SELECT pg_reload_conf();
 });
 like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
-sleep 1;	# let the worker read the new setting
+reload_settings($coord, 'coord');
 
 # --- what a participant's DBA sees -------------------------------------------
 my $gid = submit_saga(
