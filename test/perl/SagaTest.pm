@@ -582,20 +582,22 @@ sub barrier_rows
 		  . ' ORDER BY step, op');
 }
 
-=item step_rows($node, $gid, $columns = 'step, status', $db)
+=item step_rows($node, $gid, $columns = 'step, status', $db, $step)
 
-"|"-separated lines from saga.steps for the saga, ordered by step.
+"|"-separated lines from saga.steps for the saga, ordered by step (only
+step $step if given).
 
 =cut
 
 sub step_rows
 {
-	my ($node, $gid, $columns, $db) = @_;
+	my ($node, $gid, $columns, $db, $step) = @_;
 	$columns //= 'step, status';
 	$db //= $COORD_DB;
 	return $node->safe_psql($db,
 		"SELECT $columns FROM saga.steps WHERE gid = "
 		  . quote_literal($gid)
+		  . (defined $step ? " AND step = $step" : '')
 		  . ' ORDER BY step');
 }
 
