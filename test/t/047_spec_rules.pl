@@ -15,7 +15,9 @@
 #   - the deadline counts from the submitting commit, not from saga.begin;
 #   - targets that are postgres_fdw and dblink_fdw servers, and a target
 #     whose only user mapping is FOR PUBLIC, are used at run time;
-#   - compensations run in reverse dependency order on a diamond of after;
+#   - compensations and tcc cancels run in reverse dependency order on a
+#     diamond of after; tcc confirms run at once; COMMIT PREPARED is retried
+#     while a participant is down, beyond max_attempts, until it returns;
 #   - two coordinator clusters and a second coordinator database share one
 #     participant with the same gid: each applies its step once, with its
 #     own barrier records;
@@ -252,35 +254,108 @@ is( $coord->safe_psql('coord',
 	'0',
 	'via_public has no mapping but the PUBLIC one');
 
-# --- compensations in reverse dependency order: a diamond ---------------------
+# --- compensations and tcc cancels in reverse dependency order: a diamond ---
 #   a -> b, a -> c, {b, c} -> d, d -> e (fails): compensate d, then b and c,
 #   then a; the ledger rows carry clock_timestamp() of the participant
+foreach my $mode (qw(saga tcc))
+{
+	my @confirm = $mode eq 'tcc' ? (confirm => move_sql(1, 0, 'confirm')) : ();
+	my %s = (action => move_sql(1, 0), compensation => move_sql(1, 0, 'compensation'), @confirm);
+	$gid = submit_saga(
+		$coord,
+		gid => "diamond-$mode",
+		mode => $mode,
+		steps => [
+			{ target => 'bank_a', name => 'a', %s },
+			{ target => 'bank_a', name => 'b', %s, after => ['a'] },
+			{ target => 'bank_b', name => 'c', %s, after => ['a'] },
+			{ target => 'bank_a', name => 'd', %s, after => [ 'b', 'c' ] },
+			{ target => 'bank_b', name => 'e', %s, action => 'SELECT 1/0', after => ['d'] } ]);
+	is(wait_saga($coord, $gid), 'aborted', "diamond ($mode): rolled back");
+	my %comp_at;
+	foreach my $db (qw(bank_a bank_b))
+	{
+		foreach (split /\n/, $part->safe_psql($db,
+			"SELECT step, extract(epoch FROM at) FROM ledger WHERE gid = '$gid' AND op = 'compensation'"))
+		{
+			my ($step, $at) = split /\|/;
+			$comp_at{$step} = $at;
+		}
+	}
+	is(join(',', sort keys %comp_at), '1,2,3,4', "diamond ($mode): a, b, c and d compensated");
+	ok($comp_at{4} < $comp_at{2} && $comp_at{4} < $comp_at{3}, "diamond ($mode): d compensated before b and c");
+	ok($comp_at{2} < $comp_at{1} && $comp_at{3} < $comp_at{1}, "diamond ($mode): b and c compensated before a");
+}
+
+# --- tcc confirms run at once ---------------------------------------------------
+# each confirm takes an advisory lock for its session and returns once the
+# three are held together: confirms sent one after the other would each
+# wait 50 s and fail
+$part->safe_psql(
+	'bank_a', q{
+CREATE FUNCTION meet(k int, n int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	held int;
+BEGIN
+	PERFORM pg_advisory_lock(474700 + k);
+	FOR i IN 1..1000 LOOP
+		SELECT count(*) INTO held FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND objid BETWEEN 474701 AND 474700 + n;
+		IF held = n THEN
+			RETURN;
+		END IF;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+	RAISE EXCEPTION 'confirm % ran with % of the % confirms', k, held, n;
+END
+$$;
+});
 $gid = submit_saga(
 	$coord,
-	gid => 'diamond',
+	gid => 'tcc-confirms-at-once',
+	mode => 'tcc',
 	steps => [
-		{ target => 'bank_a', name => 'a', action => move_sql(1, 0), compensation => move_sql(1, 0, 'compensation') },
-		{ target => 'bank_a', name => 'b', action => move_sql(1, 0), compensation => move_sql(1, 0, 'compensation'),
-		  after => ['a'] },
-		{ target => 'bank_b', name => 'c', action => move_sql(1, 0), compensation => move_sql(1, 0, 'compensation'),
-		  after => ['a'] },
-		{ target => 'bank_a', name => 'd', action => move_sql(1, 0), compensation => move_sql(1, 0, 'compensation'),
-		  after => [ 'b', 'c' ] },
-		{ target => 'bank_b', name => 'e', action => 'SELECT 1/0', after => ['d'] } ]);
-is(wait_saga($coord, $gid), 'aborted', 'diamond: rolled back');
-my %comp_at;
-foreach my $db (qw(bank_a bank_b))
-{
-	foreach (split /\n/, $part->safe_psql($db,
-		"SELECT step, extract(epoch FROM at) FROM ledger WHERE gid = 'diamond' AND op = 'compensation'"))
-	{
-		my ($step, $at) = split /\|/;
-		$comp_at{$step} = $at;
-	}
-}
-is(join(',', sort keys %comp_at), '1,2,3,4', 'diamond: a, b, c and d compensated');
-ok($comp_at{4} < $comp_at{2} && $comp_at{4} < $comp_at{3}, 'diamond: d compensated before b and c');
-ok($comp_at{2} < $comp_at{1} && $comp_at{3} < $comp_at{1}, 'diamond: b and c compensated before a');
+		map {
+			{ target => 'bank_a', name => "s$_", action => move_sql(1, 0), after => [],
+			  confirm => "SELECT meet($_, 3); " . move_sql(1, 0, 'confirm'),
+			  compensation => move_sql(1, 0, 'compensation') }
+		} 1 .. 3 ]);
+is(wait_saga($coord, $gid), 'succeeded', 'tcc: three confirms ran at once');
+is(step_rows($coord, $gid), "1|confirmed\n2|confirmed\n3|confirmed", 'tcc: every step confirmed');
+
+# --- COMMIT PREPARED retried while a participant is down ---------------------
+# step 1 prepares on part2; step 2 on bank_a fails transiently until part2
+# is stopped; then COMMIT PREPARED cannot reach part2 and is retried, far
+# beyond step 1's max_attempts, until part2 is back
+my $part2 = new_participant('part2');
+create_bank($part2, 'bank_x', { 1 => 100 });
+add_target($coord, 'bank_x', $part2, 'bank_x');
+$part->safe_psql('bank_a', 'CREATE SEQUENCE seq_gate');
+$gid = submit_saga(
+	$coord,
+	gid => 'xa-commit-down',
+	mode => 'xa',
+	steps => [
+		{ target => 'bank_x', action => move_sql(1, -7), max_attempts => 1 },
+		{ target => 'bank_a', action => "SELECT flaky('seq_gate', '40001', 1000000000); " . move_sql(1, 7),
+		  max_attempts => 1000000 } ]);
+ok(poll_until($coord, 'coord', "SELECT status = 'prepared' FROM saga.steps WHERE gid = '$gid' AND step = 1"),
+	'xa: step 1 prepared on part2');
+$part2->stop;
+$part->safe_psql('bank_a', 'ALTER SEQUENCE seq_gate RESTART WITH 1000000001');
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT count(*) >= 3 FROM saga.history WHERE gid = '$gid' AND step = 1 AND event = 'retry_scheduled'
+		   AND detail NOT LIKE 'action%' AND detail NOT LIKE 'probe%'"),
+	'xa: the commit of step 1 is retried while part2 is down, beyond its max_attempts');
+is(saga_status($coord, $gid), 'committing', 'xa: the saga is committing meanwhile');
+$part2->start;
+is(wait_saga($coord, $gid), 'succeeded', 'xa: committed once part2 is back');
+is($part2->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
+	'xa: nothing left prepared on part2');
+is(ledger_rows($part2, 'bank_x', $gid), '1|action|1|-7', 'xa: step 1 committed once on part2');
+is(ledger_rows($part, 'bank_a', $gid), '2|action|1|7', 'xa: step 2 committed once');
+$part2->stop;
 
 # --- a DBA's saga_admin; two coordinators and two databases, one gid ----------
 my $coord2 = new_coordinator('coord2');
