@@ -1453,7 +1453,8 @@ restart_after_crash = on
 	$c->check_invariants;
 	$c->{total_seconds} = time - $t_start;
 
-	if ($o{memory_sagas})
+	# not when sagas are stuck: each would wait in vain, and the report be lost
+	if ($o{memory_sagas} && defined $c->{quiesce})
 	{
 		$c->{memory} = memory_probe($c, $o{memory_sagas});
 	}
