@@ -1182,8 +1182,9 @@ ORDER BY h.at}))
 		{
 			$gave_up{$gid}{$step} = 1;
 		}
-		elsif ($event eq 'retry_scheduled' && $detail =~ /^action attempt (\d+) failed/)
+		elsif ($event eq 'retry_scheduled' && $detail =~ /^(?:action|probe) attempt (\d+) failed/)
 		{
+			# xa: a probe of the target before a retry counts as an attempt
 			$max_retry{$gid}{$step} = $1 if $1 > ($max_retry{$gid}{$step} // 0);
 		}
 	}
@@ -1255,7 +1256,7 @@ ORDER BY h.at}))
 			{
 				push @v, "$gid ($mode; injected: $causes): rolled back for a reason it was not given: "
 				  . ($rb ? $rb->{detail} : 'no rollback_decided in its history')
-				  . ($rb && $rb->{detail} =~ /^step (\d+)/ ? ' (highest action attempt retried: ' . ($max_retry{$gid}{$1} // 0) . ')' : '');
+				  . ($rb && $rb->{detail} =~ /^step (\d+)/ ? ' (highest attempt retried: ' . ($max_retry{$gid}{$1} // 0) . ')' : '');
 			}
 		}
 
