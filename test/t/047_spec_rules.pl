@@ -357,6 +357,47 @@ is(ledger_rows($part2, 'bank_x', $gid), '1|action|1|-7', 'xa: step 1 committed o
 is(ledger_rows($part, 'bank_a', $gid), '2|action|1|7', 'xa: step 2 committed once');
 $part2->stop;
 
+# --- one connection per target, a confirm blocked by a prepared branch ---------
+# xa saga A prepares on bank_a account 3 and holds its row lock; tcc saga
+# B's confirm updates that row, times out (1 s) and is retried without
+# limit on the only connection to bank_a; then A's second branch is let
+# through, and A must get that connection for its COMMIT PREPARED, which
+# releases the row for B.  (One long fault campaign ended stuck in a
+# larger form of this: every connection to each bank busy with calls
+# waiting on prepared branches whose sagas waited for a connection.)
+$coord->safe_psql('coord', 'ALTER SYSTEM SET saga.max_connections_per_target = 1');
+reload_settings($coord, 'coord');
+$part->safe_psql('bank_b', 'CREATE SEQUENCE seq_hold');
+my $ga = submit_saga(
+	$coord,
+	gid => 'slot-holder-xa',
+	mode => 'xa',
+	steps => [
+		{ target => 'bank_a', action => move_sql(3, -1) },
+		{ target => 'bank_b', action => "SELECT flaky('seq_hold', '40001', 1000000000); " . move_sql(3, 1),
+		  max_attempts => 1000000 } ]);
+ok(poll_until($coord, 'coord', "SELECT status = 'prepared' FROM saga.steps WHERE gid = '$ga' AND step = 1"),
+	'slots: A prepared on bank_a');
+my $gb = submit_saga(
+	$coord,
+	gid => 'slot-waiter-tcc',
+	mode => 'tcc',
+	steps => [
+		{ target => 'bank_b', action => move_sql(1, 0), confirm => move_sql(1, 0, 'confirm'),
+		  compensation => move_sql(1, 0, 'compensation') },
+		{ target => 'bank_a', action => move_sql(1, 0), confirm => move_sql(3, 0, 'confirm'),
+		  compensation => move_sql(1, 0, 'compensation'), timeout => '1 s' } ]);
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT count(*) >= 2 FROM saga.history WHERE gid = '$gb' AND step = 2 AND event = 'retry_scheduled'"),
+	'slots: B\'s confirm on bank_a waits on A\'s row and is retried');
+$part->safe_psql('bank_b', 'ALTER SEQUENCE seq_hold RESTART WITH 1000000001');
+is(wait_saga($coord, $ga), 'succeeded', 'slots: A gets the connection and commits');
+is(wait_saga($coord, $gb), 'succeeded', 'slots: then B confirms');
+is(ledger_rows($part, 'bank_a', $gb), "2|action|1|0\n2|confirm|3|0", 'slots: B confirmed once on bank_a');
+$coord->safe_psql('coord', 'ALTER SYSTEM RESET saga.max_connections_per_target');
+reload_settings($coord, 'coord');
+
 # --- a DBA's saga_admin; two coordinators and two databases, one gid ----------
 my $coord2 = new_coordinator('coord2');
 $coord2->safe_psql(
