@@ -59,8 +59,9 @@ While sagas are submitted, faults are injected at random moments:
   part_restart     a participant cluster stopped (fast or immediate) and
                    started again one to three seconds later
   part_kill9       a participant backend serving the worker killed with
-                   SIGKILL while it runs a call (a COMMIT PREPARED when
-                   one is in flight): the participant reinitializes
+                   SIGKILL, while it runs a call if one runs (a COMMIT
+                   PREPARED when one is in flight): the participant
+                   reinitializes
   stall            every process of a participant cluster stopped with
                    SIGSTOP for two to four seconds: it accepts connections
                    (the kernel does) but never answers, like a stalled
@@ -728,23 +729,25 @@ sub inject
 		my @up = grep { defined $_->{_pid} && !$self->node_stalled($_) } @{ $self->{participants} };
 		return 0 unless @up;
 		my $node = $up[ int(rand(@up)) ];
-		# a COMMIT PREPARED in flight, looked for during a second, else any
-		# call in flight (a call commits at its end)
+		# a COMMIT PREPARED in flight, looked for during two seconds, else any
+		# call in flight (a call commits at its end), else an idle connection
+		# of the worker (batched calls are few and short)
 		my ($pid, $what);
-		my $until = time + 1.5;
+		my $until = time + 2;
 		while (time < $until)
 		{
 			my ($ok, $out) = try_psql($node, 'postgres', q{
-SELECT pid, left(query, 40) FROM pg_stat_activity
-WHERE application_name = 'pg_saga' AND state = 'active'
-ORDER BY query ILIKE 'COMMIT PREPARED%' DESC LIMIT 1}, 10);
+SELECT pid, state || ': ' || left(query, 40) FROM pg_stat_activity
+WHERE application_name = 'pg_saga'
+ORDER BY query ILIKE 'COMMIT PREPARED%' AND state = 'active' DESC, state = 'active' DESC LIMIT 1}, 10);
 			($pid, $what) = split /\|/, $out, 2 if $ok && $out =~ /^\d+\|/;
-			last if defined $pid && ($what =~ /^COMMIT PREPARED/i || time >= $until - 0.5);
+			last if defined $pid && ($what =~ /^active: COMMIT PREPARED/i
+				|| ($what =~ /^active/ && time >= $until - 1) || time >= $until - 0.1);
 			usleep(10_000);
 		}
 		return 0 unless defined $pid && kill('KILL', $pid);
 		$self->open_window($kind, 4);
-		$self->{commit_kills}++ if $what =~ /^COMMIT PREPARED/i;
+		$self->{commit_kills}++ if $what =~ /^active: COMMIT PREPARED/i;
 		$self->note_event('fault: participant ' . $node->name . " backend $pid killed with SIGKILL during: $what");
 	}
 	elsif ($kind eq 'stall')
