@@ -289,7 +289,7 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 	}
 	batchable = barrier_batchable(saga, step, op) && !step->send_alone &&
 		remote_pool_batches(pool, now);
-	if (!remote_pool_has_room(pool, batchable))
+	if (!remote_pool_has_room(pool, batchable, engine_goes_first(saga)))
 		return;					/* waits for a connection, in saga order */
 	remote_pool_reserve(pool, batchable);
 

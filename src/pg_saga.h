@@ -219,7 +219,7 @@ typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 extern void remote_init(MemoryContext cxt);
 extern RemotePool *remote_pool_lookup(const char *target, Oid owner);
 extern bool remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate);
-extern bool remote_pool_has_room(RemotePool *pool, bool batchable);
+extern bool remote_pool_has_room(RemotePool *pool, bool batchable, bool priority);
 extern void remote_pool_reserve(RemotePool *pool, bool batchable);
 extern void remote_pool_release(RemotePool *pool, bool batchable);
 extern bool remote_pool_batches(RemotePool *pool, TimestampTz now);

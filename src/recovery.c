@@ -118,7 +118,8 @@ send_on(SweepTarget *where, char *query, RemoteDoneCallback done, void *arg)
 
 	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
 		return false;
-	if (!remote_pool_has_room(pool, false))
+	/* resolving an in-doubt transaction releases its locks: it goes first */
+	if (!remote_pool_has_room(pool, false, true))
 		return false;
 	return remote_call(pool, query, NULL,
 					   GetCurrentTimestamp() + (int64) saga_step_timeout_ms * 1000,

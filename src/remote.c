@@ -328,12 +328,27 @@ remote_pool_batches(RemotePool *pool, TimestampTz now)
 }
 
 /*
+ * Connections of a pool that calls of sagas that do not go first may use:
+ * all but one, which stays for the sagas past their decision or holding
+ * locks (see engine_goes_first).  Otherwise calls blocked on the row locks
+ * of prepared xa branches could hold every connection while the COMMIT
+ * PREPARED that would release those locks waits for one.
+ */
+static int
+pool_limit(bool priority)
+{
+	if (priority || saga_max_connections_per_target == 1)
+		return saga_max_connections_per_target;
+	return saga_max_connections_per_target - 1;
+}
+
+/*
  * Could one more call start on this pool now?  A batchable step fits as
  * long as the batches of the steps planned so far need no more connections
- * than are free.
+ * than are free.  priority: the saga goes first.
  */
 bool
-remote_pool_has_room(RemotePool *pool, bool batchable)
+remote_pool_has_room(RemotePool *pool, bool batchable, bool priority)
 {
 	int			single = pool->reserved - pool->reserved_batchable;
 	int			batched = pool->reserved_batchable;
@@ -343,14 +358,17 @@ remote_pool_has_room(RemotePool *pool, bool batchable)
 	else
 		single++;
 	return pool->nactive + pool_connections_needed(pool, single, batched) <=
-		saga_max_connections_per_target;
+		pool_limit(priority);
 }
 
-/* Connections of pool that could take a call now (idle or not yet open). */
+/*
+ * Connections of pool that batches may share now (idle or not yet open),
+ * but the one kept for the sagas that go first.
+ */
 int
 remote_pool_free(RemotePool *pool)
 {
-	return Max(saga_max_connections_per_target - pool->nactive, 1);
+	return Max(pool_limit(false) - pool->nactive, 1);
 }
 
 /* Holds a place for a call that will be sent after the worker's commit. */

@@ -995,7 +995,8 @@ sub run_faults
 			if (!$self->inject($kind))
 			{
 				$self->note_event("fault $kind not injected now");
-				push @round, $kind if @round;    # later in the round
+				# later in the round, or first in the next: every kind comes
+				push @round, $kind;
 			}
 			$next_fault = time + $gmin + rand($gmax - $gmin);
 		}
