@@ -464,6 +464,24 @@ check_saga_args(FunctionCallInfo fcinfo, const char *gid, const char *mode_name,
 	return mode;
 }
 
+/*
+ * The first five parameters of the INSERT of a new saga (gid, mode, owner,
+ * payload, timeout), from the arguments of begin() or start().
+ */
+static void
+saga_row_args(FunctionCallInfo fcinfo, SagaCall *cx, const char *gid, const char *mode_name,
+			  int timeout_arg, int payload_arg, Datum *args, char *nulls)
+{
+	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
+	nulls[0] = gid ? ' ' : 'n';
+	args[1] = CStringGetTextDatum(mode_name);
+	args[2] = ObjectIdGetDatum(cx->caller);
+	args[3] = PG_ARGISNULL(payload_arg) ? (Datum) 0 : PG_GETARG_DATUM(payload_arg);
+	nulls[3] = PG_ARGISNULL(payload_arg) ? 'n' : ' ';
+	args[4] = PG_ARGISNULL(timeout_arg) ? (Datum) 0 : PG_GETARG_DATUM(timeout_arg);
+	nulls[4] = PG_ARGISNULL(timeout_arg) ? 'n' : ' ';
+}
+
 static void
 duplicate_gid(const char *gid)
 {
@@ -487,14 +505,7 @@ saga_begin(PG_FUNCTION_ARGS)
 
 	mode = check_saga_args(fcinfo, gid, mode_name, 2);
 	call_begin(&cx);
-	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
-	nulls[0] = gid ? ' ' : 'n';
-	args[1] = CStringGetTextDatum(mode_name);
-	args[2] = ObjectIdGetDatum(cx.caller);
-	args[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	args[4] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[4] = PG_ARGISNULL(2) ? 'n' : ' ';
+	saga_row_args(fcinfo, &cx, gid, mode_name, 2, 3, args, nulls);
 
 	/* one statement: a duplicate gid inserts nothing and returns no row */
 	if (run_sql("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
@@ -1011,14 +1022,7 @@ saga_start(PG_FUNCTION_ARGS)
 	}
 	memset(nulls, ' ', sizeof(nulls));
 	call_begin(&cx);
-	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
-	nulls[0] = gid ? ' ' : 'n';
-	args[1] = CStringGetTextDatum(mode_name);
-	args[2] = ObjectIdGetDatum(cx.caller);
-	args[3] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
-	nulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
-	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	saga_row_args(fcinfo, &cx, gid, mode_name, 3, 4, args, nulls);
 	args[5] = start_column(steps, n, -1, TEXTOID, names);
 	args[6] = start_column(steps, n, STEP_TARGET, TEXTOID, NULL);
 	args[7] = start_column(steps, n, STEP_ACTION, TEXTOID, NULL);

@@ -816,6 +816,17 @@ saga_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	take_my_slot();
 	pgstat_report_appname("pg_saga worker");
+	/*
+	 * Every statement of the worker finds its rows through an index (ids,
+	 * the partial index of unfinished sagas).  Its plans are made once, when
+	 * the tables may still be empty and a scan of the whole table looks
+	 * cheapest: a generic plan for "id = ANY ($1)" would keep scanning
+	 * saga.gtx as it grows.  The cost that disabling scans adds would make
+	 * the few statements that have no index to use (saga.coordinator, one
+	 * row) look worth compiling: its statements are all short, so no JIT.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saga worker", ALLOCSET_DEFAULT_SIZES);
 	turn_cxt = AllocSetContextCreate(worker_cxt, "pg_saga turn", ALLOCSET_DEFAULT_SIZES);

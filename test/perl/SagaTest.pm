@@ -310,28 +310,37 @@ ways of submitting, which must behave alike.
 =cut
 
 
+# The named arguments of a step after target and action, for add_step and
+# saga.step alike.
+sub step_options
+{
+	my ($s) = @_;
+	my @a;
+	foreach my $k (qw(compensation confirm name))
+	{
+		push @a, "$k => " . quote_literal($s->{$k}) if defined $s->{$k};
+	}
+	push @a,
+	  'after => ARRAY['
+	  . join(', ', map { quote_literal($_) } @{ $s->{after} })
+	  . ']::text[]'
+	  if defined $s->{after};
+	foreach my $k (qw(expect_rows max_attempts))
+	{
+		push @a, "$k => $s->{$k}" if defined $s->{$k};
+	}
+	push @a, 'timeout => ' . quote_literal($s->{timeout}) . '::interval'
+	  if defined $s->{timeout};
+	return @a;
+}
+
 sub build_start_sql
 {
 	my (%args) = @_;
 	my @steps;
 	foreach my $s (@{ $args{steps} })
 	{
-		my @a = (quote_literal($s->{target}), quote_literal($s->{action}));
-		foreach my $k (qw(compensation confirm name))
-		{
-			push @a, "$k => " . quote_literal($s->{$k}) if defined $s->{$k};
-		}
-		push @a,
-		  'after => ARRAY['
-		  . join(', ', map { quote_literal($_) } @{ $s->{after} })
-		  . ']::text[]'
-		  if defined $s->{after};
-		foreach my $k (qw(expect_rows max_attempts))
-		{
-			push @a, "$k => $s->{$k}" if defined $s->{$k};
-		}
-		push @a, 'timeout => ' . quote_literal($s->{timeout}) . '::interval'
-		  if defined $s->{timeout};
+		my @a = (quote_literal($s->{target}), quote_literal($s->{action}), step_options($s));
 		push @steps, 'saga.step(' . join(', ', @a) . ')';
 	}
 	my @b = ('ARRAY[' . join(",\n  ", @steps) . ']::saga.step[]',
@@ -365,22 +374,7 @@ sub build_saga_sql
 	{
 		my @a = ('gid => ' . quote_literal($gid));
 		push @a, 'target => ' . quote_literal($s->{target});
-		push @a, 'action => ' . quote_literal($s->{action});
-		foreach my $k (qw(compensation confirm name))
-		{
-			push @a, "$k => " . quote_literal($s->{$k}) if defined $s->{$k};
-		}
-		push @a,
-		  'after => ARRAY['
-		  . join(', ', map { quote_literal($_) } @{ $s->{after} })
-		  . ']::text[]'
-		  if defined $s->{after};
-		foreach my $k (qw(expect_rows max_attempts))
-		{
-			push @a, "$k => $s->{$k}" if defined $s->{$k};
-		}
-		push @a, 'timeout => ' . quote_literal($s->{timeout}) . '::interval'
-		  if defined $s->{timeout};
+		push @a, 'action => ' . quote_literal($s->{action}), step_options($s);
 		$sql .= 'SELECT saga.add_step(' . join(', ', @a) . ");\n";
 	}
 	return $sql;
