@@ -163,6 +163,19 @@ SELECT saga.start(ARRAY[
     gid => 'ref-start');
 SELECT saga.wait('ref-start');
 
+-- saga.result
+SELECT saga.start(ARRAY[
+    saga.step('loop', $$INSERT INTO ref_shipment VALUES (current_setting('saga.gid'), 'pear') RETURNING item$$,
+              $$DELETE FROM ref_shipment WHERE gid = current_setting('saga.gid')
+                  AND item = current_setting('saga.results')::jsonb #>> '{ship,0,item}'$$,
+              name => 'ship'),
+    saga.step('loop', $$SELECT current_setting('saga.results')::jsonb #>> '{ship,0,item}' AS shipped$$,
+              name => 'check')],
+    gid => 'ref-result');
+SELECT saga.wait('ref-result');
+SELECT saga.result('ref-result');
+SELECT step, name, result FROM saga.steps WHERE gid = 'ref-result' ORDER BY step;
+
 -- (not in the reference) every ```sql block of docs/reference.md is in
 -- this file, and every result printed right under one (a plain ``` block
 -- that follows it at once) is in expected/reference.out, one result (a

@@ -4,17 +4,27 @@
  *		What a step sends to its participant, and the participant's set-up.
  *
  * A step call is one round trip and one remote transaction (in mode xa, one
- * prepared transaction): it sets the saga.gid and saga.step settings for
- * the transaction, then calls saga_participant.run(), which records the
- * call in the barrier table and runs the user's SQL only if the barrier
- * lets it (see pg_saga_participant.sql).  If anything fails, the whole
- * remote transaction rolls back, barrier record included.
+ * prepared transaction): it sets the saga.gid, saga.step and saga.results
+ * settings for the transaction, then calls a participant function
+ * (saga_participant.run() or run_step()), which records the call in the
+ * barrier table and runs the user's SQL only if the barrier lets it (see
+ * pg_saga_participant.sql).  If anything fails, the whole remote
+ * transaction rolls back, barrier record included.
  *
- * Outside xa a call is one statement, prepared once per connection
- * (barrier_step_statement) and executed with the step's values as
- * parameters, so the participant neither parses nor plans it again; the
- * step's timeout is then the session's statement_timeout, set when it
- * changes.  The same call also exists as a query string
+ * Step results: when the last statement of an action or confirm returns
+ * rows, the worker sends it apart, rewritten (WITH ... SELECT count(*),
+ * jsonb_agg(...)) so that the participant answers its row count and its
+ * rows as one jsonb value, kept with the barrier record and answered with
+ * the reply; run_step() runs such calls.  Steps whose last statement
+ * returns no rows call run(), which participants set up by any version
+ * have.  The results a step reads (saga.results) always travel as a
+ * parameter value or a quoted literal, never as SQL.
+ *
+ * Outside xa a call is one statement, prepared once per connection for
+ * each kind of call (barrier_call_statement) and executed with the step's
+ * values as parameters, so the participant neither parses nor plans it
+ * again; the step's timeout is then the session's statement_timeout, set
+ * when it changes.  The same call also exists as a query string
  * (barrier_step_call), used in mode xa, where it sits between BEGIN and
  * PREPARE TRANSACTION, and wherever the statement cannot be prepared.
  *
@@ -34,34 +44,302 @@
 #include "catalog/pg_type_d.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "pg_saga.h"
 
-/* SET LOCAL of the step's timeout and of saga.gid / saga.step. */
-static void
-append_step_settings(StringInfo buf, const char *gid, int step, int timeout_ms)
+/* ---- results: the rows of a step's last statement ---- */
+
+/* Does any WITH query of ctes write (which a WITH inside a WITH refuses)? */
+static bool
+ctes_modify(WithClause *with)
 {
-	appendStringInfo(buf,
-					 "SELECT pg_catalog.set_config('statement_timeout', '%d', true), "
-					 "pg_catalog.set_config('saga.gid', %s, true), "
-					 "pg_catalog.set_config('saga.step', '%d', true); ",
-					 timeout_ms, quote_literal_cstr(gid), step);
+	ListCell   *lc;
+
+	if (with == NULL)
+		return false;
+	foreach(lc, with->ctes)
+	{
+		Node	   *query = ((CommonTableExpr *) lfirst(lc))->ctequery;
+
+		if (!IsA(query, SelectStmt))
+			return true;
+	}
+	return false;
 }
 
-static void
-append_run(StringInfo buf, const char *coordinator, const char *gid, SagaStep *step,
-		   StepOp op)
+/*
+ * Does this statement return rows that can be read as a step's result: a
+ * query (but SELECT INTO, which makes a table), or INSERT, UPDATE or
+ * DELETE with RETURNING?  Not one whose own WITH writes: it cannot be
+ * nested in the WITH that reads its rows.
+ */
+static bool
+statement_returns_rows(Node *stmt)
 {
-	appendStringInfo(buf,
-					 "SELECT saga_participant.run(%s, %s, %d, '%s', %s, ",
-					 quote_literal_cstr(coordinator), quote_literal_cstr(gid), step->number,
-					 step_op_name(op), quote_literal_cstr(step->sql[op]));
-	if (step->has_expect_rows && op == OP_ACTION)
-		appendStringInfo(buf, INT64_FORMAT "::bigint)", step->expect_rows);
+	switch (nodeTag(stmt))
+	{
+		case T_SelectStmt:
+			{
+				SelectStmt *select = (SelectStmt *) stmt;
+				SelectStmt *leftmost = select;
+
+				while (leftmost->larg != NULL)
+					leftmost = leftmost->larg;
+				return leftmost->intoClause == NULL && select->intoClause == NULL &&
+					!ctes_modify(select->withClause);
+			}
+		case T_InsertStmt:
+			return ((InsertStmt *) stmt)->returningList != NIL &&
+				!ctes_modify(((InsertStmt *) stmt)->withClause);
+		case T_UpdateStmt:
+			return ((UpdateStmt *) stmt)->returningList != NIL &&
+				!ctes_modify(((UpdateStmt *) stmt)->withClause);
+		case T_DeleteStmt:
+			return ((DeleteStmt *) stmt)->returningList != NIL &&
+				!ctes_modify(((DeleteStmt *) stmt)->withClause);
+		default:
+			return false;
+	}
+}
+
+/*
+ * Splits sql before its last statement, if that returns rows: *prefix is
+ * what comes before it ("" if nothing), *last the statement rewritten to
+ * answer its row count and its rows as a jsonb array.  Returns false (the
+ * SQL runs as it is, with no result) when the last statement returns no
+ * rows, or when this server's grammar cannot read the SQL: the participant
+ * then reports the syntax error, or runs what its own grammar accepts.
+ *
+ * Only the raw grammar runs here, which touches no catalog and needs no
+ * transaction; the error it may raise is caught and dropped, as nothing
+ * but memory, in a context of its own, is left to clean.
+ */
+static bool
+split_result_statement(const char *sql, char **prefix, char **last)
+{
+	MemoryContext parse_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_saga step parse",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(parse_cxt);
+	List	   *volatile parsed = NIL;
+	bool		found = false;
+
+	PG_TRY();
+	{
+		parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(parse_cxt);
+		FlushErrorState();
+		parsed = NIL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+
+	if (parsed != NIL)
+	{
+		RawStmt    *stmt = llast_node(RawStmt, parsed);
+
+		if (statement_returns_rows(stmt->stmt))
+		{
+			int			len = stmt->stmt_len > 0 ? stmt->stmt_len :
+				(int) strlen(sql + stmt->stmt_location);
+
+			*prefix = list_length(parsed) > 1 ? pnstrdup(sql, stmt->stmt_location) : pstrdup("");
+			/* the newlines end a -- comment the statement may end with */
+			*last = psprintf("WITH pgsaga_rows AS (\n%.*s\n) "
+							 "SELECT pg_catalog.count(*), COALESCE(pg_catalog.jsonb_agg("
+							 "pg_catalog.to_jsonb(pgsaga_rows)), '[]'::jsonb) FROM pgsaga_rows",
+							 len, sql + stmt->stmt_location);
+			found = true;
+		}
+	}
+	MemoryContextDelete(parse_cxt);
+	return found;
+}
+
+/*
+ * The statement answering the result of op of step, NULL when op keeps
+ * none (a compensation) or its SQL's last statement returns no rows; the
+ * SQL to run before it in *prefix.  Worked out once per step and operation.
+ */
+static char *
+step_result_sql(SagaStep *step, StepOp op, const char **prefix)
+{
+	*prefix = step->sql[op];
+	if (op != OP_ACTION && op != OP_CONFIRM)
+		return NULL;
+	if (!step->result_split[op])
+	{
+		MemoryContext old = MemoryContextSwitchTo(step->saga->cxt);
+
+		if (!split_result_statement(step->sql[op], &step->result_prefix[op],
+									&step->result_sql[op]))
+			step->result_prefix[op] = step->result_sql[op] = NULL;
+		step->result_split[op] = true;
+		MemoryContextSwitchTo(old);
+	}
+	if (step->result_sql[op] != NULL)
+		*prefix = step->result_prefix[op];
+	return step->result_sql[op];
+}
+
+/* Does op of step end with a statement that returns rows (its result)? */
+bool
+barrier_returns_rows(SagaStep *step, StepOp op)
+{
+	const char *prefix;
+
+	return step_result_sql(step, op, &prefix) != NULL;
+}
+
+/* ---- step calls ---- */
+
+/*
+ * The statements prepared for step calls, by StepCallKind: their text,
+ * parameter types and names.  The settings of CALL_RUN are made in a
+ * subquery, so they are in place before run() executes; run_step() and
+ * run_batch() make them themselves.  run()'s answer is the first column,
+ * run_step()'s result the second, as the worker reads replies.  A step
+ * whose last statement returns no rows calls run(), which participants set
+ * up by any version have.
+ */
+static const Oid run_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+static const Oid run_result_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID,
+TEXTOID, TEXTOID, INT4OID, TEXTOID};
+static const Oid batch_types[] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, TEXTARRAYOID};
+
+const char *
+barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
+{
+	switch (kind)
+	{
+		case CALL_RUN:
+			*types = run_types;
+			*nargs = lengthof(run_types);
+			return "SELECT saga_participant.run($1, $2, $3, $4, $5, $6) "
+				"FROM (SELECT pg_catalog.set_config('saga.gid', $2, true), "
+				"pg_catalog.set_config('saga.step', $3::text, true), "
+				"pg_catalog.set_config('saga.results', $7, true) OFFSET 0) AS settings";
+		case CALL_RUN_RESULT:
+			*types = run_result_types;
+			*nargs = lengthof(run_result_types);
+			return "SELECT reply, result "
+				"FROM saga_participant.run_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+		case CALL_BATCH:
+			*types = batch_types;
+			*nargs = lengthof(batch_types);
+			return "SELECT reply, result, error_sqlstate, error_message, error_detail, "
+				"error_hint, error_context "
+				"FROM saga_participant.run_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+	}
+	pg_unreachable();
+}
+
+/* Names start with pgsaga_: clean_session() keeps those. */
+const char *
+barrier_call_statement_name(StepCallKind kind)
+{
+	static const char *const names[STEP_CALL_KINDS] = {"pgsaga_step", "pgsaga_step_result",
+	"pgsaga_batch"};
+
+	return names[kind];
+}
+
+/*
+ * Does op of step need its own action's result, which the worker does not
+ * have (the action's reply was lost), but the action's barrier record may?
+ */
+static bool
+needs_own_result(SagaStep *step, StepOp op)
+{
+	return op != OP_ACTION && step->result == NULL && barrier_returns_rows(step, OP_ACTION);
+}
+
+/*
+ * The call of op for step as the parameters of its statement: CALL_RUN
+ * unless its last statement returns rows, or it needs its action's result
+ * from the participant (CALL_RUN_RESULT), so that a participant set up
+ * before results existed runs every other step.
+ */
+static RemoteStepCall *
+step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op, int timeout_ms)
+{
+	RemoteStepCall *call = palloc0(sizeof(RemoteStepCall));
+	const char *sql;
+	char	   *result_sql = step_result_sql(step, op, &sql);
+	char	   *results = engine_step_results(step, op);
+
+	call->values[0] = coordinator;
+	call->values[1] = saga->gid;
+	call->values[2] = psprintf("%d", step->number);
+	call->values[3] = step_op_name(op);
+	call->values[4] = sql;
+	call->values[5] = step->has_expect_rows && op == OP_ACTION ?
+		psprintf(INT64_FORMAT, step->expect_rows) : NULL;
+	if (result_sql == NULL && !needs_own_result(step, op))
+	{
+		call->kind = CALL_RUN;
+		call->nargs = 7;
+		call->values[6] = results;
+	}
 	else
-		appendStringInfoString(buf, "NULL::bigint)");
+	{
+		call->kind = CALL_RUN_RESULT;
+		call->nargs = 10;
+		call->values[6] = result_sql;
+		call->values[7] = results;
+		call->values[8] = psprintf("%d", saga_max_result_size);
+		call->values[9] = step->name;
+	}
+	call->timeout_ms = timeout_ms;
+	return call;
+}
+
+/* A parameter of a call as an SQL literal of its type. */
+static void
+append_literal(StringInfo buf, const char *value, const char *type)
+{
+	if (value == NULL)
+		appendStringInfo(buf, "NULL::%s", type);
+	else
+		appendStringInfo(buf, "%s::%s", quote_literal_cstr(value), type);
+}
+
+/* The call as query text: what its statement does, with literals. */
+static void
+append_step_call_text(StringInfo buf, RemoteStepCall *call)
+{
+	static const char *const run_arg_types[] = {"text", "text", "int", "text", "text",
+	"bigint", "text", "text", "int", "text"};
+	int			nargs = call->kind == CALL_RUN ? 6 : 10;
+	int			i;
+
+	if (call->kind == CALL_RUN)
+	{
+		appendStringInfoString(buf, "SELECT pg_catalog.set_config('saga.gid', ");
+		append_literal(buf, call->values[1], "text");
+		appendStringInfoString(buf, ", true), pg_catalog.set_config('saga.step', ");
+		append_literal(buf, call->values[2], "text");
+		appendStringInfoString(buf, ", true), pg_catalog.set_config('saga.results', ");
+		append_literal(buf, call->values[6], "text");
+		appendStringInfoString(buf, ", true); SELECT saga_participant.run(");
+	}
+	else
+		appendStringInfoString(buf, "SELECT reply, result FROM saga_participant.run_step(");
+	for (i = 0; i < nargs; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		append_literal(buf, call->values[i], run_arg_types[i]);
+	}
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -87,8 +365,9 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			if (saga->mode == MODE_XA)
 				appendStringInfoString(&buf, "BEGIN; "
 									   "SELECT pg_catalog.set_config('saga_participant.prepare', 'on', true); ");
-			append_step_settings(&buf, saga->gid, step->number, timeout_ms);
-			append_run(&buf, coordinator, saga->gid, step, op);
+			appendStringInfo(&buf, "SELECT pg_catalog.set_config('statement_timeout', '%d', true); ",
+							 timeout_ms);
+			append_step_call_text(&buf, step_call(coordinator, saga, step, op, timeout_ms));
 			if (saga->mode == MODE_XA)
 				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
 			break;
@@ -109,25 +388,6 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 }
 
 /*
- * The statement a connection prepares for step calls, and its parameter
- * types.  The settings are made in a subquery, so they are in place before
- * run() executes; run()'s answer is the first column, as the worker reads
- * replies.  Only saga_participant.run() of pg_saga_participant.sql is
- * called, so participants set up by any version keep working.
- */
-const char *
-barrier_step_statement(const Oid **types)
-{
-	static const Oid step_types[STEP_CALL_NARGS] = {TEXTOID, TEXTOID, INT4OID, TEXTOID,
-	TEXTOID, INT8OID};
-
-	*types = step_types;
-	return "SELECT saga_participant.run($1, $2, $3, $4, $5, $6) "
-		"FROM (SELECT pg_catalog.set_config('saga.gid', $2, true), "
-		"pg_catalog.set_config('saga.step', $3::text, true) OFFSET 0) AS settings";
-}
-
-/*
  * The parameters of the prepared statement for op of step; NULL in mode xa
  * and for the operations that are not step calls.
  */
@@ -135,21 +395,10 @@ RemoteStepCall *
 barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp op,
 					int timeout_ms)
 {
-	RemoteStepCall *call;
-
 	if (saga->mode == MODE_XA ||
 		(op != OP_ACTION && op != OP_COMPENSATION && op != OP_CONFIRM))
 		return NULL;
-	call = palloc0(sizeof(RemoteStepCall));
-	call->values[0] = coordinator;
-	call->values[1] = saga->gid;
-	call->values[2] = psprintf("%d", step->number);
-	call->values[3] = step_op_name(op);
-	call->values[4] = step->sql[op];
-	call->values[5] = step->has_expect_rows && op == OP_ACTION ?
-		psprintf(INT64_FORMAT, step->expect_rows) : NULL;
-	call->timeout_ms = timeout_ms;
-	return call;
+	return step_call(coordinator, saga, step, op, timeout_ms);
 }
 
 /*
@@ -162,21 +411,6 @@ barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
 {
 	return saga->mode != MODE_XA && step->timeout_ms == 0 &&
 		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
-}
-
-/*
- * The statement a connection prepares for batches: run_batch() answers one
- * row per step, in order (see pg_saga_participant.sql).
- */
-const char *
-barrier_batch_statement(const Oid **types)
-{
-	static const Oid batch_types[STEP_CALL_NARGS] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-
-	*types = batch_types;
-	return "SELECT reply, error_sqlstate, error_message, error_detail, error_hint, error_context "
-		"FROM saga_participant.run_batch($1, $2, $3, $4, $5, $6)";
 }
 
 /*
@@ -231,6 +465,9 @@ barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int
 	const char **opnames = palloc(sizeof(char *) * n);
 	const char **sqls = palloc(sizeof(char *) * n);
 	const char **expect = palloc(sizeof(char *) * n);
+	const char **result_sqls = palloc(sizeof(char *) * n);
+	const char **results = palloc(sizeof(char *) * n);
+	const char **names = palloc(sizeof(char *) * n);
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -240,17 +477,24 @@ barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int
 		gids[i] = step->saga->gid;
 		numbers[i] = psprintf("%d", step->number);
 		opnames[i] = step_op_name(ops[i]);
-		sqls[i] = step->sql[ops[i]];
+		result_sqls[i] = step_result_sql(step, ops[i], &sqls[i]);
 		expect[i] = step->has_expect_rows && ops[i] == OP_ACTION ?
 			psprintf(INT64_FORMAT, step->expect_rows) : NULL;
+		results[i] = engine_step_results(step, ops[i]);
+		names[i] = step->name;
 	}
-	call->batch = true;
+	call->kind = CALL_BATCH;
+	call->nargs = 10;
 	call->values[0] = coordinator;
 	call->values[1] = array_text(gids, n);
 	call->values[2] = array_text(numbers, n);
 	call->values[3] = array_text(opnames, n);
 	call->values[4] = array_text(sqls, n);
 	call->values[5] = array_text(expect, n);
+	call->values[6] = array_text(result_sqls, n);
+	call->values[7] = array_text(results, n);
+	call->values[8] = psprintf("%d", saga_max_result_size);
+	call->values[9] = array_text(names, n);
 	call->timeout_ms = timeout_ms;
 	return call;
 }

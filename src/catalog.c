@@ -15,10 +15,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -33,6 +35,13 @@ static SPIPlanPtr plan_write_saga = NULL;
 static SPIPlanPtr plan_write_saga_unless_aborted = NULL;
 static SPIPlanPtr plan_write_step = NULL;
 static SPIPlanPtr plan_write_event = NULL;
+
+/*
+ * Whether saga.gtx_step has the result columns (pg_saga 1.4).  The library
+ * serves earlier versions too, until ALTER EXTENSION UPDATE adds them; the
+ * worker then reads and writes results from its next turn on.
+ */
+static bool has_result_columns = false;
 
 /*
  * The highest saga id when this worker started.  A saga up to it may have
@@ -65,6 +74,58 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"UPDATE saga.gtx SET status = $2, phase = $3, last_error = $4, " \
 	"finished_at = CASE WHEN $2 IN ('succeeded', 'aborted', 'failed') " \
 	"THEN pg_catalog.clock_timestamp() END WHERE id = $1"
+
+static bool
+schema_has_result_columns(void)
+{
+	Oid			relid = get_relname_relid("gtx_step", get_namespace_oid(SAGA_SCHEMA, false));
+
+	return OidIsValid(relid) && get_attnum(relid, "result") != InvalidAttrNumber;
+}
+
+/* The statements that read and write steps, for the schema there is. */
+static void
+prepare_step_plans(void)
+{
+	Oid			ids_arg[1] = {INT8ARRAYOID};
+	Oid			step_args[13] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID,
+		TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	BOOLOID, TEXTOID, TEXTOID};
+
+	if (plan_steps != NULL)
+		SPI_freeplan(plan_steps);
+	if (plan_write_step != NULL)
+		SPI_freeplan(plan_write_step);
+	has_result_columns = schema_has_result_columns();
+	plan_steps = keep_plan(psprintf(
+		"SELECT gtx_id, step, name, target, action, compensation, confirm, after_steps::text, "
+		"expect_rows, max_attempts, "
+		"(EXTRACT(epoch FROM timeout) * 1000)::bigint, status, maybe_applied, attempts, "
+		"next_attempt_at, last_error, last_sqlstate, started_at, finished_at, %s "
+		"FROM saga.gtx_step WHERE gtx_id = ANY ($1) ORDER BY gtx_id, step",
+		has_result_columns ? "result::text, confirm_result::text" : "NULL::text, NULL::text"),
+		1, ids_arg);
+	/* results are written only when they change: they may be large */
+	plan_write_step = keep_plan(psprintf(
+		"UPDATE saga.gtx_step SET status = $3, maybe_applied = $4, attempts = $5, "
+		"next_attempt_at = $6, last_error = $7, last_sqlstate = $8, "
+		"started_at = $9, finished_at = $10%s WHERE gtx_id = $1 AND step = $2",
+		has_result_columns ? ", result = CASE WHEN $11 THEN $12::jsonb ELSE result END, "
+		"confirm_result = CASE WHEN $11 THEN $13::jsonb ELSE confirm_result END" : ""),
+		has_result_columns ? 13 : 10, step_args);
+}
+
+/*
+ * Called every turn: once an update added the result columns, steps are
+ * read and written with them.  Costs a cache lookup per turn only until
+ * then.
+ */
+void
+catalog_recheck_schema(void)
+{
+	if (!has_result_columns && schema_has_result_columns())
+		prepare_step_plans();
+}
 
 void
 catalog_prepare(void)
@@ -102,25 +163,9 @@ catalog_prepare(void)
 		"WHERE finished_at IS NULL AND id <= $1 AND abort_requested "
 		"AND status IN " LIVE_STATUSES,
 		1, id_arg);
-	plan_steps = keep_plan(
-		"SELECT gtx_id, step, name, target, action, compensation, confirm, after_steps::text, "
-		"expect_rows, max_attempts, "
-		"(EXTRACT(epoch FROM timeout) * 1000)::bigint, status, maybe_applied, attempts, "
-		"next_attempt_at, last_error, last_sqlstate, started_at, finished_at "
-		"FROM saga.gtx_step WHERE gtx_id = ANY ($1) ORDER BY gtx_id, step",
-		1, ids_arg);
+	prepare_step_plans();
 	plan_write_saga = keep_plan(SAGA_WRITE_SQL, 4, saga_args);
 	plan_write_saga_unless_aborted = keep_plan(SAGA_WRITE_SQL " AND NOT abort_requested", 4, saga_args);
-	{
-		Oid			step_args[10] = {INT8OID, INT4OID, TEXTOID, BOOLOID, INT4OID,
-			TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-
-		plan_write_step = keep_plan(
-			"UPDATE saga.gtx_step SET status = $3, maybe_applied = $4, attempts = $5, "
-			"next_attempt_at = $6, last_error = $7, last_sqlstate = $8, "
-			"started_at = $9, finished_at = $10 WHERE gtx_id = $1 AND step = $2",
-			10, step_args);
-	}
 	{
 		Oid			event_args[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 
@@ -263,6 +308,8 @@ read_step(Saga *saga, SagaStep *step, HeapTuple tup, TupleDesc desc)
 	step->last_sqlstate = get_text(tup, desc, 17, saga->cxt);
 	step->started_at = get_timestamp(tup, desc, 18);
 	step->finished_at = get_timestamp(tup, desc, 19);
+	step->result = get_text(tup, desc, 20, saga->cxt);
+	step->confirm_result = get_text(tup, desc, 21, saga->cxt);
 	/* xa: an attempt cut short by a crash may have prepared */
 	step->need_probe = saga->mode == MODE_XA && step->status == STEP_RUNNING &&
 		step->attempts > 0;
@@ -481,8 +528,8 @@ catalog_write_saga(Saga *saga)
 void
 catalog_write_step(SagaStep *step)
 {
-	Datum		args[10];
-	char		nulls[10];
+	Datum		args[13];
+	char		nulls[13];
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int64GetDatum(step->saga->id);
@@ -498,6 +545,10 @@ catalog_write_step(SagaStep *step)
 	nulls[8] = step->started_at == 0 ? 'n' : ' ';
 	args[9] = TimestampTzGetDatum(step->finished_at);
 	nulls[9] = step->finished_at == 0 ? 'n' : ' ';
+	args[10] = BoolGetDatum(step->result_dirty);
+	args[11] = text_or_null(step->result_dirty ? step->result : NULL, nulls, 11);
+	args[12] = text_or_null(step->result_dirty ? step->confirm_result : NULL, nulls, 12);
+	step->result_dirty = false;
 	if (SPI_execute_plan(plan_write_step, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not write step %d of saga %s", step->number, step->saga->gid);
 }

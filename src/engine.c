@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -377,7 +378,8 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 		all_done = false;
 		if ((step->status == STEP_PENDING || step->status == STEP_RUNNING) &&
 			due(step, now) && deps_succeeded(saga, step))
-			plan_call(saga, step, step->need_probe ? OP_XA_PROBE : OP_ACTION, now, starts);
+			plan_call(saga, step, step->redo_prepared ? OP_ROLLBACK_PREPARED :
+					  step->need_probe ? OP_XA_PROBE : OP_ACTION, now, starts);
 	}
 	if (!all_done)
 		return;
@@ -541,6 +543,81 @@ engine_advance(Saga *saga, TimestampTz now, List **starts)
 		advance_rollback(saga, now, starts);
 }
 
+/* ---- results ---- */
+
+/* Marks step i and every step it comes after, directly or not. */
+static void
+mark_with_deps(Saga *saga, int i, bool *marked)
+{
+	int			k;
+
+	if (marked[i])
+		return;
+	marked[i] = true;
+	for (k = 0; k < saga->steps[i].ndeps; k++)
+		mark_with_deps(saga, saga->steps[i].deps[k], marked);
+}
+
+/*
+ * What op of step finds in saga.results: a jsonb object (as text) with the
+ * result of every step it runs after, directly or through their own
+ * dependencies, under the step's name; in a compensation or confirm also
+ * its own action's.  "{}" when there is none.
+ */
+char *
+engine_step_results(SagaStep *step, StepOp op)
+{
+	Saga	   *saga = step->saga;
+	int			self = step - saga->steps;
+	bool	   *marked;
+	StringInfoData buf;
+	int			i;
+	bool		any = false;
+
+	for (i = 0; i < saga->nsteps && !any; i++)
+		any = saga->steps[i].result != NULL;
+	if (!any)
+		return "{}";
+	marked = palloc0(sizeof(bool) * saga->nsteps);
+	mark_with_deps(saga, self, marked);
+	if (op == OP_ACTION)
+		marked[self] = false;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *other = &saga->steps[i];
+
+		if (!marked[i] || other->result == NULL)
+			continue;
+		if (buf.len > 1)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, other->name);
+		appendStringInfoString(&buf, ": ");
+		appendStringInfoString(&buf, other->result);
+	}
+	appendStringInfoChar(&buf, '}');
+	pfree(marked);
+	return buf.data;
+}
+
+/*
+ * Keeps the result an action or confirm answered; an operation whose last
+ * statement returns no rows answers none, which is "[]".  Returns how the
+ * history tells of it: its size, never its content.
+ */
+static const char *
+keep_result(SagaStep *step, StepOp op, RemoteOutcome *outcome)
+{
+	const char *result = outcome->result ? outcome->result : "[]";
+
+	set_text(step->saga, op == OP_CONFIRM ? &step->confirm_result : &step->result, result);
+	step->result_dirty = true;
+	if (strcmp(result, "[]") == 0)
+		return "";
+	return psprintf(", result of %zu bytes", strlen(result));
+}
+
 /* ---- outcomes ---- */
 
 static void
@@ -557,6 +634,7 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	Saga	   *saga = step->saga;
 	bool		transient;
+	const char *about_result;
 
 	if (outcome->kind == OUTCOME_OK)
 	{
@@ -575,10 +653,11 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		step->status = saga->mode == MODE_XA ? STEP_PREPARED : STEP_SUCCEEDED;
 		step->finished_at = now;
 		step->dirty = true;
-		engine_add_event(saga, step->number, "action_succeeded", "%s",
+		about_result = keep_result(step, OP_ACTION, outcome);
+		engine_add_event(saga, step->number, "action_succeeded", "%s%s",
 						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
 						 "already applied (barrier)" :
-						 saga->mode == MODE_XA ? "prepared" : "applied");
+						 saga->mode == MODE_XA ? "prepared" : "applied", about_result);
 		return;
 	}
 
@@ -645,8 +724,24 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	bool		already = prepared_op && outcome->kind == OUTCOME_ERROR &&
 		strcmp(outcome->sqlstate, "42704") == 0;
 
+	if (step->redo_prepared && op == OP_ROLLBACK_PREPARED && saga->phase == PHASE_FORWARD &&
+		(outcome->kind == OUTCOME_OK || already))
+	{
+		/* the attempt whose result was lost is undone: call the action again */
+		step->redo_prepared = false;
+		step->next_attempt_at = 0;
+		step->dirty = true;
+		engine_add_event(saga, step->number, "rollback_done",
+						 "the earlier attempt is rolled back; the action runs again");
+		return;
+	}
+	if (saga->phase != PHASE_FORWARD)
+		step->redo_prepared = false;
+
 	if (outcome->kind == OUTCOME_OK || already)
 	{
+		const char *about_result = op == OP_CONFIRM ? keep_result(step, op, outcome) : "";
+
 		step->status = op == OP_CONFIRM ? STEP_CONFIRMED :
 			op == OP_COMMIT_PREPARED ? STEP_SUCCEEDED : STEP_COMPENSATED;
 		step->finished_at = now;
@@ -656,12 +751,12 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 						 op == OP_CONFIRM ? "confirm_done" :
 						 op == OP_COMMIT_PREPARED ? "commit_done" :
 						 op == OP_ROLLBACK_PREPARED ? "rollback_done" : "compensation_done",
-						 "%s",
+						 "%s%s",
 						 already ? "no such prepared transaction: already resolved" :
 						 outcome->reply && strcmp(outcome->reply, "null") == 0 ?
 						 "null compensation: the action never took effect" :
 						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
-						 "already applied (barrier)" : "applied");
+						 "already applied (barrier)" : "applied", about_result);
 		return;
 	}
 	step_set_error(step, outcome->sqlstate, outcome->message);
@@ -689,7 +784,22 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 static void
 finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
-	if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0)
+	if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0 &&
+		step->saga->phase == PHASE_FORWARD && barrier_returns_rows(step, OP_ACTION))
+	{
+		/*
+		 * The attempt's result went with its lost reply, and its barrier
+		 * record is not readable until the decision: undo it (nothing was
+		 * decided yet) and run the action again, which answers it.
+		 */
+		step->need_probe = false;
+		step->redo_prepared = true;
+		step->dirty = true;
+		engine_add_event(step->saga, step->number, "prepared_discarded",
+						 "an earlier attempt was found prepared but its result is unknown: "
+						 "it is rolled back and the action runs again");
+	}
+	else if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0)
 	{
 		step->status = STEP_PREPARED;
 		step->need_probe = false;
@@ -723,9 +833,25 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	}
 }
 
+/*
+ * A participant set up by pg_saga before 1.4 has no run_step(), which steps
+ * that return rows or read results need: say what to do about it.
+ */
+static void
+explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
+{
+	if (outcome->kind == OUTCOME_ERROR && strcmp(outcome->sqlstate, "42883") == 0 &&
+		outcome->message && strstr(outcome->message, "saga_participant.run_step(") != NULL)
+		outcome->message = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
+									"step results (pg_saga 1.4): run saga.setup_participant('%s') "
+									"on the coordinator.",
+									outcome->message, step->target, step->target);
+}
+
 void
 engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
+	explain_old_participant(step, outcome);
 	step->conn = NULL;
 	step->send_alone = false;
 	if (step->flight_op == OP_ACTION)

@@ -42,6 +42,7 @@ PG_FUNCTION_INFO_V1(saga_submit);
 PG_FUNCTION_INFO_V1(saga_start);
 PG_FUNCTION_INFO_V1(saga_wait);
 PG_FUNCTION_INFO_V1(saga_status);
+PG_FUNCTION_INFO_V1(saga_result);
 PG_FUNCTION_INFO_V1(saga_abort);
 PG_FUNCTION_INFO_V1(saga_retry);
 PG_FUNCTION_INFO_V1(saga_purge);
@@ -1075,6 +1076,34 @@ saga_status(PG_FUNCTION_ARGS)
 	lookup_gtx(&cx, gid, false, &row);
 	call_end(&cx);
 	PG_RETURN_TEXT_P(cstring_to_text(saga_status_name(row.status)));
+}
+
+/*
+ * The results of the saga's steps so far, one key per step whose action
+ * finished, as saga.status sees the saga.
+ */
+Datum
+saga_result(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	GtxRow		row;
+	char	   *gid = required_text(fcinfo, 0, "gid");
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *results;
+
+	call_begin(&cx);
+	lookup_gtx(&cx, gid, false, &row);
+	args[0] = Int64GetDatum(row.id);
+	if (run_sql("SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+				"FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
+				1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "pg_saga: could not read the results of saga \"%s\"", gid);
+	results = MemoryContextStrdup(caller_cxt,
+								  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	call_end(&cx);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(results)));
 }
 
 Datum

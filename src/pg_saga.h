@@ -49,9 +49,11 @@ extern int	saga_max_workers;
 extern int	saga_max_connections_per_target;
 extern int	saga_max_active_sagas;
 extern int	saga_batch_size;
+extern int	saga_max_result_size;
 extern int	saga_recovery_interval_ms;
 extern char *saga_step_gid;
 extern char *saga_step_number;
+extern char *saga_step_results;
 extern void saga_define_settings(void);
 
 /* ---- pg_saga.c: shared memory ---- */
@@ -195,22 +197,35 @@ typedef struct RemoteOutcome
 	char		sqlstate[6];	/* for OUTCOME_ERROR; "" if none */
 	char	   *message;		/* error text, palloc'd in the caller's context */
 	char	   *reply;			/* first column of the last row returned */
+	char	   *result;			/* the step's result (jsonb text), if answered */
 } RemoteOutcome;
 
 typedef struct RemotePool RemotePool;
 typedef struct RemoteConn RemoteConn;
 
 /*
- * A step call that can also run as the participant statement prepared once
- * per connection (see barrier.c): saga_participant.run()'s arguments as
- * text, and the statement timeout the call runs under.
+ * The statements a connection prepares for step calls, one per kind (see
+ * barrier.c): run() for a step whose last statement returns no rows (which
+ * participants set up by any version have), run_step() for one that does,
+ * run_batch() for several steps at once.
  */
-#define STEP_CALL_NARGS 6
+typedef enum StepCallKind
+{
+	CALL_RUN,
+	CALL_RUN_RESULT,
+	CALL_BATCH
+} StepCallKind;
+
+#define STEP_CALL_KINDS 3
+#define STEP_CALL_MAX_NARGS 10
+
+/* A step call as the parameters of its kind's statement, as text. */
 typedef struct RemoteStepCall
 {
-	const char *values[STEP_CALL_NARGS];
-	int			timeout_ms;
-	bool		batch;			/* run_batch()'s arguments, not run()'s */
+	StepCallKind kind;
+	int			nargs;
+	const char *values[STEP_CALL_MAX_NARGS];
+	int			timeout_ms;		/* the statement timeout it runs under */
 } RemoteStepCall;
 
 /* Called when a call finishes; arg is what remote_call was given. */
@@ -258,11 +273,12 @@ extern char *barrier_step_call(const char *coordinator, struct Saga *saga,
 							   struct SagaStep *step, StepOp op, int timeout_ms);
 extern RemoteStepCall *barrier_step_params(const char *coordinator, struct Saga *saga,
 										   struct SagaStep *step, StepOp op, int timeout_ms);
-extern const char *barrier_step_statement(const Oid **types);
-extern const char *barrier_batch_statement(const Oid **types);
+extern const char *barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs);
+extern const char *barrier_call_statement_name(StepCallKind kind);
 extern RemoteStepCall *barrier_batch_params(const char *coordinator, struct SagaStep **steps,
 											StepOp *ops, int n, int timeout_ms);
 extern bool barrier_batchable(struct Saga *saga, struct SagaStep *step, StepOp op);
+extern bool barrier_returns_rows(struct SagaStep *step, StepOp op);
 extern char *barrier_xa_prefix(const char *coordinator);
 extern char *barrier_xa_name(const char *coordinator, int64 gtx_id, int step);
 extern char *barrier_xa_list_query(const char *coordinator);
@@ -292,13 +308,22 @@ typedef struct SagaStep
 	TimestampTz finished_at;
 	char	   *last_error;
 	char	   *last_sqlstate;
+	char	   *result;			/* jsonb text of the action's rows; NULL: none yet */
+	char	   *confirm_result; /* tcc: the same of the confirm */
 
 	/* in memory only */
+	bool		result_dirty;	/* result or confirm_result to be written */
+	bool		result_split[STEP_SQL_OPS]; /* result_sql below worked out */
+	char	   *result_prefix[STEP_SQL_OPS];	/* the SQL before its last statement */
+	char	   *result_sql[STEP_SQL_OPS];	/* its last statement, answering its rows;
+											 * NULL if that returns none */
 	RemotePool *pool;			/* of its target and owner, once looked up */
 	RemoteConn *conn;			/* call in flight, or NULL */
 	bool		starting;		/* planned this turn, sent after the commit */
 	bool		stuck;			/* second phase refused: needs an operator */
 	bool		need_probe;		/* xa: an earlier attempt may have prepared */
+	bool		redo_prepared;	/* xa: roll back the attempt found prepared,
+								 * whose result is unknown, and run again */
 	bool		send_alone;		/* its last call did not run in a batch */
 	StepOp		flight_op;
 	bool		dirty;
@@ -349,6 +374,7 @@ typedef struct LiveSagaRef
 } LiveSagaRef;
 
 extern void catalog_prepare(void);
+extern void catalog_recheck_schema(void);
 extern char *catalog_coordinator_id(void);
 /* Should a live saga just read be loaded?  Sees its abort request too. */
 typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);
@@ -379,6 +405,7 @@ extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, Timestamp
 extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										const char *sqlstate, TimestampTz now);
 extern void engine_call_not_sent(SagaStep *step);
+extern char *engine_step_results(SagaStep *step, StepOp op);
 extern TimestampTz engine_next_wakeup(Saga *saga);
 
 /* ---- recovery.c: in-doubt prepared transactions of xa sagas ---- */

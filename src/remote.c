@@ -58,13 +58,12 @@ typedef enum SetupCommand
 {
 	SETUP_NONE,
 	SETUP_SESSION,				/* after connecting: session settings */
-	SETUP_PREPARE,				/* prepare the step statement */
-	SETUP_PREPARE_BATCH,		/* prepare the batch statement */
+	SETUP_PREPARE,				/* prepare the statement of the call's kind */
 	SETUP_TIMEOUT,				/* set the session's statement_timeout */
 	SETUP_CLEAN					/* what a failed call may have left */
 } SetupCommand;
 
-/* Whether the step statement is prepared on a connection. */
+/* Whether a step statement is prepared on a connection (one per call kind). */
 typedef enum StepStatement
 {
 	STEP_STATEMENT_UNKNOWN,
@@ -72,8 +71,6 @@ typedef enum StepStatement
 	STEP_STATEMENT_UNAVAILABLE	/* could not prepare: calls use query text */
 } StepStatement;
 
-#define STEP_STATEMENT_NAME "pgsaga_step"
-#define BATCH_STATEMENT_NAME "pgsaga_batch"
 
 /*
  * After a call that failed, its transaction rolled back: what it does not
@@ -83,7 +80,7 @@ typedef enum StepStatement
 	"DO $pgsaga$ DECLARE n text; BEGIN " \
 	"PERFORM pg_catalog.pg_advisory_unlock_all(); " \
 	"FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements " \
-	"WHERE name NOT IN ('" STEP_STATEMENT_NAME "', '" BATCH_STATEMENT_NAME "') LOOP " \
+	"WHERE name NOT LIKE 'pgsaga\\_%' LOOP " \
 	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
 
 /* A batch whose statement cannot be prepared is not tried for this long. */
@@ -103,8 +100,7 @@ struct RemoteConn
 	TimestampTz deadline;		/* of the connection attempt or the call */
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
-	StepStatement statement;
-	StepStatement batch_statement;
+	StepStatement statements[STEP_CALL_KINDS];	/* by StepCallKind */
 	bool		sent_prepared;	/* the call in flight is a prepared statement */
 	bool		needs_clean;	/* a call failed: clean the session now */
 	bool		discard;		/* cannot be cleaned: close after this call */
@@ -114,6 +110,7 @@ struct RemoteConn
 	void	  **batch_args;
 	int			nrows;			/* rows of the batch's answer */
 	char	  **row_reply;
+	char	  **row_result;
 	char	  **row_sqlstate;
 	char	  **row_message;
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
@@ -125,6 +122,7 @@ struct RemoteConn
 	char		sqlstate[6];
 	char	   *message;
 	char	   *reply;
+	char	   *result;		/* second column of that row, if any */
 };
 
 typedef struct PoolKey
@@ -426,15 +424,16 @@ free_call(RemoteConn *conn)
 	conn->batch_args = NULL;
 	conn->nbatch = 0;
 	free_strings(conn->row_reply, conn->nrows);
+	free_strings(conn->row_result, conn->nrows);
 	free_strings(conn->row_sqlstate, conn->nrows);
 	free_strings(conn->row_message, conn->nrows);
-	conn->row_reply = conn->row_sqlstate = conn->row_message = NULL;
+	conn->row_reply = conn->row_result = conn->row_sqlstate = conn->row_message = NULL;
 	conn->nrows = 0;
 	if (conn->step_call)
 	{
 		int			i;
 
-		for (i = 0; i < STEP_CALL_NARGS; i++)
+		for (i = 0; i < STEP_CALL_MAX_NARGS; i++)
 			if (conn->step_call->values[i])
 				pfree((char *) conn->step_call->values[i]);
 		pfree(conn->step_call);
@@ -449,11 +448,12 @@ copy_step_call(RemoteStepCall *call)
 	RemoteStepCall *copy = MemoryContextAllocZero(remote_cxt, sizeof(RemoteStepCall));
 	int			i;
 
-	for (i = 0; i < STEP_CALL_NARGS; i++)
+	for (i = 0; i < call->nargs; i++)
 		if (call->values[i])
 			copy->values[i] = MemoryContextStrdup(remote_cxt, call->values[i]);
+	copy->kind = call->kind;
+	copy->nargs = call->nargs;
 	copy->timeout_ms = call->timeout_ms;
-	copy->batch = call->batch;
 	return copy;
 }
 
@@ -478,6 +478,8 @@ conn_close(RemoteConn *conn)
 		pfree(conn->message);
 	if (conn->reply)
 		pfree(conn->reply);
+	if (conn->result)
+		pfree(conn->result);
 	pfree(conn);
 }
 
@@ -567,7 +569,7 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 }
 
 /*
- * Sends n step calls as one batch (call->batch: the batch statement's
+ * Sends n step calls as one batch (a call of kind CALL_BATCH: the batch statement's
  * parameters) on a connection of pool; done(args[i], outcome) is called for
  * each step when the batch ends, in order.  Returns NULL, having called
  * nothing, if no connection can be had now.
@@ -578,7 +580,7 @@ remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
 {
 	RemoteConn *conn;
 
-	Assert(call->batch && n > 0);
+	Assert(call->kind == CALL_BATCH && n > 0);
 	conn = conn_for_call(pool);
 	if (conn == NULL)
 		return NULL;
@@ -625,32 +627,61 @@ conn_set_error(RemoteConn *conn, const char *sqlstate, const char *message)
  * not the frames of the participant's own functions, nor the line quoting
  * the step's SQL right above the frame that ran it.
  */
+/*
+ * If line starts the quotation of a statement that the participant's own
+ * frame ran (the step's SQL), the end of that quotation, which may span
+ * lines; NULL otherwise.
+ */
+static const char *
+step_statement_end(const char *line)
+{
+	const char *end;
+	const char *frame;
+
+	if (strncmp(line, "SQL statement \"", 15) != 0 &&
+		strncmp(line, "SQL expression \"", 16) != 0)
+		return NULL;
+	end = strstr(line, "\"\nPL/pgSQL function saga_participant.");
+	if (end == NULL)
+		return NULL;
+	/* another frame in between: the statement is not the step's */
+	frame = strstr(line, "\nPL/pgSQL function ");
+	if (frame != NULL && frame < end + 1)
+		return NULL;
+	frame = strstr(line, "\nSQL function ");
+	if (frame != NULL && frame < end + 1)
+		return NULL;
+	return end + 1;
+}
+
 static void
 append_context(StringInfo buf, const char *context)
 {
-	char	   *copy = pstrdup(context);
-	char	   *line = copy;
+	const char *line = context;
 	bool		first = true;
 
 	while (line && *line)
 	{
-		char	   *next = strchr(line, '\n');
+		const char *skip_to = step_statement_end(line);
+		const char *next;
 
-		if (next)
-			*next++ = '\0';
-		if (strstr(line, "saga_participant.") == NULL &&
-			!(strncmp(line, "SQL statement \"", 15) == 0 && next &&
-			  strstr(next, "saga_participant.") != NULL &&
-			  (strchr(next, '\n') == NULL ||
-			   strstr(next, "saga_participant.") < strchr(next, '\n'))))
+		if (skip_to != NULL)
+		{
+			line = *skip_to == '\n' ? skip_to + 1 : skip_to;
+			continue;
+		}
+		next = strchr(line, '\n');
+		if (!(strncmp(line, "PL/pgSQL function saga_participant.", 35) == 0 ||
+			  strncmp(line, "SQL function \"run", 17) == 0 ||
+			  (strstr(line, "saga_participant.") != NULL &&
+			   (next == NULL || strstr(line, "saga_participant.") < next))))
 		{
 			appendStringInfoString(buf, first ? "\nCONTEXT: " : "\n");
-			appendStringInfoString(buf, line);
+			appendBinaryStringInfo(buf, line, next ? next - line : (int) strlen(line));
 			first = false;
 		}
-		line = next;
+		line = next ? next + 1 : NULL;
 	}
-	pfree(copy);
 }
 
 /*
@@ -696,22 +727,17 @@ conn_error_text(RemoteConn *conn)
 static bool
 send_step_setup(RemoteConn *conn)
 {
-	StepStatement statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+	StepCallKind kind = conn->step_call->kind;
+	StepStatement statement = conn->statements[kind];
 
 	if (statement == STEP_STATEMENT_UNKNOWN)
 	{
 		const Oid  *types;
-		const char *sql;
+		int			nargs;
+		const char *sql = barrier_call_statement(kind, &types, &nargs);
 
-		if (conn->step_call->batch)
-		{
-			sql = barrier_batch_statement(&types);
-			conn->setup = SETUP_PREPARE_BATCH;
-			return PQsendPrepare(conn->pg, BATCH_STATEMENT_NAME, sql, STEP_CALL_NARGS, types);
-		}
-		sql = barrier_step_statement(&types);
 		conn->setup = SETUP_PREPARE;
-		return PQsendPrepare(conn->pg, STEP_STATEMENT_NAME, sql, STEP_CALL_NARGS, types);
+		return PQsendPrepare(conn->pg, barrier_call_statement_name(kind), sql, nargs, types);
 	}
 	if (statement == STEP_STATEMENT_READY &&
 		conn->session_timeout_ms != conn->step_call->timeout_ms)
@@ -737,7 +763,7 @@ step_statement_lost(RemoteConn *conn)
 	char	   *message = psprintf("the step statement prepared on this connection is gone (%s); "
 								   "the call is sent again as text", conn->message);
 
-	conn->statement = STEP_STATEMENT_UNAVAILABLE;
+	conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
 	conn_set_error(conn, "08000", message);
 	pfree(message);
 }
@@ -750,7 +776,7 @@ step_statement_lost(RemoteConn *conn)
 static void
 batch_refused(RemoteConn *conn)
 {
-	conn->batch_statement = STEP_STATEMENT_UNAVAILABLE;
+	conn->statements[CALL_BATCH] = STEP_STATEMENT_UNAVAILABLE;
 	conn->pool->no_batch_until = GetCurrentTimestamp() + BATCH_RETRY_MS * INT64CONST(1000);
 	conn->refused = true;
 }
@@ -772,18 +798,18 @@ send_call_or_setup(RemoteConn *conn)
 		conn->session_timeout_ms = -1;
 		return PQsendQuery(conn->pg, conn->query);
 	}
-	statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+	statement = conn->statements[conn->step_call->kind];
 	if (statement != STEP_STATEMENT_UNAVAILABLE && send_step_setup(conn))
 		return true;
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
-	statement = conn->step_call->batch ? conn->batch_statement : conn->statement;
+	statement = conn->statements[conn->step_call->kind];
 	conn->sent_prepared = statement == STEP_STATEMENT_READY;
 	if (conn->sent_prepared)
-		return PQsendQueryPrepared(conn->pg,
-								   conn->step_call->batch ? BATCH_STATEMENT_NAME : STEP_STATEMENT_NAME,
-								   STEP_CALL_NARGS, conn->step_call->values, NULL, NULL, 0);
-	if (conn->step_call->batch)
+		return PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
+								   conn->step_call->nargs, conn->step_call->values,
+								   NULL, NULL, 0);
+	if (conn->step_call->kind == CALL_BATCH)
 		return false;			/* batches are sent prepared only: see conn_send */
 	conn->session_timeout_ms = -1;
 	return PQsendQuery(conn->pg, conn->query);
@@ -795,8 +821,8 @@ conn_send(RemoteConn *conn)
 	int			rc;
 
 	conn_set_state(conn, CONN_BUSY);
-	if (conn->step_call && conn->step_call->batch &&
-		conn->batch_statement == STEP_STATEMENT_UNAVAILABLE)
+	if (conn->step_call && conn->step_call->kind == CALL_BATCH &&
+		conn->statements[CALL_BATCH] == STEP_STATEMENT_UNAVAILABLE)
 	{
 		/* the participant has no run_batch(): its steps go one by one */
 		batch_refused(conn);
@@ -861,6 +887,7 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome 
 	*outcome = *batch;
 	outcome->message = batch->message ? pstrdup(batch->message) : NULL;
 	outcome->reply = NULL;
+	outcome->result = NULL;
 	if (batch->kind != OUTCOME_OK)
 		return;
 	if (conn->nrows != conn->nbatch)
@@ -884,7 +911,10 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome 
 		outcome->message = pstrdup(conn->row_message[i] ? conn->row_message[i] : "unknown error");
 	}
 	else
+	{
 		outcome->reply = conn->row_reply[i] ? pstrdup(conn->row_reply[i]) : NULL;
+		outcome->result = conn->row_result[i] ? pstrdup(conn->row_result[i]) : NULL;
+	}
 }
 
 static void
@@ -911,6 +941,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	strlcpy(outcome.sqlstate, conn->sqlstate, sizeof(outcome.sqlstate));
 	outcome.message = conn->message ? pstrdup(conn->message) : NULL;
 	outcome.reply = conn->reply ? pstrdup(conn->reply) : NULL;
+	outcome.result = conn->result ? pstrdup(conn->result) : NULL;
 	if (nbatch > 0)
 	{
 		outcomes = palloc(sizeof(RemoteOutcome) * nbatch);
@@ -933,6 +964,9 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	if (conn->reply)
 		pfree(conn->reply);
 	conn->reply = NULL;
+	if (conn->result)
+		pfree(conn->result);
+	conn->result = NULL;
 
 	if (broken)
 		conn_close(conn);
@@ -999,10 +1033,8 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 	switch (conn->setup)
 	{
 		case SETUP_PREPARE:
-			conn->statement = failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
-			break;
-		case SETUP_PREPARE_BATCH:
-			conn->batch_statement = failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
+			conn->statements[conn->step_call->kind] =
+				failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
 			break;
 		case SETUP_CLEAN:
 			conn->needs_clean = false;
@@ -1011,7 +1043,7 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 			break;
 		case SETUP_TIMEOUT:
 			if (failed)
-				conn->statement = STEP_STATEMENT_UNAVAILABLE;
+				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
 			else
 				conn->session_timeout_ms = conn->step_call->timeout_ms;
 			break;
@@ -1058,7 +1090,7 @@ result_text(PGresult *res, int row, int col)
 }
 
 /*
- * Keeps run_batch()'s rows: reply, error_sqlstate, error_message,
+ * Keeps run_batch()'s rows: reply, result, error_sqlstate, error_message,
  * error_detail, error_hint, error_context.
  */
 static void
@@ -1068,22 +1100,25 @@ conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
 	int			i;
 
 	free_strings(conn->row_reply, conn->nrows);
+	free_strings(conn->row_result, conn->nrows);
 	free_strings(conn->row_sqlstate, conn->nrows);
 	free_strings(conn->row_message, conn->nrows);
 	conn->nrows = n;
 	conn->row_reply = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
+	conn->row_result = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
 	conn->row_sqlstate = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
 	conn->row_message = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		conn->row_reply[i] = result_text(res, i, 0);
-		conn->row_sqlstate[i] = result_text(res, i, 1);
+		conn->row_result[i] = result_text(res, i, 1);
+		conn->row_sqlstate[i] = result_text(res, i, 2);
 		if (conn->row_sqlstate[i] != NULL)
 			conn->row_message[i] = MemoryContextStrdup(remote_cxt,
-													   remote_error_text(PQgetvalue(res, i, 2),
-																		 PQgetvalue(res, i, 3),
+													   remote_error_text(PQgetvalue(res, i, 3),
 																		 PQgetvalue(res, i, 4),
-																		 PQgetvalue(res, i, 5)));
+																		 PQgetvalue(res, i, 5),
+																		 PQgetvalue(res, i, 6)));
 	}
 }
 
@@ -1137,10 +1172,15 @@ conn_read_results(RemoteConn *conn)
 				if (PQntuples(res) > 0 && PQnfields(res) > 0 &&
 					!PQgetisnull(res, PQntuples(res) - 1, 0))
 				{
+					/* the last rows of a query text are the call's */
 					if (conn->reply)
 						pfree(conn->reply);
-					conn->reply = MemoryContextStrdup(remote_cxt,
-													  PQgetvalue(res, PQntuples(res) - 1, 0));
+					if (conn->result)
+						pfree(conn->result);
+					conn->reply = result_text(res, PQntuples(res) - 1, 0);
+					conn->result = conn->step_call == NULL ||
+						conn->step_call->kind == CALL_RUN_RESULT ?
+						result_text(res, PQntuples(res) - 1, 1) : NULL;
 				}
 				break;
 			default:

@@ -25,8 +25,10 @@ int			saga_max_connections_per_target = 8;
 int			saga_batch_size = 32;
 int			saga_max_active_sagas = 1000;
 int			saga_recovery_interval_ms = 60000;
+int			saga_max_result_size = 64 * 1024;
 char	   *saga_step_gid = NULL;
 char	   *saga_step_number = NULL;
+char	   *saga_step_results = NULL;
 
 void
 saga_define_settings(void)
@@ -86,6 +88,13 @@ saga_define_settings(void)
 							&saga_batch_size, 32, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("saga.max_result_size",
+							"Largest result a step's action or confirm may return.",
+							"The rows of its last statement, as jsonb text. A larger result is a "
+							"business failure of the step (SQLSTATE 54000); 0 allows none but [].",
+							&saga_max_result_size, 64 * 1024, 0, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("saga.recovery_interval",
 							"How often the worker looks for in-doubt prepared transactions of xa sagas.",
 							"It also looks when it starts.",
@@ -107,6 +116,13 @@ saga_define_settings(void)
 							   "Number of the step being run (set by pg_saga inside a step).",
 							   NULL,
 							   &saga_step_number, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("saga.results",
+							   "Results of the steps the step being run comes after, as a jsonb object "
+							   "(set by pg_saga inside a step).",
+							   NULL,
+							   &saga_step_results, "{}",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("saga");

@@ -666,6 +666,7 @@ run_turn(bool reload)
 	begin_turn_transaction();
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
+	catalog_recheck_schema();
 	if (reload || nqueued > 0 || (more_to_take && nlive < saga_max_active_sagas))
 	{
 		/* the sagas read now were submitted by commits before this point */

@@ -1,7 +1,7 @@
 -- The objects the extension installs: functions with the SPEC's signatures,
 -- the views and their columns, the role saga_admin, the wrapper pg_saga.
 BEGIN;
-SELECT plan(56);
+SELECT plan(60);
 
 -- Functions: name, argument list with names and defaults, result type.
 SELECT has_function('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb'],
@@ -55,6 +55,11 @@ SELECT is(pg_get_function_arguments('saga.purge(interval)'::regprocedure),
 	'saga.purge has the documented arguments and defaults');
 SELECT function_returns('saga', 'purge', ARRAY['interval'], 'bigint', 'saga.purge returns bigint');
 
+SELECT has_function('saga', 'result', ARRAY['text'], 'saga.result(text) exists');
+SELECT is(pg_get_function_arguments('saga.result(text)'::regprocedure), 'gid text',
+	'saga.result has the documented arguments');
+SELECT function_returns('saga', 'result', ARRAY['text'], 'jsonb', 'saga.result returns jsonb');
+
 SELECT has_function('saga', 'setup_participant', ARRAY['text'], 'saga.setup_participant(text) exists');
 SELECT is(pg_get_function_arguments('saga.setup_participant(text)'::regprocedure), 'target text',
 	'saga.setup_participant has the documented arguments');
@@ -87,7 +92,7 @@ SELECT is(
 			'saga.add_step(text, text, text, text, text, text, text[], bigint, integer, interval)',
 			'saga.submit(text)', 'saga.wait(text, interval)', 'saga.status(text)',
 			'saga.abort(text, text)', 'saga.retry(text)', 'saga.purge(interval)',
-			'saga.setup_participant(text)']) AS f
+			'saga.setup_participant(text)', 'saga.result(text)']) AS f
 		  WHERE NOT has_function_privilege('pgtap_surface_nobody', f, 'EXECUTE')),
 	'{}'::text[],
 	'a plain role may execute every function');
@@ -118,8 +123,9 @@ SELECT col_type_is('saga', 'transactions', 'owner', 'text', 'saga.transactions.o
 SELECT has_view('saga', 'steps', 'view saga.steps exists');
 SELECT columns_are('saga', 'steps', ARRAY[
 	'gid', 'step', 'name', 'target', 'status', 'attempts', 'next_attempt_at',
-	'last_error', 'last_sqlstate', 'started_at', 'finished_at'],
+	'last_error', 'last_sqlstate', 'started_at', 'finished_at', 'result', 'confirm_result'],
 	'saga.steps has the documented columns');
+SELECT col_type_is('saga', 'steps', 'result', 'jsonb', 'saga.steps.result is jsonb');
 
 SELECT has_view('saga', 'history', 'view saga.history exists');
 SELECT columns_are('saga', 'history', ARRAY['gid', 'step', 'at', 'event', 'detail'],

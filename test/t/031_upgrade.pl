@@ -82,7 +82,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.3', 'updated to 1.3');
+	'1.4', 'updated to 1.4');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
@@ -159,6 +159,18 @@ is(balances($part, 'bank_a')->{2} . ' ' . balances($part, 'bank_b')->{2}, '88 10
 is( $coord->safe_psql('coord',
 		"SELECT deadline = submitted_at + interval '1 hour' FROM saga.transactions WHERE gid = 'started'"),
 	't', 'its deadline counts from the submitting commit');
+
+# --- what 1.4 adds works on the updated database ----------------------------
+# The worker started on a 1.0 schema, without the result columns: it reads
+# and writes results once the update added them (from its next turn on).
+$coord->safe_psql('coord', "SELECT saga.start(ARRAY[
+		saga.step('bank_a', 'SELECT id, balance FROM account WHERE id = 2', name => 'look'),
+		saga.step('bank_b', \$\$SELECT current_setting('saga.results')::jsonb->'look' AS seen\$\$)],
+	gid => 'results')");
+is(wait_saga($coord, 'results'), 'succeeded', 'a saga with results runs on the updated database');
+is($coord->safe_psql('coord', "SELECT saga.result('results')"),
+	'{"look": [{"id": 2, "balance": 88}], "step2": [{"seen": [{"id": 2, "balance": 88}]}]}',
+	'its results are kept and passed on');
 
 # --- the same objects as a fresh database ---------------------------------
 $coord->safe_psql('postgres', 'CREATE DATABASE fresh');

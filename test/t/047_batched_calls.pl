@@ -148,8 +148,10 @@ SELECT pg_reload_conf();
 });
 ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_size') = '32'"),
 	'batches again');
-$part->safe_psql('bank_b',
-	'DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[])');
+$part->safe_psql('bank_b', q{
+DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[]);
+DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[], text[], text[], int, text[]);
+});
 @gids = submit_transfers('o');
 my @not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;
 is("@not_ok", '', 'with an old participant, every saga still succeeds');

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/results.sh: what step results cost, on the cluster of bench/cluster.sh.
+#
+#   bash bench/results.sh        # its own cluster; prints a markdown section
+#
+# Bursts of RESULTS_N (5,000) two-step sagas started in one transaction and
+# drained, three kinds one after the other, twice (A B C A B C), same
+# cluster and run:
+#   none   both steps an UPDATE (no rows returned: the result is []);
+#   small  the first step's UPDATE ... RETURNING id (a ~10-byte result),
+#          the second reads it from saga.results;
+#   1kB    the first step returns a 1kB value, the second reads it.
+# The drain rate (sagas per second from the commit to the last one
+# finished) of each kind, and its ratio to "none".  Nothing here is a test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+saga_run_as_root bench/results.sh "$@"
+
+RESULTS_N="${RESULTS_N:-5000}"
+. bench/cluster.sh
+bench_cluster_up
+
+accounts="${BENCH_ACCOUNTS:-10000}"
+# results_burst KIND ROUND -> drain rate
+results_burst() {
+	local kind="$1" prefix="res-$1-$2" first second
+	local id="(g % $accounts + 1)"
+	case "$kind" in
+		none)
+			first="'UPDATE account SET balance = balance - 1 WHERE id = ' || $id"
+			second="'UPDATE account SET balance = balance + 1 WHERE id = ' || $id" ;;
+		small)
+			first="'UPDATE account SET balance = balance - 1 WHERE id = ' || $id || ' RETURNING id'"
+			second="'UPDATE account SET balance = balance + 1 WHERE id = (current_setting(''saga.results'')::jsonb #>> ''{step1,0,id}'')::int'" ;;
+		1kB)
+			first="'UPDATE account SET balance = balance - 1 WHERE id = ' || $id || ' RETURNING id, repeat(''x'', 1000) AS pad'"
+			second="'UPDATE account SET balance = balance + 1 WHERE id = (current_setting(''saga.results'')::jsonb #>> ''{step1,0,id}'')::int'" ;;
+	esac
+	sql bench "SELECT count(saga.start(ARRAY[
+		saga.step('bank_a', $first, expect_rows => 1),
+		saga.step('bank_b', $second, expect_rows => 1)],
+		gid => '$prefix-' || g)) FROM generate_series(1, $RESULTS_N) g" >/dev/null
+	sql bench "DO \$\$ BEGIN
+	  WHILE EXISTS (SELECT 1 FROM saga.gtx WHERE gid LIKE '$prefix-%' AND finished_at IS NULL) LOOP
+		PERFORM pg_sleep(0.1);
+	  END LOOP;
+	END \$\$;" >/dev/null
+	sql bench "SELECT round(($RESULTS_N / extract(epoch FROM max(finished_at) - max(submitted_at)))::numeric)
+				 || ' ' || count(*) FILTER (WHERE status <> 'succeeded')
+				 FROM saga.gtx WHERE gid LIKE '$prefix-%'"
+}
+
+declare -A rate
+for round in 1 2; do
+	for kind in none small 1kB; do
+		saga_log "results: burst of $RESULTS_N, kind $kind, round $round"
+		read -r r bad <<<"$(results_burst "$kind" "$round")"
+		[ "$bad" = 0 ] || saga_die "results: $bad sagas of kind $kind did not succeed"
+		rate[$kind]="${rate[$kind]:-} $r"
+	done
+done
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -n | tail -1; }
+none="$(best "${rate[none]}")"
+echo "| kind | drain rate, sagas/s (best of 2) | over none |"
+echo "|---|---|---|"
+for kind in none small 1kB; do
+	b="$(best "${rate[$kind]}")"
+	echo "| $kind | $b (runs:${rate[$kind]}) | $(awk -v a="$b" -v n="$none" 'BEGIN { printf "%.2f", a / n }') |"
+done

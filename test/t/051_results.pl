@@ -1,0 +1,364 @@
+# 051_results.pl: step results across participants.
+#
+#  - An order saga over two databases: step 1 inserts an order and returns
+#    its id, step 2 pays for that id on the other database, step 3 fails;
+#    step 1's compensation deletes exactly that order, through saga.results.
+#  - A reply lost to a crash of the worker after the remote commit: the
+#    retried action meets its barrier record, and its result is still there
+#    for step 2.
+#  - Values that would break SQL if spliced (quotes, $$, backslashes,
+#    unicode) and a 60kB result arrive intact in the next step, through a
+#    batch as well as alone; a 70kB result fails with 54000 and leaves
+#    nothing on the participant.
+#  - msg mode keeps results like the other modes.
+#  - xa: read steps (SELECT ... FOR SHARE) while xa transfers move money
+#    between bank_a and bank_b: every read saga sees the total conserved;
+#    the same reads made without coordination see a total that is not.
+#  - A participant set up before step results: steps without rows still
+#    run, one with rows fails saying what to do.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+
+my ($coord, $part) = standard_setup();
+like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
+$part->safe_psql('bank_a',
+	q{CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL);
+	  INSERT INTO orders (item) VALUES ('old 1'), ('old 2');
+	  CREATE TABLE notes (gid text, seen jsonb)});
+$part->safe_psql('bank_b',
+	q{CREATE TABLE payments (order_id int NOT NULL, amount int NOT NULL);
+	  CREATE TABLE notes (gid text, seen jsonb)});
+
+my $order_id_sql = q{(current_setting('saga.results')::jsonb #>> '{order,0,id}')::int};
+my $delete_order = "DELETE FROM orders WHERE id = $order_id_sql";
+my $note_sql = q{INSERT INTO notes VALUES (current_setting('saga.gid'), current_setting('saga.results')::jsonb)};
+
+sub order_saga
+{
+	my ($gid, %o) = @_;
+	my @steps = (
+		{ target => 'bank_a', name => 'order',
+		  action => ($o{order_prefix} // '') . "INSERT INTO orders (item) VALUES ('$gid') RETURNING id, item",
+		  compensation => $delete_order },
+		{ target => 'bank_b', name => 'pay',
+		  action => "INSERT INTO payments VALUES ($order_id_sql, 30)",
+		  compensation => "DELETE FROM payments WHERE order_id = $order_id_sql" });
+	push @steps, { target => 'bank_b', name => 'fail', action => 'SELECT 1/0' } if $o{fail};
+	return submit_saga($coord, gid => $gid, steps => \@steps);
+}
+
+sub order_of
+{
+	my ($gid) = @_;
+	return $part->safe_psql('bank_a', "SELECT id FROM orders WHERE item = '$gid'");
+}
+
+# --- the order saga ----------------------------------------------------------
+my $gid = order_saga('ord-ok');
+is(wait_saga($coord, $gid), 'succeeded', 'the order saga succeeds');
+my $id = order_of($gid);
+like($id, qr/^\d+$/, 'the order exists on bank_a');
+is($coord->safe_psql('coord', "SELECT saga.result('ord-ok')->'order'"),
+	qq([{"id": $id, "item": "ord-ok"}]), 'saga.result has the order step\'s rows');
+is($part->safe_psql('bank_b', 'SELECT order_id FROM payments'), $id,
+	'bank_b paid for the order bank_a made');
+is($part->safe_psql('bank_a',
+		"SELECT result FROM saga_participant.barrier WHERE gid = 'ord-ok' AND step = 1 AND op = 'action'"),
+	qq([{"id": $id, "item": "ord-ok"}]), 'the participant keeps the result with the barrier record');
+
+$gid = order_saga('ord-fail', fail => 1);
+is(wait_saga($coord, $gid), 'aborted', 'the order saga whose last step fails is aborted');
+is($part->safe_psql('bank_a', 'SELECT item FROM orders ORDER BY id'),
+	"old 1\nold 2\nord-ok", 'the compensation deleted exactly the order its action made');
+is($part->safe_psql('bank_b', 'SELECT order_id FROM payments'), $id,
+	'and the payment for it, not the other one');
+is(step_rows($coord, $gid, 'step, status'), "1|compensated\n2|compensated\n3|failed",
+	'steps compensated, the failed one not');
+
+# --- a reply lost to a crash of the worker ------------------------------------
+# Step 1 waits on an advisory lock the test holds, so the test can lock its
+# step row on the coordinator before the action commits: the worker then
+# blocks writing the reply, and is killed there.
+my $hold = $part->background_psql('bank_a');
+$hold->query_safe('SELECT pg_advisory_lock(5101)');
+$gid = order_saga('ord-lost', order_prefix => 'SELECT pg_advisory_xact_lock(5101); ');
+ok( poll_until($part, 'bank_a',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
+	'step 1 waits on the participant');
+ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'ord-lost' AND step = 1"),
+	'and is recorded as running');
+my $lock = $coord->background_psql('coord');
+$lock->query_safe(
+	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'ord-lost') AND step = 1 FOR UPDATE");
+my $old_pid = worker_pid($coord, 'coord');
+$hold->query_safe('SELECT pg_advisory_unlock(5101)');
+ok( poll_until($part, 'bank_a',
+		"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-lost' AND step = 1 AND result IS NOT NULL"),
+	'the action committed on the participant, result included');
+ok( poll_until($coord, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
+	'the worker waits to write the reply');
+kill 'KILL', $old_pid;
+$hold->quit;
+eval { $lock->quit };
+like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+is(wait_saga($coord, $gid), 'succeeded', 'the saga whose reply was lost succeeds');
+$id = order_of($gid);
+is($part->safe_psql('bank_a', "SELECT count(*) FROM orders WHERE item = 'ord-lost'"), '1',
+	'the order was made once');
+is($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'ord-lost' AND step = 1"),
+	qq([{"id": $id, "item": "ord-lost"}]), 'the result came from the barrier record');
+like($coord->safe_psql('coord',
+		"SELECT detail FROM saga.history WHERE gid = 'ord-lost' AND step = 1 AND event = 'action_succeeded'"),
+	qr/already applied \(barrier\), result of \d+ bytes/, 'the history says so');
+is($part->safe_psql('bank_b', "SELECT count(*) FROM payments WHERE order_id = $id"), '1',
+	'step 2 paid for that order');
+
+# --- a compensation whose action's reply was lost ------------------------------
+# As above, but the participant is stopped before the worker is killed, and
+# the saga is aborted before the action could be retried: the coordinator
+# never learns the result, and the compensation gets it from the action's
+# barrier record.
+$hold = $part->background_psql('bank_a');
+$hold->query_safe('SELECT pg_advisory_lock(5104)');
+$gid = order_saga('ord-abort', order_prefix => 'SELECT pg_advisory_xact_lock(5104); ');
+ok( poll_until($part, 'bank_a',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
+	'step 1 waits on the participant');
+ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'ord-abort' AND step = 1"),
+	'and is recorded as running');
+$lock = $coord->background_psql('coord');
+$lock->query_safe(
+	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'ord-abort') AND step = 1 FOR UPDATE");
+$old_pid = worker_pid($coord, 'coord');
+$hold->query_safe('SELECT pg_advisory_unlock(5104)');
+ok( poll_until($part, 'bank_a',
+		"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-abort' AND step = 1 AND result IS NOT NULL"),
+	'the action committed on the participant');
+ok( poll_until($coord, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
+	'the worker waits to write the reply');
+$hold->quit;
+$part->stop;
+kill 'KILL', $old_pid;
+eval { $lock->quit };
+like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+$coord->safe_psql('coord', "SELECT saga.abort('ord-abort', 'changed my mind')");
+ok( poll_until($coord, 'coord',
+		"SELECT status = 'compensating' FROM saga.transactions WHERE gid = 'ord-abort'"),
+	'the saga rolls back while the participant is down');
+is($coord->safe_psql('coord', "SELECT result IS NULL FROM saga.steps WHERE gid = 'ord-abort' AND step = 1"),
+	't', 'the coordinator never learned the result of step 1');
+$part->start;
+is(wait_saga($coord, $gid), 'aborted', 'the saga is aborted once the participant is back');
+is($part->safe_psql('bank_a', "SELECT count(*) FROM orders WHERE item = 'ord-abort'"), '0',
+	'the compensation deleted the order, with the id from the barrier record');
+is($part->safe_psql('bank_a', 'SELECT count(*) FROM orders'), '4', 'and no other');
+is($coord->safe_psql('coord', "SELECT status FROM saga.steps WHERE gid = 'ord-abort' AND step = 1"),
+	'compensated', 'step 1 is compensated');
+
+# --- values that would break spliced SQL; sizes --------------------------------
+my $odd = q{it's "quoted" \\ $$ $x$ E'\\n' é中 -- ; */};
+my $odd_lit = quote_literal($odd);
+my $sixty = 'SELECT repeat(\'0123456789\', 6000) AS big';
+sub odd_saga
+{
+	my ($gid) = @_;
+	return submit_saga(
+		$coord, gid => $gid,
+		steps => [
+			{ target => 'bank_a', name => 'odd', action => "SELECT $odd_lit AS s, NULL::int AS n" },
+			{ target => 'bank_a', name => 'big', action => $sixty, after => [] },
+			{ target => 'bank_b', action => $note_sql, after => [ 'odd', 'big' ] } ]);
+}
+# enough at once that steps share batches, and one alone
+my @gids = map { odd_saga("odd-$_") } 1 .. 12;
+my @not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;
+is("@not_ok", '', 'sagas with odd and large results succeed');
+is($part->safe_psql('bank_b',
+		"SELECT count(*) FROM notes WHERE gid LIKE 'odd-%' AND seen->'odd'->0->>'s' = $odd_lit "
+		  . "AND seen->'odd'->0->'n' = 'null' AND length(seen->'big'->0->>'big') = 60000"),
+	'12', 'every third step got both results intact');
+is($coord->safe_psql('coord',
+		"SELECT count(*) FROM saga.steps WHERE gid LIKE 'odd-%' AND step = 3 AND result = '[]'"),
+	'12', 'a step whose statement returns no rows has the result []');
+is($coord->safe_psql('coord',
+		"SELECT count(*) FROM saga.steps WHERE gid LIKE 'odd-%' AND step = 2 "
+		  . "AND length(result->0->>'big') = 60000"),
+	'12', 'the 60kB results are kept whole');
+
+$gid = submit_saga(
+	$coord, gid => 'too-big',
+	steps => [
+		{ target => 'bank_a', action => "INSERT INTO orders (item) VALUES (repeat('x', 70000)) RETURNING item" } ]);
+is(wait_saga($coord, $gid), 'aborted', 'a 70kB result aborts its saga');
+is($coord->safe_psql('coord', "SELECT status, last_sqlstate FROM saga.steps WHERE gid = 'too-big'"),
+	'failed|54000', 'its step failed with 54000');
+like($coord->safe_psql('coord', "SELECT last_error FROM saga.steps WHERE gid = 'too-big'"),
+	qr/the result of step 1 is 700\d\d bytes, more than saga.max_result_size \(65536 bytes\)/,
+	'saying both sizes');
+is($part->safe_psql('bank_a',
+		"SELECT (SELECT count(*) FROM orders WHERE length(item) = 70000) || '/' || "
+		  . "(SELECT count(*) FROM saga_participant.barrier WHERE gid = 'too-big')"),
+	'0/0', 'nothing of it is left on the participant');
+
+# --- msg mode -------------------------------------------------------------------
+$gid = submit_saga(
+	$coord, gid => 'msg-res', mode => 'msg',
+	steps => [
+		{ target => 'bank_a', name => 'made', action => "INSERT INTO orders (item) VALUES ('msg') RETURNING id" },
+		{ target => 'bank_b', action => $note_sql } ]);
+is(wait_saga($coord, $gid), 'succeeded', 'a msg saga with results succeeds');
+$id = order_of('msg');
+is($part->safe_psql('bank_b', "SELECT seen FROM notes WHERE gid = 'msg-res'"),
+	qq({"made": [{"id": $id}]}), 'its second delivery read the first one\'s result');
+
+# --- xa: a consistent read across databases -------------------------------------
+# Transfers between account 1 of bank_a and bank_b in xa mode, every one
+# locking bank_a first; reads lock in the same order, so nobody waits on a
+# cycle.  Each read saga's result must total 200.
+sub xa_transfer
+{
+	my ($gid, $delta) = @_;
+	return submit_saga(
+		$coord, gid => $gid, mode => 'xa',
+		steps => [
+			{ target => 'bank_a', action => "UPDATE account SET balance = balance - ($delta) WHERE id = 1",
+			  expect_rows => 1 },
+			{ target => 'bank_b', action => "UPDATE account SET balance = balance + ($delta) WHERE id = 1",
+			  expect_rows => 1 } ]);
+}
+sub xa_read
+{
+	my ($gid, $prefix_b) = @_;
+	return submit_saga(
+		$coord, gid => $gid, mode => 'xa',
+		steps => [
+			{ target => 'bank_a', name => 'a', action => 'SELECT balance FROM account WHERE id = 1 FOR SHARE' },
+			{ target => 'bank_b', name => 'b',
+			  action => ($prefix_b // '') . 'SELECT balance FROM account WHERE id = 1 FOR SHARE' } ]);
+}
+sub read_total
+{
+	my ($gid) = @_;
+	return $coord->safe_psql('coord',
+		"SELECT (r #>> '{a,0,balance}')::numeric + (r #>> '{b,0,balance}')::numeric "
+		  . "FROM saga.result('$gid') AS r");
+}
+
+# the interleaving that breaks an uncoordinated read, made to happen: bank_a
+# is read, a transfer completes, then bank_b is read
+my $before_a = $part->safe_psql('bank_a', 'SELECT balance FROM account WHERE id = 1');
+is(wait_saga($coord, xa_transfer('xa-t0', 10)), 'succeeded', 'an xa transfer succeeds');
+my $after_b = $part->safe_psql('bank_b', 'SELECT balance FROM account WHERE id = 1');
+isnt($before_a + $after_b, 200, "reads without coordination see $before_a + $after_b, not 200");
+
+# the same interleaving tried with an xa read: its bank_b step waits on a lock
+# the test holds while the transfer is submitted; the transfer must wait for
+# the read, and the read sees 200
+$hold = $part->background_psql('bank_b');
+$hold->query_safe('SELECT pg_advisory_lock(5102)');
+my $r = xa_read('xa-r0', 'SELECT pg_advisory_xact_lock(5102); ');
+ok( poll_until($part, 'bank_b',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
+	'the read saga holds bank_a and waits before reading bank_b');
+my $t = xa_transfer('xa-t1', 10);
+ok( poll_until($part, 'bank_a',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' "
+		  . "AND wait_event_type = 'Lock' AND query LIKE '%xa-t1%'"),
+	'the transfer waits for the read\'s lock on bank_a');
+$hold->query_safe('SELECT pg_advisory_unlock(5102)');
+$hold->quit;
+is(wait_saga($coord, $r), 'succeeded', 'the read saga succeeds');
+is(wait_saga($coord, $t), 'succeeded', 'then the transfer');
+is(read_total($r), '200', 'the read saw the total conserved');
+
+# and a stream of both at once
+my (@reads, @transfers);
+for my $i (1 .. 15)
+{
+	push @transfers, xa_transfer("xa-t-$i", $i % 2 ? 7 : -5);
+	push @reads, xa_read("xa-r-$i");
+}
+@not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @transfers, @reads;
+is("@not_ok", '', 'every transfer and read of the stream succeeds');
+my @wrong = grep { read_total($_) ne '200' } @reads;
+is("@wrong", '', 'every read saga saw a total of 200');
+is(total_balance($part, 'bank_a') + total_balance($part, 'bank_b'), 400, 'no money made or lost');
+
+# an xa action whose reply a crash lost after it prepared: the attempt found
+# prepared has no result the coordinator can read, so it is rolled back and
+# the action runs again, answering its result
+$hold = $part->background_psql('bank_a');
+$hold->query_safe('SELECT pg_advisory_lock(5103)');
+$gid = submit_saga(
+	$coord, gid => 'xa-lost', mode => 'xa',
+	steps => [
+		{ target => 'bank_a', name => 'a',
+		  action => 'SELECT pg_advisory_xact_lock(5103); SELECT id, balance FROM account WHERE id = 2 FOR SHARE' },
+		{ target => 'bank_b', action => $note_sql } ]);
+ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'xa-lost' AND step = 1"),
+	'the xa step is running');
+$lock = $coord->background_psql('coord');
+$lock->query_safe(
+	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'xa-lost') AND step = 1 FOR UPDATE");
+$old_pid = worker_pid($coord, 'coord');
+$hold->query_safe('SELECT pg_advisory_unlock(5103)');
+ok(poll_until($part, 'bank_a', 'SELECT count(*) = 1 FROM pg_prepared_xacts'), 'the attempt prepared');
+ok( poll_until($coord, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
+	'the worker waits to write the reply');
+kill 'KILL', $old_pid;
+$hold->quit;
+eval { $lock->quit };
+like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+is(wait_saga($coord, $gid), 'succeeded', 'the xa saga whose reply was lost succeeds');
+is($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'xa-lost' AND step = 1"),
+	'[{"id": 2, "balance": 100}]', 'with the result of its action');
+is($part->safe_psql('bank_b', "SELECT seen FROM notes WHERE gid = 'xa-lost'"),
+	'{"a": [{"id": 2, "balance": 100}]}', 'which the next step read');
+like($coord->safe_psql('coord', "SELECT string_agg(event, ' ' ORDER BY at) FROM saga.history WHERE gid = 'xa-lost' AND step = 1"),
+	qr/probe_started prepared_discarded rollback_started rollback_done action_started action_succeeded/,
+	'the prepared attempt was found, rolled back, and the action run again');
+is($part->safe_psql('bank_a', 'SELECT count(*) FROM pg_prepared_xacts'), '0', 'no prepared transaction is left');
+
+# --- a participant set up before step results ------------------------------------
+$part->safe_psql('postgres', 'CREATE DATABASE bank_old');
+$part->safe_psql('bank_old', 'CREATE TABLE t (v int)');
+$coord->safe_psql('coord', 'SELECT 1');
+add_target($coord, 'bank_old', $part, 'bank_old');
+# what a 1.3 participant lacks
+$part->safe_psql('bank_old', q{
+DROP FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text) CASCADE;
+CREATE OR REPLACE FUNCTION saga_participant.run(
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO saga_participant.barrier (coordinator, gid, step, op, origin)
+	VALUES (coordinator, gid, step, op, op) ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN RETURN 'duplicate'; END IF;
+	EXECUTE sql;
+	RETURN 'done';
+END $$;
+});
+$gid = submit_saga($coord, gid => 'old-ok',
+	steps => [ { target => 'bank_old', action => 'INSERT INTO t VALUES (1)' },
+			   { target => 'bank_old', action => 'INSERT INTO t VALUES (2)' } ]);
+is(wait_saga($coord, $gid), 'succeeded', 'an old participant runs steps that return no rows');
+$gid = submit_saga($coord, gid => 'old-rows',
+	steps => [ { target => 'bank_old', action => 'INSERT INTO t VALUES (3) RETURNING v' } ]);
+is(wait_saga($coord, $gid), 'aborted', 'a step that returns rows cannot run there');
+like($coord->safe_psql('coord', "SELECT last_error FROM saga.steps WHERE gid = 'old-rows'"),
+	qr/saga_participant\.run_step.*does not exist.*run saga\.setup_participant\('bank_old'\)/s,
+	'and the error says what to do');
+is($part->safe_psql('bank_old', 'SELECT string_agg(v::text, \',\' ORDER BY v) FROM t'), '1,2',
+	'nothing of it ran');
+
+$coord->stop;
+$part->stop;
+done_testing();
