@@ -11,13 +11,18 @@
 #          the second reads it from saga.results;
 #   1kB    the first step returns a 1kB value, the second reads it.
 # The drain rate (sagas per second from the commit to the last one
-# finished) of each kind, and its ratio to "none".  Nothing here is a test.
+# finished) of each kind, and its ratio to "none".  RESULTS_KINDS ("none
+# small 1kB") and RESULTS_ROUNDS (2) change what runs: RESULTS_KINDS=none
+# also runs on builds before step results, for an A/B of the library.
+# Nothing here is a test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 saga_run_as_root bench/results.sh "$@"
 
 RESULTS_N="${RESULTS_N:-5000}"
+RESULTS_KINDS="${RESULTS_KINDS:-none small 1kB}"
+RESULTS_ROUNDS="${RESULTS_ROUNDS:-2}"
 . bench/cluster.sh
 bench_cluster_up
 
@@ -52,8 +57,8 @@ results_burst() {
 }
 
 declare -A rate
-for round in 1 2; do
-	for kind in none small 1kB; do
+for round in $(seq "$RESULTS_ROUNDS"); do
+	for kind in $RESULTS_KINDS; do
 		saga_log "results: burst of $RESULTS_N, kind $kind, round $round"
 		read -r r bad <<<"$(results_burst "$kind" "$round")"
 		[ "$bad" = 0 ] || saga_die "results: $bad sagas of kind $kind did not succeed"
@@ -62,9 +67,9 @@ for round in 1 2; do
 done
 best() { tr ' ' '\n' <<<"$1" | grep . | sort -n | tail -1; }
 none="$(best "${rate[none]}")"
-echo "| kind | drain rate, sagas/s (best of 2) | over none |"
+echo "| kind | drain rate, sagas/s (best of $RESULTS_ROUNDS) | over none |"
 echo "|---|---|---|"
-for kind in none small 1kB; do
+for kind in $RESULTS_KINDS; do
 	b="$(best "${rate[$kind]}")"
 	echo "| $kind | $b (runs:${rate[$kind]}) | $(awk -v a="$b" -v n="$none" 'BEGIN { printf "%.2f", a / n }') |"
 done
