@@ -23,6 +23,9 @@
  * subtransaction of its own, in one remote transaction and one round trip
  * (barrier_batch_params).
  *
+ * In mode at (see "AT mode" below) a call goes through
+ * saga_participant.run_at() instead, as a query string and never batched.
+ *
  * The participant objects live in one SQL file, installed with the
  * extension, which setup_participant() sends as it is and which a DBA can
  * run by hand on a managed database.
@@ -52,12 +55,14 @@ append_step_settings(StringInfo buf, const char *gid, int step, int timeout_ms)
 
 static void
 append_run(StringInfo buf, const char *coordinator, const char *gid, SagaStep *step,
-		   StepOp op)
+		   StepOp op, bool at)
 {
 	appendStringInfo(buf,
-					 "SELECT saga_participant.run(%s, %s, %d, '%s', %s, ",
+					 "SELECT saga_participant.%s(%s, %s, %d, '%s', %s, ",
+					 at ? "run_at" : "run",
 					 quote_literal_cstr(coordinator), quote_literal_cstr(gid), step->number,
-					 step_op_name(op), quote_literal_cstr(step->sql[op]));
+					 step_op_name(op),
+					 step->sql[op] ? quote_literal_cstr(step->sql[op]) : "NULL::text");
 	if (step->has_expect_rows && op == OP_ACTION)
 		appendStringInfo(buf, INT64_FORMAT "::bigint)", step->expect_rows);
 	else
@@ -88,7 +93,7 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 				appendStringInfoString(&buf, "BEGIN; "
 									   "SELECT pg_catalog.set_config('saga_participant.prepare', 'on', true); ");
 			append_step_settings(&buf, saga->gid, step->number, timeout_ms);
-			append_run(&buf, coordinator, saga->gid, step, op);
+			append_run(&buf, coordinator, saga->gid, step, op, saga->mode == MODE_AT);
 			if (saga->mode == MODE_XA)
 				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
 			break;
@@ -103,6 +108,11 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			break;
 		case OP_ROLLBACK_PREPARED:
 			appendStringInfo(&buf, "ROLLBACK PREPARED %s", xa_name);
+			break;
+		case OP_AT_FORGET:
+			append_step_settings(&buf, saga->gid, step->number, timeout_ms);
+			appendStringInfo(&buf, "SELECT saga_participant.at_forget(%s, %s)",
+							 quote_literal_cstr(coordinator), quote_literal_cstr(saga->gid));
 			break;
 	}
 	return buf.data;
@@ -137,7 +147,7 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 {
 	RemoteStepCall *call;
 
-	if (saga->mode == MODE_XA ||
+	if (saga->mode == MODE_XA || saga->mode == MODE_AT ||
 		(op != OP_ACTION && op != OP_COMPENSATION && op != OP_CONFIRM))
 		return NULL;
 	call = palloc0(sizeof(RemoteStepCall));
@@ -154,13 +164,14 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 
 /*
  * Can this call share a batch with others (see barrier_batch_params)?  Not
- * in mode xa, where each step is a prepared transaction of its own, and not
- * for a step with a timeout of its own: a batch runs under saga.step_timeout.
+ * in mode xa, where each step is a prepared transaction of its own, not in
+ * mode at, whose calls go through run_at(), and not for a step with a
+ * timeout of its own: a batch runs under saga.step_timeout.
  */
 bool
 barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
 {
-	return saga->mode != MODE_XA && step->timeout_ms == 0 &&
+	return saga->mode != MODE_XA && saga->mode != MODE_AT && step->timeout_ms == 0 &&
 		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
 }
 
@@ -254,6 +265,17 @@ barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int
 	call->timeout_ms = timeout_ms;
 	return call;
 }
+
+/* ---- AT mode ----
+ *
+ * An at step's action is run by saga_participant.run_at(), which records
+ * the before- and after-image of every row it changes; its compensation is
+ * run_at(..., 'compensation', NULL), the restore of those images behind the
+ * barrier (pg_saga_participant.sql).  Once the saga succeeded, one call per
+ * target, at_forget(), deletes its undo records and reservations there: it
+ * is sent by the saga's first step on that target (see engine.c), as
+ * barrier_step_call(..., OP_AT_FORGET).
+ */
 
 /*
  * Prepared-transaction names: "pgsaga_<coordinator>_<saga id>_<step>", the

@@ -5,10 +5,10 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1, 1.1--1.2 and 1.2--1.3.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3 and 1.3--1.4.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
 # the updated database, so do the checks and cascades 1.2 rewrites and the
-# one-statement saga.start of 1.3, and a
+# one-statement saga.start of 1.3 and the at_tables argument of 1.4, and a
 # database updated from 1.0 holds the same objects, indexes, constraints
 # and triggers as one created at the current version directly.
 use strict;
@@ -82,7 +82,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.3', 'updated to 1.3');
+	'1.4', 'updated to 1.4');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
