@@ -16,7 +16,11 @@
 #    naming the table, nothing of it lands;
 #  - the barrier: a rollback of an action that never took effect (an abort
 #    while the action waits) is a null rollback; a repeated rollback does
-#    nothing.
+#    nothing;
+#  - crashes during a restore (it waits on a row lock the test holds):
+#    kill -9 of the worker, an immediate shutdown of the coordinator, then a
+#    restart of the participant: the saga ends aborted, every row restored
+#    once.
 use strict;
 use warnings;
 
@@ -288,7 +292,48 @@ is(at_rows('bank_a') . ' / ' . at_rows('bank_b'), '0 0 / 0 0', 'no undo or lock 
 is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'), '',
 	'no branch applied twice');
 
+# --- crashes during a restore ----------------------------------------------
+$locker->query_safe('SELECT pg_advisory_lock(4545)');
+$gid = at_saga(
+	gid => 'at-crash',
+	steps => [
+		{ target => 'bank_a', action => move_sql(1, -3), expect_rows => 1 },
+		{
+			target => 'bank_b',
+			action => 'SELECT pg_advisory_xact_lock(4545); ' . move_sql(1, -1000)
+		}
+	]);
+ok( poll_until(
+		$part, 'bank_b',
+		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4545 AND NOT granted"),
+	'crash: step 2 waits on the lock the test holds');
+is(balances($part, 'bank_a')->{1}, 62, 'step 1 took 3');
+my $rowlock = $part->background_psql('bank_a');
+$rowlock->query_safe('BEGIN');
+$rowlock->query_safe('SELECT 1 FROM account WHERE id = 1 FOR UPDATE');
+$locker->query_safe('SELECT pg_advisory_unlock(4545)');
+my $restore_waits = "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'bank_a'
+	AND wait_event_type = 'Lock' AND query LIKE '%run_at%'";
+ok(poll_until($part, 'bank_a', $restore_waits), 'the restore of step 1 waits on the row lock');
+my $pid = worker_pid($coord);
+ok(kill('KILL', $pid), "kill -9 worker $pid");
+ok(wait_for_worker($coord, 'coord', $pid), 'the worker is back');
+ok(poll_until($part, 'bank_a', $restore_waits), 'a restore still waits on the row');
+$coord->stop('immediate');
+$coord->start;
+ok(wait_for_worker($coord, 'coord'), 'the worker is back after an immediate shutdown');
+is(saga_status($coord, $gid), 'compensating', 'the saga is still compensating');
+is(balances($part, 'bank_a')->{1}, 62, 'nothing restored while the row is locked');
 $locker->quit;
+$part->restart;					# ends the session holding the row lock too
+eval { $rowlock->quit };
+is(wait_saga($coord, $gid), 'aborted', 'after the participant restart the saga ends aborted');
+is(balances($part, 'bank_a')->{1}, 65, 'account 1 restored once');
+is(ledger_rows($part, 'bank_a', $gid), '', 'the ledger row of step 1 is gone');
+is(barrier_rows($part, 'bank_a', $gid), "1|action|action\n1|compensation|compensation",
+	'the barrier: one action, one rollback');
+is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+
 $coord->stop;
 $part->stop;
 done_testing();
