@@ -306,7 +306,7 @@ BEGIN
 		RETURN;					-- reserved by this saga already
 	END IF;
 	RAISE EXCEPTION 'row % of table % is reserved by at saga %', at_reserve.key, at_reserve.tab,
-		coalesce(pg_catalog.quote_ident(holder_gid), 'of another role')
+		coalesce('"' || holder_gid || '"', 'of another role')
 		USING ERRCODE = '40001',
 			  DETAIL = 'An at saga that is not final holds every row it changed.',
 			  HINT = 'The step is retried; it goes through once that saga is final.';
@@ -569,7 +569,7 @@ BEGIN
 			END IF;
 			RAISE EXCEPTION 'dirty rollback: row % of table % changed since step % of at saga % changed it: %',
 				coalesce(u.key_after, u.key_before), u.tab, at_restore.step,
-				pg_catalog.quote_ident(at_restore.gid), differs
+				'"' || at_restore.gid || '"', differs
 				USING ERRCODE = '55000',
 					  DETAIL = 'Nothing of the step was restored.',
 					  HINT = 'Reconcile the row by hand (the image the step found is in saga_participant.at_undo), then call saga.retry() on the coordinator.';
