@@ -174,6 +174,20 @@ like($last_error, qr/balance is 55, the step left 90/, 'and what differs');
 is(balances($part, 'bank_a')->{2}, 55, 'the row is left as the other session wrote it');
 is(at_rows('bank_a'), '2 2',
 	'its undo records and reservations are kept (the account row and the ledger row)');
+# the images are private to the role that wrote them, as the barrier is
+$part->safe_psql('bank_a', 'CREATE ROLE peeker LOGIN');
+my $as_peeker = $part->connstr('bank_a') . ' user=peeker';
+is( $part->safe_psql('bank_a',
+		'SELECT (SELECT count(*) FROM saga_participant.at_undo) || \' \' || (SELECT count(*) FROM saga_participant.at_lock)',
+		connstr => $as_peeker),
+	'0 0', 'another role sees none of the undo records and reservations');
+my ($prc, $pout, $perr) = $part->psql('bank_a',
+	q{INSERT INTO saga_participant.at_undo (coordinator, owner, gid, step, tab, op) VALUES ('x', 'postgres', 'at-dirty', 1, 'account', 'UPDATE')},
+	connstr => $as_peeker);
+like($perr, qr/row-level security/, 'nor can it forge one in the name of another role');
+$part->safe_psql('bank_a', q{DELETE FROM saga_participant.at_lock}, connstr => $as_peeker);
+is(at_rows('bank_a'), '2 2', 'nor delete another role\'s reservation');
+
 my $notified = 0;
 foreach (1 .. 100)
 {
