@@ -442,16 +442,20 @@ GRANT EXECUTE ON FUNCTION saga_participant.at_enable(regclass) TO PUBLIC;
  */
 CREATE OR REPLACE FUNCTION saga_participant.at_change_counts()
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE				-- not sql: PL/pgSQL keeps the plan
 AS $at_change_counts$
-	SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, n), '{}')
+BEGIN
+	RETURN (SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, n), '{}')
 	  FROM pg_catalog.pg_class c
 	 CROSS JOIN LATERAL (SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) +
 								pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) +
 								pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid) AS n) AS x
 	 WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND x.n > 0
-	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'pg_toast'::regnamespace,
-								  'saga_participant'::regnamespace)
+	   -- not the catalogs (pg_catalog, pg_toast: fixed oids), nor this schema;
+	   -- oids, not regnamespace casts, which would be looked up per row
+	   AND c.relnamespace <> ALL (ARRAY[11, 99, (SELECT n.oid FROM pg_catalog.pg_namespace n
+												  WHERE n.nspname = 'saga_participant')]::oid[]));
+END
 $at_change_counts$;
 GRANT EXECUTE ON FUNCTION saga_participant.at_change_counts() TO PUBLIC;
 
