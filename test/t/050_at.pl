@@ -246,6 +246,39 @@ is(ledger_rows($part, 'bank_a', $first), '', 'the first saga left no ledger row'
 is(ledger_rows($part, 'bank_a', $second), '1|action|1|-5', 'the second one, once');
 is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
 
+# --- a remote role that is not a superuser ---------------------------------
+# the participant objects grant what an at step needs; row-level security
+# keeps the role to its own images and reservations
+$part->safe_psql(
+	'bank_a', q{
+CREATE ROLE clerk LOGIN;
+GRANT SELECT, INSERT, UPDATE, DELETE ON account, ledger TO clerk;
+GRANT USAGE ON SEQUENCE ledger_seq_seq TO clerk;
+});
+my $pport = $part->port;
+$coord->safe_psql(
+	'coord', qq{
+CREATE SERVER bank_a_clerk FOREIGN DATA WRAPPER pg_saga
+	OPTIONS (host '127.0.0.1', port '$pport', dbname 'bank_a');
+CREATE USER MAPPING FOR CURRENT_USER SERVER bank_a_clerk OPTIONS (user 'clerk');
+});
+$gid = at_saga(
+	gid => 'at-clerk-ok',
+	steps => [ { target => 'bank_a_clerk', action => move_sql(2, -1), expect_rows => 1 } ]);
+is(wait_saga($coord, $gid), 'succeeded', 'a plain remote role: an at saga succeeds');
+is(balances($part, 'bank_a')->{2}, 99, 'and moved the money');
+$gid = at_saga(
+	gid => 'at-clerk-back',
+	steps => [
+		{ target => 'bank_a_clerk', action => move_sql(2, -1), expect_rows => 1 },
+		{ target => 'bank_b', action => move_sql(2, -1000) }
+	]);
+is(wait_saga($coord, $gid), 'aborted', 'a plain remote role: an at saga rolls back');
+is(step_rows($coord, $gid), "1|compensated\n2|failed", 'its step restored');
+is(balances($part, 'bank_a')->{2}, 99, 'the money is back');
+is(ledger_rows($part, 'bank_a', $gid), '', 'its ledger row is gone');
+is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+
 # --- tables that cannot take part -----------------------------------------
 $gid = at_saga(
 	gid => 'at-plain',
