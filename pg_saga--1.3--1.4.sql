@@ -1,5 +1,5 @@
 /*
- * pg_saga--1.3--1.4.sql: step results.
+ * pg_saga--1.3--1.4.sql: step results and AT mode.
  *
  * Applied by ALTER EXTENSION pg_saga UPDATE, and by CREATE EXTENSION pg_saga
  * after the earlier scripts.  Needs the library of 1.4 (for saga_result);
@@ -10,9 +10,14 @@
  * result, kept with the step as a jsonb array; later steps read the results
  * of the steps they run after in current_setting('saga.results'), and a
  * compensation reads its own action's too.
+ *
+ * Mode 'at' rolls a step back from the before-images its participant
+ * recorded; see the AT mode section below.
  */
 
 \echo Use "ALTER EXTENSION pg_saga UPDATE TO '1.4'" to load this file. \quit
+
+-- Step results
 
 ALTER TABLE saga.gtx_step
 	ADD COLUMN result jsonb,
@@ -34,3 +39,18 @@ CREATE FUNCTION saga.result(gid text) RETURNS jsonb
 COMMENT ON FUNCTION saga.result(text) IS
 	'the results of the saga''s steps so far: one key per step whose action finished';
 GRANT EXECUTE ON FUNCTION saga.result(text) TO PUBLIC;
+
+-- AT mode
+--
+-- Mode 'at' needs no new table on the coordinator: the mode is checked by
+-- saga._valid_name(), which the 1.4 library extends, and its undo records
+-- live on the participants (pg_saga_participant.sql).  setup_participant()
+-- takes the tables to enable for it; saga.setup_participant(target) keeps
+-- working, at_tables defaulting to none.
+DROP FUNCTION saga.setup_participant(text);
+CREATE FUNCTION saga.setup_participant(target text, at_tables text[] DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'saga_setup_participant' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.setup_participant(text, text[]) IS
+	'creates the barrier objects on a target, and enables at_tables there for mode at; safe to run again';
+GRANT EXECUTE ON FUNCTION saga.setup_participant(text, text[]) TO PUBLIC;

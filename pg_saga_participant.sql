@@ -305,3 +305,472 @@ AS $run_batch_1_3$
 $run_batch_1_3$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[])
 	TO PUBLIC;
+
+/* ---- AT mode ----------------------------------------------------------
+ *
+ * In mode at the user writes only the action; the participant records what
+ * it changed and can put it back.  A trigger, saga_at_capture, on every
+ * enabled table (saga_participant.at_enable) writes, for each row an at
+ * step inserts, updates or deletes, one row of at_undo: the table, the
+ * primary key before and after, and the row's before- and after-image as
+ * jsonb, in the order of change (seq).  Outside an at step the trigger
+ * looks up one setting and returns.
+ *
+ * While the saga is not final, every row it changed is reserved in at_lock,
+ * keyed by table and primary key: another at saga's step that changes it
+ * fails with SQLSTATE 40001, which the coordinator retries with backoff.
+ *
+ * The coordinator calls:
+ *   run_at(..., 'action', sql)       the action, behind the barrier, with
+ *                                    recording on; then every table the
+ *                                    transaction changed must be enabled
+ *   run_at(..., 'compensation', _)   at_restore() behind the barrier: the
+ *                                    step's rows put back in reverse order,
+ *                                    each checked against its after-image
+ *   at_forget(coordinator, gid)      once the saga succeeded: its undo
+ *                                    records and reservations go
+ * at_undo and at_lock are private to the role that wrote them (row-level
+ * security), as the barrier is.
+ */
+CREATE TABLE IF NOT EXISTS saga_participant.at_undo (
+	coordinator	text NOT NULL,
+	owner		name NOT NULL DEFAULT current_user,
+	gid			text NOT NULL,
+	step		int NOT NULL,
+	seq			bigserial,
+	tab			regclass NOT NULL,
+	op			text NOT NULL,
+	key_before	jsonb,			-- NULL for an insert
+	key_after	jsonb,			-- NULL for a delete
+	before		jsonb,
+	after		jsonb,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (coordinator, owner, gid, step, seq)
+);
+ALTER TABLE saga_participant.at_undo ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saga_participant.at_undo FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS at_undo_own ON saga_participant.at_undo;
+CREATE POLICY at_undo_own ON saga_participant.at_undo
+	USING (owner = current_user) WITH CHECK (owner = current_user);
+REVOKE ALL ON saga_participant.at_undo FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON saga_participant.at_undo TO PUBLIC;
+GRANT USAGE ON SEQUENCE saga_participant.at_undo_seq_seq TO PUBLIC;
+
+CREATE TABLE IF NOT EXISTS saga_participant.at_lock (
+	tab			regclass NOT NULL,
+	key			jsonb NOT NULL,
+	coordinator	text NOT NULL,
+	owner		name NOT NULL DEFAULT current_user,
+	gid			text NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (tab, key)
+);
+CREATE INDEX IF NOT EXISTS at_lock_saga ON saga_participant.at_lock (coordinator, owner, gid);
+ALTER TABLE saga_participant.at_lock ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saga_participant.at_lock FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS at_lock_own ON saga_participant.at_lock;
+CREATE POLICY at_lock_own ON saga_participant.at_lock
+	USING (owner = current_user) WITH CHECK (owner = current_user);
+REVOKE ALL ON saga_participant.at_lock FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON saga_participant.at_lock TO PUBLIC;
+
+/*
+ * Reserves row key of table tab for at saga gid, or raises 40001 if another
+ * at saga holds it.  The primary key of at_lock decides: a concurrent
+ * reservation of the same row waits for the other transaction and then
+ * sees its row.  A reservation of another role is invisible (row-level
+ * security) but conflicts all the same.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_reserve(
+	tab regclass, key jsonb, coordinator text, gid text)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_reserve$
+DECLARE
+	holder_coordinator text;
+	holder_gid text;
+BEGIN
+	INSERT INTO saga_participant.at_lock AS l (tab, key, coordinator, gid)
+	VALUES (at_reserve.tab, at_reserve.key, at_reserve.coordinator, at_reserve.gid)
+	ON CONFLICT DO NOTHING;
+	IF FOUND THEN
+		RETURN;
+	END IF;
+	SELECT l.coordinator, l.gid INTO holder_coordinator, holder_gid
+	  FROM saga_participant.at_lock l
+	 WHERE l.tab = at_reserve.tab AND l.key = at_reserve.key;
+	IF holder_coordinator = at_reserve.coordinator AND holder_gid = at_reserve.gid THEN
+		RETURN;					-- reserved by this saga already
+	END IF;
+	RAISE EXCEPTION 'row % of table % is reserved by at saga %', at_reserve.key, at_reserve.tab,
+		coalesce('"' || holder_gid || '"', 'of another role')
+		USING ERRCODE = '40001',
+			  DETAIL = 'An at saga that is not final holds every row it changed.',
+			  HINT = 'The step is retried; it goes through once that saga is final.';
+END
+$at_reserve$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_reserve(regclass, jsonb, text, text) TO PUBLIC;
+
+/*
+ * The trigger of enabled tables (AFTER INSERT OR UPDATE OR DELETE, FOR EACH
+ * ROW); its arguments are the table's primary key columns.  Does something
+ * only while saga_participant.at holds "<step> <coordinator> <gid>", which
+ * run_at() sets for the action of an at step.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_capture()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_capture$
+DECLARE
+	ctx text := current_setting('saga_participant.at', true);
+	at_step int;
+	at_coordinator text;
+	at_gid text;
+	old_image jsonb;
+	new_image jsonb;
+	old_key jsonb;
+	new_key jsonb;
+BEGIN
+	IF ctx IS NULL OR ctx = '' THEN
+		RETURN NULL;
+	END IF;
+	at_step := pg_catalog.split_part(ctx, ' ', 1)::int;
+	at_coordinator := pg_catalog.split_part(ctx, ' ', 2);
+	at_gid := pg_catalog.substr(ctx, pg_catalog.length(pg_catalog.split_part(ctx, ' ', 1)) +
+								pg_catalog.length(at_coordinator) + 3);
+	IF TG_OP <> 'INSERT' THEN
+		old_image := pg_catalog.to_jsonb(OLD);
+		SELECT pg_catalog.jsonb_object_agg(k, old_image -> k) INTO old_key
+		  FROM pg_catalog.unnest(TG_ARGV) AS k;
+		PERFORM saga_participant.at_reserve(TG_RELID::regclass, old_key, at_coordinator, at_gid);
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		new_image := pg_catalog.to_jsonb(NEW);
+		SELECT pg_catalog.jsonb_object_agg(k, new_image -> k) INTO new_key
+		  FROM pg_catalog.unnest(TG_ARGV) AS k;
+		IF new_key IS DISTINCT FROM old_key THEN
+			PERFORM saga_participant.at_reserve(TG_RELID::regclass, new_key, at_coordinator, at_gid);
+		END IF;
+	END IF;
+	INSERT INTO saga_participant.at_undo
+		(coordinator, gid, step, tab, op, key_before, key_after, before, after)
+	VALUES (at_coordinator, at_gid, at_step, TG_RELID::regclass, TG_OP, old_key, new_key,
+			old_image, new_image);
+	RETURN NULL;
+END
+$at_capture$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_capture() TO PUBLIC;
+
+-- TRUNCATE cannot be undone row by row: refused on enabled tables in at steps
+CREATE OR REPLACE FUNCTION saga_participant.at_refuse_truncate()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_refuse_truncate$
+BEGIN
+	IF current_setting('saga_participant.at', true) <> '' THEN
+		RAISE EXCEPTION 'an at step cannot truncate table %', TG_RELID::regclass
+			USING ERRCODE = '0A000',
+				  HINT = 'Use DELETE: at mode restores rows from their images.';
+	END IF;
+	RETURN NULL;
+END
+$at_refuse_truncate$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_refuse_truncate() TO PUBLIC;
+
+/*
+ * Enables table tab for at mode: creates its triggers, with the primary key
+ * columns as the capture trigger's arguments.  Run it again after changing
+ * the table's primary key.  Needs the rights of CREATE TRIGGER (the table's
+ * owner); idempotent.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_enable(tab regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_enable$
+DECLARE
+	keys text[];
+	kind "char";
+BEGIN
+	SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = at_enable.tab;
+	IF kind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', at_enable.tab
+			USING ERRCODE = '42809',
+				  HINT = 'Only tables can take part in at mode.';
+	END IF;
+	SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO keys
+	  FROM pg_catalog.pg_index i
+	 CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+	 WHERE i.indrelid = at_enable.tab AND i.indisprimary;
+	IF keys IS NULL THEN
+		RAISE EXCEPTION 'table % has no primary key', at_enable.tab
+			USING ERRCODE = '42P16',
+				  DETAIL = 'at mode finds the rows it restores by their primary key.',
+				  HINT = 'Add a primary key to the table, then enable it again.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+				WHERE t.tgrelid = at_enable.tab AND t.tgname = 'saga_at_capture') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER saga_at_capture ON %s', at_enable.tab);
+	END IF;
+	EXECUTE pg_catalog.format(
+		'CREATE TRIGGER saga_at_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
+		'FOR EACH ROW EXECUTE FUNCTION saga_participant.at_capture(%s)',
+		at_enable.tab, (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(k), ', ')
+						  FROM pg_catalog.unnest(keys) AS k));
+	IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+				WHERE t.tgrelid = at_enable.tab AND t.tgname = 'saga_at_truncate') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER saga_at_truncate ON %s', at_enable.tab);
+	END IF;
+	EXECUTE pg_catalog.format(
+		'CREATE TRIGGER saga_at_truncate BEFORE TRUNCATE ON %s '
+		'FOR EACH STATEMENT EXECUTE FUNCTION saga_participant.at_refuse_truncate()',
+		at_enable.tab);
+END
+$at_enable$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_enable(regclass) TO PUBLIC;
+
+/*
+ * The rows inserted, updated or deleted in each table that the session
+ * counted but has not yet reported to the statistics (pg_stat_xact_*: the
+ * current transaction's, and those of earlier ones not yet flushed), as
+ * jsonb {"table oid": count}.  What an action changed is the difference of
+ * two of these, taken before and after it: whatever changed the rows, the
+ * action's statements, triggers or cascades.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_change_counts()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE				-- not sql: PL/pgSQL keeps the plan
+AS $at_change_counts$
+BEGIN
+	RETURN (SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, n), '{}')
+	  FROM pg_catalog.pg_class c
+	 CROSS JOIN LATERAL (SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) +
+								pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) +
+								pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid) AS n) AS x
+	 WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND x.n > 0
+	   -- not the catalogs (pg_catalog, pg_toast: fixed oids), nor this schema;
+	   -- oids, not regnamespace casts, which would be looked up per row
+	   AND c.relnamespace <> ALL (ARRAY[11, 99, (SELECT n.oid FROM pg_catalog.pg_namespace n
+												  WHERE n.nspname = 'saga_participant')]::oid[]));
+END
+$at_change_counts$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_change_counts() TO PUBLIC;
+
+/*
+ * Raises if the action changed a table that is not enabled for at mode (or
+ * has no primary key), naming it; before is at_change_counts() from before
+ * the action.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_check_tables(step int, before jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_check_tables$
+DECLARE
+	bad regclass;
+	has_key boolean;
+BEGIN
+	IF NOT current_setting('track_counts')::boolean THEN
+		RAISE EXCEPTION 'at mode needs track_counts on the participant'
+			USING ERRCODE = '55000',
+				  HINT = 'Set track_counts = on (the default) on the participant.';
+	END IF;
+	SELECT c.oid::regclass,
+		   EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+	  INTO bad, has_key
+	  FROM pg_catalog.jsonb_each_text(saga_participant.at_change_counts()) AS now_counts(rel, n)
+	  JOIN pg_catalog.pg_class c ON c.oid = now_counts.rel::oid
+	 WHERE now_counts.n::bigint > coalesce((at_check_tables.before ->> now_counts.rel)::bigint, 0)
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+						WHERE t.tgrelid = c.oid AND t.tgname = 'saga_at_capture'
+						  AND t.tgenabled IN ('O', 'A'))
+	 ORDER BY c.oid::regclass::text
+	 LIMIT 1;
+	IF bad IS NULL THEN
+		RETURN;
+	END IF;
+	IF NOT has_key THEN
+		RAISE EXCEPTION 'table % has no primary key, so an at step cannot change it', bad
+			USING ERRCODE = '42P16',
+				  DETAIL = pg_catalog.format('Step %s changed it; nothing of the step took effect.', step),
+				  HINT = 'Add a primary key, then enable the table with saga_participant.at_enable() or saga.setup_participant(target, at_tables => ...).';
+	END IF;
+	RAISE EXCEPTION 'table % is not enabled for at mode', bad
+		USING ERRCODE = '55000',
+			  DETAIL = pg_catalog.format('Step %s changed it; nothing of the step took effect.', step),
+			  HINT = pg_catalog.format('Enable it with SELECT saga_participant.at_enable(%L) on the participant, or saga.setup_participant(target, at_tables => ...) on the coordinator.', bad::text);
+END
+$at_check_tables$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_check_tables(int, jsonb) TO PUBLIC;
+
+/*
+ * A value for a message: jsonb text, cut after 40 characters.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_show(value jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $at_show$
+	SELECT CASE WHEN value IS NULL THEN 'absent'
+				WHEN pg_catalog.length(value::text) > 40
+				THEN pg_catalog.left(value::text, 40) || '...'
+				ELSE value::text END
+$at_show$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_show(jsonb) TO PUBLIC;
+
+/*
+ * Restores the rows step changed, in reverse order of change: deletes what
+ * it inserted, inserts again what it deleted, puts back the columns it
+ * updated.  Before each, the row must still be as the step left it (its
+ * after-image; for a deleted row: absent); if not, this is a dirty
+ * rollback: SQLSTATE 55000 (a business failure: the coordinator stops the
+ * saga as failed), and the error rolls back all of this step's restore,
+ * barrier record included, so saga.retry() runs it again whole.  Then the
+ * step's undo
+ * records go, and the saga's reservations that no undo record of it needs
+ * any more.  Returns the number of rows restored.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_restore(coordinator text, gid text, step int)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_restore$
+DECLARE
+	u record;
+	key_cols text[];
+	cols text[];
+	key_match text;
+	now_image jsonb;
+	differs text;
+	n bigint := 0;
+BEGIN
+	FOR u IN
+		SELECT x.* FROM saga_participant.at_undo x
+		 WHERE x.coordinator = at_restore.coordinator AND x.owner = current_user
+		   AND x.gid = at_restore.gid AND x.step = at_restore.step
+		 ORDER BY x.seq DESC
+	LOOP
+		key_cols := ARRAY(SELECT pg_catalog.jsonb_object_keys(coalesce(u.key_after, u.key_before)));
+		SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = k.%1$I', c), ' AND ')
+		  INTO key_match FROM pg_catalog.unnest(key_cols) AS c;
+		-- the row as it is now, under the key the step left it with
+		EXECUTE pg_catalog.format(
+			'SELECT pg_catalog.to_jsonb(t) FROM %1$s t, pg_catalog.jsonb_populate_record(NULL::%1$s, $1) k '
+			'WHERE %2$s FOR UPDATE OF t', u.tab, key_match)
+			INTO now_image USING coalesce(u.key_after, u.key_before);
+		IF now_image IS DISTINCT FROM u.after THEN
+			IF now_image IS NULL THEN
+				differs := 'it was deleted since';
+			ELSIF u.after IS NULL THEN
+				differs := 'it was inserted again since';
+			ELSE
+				SELECT pg_catalog.string_agg(pg_catalog.format('%s is %s, the step left %s', c,
+						   saga_participant.at_show(now_image -> c),
+						   saga_participant.at_show(u.after -> c)), '; ' ORDER BY c)
+				  INTO differs
+				  FROM pg_catalog.jsonb_object_keys(now_image || u.after) AS c
+				 WHERE (now_image -> c) IS DISTINCT FROM (u.after -> c);
+			END IF;
+			RAISE EXCEPTION 'dirty rollback: row % of table % changed since step % of at saga % changed it: %',
+				coalesce(u.key_after, u.key_before), u.tab, at_restore.step,
+				'"' || at_restore.gid || '"', differs
+				USING ERRCODE = '55000',
+					  DETAIL = 'Nothing of the step was restored.',
+					  HINT = 'Reconcile the row by hand (the image the step found is in saga_participant.at_undo), then call saga.retry() on the coordinator.';
+		END IF;
+		IF u.op = 'INSERT' THEN
+			EXECUTE pg_catalog.format(
+				'DELETE FROM %1$s t USING pg_catalog.jsonb_populate_record(NULL::%1$s, $1) k WHERE %2$s',
+				u.tab, key_match) USING u.key_after;
+		ELSE
+			cols := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+						   WHERE a.attrelid = u.tab AND a.attnum > 0 AND NOT a.attisdropped
+							 AND a.attgenerated = ''
+							 AND (u.op = 'DELETE' OR (u.before -> a.attname::text) IS DISTINCT FROM
+												   (u.after -> a.attname::text))
+						   ORDER BY a.attnum);
+			IF u.op = 'DELETE' THEN
+				EXECUTE pg_catalog.format(
+					'INSERT INTO %1$s (%2$s) OVERRIDING SYSTEM VALUE '
+					'SELECT %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1)',
+					u.tab, (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ')
+							  FROM pg_catalog.unnest(cols) AS c)) USING u.before;
+			ELSIF cardinality(cols) > 0 THEN
+				EXECUTE pg_catalog.format(
+					'UPDATE %1$s t SET %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) b, '
+					'pg_catalog.jsonb_populate_record(NULL::%1$s, $2) k WHERE %3$s',
+					u.tab, (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I = b.%1$I', c), ', ')
+							  FROM pg_catalog.unnest(cols) AS c), key_match)
+					USING u.before, u.key_after;
+			END IF;
+		END IF;
+		n := n + 1;
+	END LOOP;
+	DELETE FROM saga_participant.at_undo x
+	 WHERE x.coordinator = at_restore.coordinator AND x.owner = current_user
+	   AND x.gid = at_restore.gid AND x.step = at_restore.step;
+	DELETE FROM saga_participant.at_lock l
+	 WHERE l.coordinator = at_restore.coordinator AND l.owner = current_user
+	   AND l.gid = at_restore.gid
+	   AND NOT EXISTS (SELECT FROM saga_participant.at_undo x
+						WHERE x.coordinator = l.coordinator AND x.owner = l.owner
+						  AND x.gid = l.gid AND x.tab = l.tab
+						  AND (x.key_before = l.key OR x.key_after = l.key));
+	RETURN n;
+END
+$at_restore$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_restore(text, text, int) TO PUBLIC;
+
+/*
+ * Forgets a saga that succeeded: its undo records and its reservations.
+ * Idempotent; called once per participant when the saga is decided.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_forget(coordinator text, gid text)
+RETURNS text
+LANGUAGE plpgsql SECURITY INVOKER
+AS $at_forget$
+BEGIN
+	DELETE FROM saga_participant.at_undo x
+	 WHERE x.coordinator = at_forget.coordinator AND x.owner = current_user
+	   AND x.gid = at_forget.gid;
+	DELETE FROM saga_participant.at_lock l
+	 WHERE l.coordinator = at_forget.coordinator AND l.owner = current_user
+	   AND l.gid = at_forget.gid;
+	RETURN 'done';
+END
+$at_forget$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_forget(text, text) TO PUBLIC;
+
+/*
+ * A call of an at step: as run(), and for the action with recording on and
+ * the enabled tables checked afterwards; for the compensation (the
+ * rollback), at_restore() behind the barrier.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_at(
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_at$
+DECLARE
+	reply text;
+	counts jsonb;
+BEGIN
+	IF op = 'action' THEN
+		counts := saga_participant.at_change_counts();
+		PERFORM pg_catalog.set_config('saga_participant.at',
+									  run_at.step || ' ' || run_at.coordinator || ' ' || run_at.gid,
+									  true);
+		reply := saga_participant.run(run_at.coordinator, run_at.gid, run_at.step, 'action',
+									  run_at.sql, run_at.expect_rows);
+		PERFORM pg_catalog.set_config('saga_participant.at', '', true);
+		IF reply = 'done' THEN
+			PERFORM saga_participant.at_check_tables(run_at.step, counts);
+		END IF;
+		RETURN reply;
+	ELSIF op = 'compensation' THEN
+		PERFORM pg_catalog.set_config('saga_participant.at', '', true);
+		RETURN saga_participant.run(run_at.coordinator, run_at.gid, run_at.step, 'compensation',
+									pg_catalog.format('SELECT saga_participant.at_restore(%L, %L, %s)',
+													  run_at.coordinator, run_at.gid, run_at.step));
+	END IF;
+	RAISE EXCEPTION 'unknown at operation "%"', op USING ERRCODE = '22023';
+END
+$run_at$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_at(text, text, int, text, text, bigint) TO PUBLIC;

@@ -33,6 +33,9 @@
  * subtransaction of its own, in one remote transaction and one round trip
  * (barrier_batch_params).
  *
+ * In mode at (see "AT mode" below) a call goes through
+ * saga_participant.run_at() instead, as a query string and never batched.
+ *
  * The participant objects live in one SQL file, installed with the
  * extension, which setup_participant() sends as it is and which a DBA can
  * run by hand on a managed database.
@@ -343,6 +346,32 @@ append_step_call_text(StringInfo buf, RemoteStepCall *call)
 }
 
 /*
+ * An at call as query text: run_at() (see pg_saga_participant.sql), which
+ * records the action's row images or restores them, after the settings.
+ * Its action keeps no result: run_at() answers only its reply.
+ */
+static void
+append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaStep *step,
+					StepOp op)
+{
+	appendStringInfoString(buf, "SELECT pg_catalog.set_config('saga.gid', ");
+	append_literal(buf, saga->gid, "text");
+	appendStringInfo(buf, ", true), pg_catalog.set_config('saga.step', '%d', true), "
+					 "pg_catalog.set_config('saga.results', ", step->number);
+	append_literal(buf, engine_step_results(step, op), "text");
+	appendStringInfoString(buf, ", true); SELECT saga_participant.run_at(");
+	append_literal(buf, coordinator, "text");
+	appendStringInfoString(buf, ", ");
+	append_literal(buf, saga->gid, "text");
+	appendStringInfo(buf, ", %d, '%s', ", step->number, step_op_name(op));
+	append_literal(buf, step->sql[op], "text");
+	appendStringInfoString(buf, ", ");
+	append_literal(buf, step->has_expect_rows && op == OP_ACTION ?
+				   psprintf(INT64_FORMAT, step->expect_rows) : NULL, "bigint");
+	appendStringInfoChar(buf, ')');
+}
+
+/*
  * The query string of one call of op for step.  One string, so one round
  * trip.  Without BEGIN it runs as one implicit transaction; in mode xa the
  * explicit transaction ends with PREPARE TRANSACTION instead, under a name
@@ -367,7 +396,10 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 									   "SELECT pg_catalog.set_config('saga_participant.prepare', 'on', true); ");
 			appendStringInfo(&buf, "SELECT pg_catalog.set_config('statement_timeout', '%d', true); ",
 							 timeout_ms);
-			append_step_call_text(&buf, step_call(coordinator, saga, step, op, timeout_ms));
+			if (saga->mode == MODE_AT)
+				append_at_call_text(&buf, coordinator, saga, step, op);
+			else
+				append_step_call_text(&buf, step_call(coordinator, saga, step, op, timeout_ms));
 			if (saga->mode == MODE_XA)
 				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
 			break;
@@ -383,6 +415,12 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 		case OP_ROLLBACK_PREPARED:
 			appendStringInfo(&buf, "ROLLBACK PREPARED %s", xa_name);
 			break;
+		case OP_AT_FORGET:
+			appendStringInfo(&buf, "SELECT pg_catalog.set_config('statement_timeout', '%d', true); ",
+							 timeout_ms);
+			appendStringInfo(&buf, "SELECT saga_participant.at_forget(%s, %s)",
+							 quote_literal_cstr(coordinator), quote_literal_cstr(saga->gid));
+			break;
 	}
 	return buf.data;
 }
@@ -395,7 +433,7 @@ RemoteStepCall *
 barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp op,
 					int timeout_ms)
 {
-	if (saga->mode == MODE_XA ||
+	if (saga->mode == MODE_XA || saga->mode == MODE_AT ||
 		(op != OP_ACTION && op != OP_COMPENSATION && op != OP_CONFIRM))
 		return NULL;
 	return step_call(coordinator, saga, step, op, timeout_ms);
@@ -403,13 +441,14 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 
 /*
  * Can this call share a batch with others (see barrier_batch_params)?  Not
- * in mode xa, where each step is a prepared transaction of its own, and not
- * for a step with a timeout of its own: a batch runs under saga.step_timeout.
+ * in mode xa, where each step is a prepared transaction of its own, not in
+ * mode at, whose calls go through run_at(), and not for a step with a
+ * timeout of its own: a batch runs under saga.step_timeout.
  */
 bool
 barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
 {
-	return saga->mode != MODE_XA && step->timeout_ms == 0 &&
+	return saga->mode != MODE_XA && saga->mode != MODE_AT && step->timeout_ms == 0 &&
 		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
 }
 
@@ -498,6 +537,17 @@ barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int
 	call->timeout_ms = timeout_ms;
 	return call;
 }
+
+/* ---- AT mode ----
+ *
+ * An at step's action is run by saga_participant.run_at(), which records
+ * the before- and after-image of every row it changes; its compensation is
+ * run_at(..., 'compensation', NULL), the restore of those images behind the
+ * barrier (pg_saga_participant.sql).  Once the saga succeeded, one call per
+ * target, at_forget(), deletes its undo records and reservations there: it
+ * is sent by the saga's first step on that target (see engine.c), as
+ * barrier_step_call(..., OP_AT_FORGET).
+ */
 
 /*
  * Prepared-transaction names: "pgsaga_<coordinator>_<saga id>_<step>", the

@@ -10,7 +10,10 @@
  * action fails for a business reason, the deadline passes or an abort is
  * requested, the saga enters the rollback phase and compensates every step
  * that ran or may have run, in reverse dependency order.  A mode is only a
- * different plan over the same steps.
+ * different plan over the same steps.  Mode at is mode saga with generated
+ * second phases: its compensation restores the rows the action changed
+ * (the participant recorded their images), and its commit phase forgets
+ * those images, one call per target (see "AT mode" below).
  *
  * Nothing here does I/O: advancing a saga changes it in memory, marks what
  * must be written, and returns the calls to start.  The worker writes the
@@ -265,7 +268,7 @@ engine_commit_lost_to_abort(Saga *saga)
 
 static const char *const op_started_event[] = {
 	"action_started", "compensation_started", "confirm_started",
-	"probe_started", "commit_started", "rollback_started"
+	"probe_started", "commit_started", "rollback_started", "forget_started"
 };
 
 static void
@@ -384,7 +387,7 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 	if (!all_done)
 		return;
 
-	if (saga->mode == MODE_TCC || saga->mode == MODE_XA)
+	if (saga->mode == MODE_TCC || saga->mode == MODE_XA || saga->mode == MODE_AT)
 	{
 		saga->phase = PHASE_COMMIT;
 		saga->status = GTX_COMMITTING;
@@ -398,13 +401,73 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 			saga->steps[i].dirty = true;
 		}
 		engine_add_event(saga, 0, "commit_decided", saga->mode == MODE_XA ?
-						 "every step is prepared" : "every try succeeded");
+						 "every step is prepared" : saga->mode == MODE_AT ?
+						 "every action succeeded" : "every try succeeded");
 	}
 	else
 	{
 		saga->decided_commit = true;
 		saga_set_status(saga, GTX_SUCCEEDED);
 	}
+}
+
+/* ---- AT mode ----
+ *
+ * The commit phase of an at saga deletes its undo records and reservations
+ * on each target: one call (OP_AT_FORGET) per target, sent by the saga's
+ * first step there, which marks every step on that target forgotten.  The
+ * decision to commit is durable before, so no rollback can follow a
+ * forget; the forgotten marks live in memory only, as forgetting again
+ * after a crash does no harm.  The forward phase and the rollback are those
+ * of mode saga, the rollback calling the participant's restore as the
+ * step's compensation.
+ */
+static bool
+at_first_on_target(Saga *saga, SagaStep *step)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps && &saga->steps[i] != step; i++)
+		if (strcmp(saga->steps[i].target, step->target) == 0)
+			return false;
+	return true;
+}
+
+static void
+advance_at_forget(Saga *saga, TimestampTz now, List **starts)
+{
+	int			i;
+	bool		done = true;
+	bool		progress = false;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->at_forgotten)
+			continue;
+		done = false;
+		/* the saga's first step on the same target forgets for it */
+		if (!at_first_on_target(saga, step) || step->stuck)
+			continue;
+		progress = true;
+		if (due(step, now))
+			plan_call(saga, step, OP_AT_FORGET, now, starts);
+	}
+	if (done)
+		saga_set_status(saga, GTX_SUCCEEDED);
+	else if (!progress)
+		fail_when_idle(saga);
+}
+
+static void
+at_forgotten_on_target(Saga *saga, SagaStep *first)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+		if (strcmp(saga->steps[i].target, first->target) == 0)
+			saga->steps[i].at_forgotten = true;
 }
 
 static void
@@ -416,6 +479,11 @@ advance_commit(Saga *saga, TimestampTz now, List **starts)
 	StepOp		op = saga->mode == MODE_XA ? OP_COMMIT_PREPARED : OP_CONFIRM;
 	StepStatus	done_status = saga->mode == MODE_XA ? STEP_SUCCEEDED : STEP_CONFIRMED;
 
+	if (saga->mode == MODE_AT)
+	{
+		advance_at_forget(saga, now, starts);
+		return;
+	}
 	/* confirms and commits of prepared transactions may run concurrently */
 	for (i = 0; i < saga->nsteps; i++)
 	{
@@ -484,7 +552,7 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 				if (step->next_attempt_at <= now)
 					plan_call(saga, step, OP_ROLLBACK_PREPARED, now, starts);
 			}
-			else if (step->sql[OP_COMPENSATION] == NULL)
+			else if (step->sql[OP_COMPENSATION] == NULL && saga->mode != MODE_AT)
 			{
 				/* nothing to undo on the participant */
 				step->status = STEP_COMPENSATED;
@@ -738,6 +806,15 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	if (saga->phase != PHASE_FORWARD)
 		step->redo_prepared = false;
 
+	if (op == OP_AT_FORGET && outcome->kind == OUTCOME_OK)
+	{
+		step->next_attempt_at = 0;
+		step->dirty = true;
+		at_forgotten_on_target(saga, step);
+		engine_add_event(saga, step->number, "forget_done",
+						 "undo records and reservations deleted on %s", step->target);
+		return;
+	}
 	if (outcome->kind == OUTCOME_OK || already)
 	{
 		const char *about_result = op == OP_CONFIRM ? keep_result(step, op, outcome) : "";
@@ -756,7 +833,9 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 						 outcome->reply && strcmp(outcome->reply, "null") == 0 ?
 						 "null compensation: the action never took effect" :
 						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
-						 "already applied (barrier)" : "applied", about_result);
+						 "already applied (barrier)" :
+						 saga->mode == MODE_AT ? "restored from before-images" : "applied",
+						 about_result);
 		return;
 	}
 	step_set_error(step, outcome->sqlstate, outcome->message);
@@ -767,11 +846,23 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	}
 	step->stuck = true;
 	step->next_attempt_at = 0;
+	if (saga->mode == MODE_AT && op == OP_COMPENSATION)
+	{
+		/*
+		 * A dirty rollback: the step's rows changed since its action, so
+		 * nothing of it was restored.  The step is failed and still to be
+		 * rolled back once an operator reconciled the rows.
+		 */
+		step->status = STEP_FAILED;
+		step->maybe_applied = true;
+		step->finished_at = now;
+	}
 	set_text(saga, &saga->last_error,
 			 psprintf("%s of step %d failed: %s", what, step->number,
 					  outcome->message ? outcome->message : ""));
 	engine_add_event(saga, step->number,
 					 op == OP_CONFIRM ? "confirm_failed" :
+					 op == OP_AT_FORGET ? "forget_failed" :
 					 prepared_op ? "resolve_failed" : "compensation_failed",
 					 "%s", outcome->message ? outcome->message : "");
 }

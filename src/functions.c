@@ -455,7 +455,7 @@ check_saga_args(FunctionCallInfo fcinfo, const char *gid, const char *mode_name,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid mode \"%s\"", mode_name),
-				 errhint("Valid modes are saga, tcc, xa and msg.")));
+				 errhint("Valid modes are saga, tcc, xa, msg and at.")));
 	check_positive_interval(fcinfo, timeout_arg, "timeout");
 	if (mode == MODE_MSG && !PG_ARGISNULL(timeout_arg))
 		ereport(ERROR,
@@ -552,6 +552,7 @@ check_mode_rules(SagaMode mode, const char *compensation, const char *confirm)
 			break;
 		case MODE_XA:
 		case MODE_MSG:
+		case MODE_AT:
 			if (confirm || compensation)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1294,13 +1295,41 @@ saga_purge(PG_FUNCTION_ARGS)
 
 /* ---- saga.setup_participant ---- */
 
+/*
+ * Sends pg_saga_participant.sql to the target, and with at_tables (since
+ * 1.4; the one-argument form of earlier versions calls this too) enables
+ * those tables for mode at there, all in one remote transaction: a table
+ * that cannot be enabled leaves nothing done.
+ */
 Datum
 saga_setup_participant(PG_FUNCTION_ARGS)
 {
 	char	   *target = required_text(fcinfo, 0, "target");
 	Oid			caller = GetUserId();
+	StringInfoData sql;
 
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, barrier_participant_sql());
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		Datum	   *elems;
+		bool	   *elem_nulls;
+		int			nelems;
+		int			i;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &elem_nulls, &nelems);
+		for (i = 0; i < nelems; i++)
+		{
+			if (elem_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("at_tables must not contain nulls")));
+			appendStringInfo(&sql, "\n;SELECT saga_participant.at_enable(%s);",
+							 quote_literal_cstr(TextDatumGetCString(elems[i])));
+		}
+	}
 	target_check_usable(target, caller);
-	remote_exec_in_backend(target, caller, barrier_participant_sql());
+	remote_exec_in_backend(target, caller, sql.data);
 	PG_RETURN_VOID();
 }

@@ -370,7 +370,7 @@ saga_start_worker(PG_FUNCTION_ARGS)
 
 /* ---- names of modes and statuses, as stored and shown ---- */
 
-static const char *const mode_names[] = {"saga", "tcc", "xa", "msg"};
+static const char *const mode_names[] = {"saga", "tcc", "xa", "msg", "at"};
 static const char *const status_names[] = {
 	"building", "pending", "running", "committing", "compensating",
 	"succeeded", "aborted", "failed"
@@ -381,7 +381,8 @@ static const char *const step_status_names[] = {
 	"compensated", "skipped"
 };
 static const char *const op_names[] = {
-	"action", "compensation", "confirm", "probe", "commit prepared", "rollback prepared"
+	"action", "compensation", "confirm", "probe", "commit prepared", "rollback prepared",
+	"forget"
 };
 
 static int

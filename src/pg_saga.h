@@ -122,7 +122,8 @@ typedef enum SagaMode
 	MODE_SAGA,
 	MODE_TCC,
 	MODE_XA,
-	MODE_MSG
+	MODE_MSG,
+	MODE_AT
 } SagaMode;
 
 typedef enum SagaStatus
@@ -164,7 +165,8 @@ typedef enum StepOp
 	OP_CONFIRM,					/* tcc: Confirm */
 	OP_XA_PROBE,				/* xa: is the step's transaction prepared? */
 	OP_COMMIT_PREPARED,
-	OP_ROLLBACK_PREPARED
+	OP_ROLLBACK_PREPARED,
+	OP_AT_FORGET				/* at: forget the saga's undo records on a target */
 } StepOp;
 
 /* StepOps that run user SQL, and so index SagaStep.sql */
@@ -326,6 +328,7 @@ typedef struct SagaStep
 								 * whose result is unknown, and run again */
 	bool		send_alone;		/* its last call did not run in a batch */
 	StepOp		flight_op;
+	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
 	bool		dirty;
 	struct Saga *saga;
 } SagaStep;

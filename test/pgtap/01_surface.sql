@@ -60,10 +60,12 @@ SELECT is(pg_get_function_arguments('saga.result(text)'::regprocedure), 'gid tex
 	'saga.result has the documented arguments');
 SELECT function_returns('saga', 'result', ARRAY['text'], 'jsonb', 'saga.result returns jsonb');
 
-SELECT has_function('saga', 'setup_participant', ARRAY['text'], 'saga.setup_participant(text) exists');
-SELECT is(pg_get_function_arguments('saga.setup_participant(text)'::regprocedure), 'target text',
-	'saga.setup_participant has the documented arguments');
-SELECT function_returns('saga', 'setup_participant', ARRAY['text'], 'void',
+SELECT has_function('saga', 'setup_participant', ARRAY['text', 'text[]'],
+	'saga.setup_participant(text, text[]) exists');
+SELECT is(pg_get_function_arguments('saga.setup_participant(text, text[])'::regprocedure),
+	'target text, at_tables text[] DEFAULT NULL::text[]',
+	'saga.setup_participant has the documented arguments and defaults');
+SELECT function_returns('saga', 'setup_participant', ARRAY['text', 'text[]'], 'void',
 	'saga.setup_participant returns void');
 
 -- Each function pins its search_path and has a comment.
@@ -92,7 +94,7 @@ SELECT is(
 			'saga.add_step(text, text, text, text, text, text, text[], bigint, integer, interval)',
 			'saga.submit(text)', 'saga.wait(text, interval)', 'saga.status(text)',
 			'saga.abort(text, text)', 'saga.retry(text)', 'saga.purge(interval)',
-			'saga.setup_participant(text)', 'saga.result(text)']) AS f
+			'saga.setup_participant(text, text[])', 'saga.result(text)']) AS f
 		  WHERE NOT has_function_privilege('pgtap_surface_nobody', f, 'EXECUTE')),
 	'{}'::text[],
 	'a plain role may execute every function');

@@ -5,10 +5,10 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1, 1.1--1.2 and 1.2--1.3.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3 and 1.3--1.4.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
 # the updated database, so do the checks and cascades 1.2 rewrites and the
-# one-statement saga.start of 1.3, and a
+# one-statement saga.start of 1.3 and the at_tables argument of 1.4, and a
 # database updated from 1.0 holds the same objects, indexes, constraints
 # and triggers as one created at the current version directly.
 use strict;
