@@ -744,12 +744,12 @@ GRANT EXECUTE ON FUNCTION saga_participant.at_forget(text, text) TO PUBLIC;
  * rollback), at_restore() behind the barrier.
  */
 CREATE OR REPLACE FUNCTION saga_participant.run_at(
-	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
-RETURNS text
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL,
+	result_sql text DEFAULT NULL, max_result_size int DEFAULT NULL)
+RETURNS TABLE (reply text, result jsonb)
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run_at$
 DECLARE
-	reply text;
 	counts jsonb;
 BEGIN
 	IF op = 'action' THEN
@@ -757,20 +757,27 @@ BEGIN
 		PERFORM pg_catalog.set_config('saga_participant.at',
 									  run_at.step || ' ' || run_at.coordinator || ' ' || run_at.gid,
 									  true);
-		reply := saga_participant.run(run_at.coordinator, run_at.gid, run_at.step, 'action',
-									  run_at.sql, run_at.expect_rows);
+		SELECT r.reply, r.result INTO reply, result
+		  FROM saga_participant.run_step(run_at.coordinator, run_at.gid, run_at.step, 'action',
+										 run_at.sql, run_at.expect_rows, run_at.result_sql,
+										 pg_catalog.current_setting('saga.results', true),
+										 run_at.max_result_size) AS r;
 		PERFORM pg_catalog.set_config('saga_participant.at', '', true);
 		IF reply = 'done' THEN
 			PERFORM saga_participant.at_check_tables(run_at.step, counts);
 		END IF;
-		RETURN reply;
+		RETURN NEXT;
+		RETURN;
 	ELSIF op = 'compensation' THEN
 		PERFORM pg_catalog.set_config('saga_participant.at', '', true);
-		RETURN saga_participant.run(run_at.coordinator, run_at.gid, run_at.step, 'compensation',
-									pg_catalog.format('SELECT saga_participant.at_restore(%L, %L, %s)',
-													  run_at.coordinator, run_at.gid, run_at.step));
+		reply := saga_participant.run(run_at.coordinator, run_at.gid, run_at.step, 'compensation',
+									  pg_catalog.format('SELECT saga_participant.at_restore(%L, %L, %s)',
+														run_at.coordinator, run_at.gid, run_at.step));
+		RETURN NEXT;
+		RETURN;
 	END IF;
 	RAISE EXCEPTION 'unknown at operation "%"', op USING ERRCODE = '22023';
 END
 $run_at$;
-GRANT EXECUTE ON FUNCTION saga_participant.run_at(text, text, int, text, text, bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION saga_participant.run_at(text, text, int, text, text, bigint, text, int)
+	TO PUBLIC;

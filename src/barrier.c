@@ -348,27 +348,33 @@ append_step_call_text(StringInfo buf, RemoteStepCall *call)
 /*
  * An at call as query text: run_at() (see pg_saga_participant.sql), which
  * records the action's row images or restores them, after the settings.
- * Its action keeps no result: run_at() answers only its reply.
+ * An action whose last statement returns rows is split as for other steps,
+ * and run_at() answers its result.
  */
 static void
 append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaStep *step,
 					StepOp op)
 {
+	const char *sql;
+	char	   *result_sql = step_result_sql(step, op, &sql);
+
 	appendStringInfoString(buf, "SELECT pg_catalog.set_config('saga.gid', ");
 	append_literal(buf, saga->gid, "text");
 	appendStringInfo(buf, ", true), pg_catalog.set_config('saga.step', '%d', true), "
 					 "pg_catalog.set_config('saga.results', ", step->number);
 	append_literal(buf, engine_step_results(step, op), "text");
-	appendStringInfoString(buf, ", true); SELECT saga_participant.run_at(");
+	appendStringInfoString(buf, ", true); SELECT reply, result FROM saga_participant.run_at(");
 	append_literal(buf, coordinator, "text");
 	appendStringInfoString(buf, ", ");
 	append_literal(buf, saga->gid, "text");
 	appendStringInfo(buf, ", %d, '%s', ", step->number, step_op_name(op));
-	append_literal(buf, step->sql[op], "text");
+	append_literal(buf, sql, "text");
 	appendStringInfoString(buf, ", ");
 	append_literal(buf, step->has_expect_rows && op == OP_ACTION ?
 				   psprintf(INT64_FORMAT, step->expect_rows) : NULL, "bigint");
-	appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, ", ");
+	append_literal(buf, result_sql, "text");
+	appendStringInfo(buf, ", %d)", saga_max_result_size);
 }
 
 /*

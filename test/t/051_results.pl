@@ -327,6 +327,28 @@ like($coord->safe_psql('coord', "SELECT string_agg(event, ' ' ORDER BY at) FROM 
 	'the prepared attempt was found, rolled back, and the action run again');
 is($part->safe_psql('bank_a', 'SELECT count(*) FROM pg_prepared_xacts'), '0', 'no prepared transaction is left');
 
+# --- at mode: actions answer results too ------------------------------------------
+$coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a', at_tables => '{orders}')");
+$gid = submit_saga(
+	$coord, gid => 'at-res', mode => 'at',
+	steps => [
+		{ target => 'bank_a', name => 'order', action => "INSERT INTO orders (item) VALUES ('at-res') RETURNING id" },
+		{ target => 'bank_b', action => q{SELECT current_setting('saga.results')::jsonb AS seen} } ]);
+is(wait_saga($coord, $gid), 'succeeded', 'an at saga with a result succeeds');
+$id = order_of('at-res');
+is($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'at-res' AND step = 2"),
+	qq([{"seen": {"order": [{"id": $id}]}}]), 'its second step read the result of the first');
+$gid = submit_saga(
+	$coord, gid => 'at-res-fail', mode => 'at',
+	steps => [
+		{ target => 'bank_a', name => 'order', action => "INSERT INTO orders (item) VALUES ('at-res-fail') RETURNING id" },
+		{ target => 'bank_b', action => 'SELECT 1/0' } ]);
+is(wait_saga($coord, $gid), 'aborted', 'an at saga with a result whose next step fails is aborted');
+like($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'at-res-fail' AND step = 1"),
+	qr/^\[\{"id": \d+\}\]$/, 'the result of its first step was kept');
+is($part->safe_psql('bank_a', "SELECT count(*) FROM orders WHERE item = 'at-res-fail'"), '0',
+	'and the row it inserted was taken back from the images');
+
 # --- a participant set up before step results ------------------------------------
 $part->safe_psql('postgres', 'CREATE DATABASE bank_old');
 $part->safe_psql('bank_old', 'CREATE TABLE t (v int)');
