@@ -3,6 +3,8 @@
 #
 #   bash bench/results.sh        # its own cluster; prints a markdown section
 #
+# bench/run.sh sources it and puts bench_results's section into
+# BENCHMARKS.md, on its own cluster.
 # Bursts of RESULTS_N (5,000) two-step sagas started in one transaction and
 # drained, three kinds one after the other, twice (A B C A B C), same
 # cluster and run:
@@ -15,22 +17,14 @@
 # small 1kB") and RESULTS_ROUNDS (2) change what runs: RESULTS_KINDS=none
 # also runs on builds before step results, for an A/B of the library.
 # Nothing here is a test.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-. scripts/lib.sh
-saga_run_as_root bench/results.sh "$@"
-
 RESULTS_N="${RESULTS_N:-5000}"
 RESULTS_KINDS="${RESULTS_KINDS:-none small 1kB}"
 RESULTS_ROUNDS="${RESULTS_ROUNDS:-2}"
-. bench/cluster.sh
-bench_cluster_up
 
-accounts="${BENCH_ACCOUNTS:-10000}"
-# results_burst KIND ROUND -> drain rate
+# results_burst KIND ROUND -> "drain_rate sagas_not_succeeded"
 results_burst() {
 	local kind="$1" prefix="res-$1-$2" first second
-	local id="(g % $accounts + 1)"
+	local id="(g % ${BENCH_ACCOUNTS:-10000} + 1)"
 	case "$kind" in
 		none)
 			first="'UPDATE account SET balance = balance - 1 WHERE id = ' || $id"
@@ -56,20 +50,35 @@ results_burst() {
 				 FROM saga.gtx WHERE gid LIKE '$prefix-%'"
 }
 
-declare -A rate
-for round in $(seq "$RESULTS_ROUNDS"); do
-	for kind in $RESULTS_KINDS; do
-		saga_log "results: burst of $RESULTS_N, kind $kind, round $round"
-		read -r r bad <<<"$(results_burst "$kind" "$round")"
-		[ "$bad" = 0 ] || saga_die "results: $bad sagas of kind $kind did not succeed"
-		rate[$kind]="${rate[$kind]:-} $r"
+# Prints the markdown section.
+bench_results() {
+	local round kind r bad b none
+	declare -A rate
+	for round in $(seq "$RESULTS_ROUNDS"); do
+		for kind in $RESULTS_KINDS; do
+			saga_log "results: burst of $RESULTS_N, kind $kind, round $round"
+			read -r r bad <<<"$(results_burst "$kind" "$round")"
+			[ "$bad" = 0 ] || saga_die "results: $bad sagas of kind $kind did not succeed"
+			rate[$kind]="${rate[$kind]:-} $r"
+		done
 	done
-done
-best() { tr ' ' '\n' <<<"$1" | grep . | sort -n | tail -1; }
-none="$(best "${rate[none]}")"
-echo "| kind | drain rate, sagas/s (best of $RESULTS_ROUNDS) | over none |"
-echo "|---|---|---|"
-for kind in $RESULTS_KINDS; do
-	b="$(best "${rate[$kind]}")"
-	echo "| $kind | $b (runs:${rate[$kind]}) | $(awk -v a="$b" -v n="$none" 'BEGIN { printf "%.2f", a / n }') |"
-done
+	best() { tr ' ' '\n' <<<"$1" | grep . | sort -n | tail -1; }
+	none="$(best "${rate[none]:-}")"
+	echo "| kind, bursts of $RESULTS_N two-step sagas | drain rate, sagas/s (best of $RESULTS_ROUNDS) | over none |"
+	echo "|---|---|---|"
+	for kind in $RESULTS_KINDS; do
+		b="$(best "${rate[$kind]}")"
+		echo "| $kind | $b (runs:${rate[$kind]}) | $(awk -v a="$b" -v n="${none:-0}" 'BEGIN { if (n > 0) printf "%.2f", a / n; else print "-" }') |"
+	done
+}
+
+# Run on its own: a cluster of its own, and the section on stdout.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -euo pipefail
+	cd "$(dirname "${BASH_SOURCE[0]}")/.."
+	. scripts/lib.sh
+	saga_run_as_root bench/results.sh "$@"
+	. bench/cluster.sh
+	bench_cluster_up
+	bench_results
+fi

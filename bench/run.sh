@@ -37,6 +37,8 @@ fi
 
 . bench/cluster.sh
 . bench/shapes.sh
+. bench/results.sh
+. bench/at.sh
 bench_cluster_up
 
 # The pids whose parent is $1, from /proc (no procps needed).
@@ -214,6 +216,10 @@ rss_end="$(worker_rss_kb)"
 
 saga_log "load shapes (bench/shapes.sh)"
 bench_shapes >"$work/shapes.md"
+saga_log "step results (bench/results.sh)"
+bench_results >"$work/results.md"
+saga_log "at mode (bench/at.sh)"
+bench_at >"$work/at.md"
 
 # verdict FIGURE OP LIMIT: "met" or "missed", for the targets of issue 5
 verdict() {
@@ -295,6 +301,29 @@ random accounts of 10,000.
 
 EOF
 	cat "$work/shapes.md"
+	cat <<EOF
+
+## Step results
+
+From \`bench/results.sh\`, same cluster: bursts of two-step sagas whose
+first step returns nothing (an \`UPDATE\`: its result is \`[]\`), a small
+result (\`RETURNING id\`, which the second step reads from
+\`saga.results\`), or a 1kB one, drained one kind after the other, twice.
+A result travels in the reply, is written with the step, kept with the
+barrier record on the participant, and sent to the steps after it.
+
+EOF
+	cat "$work/results.md"
+	cat <<EOF
+
+## AT mode
+
+From \`bench/at.sh\`, same cluster: the same transfer as a closed loop in
+saga mode (with compensations), in \`at\` mode (the participants record
+row images instead), and in saga mode again.
+
+EOF
+	cat "$work/at.md"
 	cat <<EOF
 
 ## Throughput and latency against clients (step by step)
