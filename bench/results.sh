@@ -3,8 +3,8 @@
 #
 #   bash bench/results.sh        # its own cluster; prints a markdown section
 #
-# bench/run.sh sources it and puts bench_results's section into
-# BENCHMARKS.md, on its own cluster.
+# bench/run.sh sources it (after bench/shapes.sh, whose shapes_drain it
+# uses) and puts bench_results's section into BENCHMARKS.md.
 # Bursts of RESULTS_N (5,000) two-step sagas started in one transaction and
 # drained, three kinds one after the other, twice (A B C A B C), same
 # cluster and run:
@@ -40,11 +40,7 @@ results_burst() {
 		saga.step('bank_a', $first, expect_rows => 1),
 		saga.step('bank_b', $second, expect_rows => 1)],
 		gid => '$prefix-' || g)) FROM generate_series(1, $RESULTS_N) g" >/dev/null
-	sql bench "DO \$\$ BEGIN
-	  WHILE EXISTS (SELECT 1 FROM saga.gtx WHERE gid LIKE '$prefix-%' AND finished_at IS NULL) LOOP
-		PERFORM pg_sleep(0.1);
-	  END LOOP;
-	END \$\$;" >/dev/null
+	shapes_drain "$prefix-%"
 	sql bench "SELECT round(($RESULTS_N / extract(epoch FROM max(finished_at) - max(submitted_at)))::numeric)
 				 || ' ' || count(*) FILTER (WHERE status <> 'succeeded')
 				 FROM saga.gtx WHERE gid LIKE '$prefix-%'"
@@ -79,6 +75,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	. scripts/lib.sh
 	saga_run_as_root bench/results.sh "$@"
 	. bench/cluster.sh
+	. bench/shapes.sh
 	bench_cluster_up
 	bench_results
 fi

@@ -58,6 +58,37 @@ sub order_of
 	return $part->safe_psql('bank_a', "SELECT id FROM orders WHERE item = '$gid'");
 }
 
+# Loses the reply of step 1 of saga $gid to a crash of the worker after the
+# action committed: step 1's action starts by waiting on advisory lock $key
+# of bank_a, which the test holds in $hold.  The test locks the step's row
+# on the coordinator, lets the action go, waits until $committed (a query on
+# bank_a) is true and the worker waits on the row lock to write the reply,
+# then runs $o{before_kill} if given and kills the worker.
+sub crash_before_reply
+{
+	my ($gid, $hold, $key, $committed, %o) = @_;
+	ok( poll_until($part, 'bank_a',
+			"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
+		"$gid: step 1 waits on the participant");
+	ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = '$gid' AND step = 1"),
+		"$gid: step 1 is recorded as running");
+	my $lock = $coord->background_psql('coord');
+	$lock->query_safe(
+		"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = '$gid') AND step = 1 FOR UPDATE");
+	my $old_pid = worker_pid($coord, 'coord');
+	$hold->query_safe("SELECT pg_advisory_unlock($key)");
+	ok(poll_until($part, 'bank_a', $committed), "$gid: the action reached its end on the participant");
+	ok( poll_until($coord, 'postgres',
+			"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
+		"$gid: the worker waits to write the reply");
+	$hold->quit;
+	$o{before_kill}->() if $o{before_kill};
+	kill 'KILL', $old_pid;
+	eval { $lock->quit };
+	like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, "$gid: a new worker runs after the crash");
+	return;
+}
+
 # --- the order saga ----------------------------------------------------------
 my $gid = order_saga('ord-ok');
 is(wait_saga($coord, $gid), 'succeeded', 'the order saga succeeds');
@@ -87,26 +118,8 @@ is(step_rows($coord, $gid, 'step, status'), "1|compensated\n2|compensated\n3|fai
 my $hold = $part->background_psql('bank_a');
 $hold->query_safe('SELECT pg_advisory_lock(5101)');
 $gid = order_saga('ord-lost', order_prefix => 'SELECT pg_advisory_xact_lock(5101); ');
-ok( poll_until($part, 'bank_a',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
-	'step 1 waits on the participant');
-ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'ord-lost' AND step = 1"),
-	'and is recorded as running');
-my $lock = $coord->background_psql('coord');
-$lock->query_safe(
-	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'ord-lost') AND step = 1 FOR UPDATE");
-my $old_pid = worker_pid($coord, 'coord');
-$hold->query_safe('SELECT pg_advisory_unlock(5101)');
-ok( poll_until($part, 'bank_a',
-		"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-lost' AND step = 1 AND result IS NOT NULL"),
-	'the action committed on the participant, result included');
-ok( poll_until($coord, 'postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
-	'the worker waits to write the reply');
-kill 'KILL', $old_pid;
-$hold->quit;
-eval { $lock->quit };
-like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+crash_before_reply($gid, $hold, 5101,
+	"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-lost' AND step = 1 AND result IS NOT NULL");
 is(wait_saga($coord, $gid), 'succeeded', 'the saga whose reply was lost succeeds');
 $id = order_of($gid);
 is($part->safe_psql('bank_a', "SELECT count(*) FROM orders WHERE item = 'ord-lost'"), '1',
@@ -127,27 +140,9 @@ is($part->safe_psql('bank_b', "SELECT count(*) FROM payments WHERE order_id = $i
 $hold = $part->background_psql('bank_a');
 $hold->query_safe('SELECT pg_advisory_lock(5104)');
 $gid = order_saga('ord-abort', order_prefix => 'SELECT pg_advisory_xact_lock(5104); ');
-ok( poll_until($part, 'bank_a',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_saga' AND wait_event = 'advisory'"),
-	'step 1 waits on the participant');
-ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'ord-abort' AND step = 1"),
-	'and is recorded as running');
-$lock = $coord->background_psql('coord');
-$lock->query_safe(
-	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'ord-abort') AND step = 1 FOR UPDATE");
-$old_pid = worker_pid($coord, 'coord');
-$hold->query_safe('SELECT pg_advisory_unlock(5104)');
-ok( poll_until($part, 'bank_a',
-		"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-abort' AND step = 1 AND result IS NOT NULL"),
-	'the action committed on the participant');
-ok( poll_until($coord, 'postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
-	'the worker waits to write the reply');
-$hold->quit;
-$part->stop;
-kill 'KILL', $old_pid;
-eval { $lock->quit };
-like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+crash_before_reply($gid, $hold, 5104,
+	"SELECT count(*) = 1 FROM saga_participant.barrier WHERE gid = 'ord-abort' AND step = 1 AND result IS NOT NULL",
+	before_kill => sub { $part->stop });
 $coord->safe_psql('coord', "SELECT saga.abort('ord-abort', 'changed my mind')");
 ok( poll_until($coord, 'coord',
 		"SELECT status = 'compensating' FROM saga.transactions WHERE gid = 'ord-abort'"),
@@ -302,21 +297,7 @@ $gid = submit_saga(
 		{ target => 'bank_a', name => 'a',
 		  action => 'SELECT pg_advisory_xact_lock(5103); SELECT id, balance FROM account WHERE id = 2 FOR SHARE' },
 		{ target => 'bank_b', action => $note_sql } ]);
-ok(poll_until($coord, 'coord', "SELECT status = 'running' FROM saga.steps WHERE gid = 'xa-lost' AND step = 1"),
-	'the xa step is running');
-$lock = $coord->background_psql('coord');
-$lock->query_safe(
-	"BEGIN; SELECT 1 FROM saga.gtx_step WHERE gtx_id = (SELECT id FROM saga.gtx WHERE gid = 'xa-lost') AND step = 1 FOR UPDATE");
-$old_pid = worker_pid($coord, 'coord');
-$hold->query_safe('SELECT pg_advisory_unlock(5103)');
-ok(poll_until($part, 'bank_a', 'SELECT count(*) = 1 FROM pg_prepared_xacts'), 'the attempt prepared');
-ok( poll_until($coord, 'postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $old_pid AND wait_event_type = 'Lock'"),
-	'the worker waits to write the reply');
-kill 'KILL', $old_pid;
-$hold->quit;
-eval { $lock->quit };
-like(wait_for_worker($coord, 'coord', $old_pid), qr/^\d+$/, 'a new worker runs after the crash');
+crash_before_reply($gid, $hold, 5103, 'SELECT count(*) = 1 FROM pg_prepared_xacts');
 is(wait_saga($coord, $gid), 'succeeded', 'the xa saga whose reply was lost succeeds');
 is($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'xa-lost' AND step = 1"),
 	'[{"id": 2, "balance": 100}]', 'with the result of its action');
