@@ -26,11 +26,24 @@ the end
 =head1 DESCRIPTION
 
 Builds on SagaTest (read it first).  A campaign moves money between the
-accounts of several bank databases with sagas of the four modes: saga (debit
+accounts of several bank databases with sagas of the five modes: saga (debit
 and credit, each with a compensation), tcc (the debit moves money to frozen,
 the credit announces it in incoming; confirm settles, cancel undoes), xa
-(debit and credit left prepared, then committed) and msg (debit, then credit,
-delivered until done).  About a fifth of the sagas carry a business failure:
+(debit and credit left prepared, then committed), msg (debit, then credit,
+delivered until done) and at (debit and credit with no compensation: the
+banks' account and ledger tables are enabled for at mode, and a rollback
+restores their row images).  At sagas move money between accounts of their
+own (ids accounts + 1 .. accounts + at_accounts, in every bank), which no
+other mode writes: a write from outside at mode to a row an at saga changed
+would make its rollback dirty (the saga failed, as it should), so with
+separate accounts an at saga never ends failed.  Concurrent at sagas on one
+account meet write isolation: the later step fails with 40001 and is
+retried.
+
+Half of the sagas whose two steps run in sequence (results_rate) pass data:
+the debit ends with UPDATE ... RETURNING id and delta, and the credit takes
+its amount from current_setting('saga.results') and writes the debit's
+result, as it read it, into its ledger row (column got).  About a fifth of the sagas carry a business failure:
 a debit beyond the balance (CHECK violation, 23514), or a credit to an
 account that does not exist (expect_rows, 21000); in msg mode the failure is
 always in the first step, so that a failed msg saga applied nothing.
@@ -101,6 +114,13 @@ Once the faults stop, every saga must become final, and then:
     each saga's ledger rows add up to its transfer if it succeeded, to zero
     otherwise;
   - no prepared transaction is left on any cluster;
+  - at mode: no undo record or reservation (saga_participant.at_undo,
+    at_lock) is left on any bank, and an aborted at saga left no ledger row
+    (the restore deleted what its actions inserted);
+  - results: for every succeeded saga that passed data, saga.steps.result
+    of its debit is what the debit's own ledger row says it did (account
+    and delta, also what the campaign asked), and its credit's ledger row
+    holds exactly that result;
   - no barrier record or ledger row belongs to a saga the coordinator does
     not know.
 
@@ -270,7 +290,9 @@ node that is not the coordinator), accounts per bank (16), start balance
 the share of saga, tcc and xa sagas given a timeout of 3 to 20 seconds),
 max_attempts of the steps (20; xa_max_attempts 8 for xa steps, whose
 prepared branches can deadlock on row locks until attempts run out; msg
-steps 2).
+steps 2), at_accounts (16: accounts per bank kept for at sagas, after the
+others), results_rate (0.5: the share of sequential sagas whose credit
+reads the debit's result).
 
 =cut
 
@@ -1141,8 +1163,10 @@ succeeded (msg sagas are never aborted and have no deadline).  saga, tcc,
 xa: aborted with a business failure or an abort; succeeded or aborted with
 a deadline, or when running out of attempts was possible (xa always:
 prepared branches of two sagas can wait on each other's row locks until
-attempts run out; saga and tcc only when a fault overlapped it);
-succeeded otherwise.  Also returns whether exhaustion was possible.
+attempts run out; at always: two sagas can wait on each other's
+reservations; saga and tcc only when a fault overlapped it);
+succeeded otherwise.  Never failed: for at that would take a dirty
+rollback, which nothing in the campaign can cause.  Also returns whether exhaustion was possible.
 
 =cut
 
@@ -1464,6 +1488,10 @@ SELECT gid, 'reservations', count(*) FROM saga_participant.at_lock GROUP BY gid}
 			push @v, "$bank: $n at $what left of $gid (" . ($status->{$gid} // 'unknown') . ')';
 		}
 	}
+	# a figure, not an invariant: how often write isolation made a step wait
+	($self->{at_conflicts}) = map { $_->[0] } rows($self->{coord}, $self->{db},
+		q{SELECT count(*) FROM saga.history
+		   WHERE event = 'retry_scheduled' AND detail LIKE '%is reserved by at saga%'});
 	return @v;
 }
 
@@ -1641,6 +1669,7 @@ sub campaign_report
 		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS), $c->{commit_kills} // 0);
 	$r .= sprintf("burst: %d sagas at once, all in after %.1f s while the faults went on (%d psql runs cut and resumed)\n",
 		$c->{burst_size}, $c->{burst_seconds} // 0, $c->{burst_cuts} // 0) if $c->{burst_size};
+	$r .= sprintf("at steps retried on a row another at saga held (40001): %d\n", $c->{at_conflicts} // 0);
 	my $with_results = grep { defined $c->{intents}{$_}{result} } @gids;
 	$r .= sprintf("passing the debit's result to the credit: %d; succeeded and checked: %d\n",
 		$with_results, $c->{results_checked} // 0);
