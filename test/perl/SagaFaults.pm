@@ -43,10 +43,12 @@ retried.
 Half of the sagas whose two steps run in sequence (results_rate) pass data:
 the debit ends with UPDATE ... RETURNING id and delta, and the credit takes
 its amount from current_setting('saga.results') and writes the debit's
-result, as it read it, into its ledger row (column got).  About a fifth of the sagas carry a business failure:
-a debit beyond the balance (CHECK violation, 23514), or a credit to an
-account that does not exist (expect_rows, 21000); in msg mode the failure is
-always in the first step, so that a failed msg saga applied nothing.
+result, as it read it, into its ledger row (column got).
+
+About a fifth of the sagas carry a business failure: a debit beyond the
+balance (CHECK violation, 23514), or a credit to an account that does not
+exist (expect_rows, 21000); in msg mode the failure is always in the first
+step, so that a failed msg saga applied nothing.
 
 A quarter of the saga, tcc and xa sagas have a deadline (saga.begin
 timeout, 3 to 20 seconds), and about once a second the campaign calls
@@ -1166,7 +1168,8 @@ prepared branches of two sagas can wait on each other's row locks until
 attempts run out; at always: two sagas can wait on each other's
 reservations; saga and tcc only when a fault overlapped it);
 succeeded otherwise.  Never failed: for at that would take a dirty
-rollback, which nothing in the campaign can cause.  Also returns whether exhaustion was possible.
+rollback, which nothing in the campaign can cause.  Also returns whether
+exhaustion was possible.
 
 =cut
 
