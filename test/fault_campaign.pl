@@ -1,6 +1,6 @@
 # test/fault_campaign.pl: the fault campaign of pg_saga, standalone.
 #
-# Transfer sagas of every mode (saga, tcc, xa, msg) between the accounts of
+# Transfer sagas of every mode (saga, tcc, xa, msg, at) between the accounts of
 # bank_a and bank_b (on a participant cluster) and bank_c (on the
 # coordinator's own cluster), while the worker is killed with kill -9, the
 # coordinator is stopped with -m immediate and restarted, the participant

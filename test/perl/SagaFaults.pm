@@ -26,14 +26,29 @@ the end
 =head1 DESCRIPTION
 
 Builds on SagaTest (read it first).  A campaign moves money between the
-accounts of several bank databases with sagas of the four modes: saga (debit
+accounts of several bank databases with sagas of the five modes: saga (debit
 and credit, each with a compensation), tcc (the debit moves money to frozen,
 the credit announces it in incoming; confirm settles, cancel undoes), xa
-(debit and credit left prepared, then committed) and msg (debit, then credit,
-delivered until done).  About a fifth of the sagas carry a business failure:
-a debit beyond the balance (CHECK violation, 23514), or a credit to an
-account that does not exist (expect_rows, 21000); in msg mode the failure is
-always in the first step, so that a failed msg saga applied nothing.
+(debit and credit left prepared, then committed), msg (debit, then credit,
+delivered until done) and at (debit and credit with no compensation: the
+banks' account and ledger tables are enabled for at mode, and a rollback
+restores their row images).  At sagas move money between accounts of their
+own (ids accounts + 1 .. accounts + at_accounts, in every bank), which no
+other mode writes: a write from outside at mode to a row an at saga changed
+would make its rollback dirty (the saga failed, as it should), so with
+separate accounts an at saga never ends failed.  Concurrent at sagas on one
+account meet write isolation: the later step fails with 40001 and is
+retried.
+
+Half of the sagas whose two steps run in sequence (results_rate) pass data:
+the debit ends with UPDATE ... RETURNING id and delta, and the credit takes
+its amount from current_setting('saga.results') and writes the debit's
+result, as it read it, into its ledger row (column got).
+
+About a fifth of the sagas carry a business failure: a debit beyond the
+balance (CHECK violation, 23514), or a credit to an account that does not
+exist (expect_rows, 21000); in msg mode the failure is always in the first
+step, so that a failed msg saga applied nothing.
 
 A quarter of the saga, tcc and xa sagas have a deadline (saga.begin
 timeout, 3 to 20 seconds), and about once a second the campaign calls
@@ -101,6 +116,13 @@ Once the faults stop, every saga must become final, and then:
     each saga's ledger rows add up to its transfer if it succeeded, to zero
     otherwise;
   - no prepared transaction is left on any cluster;
+  - at mode: no undo record or reservation (saga_participant.at_undo,
+    at_lock) is left on any bank, and an aborted at saga left no ledger row
+    (the restore deleted what its actions inserted);
+  - results: for every succeeded saga that passed data, saga.steps.result
+    of its debit is what the debit's own ledger row says it did (account
+    and delta, also what the campaign asked), and its credit's ledger row
+    holds exactly that result;
   - no barrier record or ledger row belongs to a saga the coordinator does
     not know.
 
@@ -128,7 +150,7 @@ our @EXPORT = qw(
 my @final = qw(succeeded aborted failed);
 my %is_final = map { $_ => 1 } @final;
 our @FAULT_KINDS = qw(kill9 coord_immediate coord_twice part_restart part_kill9 stall slow);
-our @MODES = qw(saga tcc xa msg);
+our @MODES = qw(saga tcc xa msg at);
 
 =pod
 
@@ -270,7 +292,9 @@ node that is not the coordinator), accounts per bank (16), start balance
 the share of saga, tcc and xa sagas given a timeout of 3 to 20 seconds),
 max_attempts of the steps (20; xa_max_attempts 8 for xa steps, whose
 prepared branches can deadlock on row locks until attempts run out; msg
-steps 2).
+steps 2), at_accounts (16: accounts per bank kept for at sagas, after the
+others), results_rate (0.5: the share of sequential sagas whose credit
+reads the debit's result).
 
 =cut
 
@@ -289,6 +313,8 @@ sub new
 		slow => $o{slow} // 2.5,
 		max_attempts => $o{max_attempts} // 20,
 		xa_max_attempts => $o{xa_max_attempts} // 8,
+		at_accounts => $o{at_accounts} // 16,
+		results_rate => $o{results_rate} // 0.5,
 		deadline_rate => $o{deadline_rate} // 0.25,
 		prefix => $o{prefix} // 'fc',
 		intents => {},
@@ -330,7 +356,7 @@ frozen and incoming, and the knob table), the targets on the coordinator
 sub setup
 {
 	my ($self, %o) = @_;
-	my %accounts = map { $_ => $self->{start} } 1 .. $self->{accounts};
+	my %accounts = map { $_ => $self->{start} } 1 .. $self->{accounts} + $self->{at_accounts};
 	foreach my $bank ($self->bank_names)
 	{
 		my $node = $self->{banks}{$bank};
@@ -340,6 +366,8 @@ sub setup
 ALTER TABLE account
 	ADD COLUMN frozen numeric NOT NULL DEFAULT 0 CHECK (frozen >= 0),
 	ADD COLUMN incoming numeric NOT NULL DEFAULT 0 CHECK (incoming >= 0);
+-- a credit that reads the debit's result writes here what it read
+ALTER TABLE ledger ADD COLUMN got jsonb;
 CREATE TABLE knob (slow float8 NOT NULL);
 INSERT INTO knob VALUES (0);
 });
@@ -349,6 +377,10 @@ INSERT INTO knob VALUES (0);
 	{
 		add_target($self->{coord}, $bank, $self->{banks}{$bank}, $bank,
 			db => $self->{db});
+		# at steps change account and ledger (both keyed: id, seq); at_enable
+		# refuses a table without a primary key, so this also checks them
+		$self->{coord}->safe_psql($self->{db},
+			"SELECT saga.setup_participant('$bank', at_tables => '{account, ledger}')");
 	}
 	return;
 }
@@ -363,26 +395,45 @@ sub total_start
 {
 	my ($self) = @_;
 	my @banks = $self->bank_names;
-	return $self->{start} * $self->{accounts} * scalar(@banks);
+	return $self->{start} * ($self->{accounts} + $self->{at_accounts}) * scalar(@banks);
 }
 
 # --- the step statements -----------------------------------------------------
 
-# one statement: ledger row + balance change (+ frozen, incoming), after
-# sleeping as long as the bank's knob says
+# One statement: ledger row + balance change (+ frozen, incoming), after
+# sleeping as long as the bank's knob says.  The changes are numbers or SQL
+# expressions.  With returning => 1 the step answers its account and balance
+# change as its result ([{"id": ..., "delta": ...}]); that takes two
+# statements, since the result is the last statement's rows and one whose
+# own WITH writes data answers [].  With got => EXPR the ledger row keeps
+# EXPR (what the step read of an earlier step's result) in its got column.
 sub step_sql
 {
-	my ($id, $op, $dbal, $dfrozen, $dinc, $sleep) = @_;
+	my ($id, $op, $dbal, $dfrozen, $dinc, $sleep, %r) = @_;
 	my $extra = $sleep ? " + $sleep" : '';
 	my @set = ("balance = balance + ($dbal)");
 	push @set, "frozen = frozen + ($dfrozen)" if $dfrozen;
 	push @set, "incoming = incoming + ($dinc)" if $dinc;
-	return
-	    "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
-	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', $id, $dbal)) "
-	  . 'UPDATE account SET '
+	my $got = $r{got} // 'NULL';
+	my $ledger = 'INSERT INTO ledger (gid, step, op, id, delta, got) VALUES '
+	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', $id, $dbal, $got)";
+	my $update = 'UPDATE account SET '
 	  . join(', ', @set)
 	  . " FROM (SELECT pg_sleep(slow$extra) FROM knob) AS s WHERE id = $id";
+	return "$ledger; $update RETURNING id, ($dbal)::numeric AS delta" if $r{returning};
+	return "WITH l AS ($ledger) $update";
+}
+
+# what a credit reads of its debit's result: the amount (the opposite of the
+# debit's delta), and the whole result, written into its ledger row
+my $credit_from_debit = q{(-(current_setting('saga.results')::jsonb #>> '{debit,0,delta}')::numeric)};
+my $debit_result_read = q{current_setting('saga.results')::jsonb -> 'debit'};
+
+# the result a debit of $delta on account $id answers, as jsonb prints it
+sub debit_result_text
+{
+	my ($id, $delta) = @_;
+	return qq([{"id": $id, "delta": $delta}]);
 }
 
 =item $c->gen_saga
@@ -399,13 +450,18 @@ sub gen_saga
 	my ($self, %o) = @_;
 	my @banks = $self->bank_names;
 	my $mode = $o{mode} // $self->{modes}[ int(rand(@{ $self->{modes} })) ];
+	# at sagas have accounts of their own: a write of another mode (a
+	# compensation, say) to a row an at saga changed would make its rollback
+	# dirty, rightly, and the saga failed; with no such write an at saga
+	# never ends failed, which the oracle can then demand
+	my ($first, $n) = $mode eq 'at' ? ($self->{accounts} + 1, $self->{at_accounts}) : (1, $self->{accounts});
 	my ($sb, $si, $db, $di);
 	do
 	{
 		$sb = $banks[ int(rand(@banks)) ];
 		$db = $banks[ int(rand(@banks)) ];
-		$si = 1 + int(rand($self->{accounts}));
-		$di = 1 + int(rand($self->{accounts}));
+		$si = $first + int(rand($n));
+		$di = $first + int(rand($n));
 	} while ($sb eq $db && $si == $di);
 	my $m = 1 + int(rand(50));
 	my $fail = '';
@@ -431,11 +487,19 @@ sub gen_saga
 		$fail = 'last: no such account (21000)';
 	}
 	my $parallel = $mode ne 'msg' && ($o{parallel} // 1) && rand() < 0.5;
+	# a credit reads the results of the steps it runs after: only in sequence
+	my $results = !$parallel && ($o{results} // rand() < $self->{results_rate});
+	my %dr = $results ? (returning => 1) : ();
+	my %cr = $results ? (got => $debit_result_read) : ();
+	my $credit = $results ? $credit_from_debit : $m;
 	my %common = (
 		expect_rows => 1,
 		timeout => $self->{step_timeout},
 		# xa: prepared branches of two sagas can wait on each other's row
 		# locks, which only running out of attempts ends
+		# at: a row another at saga holds is a transient 40001, retried like
+		# the other transient failures (20 attempts); two at sagas that each
+		# hold a row the other wants both retry until one runs out
 		max_attempts => $mode eq 'msg' ? 2 : $mode eq 'xa' ? $self->{xa_max_attempts} : $self->{max_attempts});
 	my @steps;
 	my $sl = $o{sleep};
@@ -444,12 +508,12 @@ sub gen_saga
 		@steps = (
 			{
 				target => $sb, name => 'debit', %common,
-				action => step_sql($debit_id, 'action', -$debit, 0, 0, $sl),
+				action => step_sql($debit_id, 'action', -$debit, 0, 0, $sl, %dr),
 				compensation => step_sql($debit_id, 'compensation', $debit)
 			},
 			{
 				target => $db, name => 'credit', %common,
-				action => step_sql($credit_id, 'action', $m, 0, 0, $sl),
+				action => step_sql($credit_id, 'action', $credit, 0, 0, $sl, %cr),
 				compensation => step_sql($credit_id, 'compensation', -$m)
 			});
 	}
@@ -458,27 +522,27 @@ sub gen_saga
 		@steps = (
 			{
 				target => $sb, name => 'debit', %common,
-				action => step_sql($debit_id, 'action', -$debit, $debit, 0),
+				action => step_sql($debit_id, 'action', -$debit, $debit, 0, undef, %dr),
 				confirm => step_sql($debit_id, 'confirm', 0, -$debit, 0),
 				compensation => step_sql($debit_id, 'compensation', $debit, -$debit, 0)
 			},
 			{
 				target => $db, name => 'credit', %common,
-				action => step_sql($credit_id, 'action', 0, 0, $m),
+				action => step_sql($credit_id, 'action', 0, 0, $credit, undef, %cr),
 				confirm => step_sql($credit_id, 'confirm', $m, 0, -$m),
 				compensation => step_sql($credit_id, 'compensation', 0, 0, -$m)
 			});
 	}
-	else    # xa, msg
+	else    # xa, msg, at: actions only
 	{
 		@steps = (
 			{
 				target => $sb, name => 'debit', %common,
-				action => step_sql($debit_id, 'action', -$debit)
+				action => step_sql($debit_id, 'action', -$debit, 0, 0, undef, %dr)
 			},
 			{
 				target => $db, name => 'credit', %common,
-				action => step_sql($credit_id, 'action', $m)
+				action => step_sql($credit_id, 'action', $credit, 0, 0, undef, %cr)
 			});
 	}
 	$steps[1]{after} = [] if $parallel;
@@ -493,6 +557,8 @@ sub gen_saga
 		fail_step => $fail =~ /^first/ ? 1 : $fail =~ /^last/ ? 2 : undef,
 		steps => \@steps,
 		deltas => $fail ? [] : [ [ $sb, $si, -$m ], [ $db, $di, $m ] ],
+		# what the debit answers and the credit reads, if it succeeds
+		result => $results ? debit_result_text($si, -$m) : undef,
 	};
 }
 
@@ -1099,8 +1165,11 @@ succeeded (msg sagas are never aborted and have no deadline).  saga, tcc,
 xa: aborted with a business failure or an abort; succeeded or aborted with
 a deadline, or when running out of attempts was possible (xa always:
 prepared branches of two sagas can wait on each other's row locks until
-attempts run out; saga and tcc only when a fault overlapped it);
-succeeded otherwise.  Also returns whether exhaustion was possible.
+attempts run out; at always: two sagas can wait on each other's
+reservations; saga and tcc only when a fault overlapped it);
+succeeded otherwise.  Never failed: for at that would take a dirty
+rollback, which nothing in the campaign can cause.  Also returns whether
+exhaustion was possible.
 
 =cut
 
@@ -1109,7 +1178,12 @@ sub allowed_outcome
 	my ($self, $in, $obs) = @_;
 	return ({ failed => 1 }, 0) if $in->{mode} eq 'msg' && $in->{fail};
 	return ({ succeeded => 1 }, 0) if $in->{mode} eq 'msg';
-	my $exhaust = $in->{mode} eq 'xa' || @{ $obs->{overlapped} } > 0;
+	# xa: prepared branches wait on each other's row locks; at: sagas wait
+	# on each other's reservations (40001), both until attempts run out.
+	# An at saga never ends failed: that takes a dirty rollback, a write to
+	# its rows from outside at mode, and nothing writes the at accounts but
+	# at sagas
+	my $exhaust = $in->{mode} eq 'xa' || $in->{mode} eq 'at' || @{ $obs->{overlapped} } > 0;
 	return ({ aborted => 1 }, $exhaust) if $in->{fail} || $obs->{abort};
 	return ({ succeeded => 1, aborted => 1 }, $exhaust) if defined $in->{timeout} || $exhaust;
 	return ({ succeeded => 1 }, $exhaust);
@@ -1146,7 +1220,9 @@ my %ledger_rule = (
 		aborted => 'pair'
 	},
 	xa => { succeeded => { action => 1 }, aborted => { action => 0 } },
-	msg => { succeeded => { action => 1 }, failed => { action => 0 } });
+	msg => { succeeded => { action => 1 }, failed => { action => 0 } },
+	# the restore deletes the ledger rows an at action inserted
+	at => { succeeded => { action => 1 }, aborted => { action => 0 } });
 
 sub check_invariants
 {
@@ -1385,12 +1461,76 @@ ORDER BY h.at}))
 		}
 	}
 
+	push @v, $self->check_at_records(\%status);
+	push @v, $self->check_results(\%status);
+
 	my $prepared = prepared_total($coord, $self->bank_nodes);
 	push @v, 'prepared transactions left: ' . ($prepared // 'cannot ask')
 	  unless defined $prepared && $prepared == 0;
 	$self->{prepared_left} = $prepared;
 	push @v, 'not every saga final within the bound' unless defined $self->{quiesce};
 	$self->{violations} = \@v;
+	return @v;
+}
+
+# at mode: once every saga is final (and none failed), no undo record and
+# no reservation is left on any bank: a success forgets them, a rollback
+# deletes them with the restore
+sub check_at_records
+{
+	my ($self, $status) = @_;
+	my @v;
+	foreach my $bank ($self->bank_names)
+	{
+		foreach my $r (rows($self->{banks}{$bank}, $bank, q{
+SELECT gid, 'undo records', count(*) FROM saga_participant.at_undo GROUP BY gid
+UNION ALL
+SELECT gid, 'reservations', count(*) FROM saga_participant.at_lock GROUP BY gid}))
+		{
+			my ($gid, $what, $n) = @$r;
+			push @v, "$bank: $n at $what left of $gid (" . ($status->{$gid} // 'unknown') . ')';
+		}
+	}
+	# a figure, not an invariant: how often write isolation made a step wait
+	($self->{at_conflicts}) = map { $_->[0] } rows($self->{coord}, $self->{db},
+		q{SELECT count(*) FROM saga.history
+		   WHERE event = 'retry_scheduled' AND detail LIKE '%is reserved by at saga%'});
+	return @v;
+}
+
+# Results: every succeeded saga whose credit read its debit's result shows,
+# on the coordinator, the debit's result as the debit really did it (its
+# own ledger row: account and delta, which are also what the campaign
+# asked), and its credit's ledger row holds exactly that result.  Counts
+# the sagas checked in $c->{results_checked}.
+sub check_results
+{
+	my ($self, $status) = @_;
+	my @v;
+	my @gids = grep { defined $self->{intents}{$_}{result} && ($status->{$_} // '') eq 'succeeded' }
+	  $self->submitted_gids;
+	$self->{results_checked} = scalar @gids;
+	return () unless @gids;
+	my %answered = map { $_->[0] => $_->[1] } rows($self->{coord}, $self->{db},
+		q{SELECT gid, result::text FROM saga.steps WHERE name = 'debit' AND result IS NOT NULL});
+	my %row;
+	foreach my $bank ($self->bank_names)
+	{
+		$row{ $_->[0] }{ $_->[1] } = { id => $_->[2], delta => $_->[3], got => $_->[4] }
+		  foreach rows($self->{banks}{$bank}, $bank,
+			q{SELECT gid, step, id, trim_scale(delta), coalesce(got::text, '') FROM ledger WHERE op = 'action'});
+	}
+	foreach my $gid (@gids)
+	{
+		my $want = $self->{intents}{$gid}{result};
+		my $have = $answered{$gid} // 'none';
+		my ($debit, $credit) = map { $row{$gid}{$_} } 1, 2;
+		my $did = $debit ? debit_result_text($debit->{id}, $debit->{delta}) : 'no ledger row';
+		push @v, "$gid: the debit's result is $have, the debit did $did" if $have ne $did;
+		push @v, "$gid: the debit's result is $have, the campaign asked $want" if $have ne $want;
+		my $got = $credit ? $credit->{got} : 'no ledger row';
+		push @v, "$gid: the credit read $got, the debit answered $have" if $got ne $have;
+	}
 	return @v;
 }
 
@@ -1532,6 +1672,10 @@ sub campaign_report
 		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS), $c->{commit_kills} // 0);
 	$r .= sprintf("burst: %d sagas at once, all in after %.1f s while the faults went on (%d psql runs cut and resumed)\n",
 		$c->{burst_size}, $c->{burst_seconds} // 0, $c->{burst_cuts} // 0) if $c->{burst_size};
+	$r .= sprintf("at steps retried on a row another at saga held (40001): %d\n", $c->{at_conflicts} // 0);
+	my $with_results = grep { defined $c->{intents}{$_}{result} } @gids;
+	$r .= sprintf("passing the debit's result to the credit: %d; succeeded and checked: %d\n",
+		$with_results, $c->{results_checked} // 0);
 	my $deadlines = grep { defined $c->{intents}{$_}{timeout} } @gids;
 	$r .= sprintf("with a deadline: %d; saga.abort() calls: %d accepted, %d refused, %d unanswered\n",
 		$deadlines, $c->{aborts}{accepted} // 0, $c->{aborts}{refused} // 0, $c->{aborts}{unknown} // 0);
