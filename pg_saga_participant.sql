@@ -106,12 +106,14 @@ GRANT EXECUTE ON FUNCTION saga_participant.clean_session(text, text) TO PUBLIC;
  * or 'hanging' (action after its compensation), and the operation's result.
  *
  * sql runs first; result_sql, when given, is the statement that ends the
- * operation, rewritten by the coordinator to answer its row count and its
- * rows as a jsonb array (the step's result).  Without it the result is
- * NULL: the last statement returns no rows.  A result is kept with the
- * barrier record, so a repeated call (whose first reply was lost) answers
- * 'duplicate' with the same result; one larger than max_result_size bytes
- * fails with SQLSTATE 54000.  With expect_rows, the last statement must
+ * operation, as the coordinator split it off: it returns rows, which are
+ * the step's result, a jsonb array of one object per row in the order the
+ * statement returned them.  Without it the result is NULL: the last
+ * statement returns no rows.  A result is kept with the barrier record, so
+ * a repeated call (whose first reply was lost) answers 'duplicate' with the
+ * same result; one larger than max_result_size bytes fails with SQLSTATE
+ * 54000, and one whose rows have two columns of the same name (which a
+ * jsonb object cannot hold) with 42712.  With expect_rows, the last statement must
  * report exactly that many rows, otherwise SQLSTATE 21000.  Either error
  * rolls the whole transaction back, barrier record included.
  *
@@ -131,6 +133,9 @@ AS $run_step$
 DECLARE
 	n bigint;
 	size bigint;
+	r record;
+	rows jsonb[] := '{}';
+	twice text;
 	-- the worker's settings, to set again once the step is done
 	worker_timeout text := current_setting('statement_timeout');
 	worker_check_interval text := current_setting('client_connection_check_interval', true);
@@ -191,7 +196,21 @@ BEGIN
 		IF run_step.sql <> '' THEN
 			EXECUTE run_step.sql;
 		END IF;
-		EXECUTE run_step.result_sql INTO n, result;
+		n := 0;
+		FOR r IN EXECUTE run_step.result_sql LOOP
+			n := n + 1;
+			IF n = 1 THEN
+				SELECT k INTO twice FROM pg_catalog.json_object_keys(pg_catalog.row_to_json(r)) AS k
+				 GROUP BY k HAVING pg_catalog.count(*) > 1 LIMIT 1;
+				IF twice IS NOT NULL THEN
+					RAISE EXCEPTION 'the result of step % has two columns named "%"', run_step.step, twice
+						USING ERRCODE = '42712',
+							  HINT = 'Give the columns of the last statement distinct names (AS ...).';
+				END IF;
+			END IF;
+			rows := pg_catalog.array_append(rows, pg_catalog.to_jsonb(r));
+		END LOOP;
+		result := pg_catalog.to_jsonb(rows);
 	END IF;
 	IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
 		RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',

@@ -12,10 +12,9 @@
  * transaction rolls back, barrier record included.
  *
  * Step results: when the last statement of an action or confirm returns
- * rows, the worker sends it apart, rewritten (WITH ... SELECT count(*),
- * jsonb_agg(...)) so that the participant answers its row count and its
- * rows as one jsonb value, kept with the barrier record and answered with
- * the reply; run_step() runs such calls.  Steps whose last statement
+ * rows, the worker sends it apart (the raw grammar finds where it starts),
+ * and the participant's run_step() collects its rows as one jsonb array,
+ * kept with the barrier record and answered with the reply.  Steps whose last statement
  * returns no rows call run(), which participants set up by any version
  * have.  The results a step reads (saga.results) always travel as a
  * parameter value or a quoted literal, never as SQL.
@@ -57,29 +56,10 @@
 
 /* ---- results: the rows of a step's last statement ---- */
 
-/* Does any WITH query of ctes write (which a WITH inside a WITH refuses)? */
-static bool
-ctes_modify(WithClause *with)
-{
-	ListCell   *lc;
-
-	if (with == NULL)
-		return false;
-	foreach(lc, with->ctes)
-	{
-		Node	   *query = ((CommonTableExpr *) lfirst(lc))->ctequery;
-
-		if (!IsA(query, SelectStmt))
-			return true;
-	}
-	return false;
-}
-
 /*
- * Does this statement return rows that can be read as a step's result: a
- * query (but SELECT INTO, which makes a table), or INSERT, UPDATE or
- * DELETE with RETURNING?  Not one whose own WITH writes: it cannot be
- * nested in the WITH that reads its rows.
+ * Does this statement return rows, which are then a step's result: a query
+ * (but SELECT INTO, which makes a table), or INSERT, UPDATE, DELETE (or,
+ * where the grammar has it, MERGE) with RETURNING?
  */
 static bool
 statement_returns_rows(Node *stmt)
@@ -93,18 +73,18 @@ statement_returns_rows(Node *stmt)
 
 				while (leftmost->larg != NULL)
 					leftmost = leftmost->larg;
-				return leftmost->intoClause == NULL && select->intoClause == NULL &&
-					!ctes_modify(select->withClause);
+				return leftmost->intoClause == NULL && select->intoClause == NULL;
 			}
 		case T_InsertStmt:
-			return ((InsertStmt *) stmt)->returningList != NIL &&
-				!ctes_modify(((InsertStmt *) stmt)->withClause);
+			return ((InsertStmt *) stmt)->returningList != NIL;
 		case T_UpdateStmt:
-			return ((UpdateStmt *) stmt)->returningList != NIL &&
-				!ctes_modify(((UpdateStmt *) stmt)->withClause);
+			return ((UpdateStmt *) stmt)->returningList != NIL;
 		case T_DeleteStmt:
-			return ((DeleteStmt *) stmt)->returningList != NIL &&
-				!ctes_modify(((DeleteStmt *) stmt)->withClause);
+			return ((DeleteStmt *) stmt)->returningList != NIL;
+#if PG_VERSION_NUM >= 170000
+		case T_MergeStmt:
+			return ((MergeStmt *) stmt)->returningList != NIL;
+#endif
 		default:
 			return false;
 	}
@@ -112,11 +92,12 @@ statement_returns_rows(Node *stmt)
 
 /*
  * Splits sql before its last statement, if that returns rows: *prefix is
- * what comes before it ("" if nothing), *last the statement rewritten to
- * answer its row count and its rows as a jsonb array.  Returns false (the
- * SQL runs as it is, with no result) when the last statement returns no
- * rows, or when this server's grammar cannot read the SQL: the participant
- * then reports the syntax error, or runs what its own grammar accepts.
+ * what comes before it ("" if nothing), *last the statement itself, whose
+ * rows the participant collects (see run_step() there).  Returns false
+ * (the SQL runs as it is, with no result) when the last statement returns
+ * no rows, or when this server's grammar cannot read the SQL: the
+ * participant then reports the syntax error, or runs what its own grammar
+ * accepts.
  *
  * Only the raw grammar runs here, which touches no catalog and needs no
  * transaction; the error it may raise is caught and dropped, as nothing
@@ -154,11 +135,7 @@ split_result_statement(const char *sql, char **prefix, char **last)
 				(int) strlen(sql + stmt->stmt_location);
 
 			*prefix = list_length(parsed) > 1 ? pnstrdup(sql, stmt->stmt_location) : pstrdup("");
-			/* the newlines end a -- comment the statement may end with */
-			*last = psprintf("WITH pgsaga_rows AS (\n%.*s\n) "
-							 "SELECT pg_catalog.count(*), COALESCE(pg_catalog.jsonb_agg("
-							 "pg_catalog.to_jsonb(pgsaga_rows)), '[]'::jsonb) FROM pgsaga_rows",
-							 len, sql + stmt->stmt_location);
+			*last = pnstrdup(sql + stmt->stmt_location, len);
 			found = true;
 		}
 	}
@@ -167,8 +144,8 @@ split_result_statement(const char *sql, char **prefix, char **last)
 }
 
 /*
- * The statement answering the result of op of step, NULL when op keeps
- * none (a compensation) or its SQL's last statement returns no rows; the
+ * The last statement of op of step, whose rows are its result; NULL when
+ * op keeps none (a compensation) or that statement returns no rows.  The
  * SQL to run before it in *prefix.  Worked out once per step and operation.
  */
 static char *

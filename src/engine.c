@@ -642,9 +642,17 @@ engine_step_results(SagaStep *step, StepOp op)
 	int			i;
 	bool		any = false;
 
+	/*
+	 * Its own action's result, which the worker lacks when the action's
+	 * reply was lost: [] for an action whose last statement returns no
+	 * rows; otherwise the participant adds it from the barrier record.
+	 */
+	bool		own_empty = op != OP_ACTION && step->result == NULL &&
+		!barrier_returns_rows(step, OP_ACTION);
+
 	for (i = 0; i < saga->nsteps && !any; i++)
 		any = saga->steps[i].result != NULL;
-	if (!any)
+	if (!any && !own_empty)
 		return "{}";
 	marked = palloc0(sizeof(bool) * saga->nsteps);
 	mark_with_deps(saga, self, marked);
@@ -656,13 +664,16 @@ engine_step_results(SagaStep *step, StepOp op)
 	{
 		SagaStep   *other = &saga->steps[i];
 
-		if (!marked[i] || other->result == NULL)
+		const char *result = other->result ? other->result :
+			(i == self && own_empty) ? "[]" : NULL;
+
+		if (!marked[i] || result == NULL)
 			continue;
 		if (buf.len > 1)
 			appendStringInfoString(&buf, ", ");
 		escape_json(&buf, other->name);
 		appendStringInfoString(&buf, ": ");
-		appendStringInfoString(&buf, other->result);
+		appendStringInfoString(&buf, result);
 	}
 	appendStringInfoChar(&buf, '}');
 	pfree(marked);
@@ -780,6 +791,45 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 				   false);
 }
 
+/*
+ * xa: the rollback of an attempt found prepared whose result was lost (see
+ * finish_probe).  Done, the action is called again.  Refused for good, the
+ * step counts as failed with an unknown outcome and the saga rolls back,
+ * which tries that rollback again and stops for an operator if it cannot.
+ */
+static void
+finish_redo_rollback(SagaStep *step, RemoteOutcome *outcome, bool already, TimestampTz now)
+{
+	Saga	   *saga = step->saga;
+
+	if (outcome->kind == OUTCOME_OK || already)
+	{
+		step->redo_prepared = false;
+		step->next_attempt_at = 0;
+		step->dirty = true;
+		engine_add_event(saga, step->number, "rollback_done",
+						 "the earlier attempt is rolled back; the action runs again");
+		return;
+	}
+	step_set_error(step, outcome->sqlstate, outcome->message);
+	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->sqlstate))
+	{
+		schedule_retry(step, "rollback", now);
+		return;
+	}
+	step->redo_prepared = false;
+	step->maybe_applied = true;
+	step->status = STEP_FAILED;
+	step->finished_at = now;
+	step->next_attempt_at = 0;
+	engine_add_event(saga, step->number, "action_failed",
+					 "the attempt found prepared could not be rolled back: %s",
+					 outcome->message ? outcome->message : "");
+	start_rollback(saga, psprintf("step %d: the attempt found prepared could not be rolled back: %s",
+								  step->number, outcome->message ? outcome->message : "unknown error"),
+				   false);
+}
+
 /* A compensation or confirm: retried until it succeeds, unless refused. */
 static void
 finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
@@ -792,15 +842,9 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	bool		already = prepared_op && outcome->kind == OUTCOME_ERROR &&
 		strcmp(outcome->sqlstate, "42704") == 0;
 
-	if (step->redo_prepared && op == OP_ROLLBACK_PREPARED && saga->phase == PHASE_FORWARD &&
-		(outcome->kind == OUTCOME_OK || already))
+	if (step->redo_prepared && op == OP_ROLLBACK_PREPARED && saga->phase == PHASE_FORWARD)
 	{
-		/* the attempt whose result was lost is undone: call the action again */
-		step->redo_prepared = false;
-		step->next_attempt_at = 0;
-		step->dirty = true;
-		engine_add_event(saga, step->number, "rollback_done",
-						 "the earlier attempt is rolled back; the action runs again");
+		finish_redo_rollback(step, outcome, already, now);
 		return;
 	}
 	if (saga->phase != PHASE_FORWARD)

@@ -403,9 +403,9 @@ sub total_start
 # One statement: ledger row + balance change (+ frozen, incoming), after
 # sleeping as long as the bank's knob says.  The changes are numbers or SQL
 # expressions.  With returning => 1 the step answers its account and balance
-# change as its result ([{"id": ..., "delta": ...}]); that takes two
-# statements, since the result is the last statement's rows and one whose
-# own WITH writes data answers [].  With got => EXPR the ledger row keeps
+# change as its result ([{"id": ..., "delta": ...}]), from a second
+# statement that reads the ledger row back (the result is the last
+# statement's rows).  With got => EXPR the ledger row keeps
 # EXPR (what the step read of an earlier step's result) in its got column.
 sub step_sql
 {
