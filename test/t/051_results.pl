@@ -237,6 +237,23 @@ is(wait_saga($coord, $gid), 'aborted', 'a result with two columns of one name ab
 is($coord->safe_psql('coord', "SELECT last_sqlstate || ' ' || split_part(last_error, E'\n', 1) FROM saga.steps WHERE gid = 'twice'"),
 	'42712 the result of step 1 has two columns named "id"', 'saying which');
 
+# MERGE ... RETURNING exists from PostgreSQL 17 on
+SKIP:
+{
+	skip 'MERGE ... RETURNING needs PostgreSQL 17', 2
+	  if $coord->safe_psql('coord', 'SHOW server_version_num') < 170000;
+	$part->safe_psql('bank_a', 'CREATE TABLE merged (id int PRIMARY KEY, v int); INSERT INTO merged VALUES (3, 3)');
+	$gid = submit_saga(
+		$coord, gid => 'merge',
+		steps => [ { target => 'bank_a',
+			action => 'MERGE INTO merged r USING (VALUES (3), (99)) AS s (id) ON r.id = s.id '
+			  . 'WHEN MATCHED THEN UPDATE SET v = r.v + 1 WHEN NOT MATCHED THEN INSERT VALUES (s.id, 0) '
+			  . 'RETURNING merge_action() AS did, r.id' } ]);
+	is(wait_saga($coord, $gid), 'succeeded', 'a MERGE ... RETURNING saga succeeds');
+	is($coord->safe_psql('coord', "SELECT result FROM saga.steps WHERE gid = 'merge'"),
+		'[{"id": 3, "did": "UPDATE"}, {"id": 99, "did": "INSERT"}]', 'and gives the rows MERGE returned');
+}
+
 # --- msg mode -------------------------------------------------------------------
 $gid = submit_saga(
 	$coord, gid => 'msg-res', mode => 'msg',
