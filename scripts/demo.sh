@@ -8,9 +8,11 @@
 # Installs what is missing (Debian packages), builds and installs pg_saga,
 # starts a throwaway cluster of the machine's PostgreSQL (15 on bookworm, 17 on
 # trixie; see scripts/lib.sh) on a free port of 127.0.0.1, and
-# runs two money transfers between two "banks" coordinated from a third
-# database: one that succeeds and one that fails and is compensated.  The
-# cluster and its files are removed at the end, also on failure.
+# runs sagas between two "banks" coordinated from a third database: a
+# transfer that succeeds, one that fails and is compensated, an order whose
+# id the next step uses (step results), and the failing transfer in at mode,
+# rolled back from row images.  The cluster and its files are removed at
+# the end, also on failure.
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -107,6 +109,8 @@ CREATE TABLE ledger (
 );
 SQL
 done
+qapp bank_a -c "CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)"
+qapp bank_b -c "CREATE TABLE payments (id serial PRIMARY KEY, order_id int NOT NULL, amount numeric NOT NULL)"
 qapp bank_a -c "INSERT INTO account VALUES (1, 100), (2, 100)"
 qapp bank_b -c "INSERT INTO account VALUES (1, 20), (2, 100)"
 
@@ -123,14 +127,15 @@ CREATE USER MAPPING FOR $DEMO_ROLE SERVER bank_a OPTIONS (user '$DEMO_ROLE', pas
 CREATE USER MAPPING FOR $DEMO_ROLE SERVER bank_b OPTIONS (user '$DEMO_ROLE', password '$DEMO_PASSWORD');
 SQL
 qapp shop <<'SQL'
-SELECT saga.setup_participant('bank_a') \g /dev/null
-SELECT saga.setup_participant('bank_b') \g /dev/null
+SELECT saga.setup_participant('bank_a', at_tables => '{account, ledger}') \g /dev/null
+SELECT saga.setup_participant('bank_b', at_tables => '{account, ledger}') \g /dev/null
 SQL
 
 cat <<EOF
   shop     CREATE EXTENSION pg_saga; servers bank_a, bank_b; user mappings for '$DEMO_ROLE'
-  bank_a   account(id, balance CHECK (balance >= 0)), ledger; barrier objects
-  bank_b   the same
+  bank_a   account(id, balance CHECK (balance >= 0)), ledger, orders; barrier objects;
+           account and ledger enabled for at mode
+  bank_b   the same, with payments instead of orders
 EOF
 echo
 echo "Balances before:"
@@ -220,13 +225,71 @@ echo
 echo "Ledger of bank_a for transfer-2 (the credit and its compensation):"
 show bank_a "SELECT gid, step, account, amount, note FROM ledger WHERE gid = 'transfer-2' ORDER BY id"
 
+heading "3. An order on bank_a, paid on bank_b with the order's id (step results)"
+
+cat <<'EOF'
+  SELECT saga.start(ARRAY[
+      saga.step('bank_a', $$INSERT INTO orders (item) VALUES ('book') RETURNING id$$,
+                $$DELETE FROM orders WHERE id = (current_setting('saga.results')::jsonb #>> '{order,0,id}')::int$$,
+                name => 'order'),
+      saga.step('bank_b', $$INSERT INTO payments (order_id, amount)
+                VALUES ((current_setting('saga.results')::jsonb #>> '{order,0,id}')::int, 12) RETURNING id$$,
+                name => 'pay')],
+      gid => 'order-1');
+
+EOF
+
+qapp shop <<'SQL'
+SELECT saga.start(ARRAY[
+	saga.step('bank_a', $$INSERT INTO orders (item) VALUES ('book') RETURNING id$$,
+			  $$DELETE FROM orders WHERE id = (current_setting('saga.results')::jsonb #>> '{order,0,id}')::int$$,
+			  name => 'order'),
+	saga.step('bank_b', $$INSERT INTO payments (order_id, amount)
+			  VALUES ((current_setting('saga.results')::jsonb #>> '{order,0,id}')::int, 12) RETURNING id$$,
+			  $$DELETE FROM payments WHERE id = (current_setting('saga.results')::jsonb #>> '{pay,0,id}')::int$$,
+			  name => 'pay')],
+	gid => 'order-1') \g /dev/null
+SQL
+printf "saga.wait('order-1') returned: %s\n" "$(qapp shop -At -c "SELECT saga.wait('order-1')")"
+printf "saga.result('order-1'): %s\n\n" "$(qapp shop -At -c "SELECT saga.result('order-1')")"
+echo "The payment on bank_b refers to the order bank_a made:"
+show bank_b "SELECT id, order_id, amount FROM payments"
+
+heading "4. The failing transfer again, in at mode: no compensation written"
+
+cat <<'EOF'
+  SELECT saga.start(ARRAY[
+      saga.step('bank_a', 'INSERT INTO ledger ...; UPDATE account SET balance = balance + 500 WHERE id = 2'),
+      saga.step('bank_b', 'INSERT INTO ledger ...; UPDATE account SET balance = balance - 500 WHERE id = 1')],
+      gid => 'transfer-at', mode => 'at');
+  The credit on bank_a ran; the debit failed; bank_a put back the rows the
+  credit changed, from the images it recorded.
+
+EOF
+
+qapp shop <<'SQL'
+SELECT saga.start(ARRAY[
+	saga.step('bank_a', $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 2, 500, 'credit');
+				UPDATE account SET balance = balance + 500 WHERE id = 2$$, expect_rows => 1, name => 'credit'),
+	saga.step('bank_b', $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -500, 'debit');
+				UPDATE account SET balance = balance - 500 WHERE id = 1$$, expect_rows => 1, name => 'debit')],
+	gid => 'transfer-at', mode => 'at') \g /dev/null
+SQL
+printf "saga.wait('transfer-at') returned: %s\n\n" \
+	"$(qapp shop -At -c "SELECT saga.wait('transfer-at')")"
+echo "Balances after (unchanged), and no ledger row of transfer-at left on bank_a:"
+balances
+show bank_a "SELECT count(*) AS ledger_rows_of_transfer_at FROM ledger WHERE gid = 'transfer-at'"
+
 heading "saga.transactions"
 show shop "SELECT gid, mode, status, owner, steps, steps_done,
 	finished_at - submitted_at AS took, last_error
 	FROM saga.transactions ORDER BY created_at"
 
 heading "saga.steps"
-show shop "SELECT gid, step, name, target, status, attempts, last_sqlstate, last_error
+show shop "SELECT gid, step, name, target, status, attempts, result, last_sqlstate, last_error
 	FROM saga.steps ORDER BY gid, step"
 
 heading "saga.history"
