@@ -416,6 +416,23 @@ $at_reserve$;
 GRANT EXECUTE ON FUNCTION saga_participant.at_reserve(regclass, jsonb, text, text) TO PUBLIC;
 
 /*
+ * A row's image.  jsonb holds values of most types in their text form,
+ * which depends on session settings: those are pinned here and in
+ * at_restore() (SET clauses, which apply inside the function only), so the
+ * images made in an action compare equal to those made in its restore,
+ * whatever the action set, and read back as the same values.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_image(r anyelement)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET TimeZone = 'UTC' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
+SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'
+AS $at_image$
+	SELECT pg_catalog.to_jsonb(r)
+$at_image$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_image(anyelement) TO PUBLIC;
+
+/*
  * The trigger of enabled tables (AFTER INSERT OR UPDATE OR DELETE, FOR EACH
  * ROW); its arguments are the table's primary key columns.  Does something
  * only while saga_participant.at holds "<step> <coordinator> <gid>", which
@@ -424,18 +441,10 @@ GRANT EXECUTE ON FUNCTION saga_participant.at_reserve(regclass, jsonb, text, tex
  * SECURITY DEFINER function, after SET ROLE) is refused: its records would
  * belong to that role, and the restore, which runs as the step's role,
  * would never see them.
- *
- * The images are jsonb made from the rows' text forms, which depend on
- * session settings: those are pinned (the SET clauses here and on
- * at_restore), so the images made in an action compare equal to those
- * made in its restore whatever the action set.  They apply inside the
- * function only.
  */
 CREATE OR REPLACE FUNCTION saga_participant.at_capture()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER
-SET TimeZone = 'UTC' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
-SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'
 AS $at_capture$
 DECLARE
 	ctx text := current_setting('saga_participant.at', true);
@@ -463,13 +472,13 @@ BEGIN
 	at_gid := pg_catalog.substr(ctx, pg_catalog.length(pg_catalog.split_part(ctx, ' ', 1)) +
 								pg_catalog.length(at_coordinator) + 3);
 	IF TG_OP <> 'INSERT' THEN
-		old_image := pg_catalog.to_jsonb(OLD);
+		old_image := saga_participant.at_image(OLD);
 		SELECT pg_catalog.jsonb_object_agg(k, old_image -> k) INTO old_key
 		  FROM pg_catalog.unnest(TG_ARGV) AS k;
 		PERFORM saga_participant.at_reserve(TG_RELID::regclass, old_key, at_coordinator, at_gid);
 	END IF;
 	IF TG_OP <> 'DELETE' THEN
-		new_image := pg_catalog.to_jsonb(NEW);
+		new_image := saga_participant.at_image(NEW);
 		SELECT pg_catalog.jsonb_object_agg(k, new_image -> k) INTO new_key
 		  FROM pg_catalog.unnest(TG_ARGV) AS k;
 		IF new_key IS DISTINCT FROM old_key THEN
@@ -684,7 +693,7 @@ CREATE OR REPLACE FUNCTION saga_participant.at_restore(coordinator text, gid tex
 RETURNS bigint
 LANGUAGE plpgsql SECURITY INVOKER
 SET TimeZone = 'UTC' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
-SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'
+SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'		-- as at_image()
 AS $at_restore$
 DECLARE
 	u record;
