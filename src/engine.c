@@ -531,10 +531,13 @@ dependents_settled(Saga *saga, int i)
  * records are numbered in the order of change) and refuses, transiently, a
  * restore that would come too early; what it cannot see is an action still
  * in flight, whose changes are not committed yet.  So a restore waits until
- * no other step of its target has its action in flight.
+ * no other step of its target has its action in flight.  Nor does it go
+ * while another step of its target is stuck on a dirty rollback: it could
+ * wait for that one forever, and the saga must stop as failed for an
+ * operator, whose saga.retry() then restores both.
  */
 static bool
-at_no_action_in_flight(Saga *saga, int i)
+at_target_ready(Saga *saga, int i)
 {
 	SagaStep   *step = &saga->steps[i];
 	int			j;
@@ -543,8 +546,11 @@ at_no_action_in_flight(Saga *saga, int i)
 	{
 		SagaStep   *other = &saga->steps[j];
 
-		if (j != i && (other->conn != NULL || other->starting) &&
-			other->flight_op == OP_ACTION && strcmp(other->target, step->target) == 0)
+		if (j == i || strcmp(other->target, step->target) != 0)
+			continue;
+		if ((other->conn != NULL || other->starting) && other->flight_op == OP_ACTION)
+			return false;
+		if (other->stuck && step_needs_rollback(other))
 			return false;
 	}
 	return true;
@@ -556,6 +562,7 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 	int			i;
 	bool		done = true;
 	bool		progress = false;
+
 	for (i = 0; i < saga->nsteps; i++)
 	{
 		SagaStep   *step = &saga->steps[i];
@@ -571,7 +578,7 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 			done = false;
 			/* rollbacks of prepared transactions need no order */
 			if (step->stuck || (saga->mode != MODE_XA && !dependents_settled(saga, i)) ||
-				(saga->mode == MODE_AT && !at_no_action_in_flight(saga, i)))
+				(saga->mode == MODE_AT && !at_target_ready(saga, i)))
 				continue;
 			progress = true;
 			if (saga->mode == MODE_XA)

@@ -6,7 +6,9 @@
 #  - two steps without a dependency between them change the same row, a
 #    third fails: they are restored in the reverse order of their changes
 #    (the participant refuses the other one transiently until then), the
-#    saga ends aborted and the row is back exactly;
+#    saga ends aborted and the row is back exactly; after a dirty rollback
+#    of one of them the saga stops as failed, and saga.retry() restores
+#    both;
 #  - an action with other TimeZone, IntervalStyle, extra_float_digits and
 #    DateStyle: timestamptz, interval and float8 columns come back exactly,
 #    no false dirty rollback, and the action's own SQL sees its settings;
@@ -151,6 +153,42 @@ is( $coord->safe_psql('coord',
 				count(*) FILTER (WHERE event = 'compensation_failed')
 		   FROM saga.history WHERE gid LIKE 'at-indep-%'"),
 	'8 0', 'two restores in each round, none refused as dirty');
+
+# a dirty rollback of one of them stops the saga before the other's restore:
+# after the operator reconciled the row, saga.retry() restores both
+my $locker = $part->background_psql('bank_a');
+$locker->query_safe('SELECT pg_advisory_lock(5252)');
+$gid = at_saga(
+	gid => 'at-indep-dirty',
+	steps => [
+		{ target => 'bank_b', name => 'x', after => [],
+		  action => 'UPDATE account SET balance = balance + 1 WHERE id = 1' },
+		{ target => 'bank_b', name => 'y', after => [],
+		  action => 'UPDATE account SET balance = balance + 2 WHERE id = 1' },
+		{ target => 'bank_a', name => 'z', after => [ 'x', 'y' ],
+		  action => 'SELECT pg_advisory_xact_lock(5252); SELECT 1/0' }
+	]);
+ok( poll_until(
+		$part, 'bank_a',
+		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 5252 AND NOT granted"),
+	'dirty: step z waits on the lock the test holds');
+is(balances($part, 'bank_b')->{1}, 103, 'x and y applied');
+$part->safe_psql('bank_b', 'UPDATE account SET balance = 500 WHERE id = 1');
+$locker->query_safe('SELECT pg_advisory_unlock(5252)');
+is(wait_saga($coord, $gid), 'failed', 'dirty: the saga stops as failed');
+is( $coord->safe_psql('coord',
+		"SELECT string_agg(status || CASE WHEN status = 'failed' THEN '|' || last_sqlstate ELSE '' END,
+						  ' ' ORDER BY status)
+		   FROM saga.steps WHERE gid = 'at-indep-dirty' AND step IN (1, 2)"),
+	'failed|55000 succeeded', 'the later step refused its restore, the other one was not restored');
+is(balances($part, 'bank_b')->{1}, 500, 'the row stays as the other writer left it');
+$part->safe_psql('bank_b', 'UPDATE account SET balance = 103 WHERE id = 1');
+$coord->safe_psql('coord', "SELECT saga.retry('at-indep-dirty')");
+is(wait_saga($coord, $gid), 'aborted', 'after reconciling, saga.retry ends aborted');
+is(step_rows($coord, $gid), "1|compensated\n2|compensated\n3|failed", 'both steps restored');
+is(balances($part, 'bank_b')->{1}, 100, 'the row is back exactly');
+is(at_rows('bank_b'), '0 0', 'no undo or lock rows left');
+$locker->quit;
 
 # --- session settings of the action ------------------------------------------
 my $settings = q{SET LOCAL TimeZone = 'Asia/Tokyo'; SET LOCAL IntervalStyle = 'iso_8601';
