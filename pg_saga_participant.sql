@@ -388,8 +388,12 @@ CREATE INDEX IF NOT EXISTS at_lock_saga ON saga_participant.at_lock (coordinator
 ALTER TABLE saga_participant.at_lock ENABLE ROW LEVEL SECURITY;
 ALTER TABLE saga_participant.at_lock FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS at_lock_own ON saga_participant.at_lock;
+-- a reservation blocks at sagas on the row: only a role that may change the
+-- table can make one
 CREATE POLICY at_lock_own ON saga_participant.at_lock
-	USING (owner = current_user) WITH CHECK (owner = current_user);
+	USING (owner = current_user)
+	WITH CHECK (owner = current_user AND
+				pg_catalog.has_table_privilege(tab, 'INSERT, UPDATE, DELETE'));
 REVOKE ALL ON saga_participant.at_lock FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON saga_participant.at_lock TO PUBLIC;
 
@@ -431,10 +435,31 @@ $at_reserve$;
 GRANT EXECUTE ON FUNCTION saga_participant.at_reserve(regclass, jsonb, text, text) TO PUBLIC;
 
 /*
+ * A row's image.  jsonb holds values of most types in their text form,
+ * which depends on session settings: those are pinned here and in
+ * at_restore() (SET clauses, which apply inside the function only), so the
+ * images made in an action compare equal to those made in its restore,
+ * whatever the action set, and read back as the same values.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.at_image(r anyelement)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET TimeZone = 'UTC' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
+SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'
+AS $at_image$
+	SELECT pg_catalog.to_jsonb(r)
+$at_image$;
+GRANT EXECUTE ON FUNCTION saga_participant.at_image(anyelement) TO PUBLIC;
+
+/*
  * The trigger of enabled tables (AFTER INSERT OR UPDATE OR DELETE, FOR EACH
  * ROW); its arguments are the table's primary key columns.  Does something
  * only while saga_participant.at holds "<step> <coordinator> <gid>", which
- * run_at() sets for the action of an at step.
+ * run_at() sets for the action of an at step, with the role that runs the
+ * step in saga_participant.at_role.  A change made under another role (in a
+ * SECURITY DEFINER function, after SET ROLE) is refused: its records would
+ * belong to that role, and the restore, which runs as the step's role,
+ * would never see them.
  */
 CREATE OR REPLACE FUNCTION saga_participant.at_capture()
 RETURNS trigger
@@ -453,18 +478,26 @@ BEGIN
 	IF ctx IS NULL OR ctx = '' THEN
 		RETURN NULL;
 	END IF;
+	IF current_user <> current_setting('saga_participant.at_role', true) THEN
+		RAISE EXCEPTION 'at step % changed table % as role %, not as role %, which runs the step',
+			pg_catalog.split_part(ctx, ' ', 1), TG_RELID::regclass, current_user,
+			current_setting('saga_participant.at_role', true)
+			USING ERRCODE = '0A000',
+				  DETAIL = 'Rows changed under another role (in a SECURITY DEFINER function, after SET ROLE) could not be restored; nothing of the step took effect.',
+				  HINT = 'Change the rows of enabled tables as the role that runs the step: make the function SECURITY INVOKER, or leave SET ROLE out of the action.';
+	END IF;
 	at_step := pg_catalog.split_part(ctx, ' ', 1)::int;
 	at_coordinator := pg_catalog.split_part(ctx, ' ', 2);
 	at_gid := pg_catalog.substr(ctx, pg_catalog.length(pg_catalog.split_part(ctx, ' ', 1)) +
 								pg_catalog.length(at_coordinator) + 3);
 	IF TG_OP <> 'INSERT' THEN
-		old_image := pg_catalog.to_jsonb(OLD);
+		old_image := saga_participant.at_image(OLD);
 		SELECT pg_catalog.jsonb_object_agg(k, old_image -> k) INTO old_key
 		  FROM pg_catalog.unnest(TG_ARGV) AS k;
 		PERFORM saga_participant.at_reserve(TG_RELID::regclass, old_key, at_coordinator, at_gid);
 	END IF;
 	IF TG_OP <> 'DELETE' THEN
-		new_image := pg_catalog.to_jsonb(NEW);
+		new_image := saga_participant.at_image(NEW);
 		SELECT pg_catalog.jsonb_object_agg(k, new_image -> k) INTO new_key
 		  FROM pg_catalog.unnest(TG_ARGV) AS k;
 		IF new_key IS DISTINCT FROM old_key THEN
@@ -578,7 +611,13 @@ GRANT EXECUTE ON FUNCTION saga_participant.at_change_counts() TO PUBLIC;
 /*
  * Raises if the action changed a table that is not enabled for at mode (or
  * has no primary key), naming it; before is at_change_counts() from before
- * the action.
+ * the action.  A table counts as changed if its counters rose and the
+ * transaction still holds a ROW EXCLUSIVE lock on it: the counters count
+ * changes a subtransaction rolled back too (an exception block in the
+ * action), but that released the locks it took.  Also raises if the
+ * transaction holds an ACCESS EXCLUSIVE lock on a table that is not
+ * temporary: TRUNCATE, ALTER TABLE and the like, which the counters do not
+ * show and a restore cannot undo.
  */
 CREATE OR REPLACE FUNCTION saga_participant.at_check_tables(step int, before jsonb)
 RETURNS void
@@ -593,12 +632,31 @@ BEGIN
 			USING ERRCODE = '55000',
 				  HINT = 'Set track_counts = on (the default) on the participant.';
 	END IF;
+	SELECT c.oid::regclass INTO bad
+	  FROM pg_catalog.pg_locks l
+	  JOIN pg_catalog.pg_class c ON c.oid = l.relation
+	 WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid()
+	   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+						  WHERE d.datname = pg_catalog.current_database())
+	   AND l.mode = 'AccessExclusiveLock' AND l.granted
+	   AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+	 ORDER BY c.oid::regclass::text
+	 LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'at step % took an ACCESS EXCLUSIVE lock on table %, which at mode cannot undo', step, bad
+			USING ERRCODE = '0A000',
+				  DETAIL = 'TRUNCATE, ALTER TABLE and other DDL of a table cannot be restored from row images; nothing of the step took effect.',
+				  HINT = 'Use DELETE instead of TRUNCATE, and leave DDL out of at actions (temporary tables excepted).';
+	END IF;
 	SELECT c.oid::regclass,
 		   EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 	  INTO bad, has_key
 	  FROM pg_catalog.jsonb_each_text(saga_participant.at_change_counts()) AS now_counts(rel, n)
 	  JOIN pg_catalog.pg_class c ON c.oid = now_counts.rel::oid
 	 WHERE now_counts.n::bigint > coalesce((at_check_tables.before ->> now_counts.rel)::bigint, 0)
+	   AND EXISTS (SELECT FROM pg_catalog.pg_locks l
+					WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid()
+					  AND l.relation = c.oid AND l.mode = 'RowExclusiveLock' AND l.granted)
 	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
 						WHERE t.tgrelid = c.oid AND t.tgname = 'saga_at_capture'
 						  AND t.tgenabled IN ('O', 'A'))
@@ -645,11 +703,16 @@ GRANT EXECUTE ON FUNCTION saga_participant.at_show(jsonb) TO PUBLIC;
  * barrier record included, so saga.retry() runs it again whole.  Then the
  * step's undo
  * records go, and the saga's reservations that no undo record of it needs
- * any more.  Returns the number of rows restored.
+ * any more.  Returns the number of rows restored.  A row that another step
+ * of the saga changed later (steps with no dependency between them) is
+ * restored by that step first: until then, SQLSTATE 40001, which the
+ * coordinator retries.
  */
 CREATE OR REPLACE FUNCTION saga_participant.at_restore(coordinator text, gid text, step int)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY INVOKER
+SET TimeZone = 'UTC' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
+SET DateStyle = 'ISO, MDY' SET bytea_output = 'hex'		-- as at_image()
 AS $at_restore$
 DECLARE
 	u record;
@@ -658,6 +721,7 @@ DECLARE
 	key_match text;
 	now_image jsonb;
 	differs text;
+	later_step int;
 	n bigint := 0;
 BEGIN
 	FOR u IN
@@ -667,13 +731,32 @@ BEGIN
 		 ORDER BY x.seq DESC
 	LOOP
 		key_cols := ARRAY(SELECT pg_catalog.jsonb_object_keys(coalesce(u.key_after, u.key_before)));
-		SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = k.%1$I', c), ' AND ')
+		SELECT pg_catalog.string_agg(pg_catalog.format('pgsaga_row.%1$I = pgsaga_key.%1$I', c), ' AND ')
 		  INTO key_match FROM pg_catalog.unnest(key_cols) AS c;
 		-- the row as it is now, under the key the step left it with
 		EXECUTE pg_catalog.format(
-			'SELECT pg_catalog.to_jsonb(t) FROM %1$s t, pg_catalog.jsonb_populate_record(NULL::%1$s, $1) k '
-			'WHERE %2$s FOR UPDATE OF t', u.tab, key_match)
+			'SELECT pg_catalog.to_jsonb(pgsaga_row) FROM %1$s pgsaga_row, '
+			'pg_catalog.jsonb_populate_record(NULL::%1$s, $1) pgsaga_key '
+			'WHERE %2$s FOR UPDATE OF pgsaga_row', u.tab, key_match)
 			INTO now_image USING coalesce(u.key_after, u.key_before);
+		-- another step of the saga that changed the row later goes first;
+		-- looked up with the row locked, so an action that changed it and
+		-- committed meanwhile is seen
+		SELECT x.step INTO later_step FROM saga_participant.at_undo x
+		 WHERE x.coordinator = at_restore.coordinator AND x.owner = current_user
+		   AND x.gid = at_restore.gid AND x.step <> at_restore.step
+		   AND x.tab = u.tab AND x.seq > u.seq
+		   AND (x.key_before = coalesce(u.key_after, u.key_before) OR
+				x.key_after = coalesce(u.key_after, u.key_before))
+		 ORDER BY x.seq DESC LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'row % of table % was changed by step % of at saga % after step %, so step % is restored first',
+				coalesce(u.key_after, u.key_before), u.tab, later_step, '"' || at_restore.gid || '"',
+				at_restore.step, later_step
+				USING ERRCODE = '40001',
+					  DETAIL = 'Steps that changed the same row are restored in the reverse order of their changes.',
+					  HINT = 'The restore is retried; it goes through once that step is restored.';
+		END IF;
 		IF now_image IS DISTINCT FROM u.after THEN
 			IF now_image IS NULL THEN
 				differs := 'it was deleted since';
@@ -696,7 +779,8 @@ BEGIN
 		END IF;
 		IF u.op = 'INSERT' THEN
 			EXECUTE pg_catalog.format(
-				'DELETE FROM %1$s t USING pg_catalog.jsonb_populate_record(NULL::%1$s, $1) k WHERE %2$s',
+				'DELETE FROM %1$s pgsaga_row '
+				'USING pg_catalog.jsonb_populate_record(NULL::%1$s, $1) pgsaga_key WHERE %2$s',
 				u.tab, key_match) USING u.key_after;
 		ELSE
 			cols := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
@@ -713,9 +797,10 @@ BEGIN
 							  FROM pg_catalog.unnest(cols) AS c)) USING u.before;
 			ELSIF cardinality(cols) > 0 THEN
 				EXECUTE pg_catalog.format(
-					'UPDATE %1$s t SET %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) b, '
-					'pg_catalog.jsonb_populate_record(NULL::%1$s, $2) k WHERE %3$s',
-					u.tab, (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I = b.%1$I', c), ', ')
+					'UPDATE %1$s pgsaga_row SET %2$s '
+					'FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) pgsaga_before, '
+					'pg_catalog.jsonb_populate_record(NULL::%1$s, $2) pgsaga_key WHERE %3$s',
+					u.tab, (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I = pgsaga_before.%1$I', c), ', ')
 							  FROM pg_catalog.unnest(cols) AS c), key_match)
 					USING u.before, u.key_after;
 			END IF;
@@ -773,6 +858,7 @@ DECLARE
 BEGIN
 	IF op = 'action' THEN
 		counts := saga_participant.at_change_counts();
+		PERFORM pg_catalog.set_config('saga_participant.at_role', current_user, true);
 		PERFORM pg_catalog.set_config('saga_participant.at',
 									  run_at.step || ' ' || run_at.coordinator || ' ' || run_at.gid,
 									  true);
@@ -782,6 +868,7 @@ BEGIN
 										 pg_catalog.current_setting('saga.results', true),
 										 run_at.max_result_size) AS r;
 		PERFORM pg_catalog.set_config('saga_participant.at', '', true);
+		PERFORM pg_catalog.set_config('saga_participant.at_role', '', true);
 		IF reply = 'done' THEN
 			PERFORM saga_participant.at_check_tables(run_at.step, counts);
 		END IF;

@@ -523,6 +523,39 @@ dependents_settled(Saga *saga, int i)
 	return true;
 }
 
+/*
+ * at: can step i be restored now?  Each restore checks that the rows are as
+ * its action left them, so steps that changed the same row must be
+ * restored in the reverse order of their actions, whether or not a
+ * dependency orders them.  The participant knows that order (its undo
+ * records are numbered in the order of change) and refuses, transiently, a
+ * restore that would come too early; what it cannot see is an action still
+ * in flight, whose changes are not committed yet.  So a restore waits until
+ * no other step of its target has its action in flight.  Nor does it go
+ * while another step of its target is stuck on a dirty rollback: it could
+ * wait for that one forever, and the saga must stop as failed for an
+ * operator, whose saga.retry() then restores both.
+ */
+static bool
+at_target_ready(Saga *saga, int i)
+{
+	SagaStep   *step = &saga->steps[i];
+	int			j;
+
+	for (j = 0; j < saga->nsteps; j++)
+	{
+		SagaStep   *other = &saga->steps[j];
+
+		if (j == i || strcmp(other->target, step->target) != 0)
+			continue;
+		if ((other->conn != NULL || other->starting) && other->flight_op == OP_ACTION)
+			return false;
+		if (other->stuck && step_needs_rollback(other))
+			return false;
+	}
+	return true;
+}
+
 static void
 advance_rollback(Saga *saga, TimestampTz now, List **starts)
 {
@@ -544,7 +577,8 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 		{
 			done = false;
 			/* rollbacks of prepared transactions need no order */
-			if (step->stuck || (saga->mode != MODE_XA && !dependents_settled(saga, i)))
+			if (step->stuck || (saga->mode != MODE_XA && !dependents_settled(saga, i)) ||
+				(saga->mode == MODE_AT && !at_target_ready(saga, i)))
 				continue;
 			progress = true;
 			if (saga->mode == MODE_XA)
