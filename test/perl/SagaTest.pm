@@ -54,6 +54,7 @@ our @EXPORT = qw(
   standard_setup quote_literal move_sql submit_saga build_saga_sql build_start_sql
   wait_saga saga_status is_final poll_until
   balances total_balance ledger_rows ledger_duplicates ledger_sum barrier_rows
+  at_rows table_image
   worker_pid wait_for_worker step_rows history_rows reload_settings
 );
 
@@ -574,6 +575,35 @@ sub barrier_rows
 		'SELECT step, op, origin FROM saga_participant.barrier WHERE gid = '
 		  . quote_literal($gid)
 		  . ' ORDER BY step, op');
+}
+
+=item at_rows($node, $db)
+
+"undo lock": how many at_undo and at_lock rows (at mode) database $db
+holds.
+
+=cut
+
+sub at_rows
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db,
+		'SELECT (SELECT count(*) FROM saga_participant.at_undo) || \' \' || '
+		  . '(SELECT count(*) FROM saga_participant.at_lock)');
+}
+
+=item table_image($node, $db, $table)
+
+Every row of $table as jsonb text, one per line in a fixed order: for an
+exact comparison of a table before and after.
+
+=cut
+
+sub table_image
+{
+	my ($node, $db, $table) = @_;
+	return $node->safe_psql($db,
+		"SELECT string_agg(to_jsonb(t)::text, E'\\n' ORDER BY to_jsonb(t)::text) FROM $table t");
 }
 
 =item step_rows($node, $gid, $columns = 'step, status', $db, $step)

@@ -57,23 +57,6 @@ is( $part->safe_psql('bank_a',
 		   FROM item, pg_class WHERE id = 3 AND oid = 'item'::regclass"),
 	't', 'item 3 holds a 100kB text, stored out of line (TOASTed)');
 
-# the undo and lock rows left on a participant database
-sub at_rows
-{
-	my ($db) = @_;
-	return $part->safe_psql($db,
-		'SELECT (SELECT count(*) FROM saga_participant.at_undo) || \' \' || '
-		  . '(SELECT count(*) FROM saga_participant.at_lock)');
-}
-
-# every row of a table, as text, for an exact comparison
-sub table_image
-{
-	my ($db, $table) = @_;
-	return $part->safe_psql($db,
-		"SELECT string_agg(to_jsonb(t)::text, E'\\n' ORDER BY to_jsonb(t)::text) FROM $table t");
-}
-
 sub at_saga
 {
 	my (%args) = @_;
@@ -91,7 +74,7 @@ is(wait_saga($coord, $gid), 'succeeded', 'transfer: succeeded');
 is(step_rows($coord, $gid), "1|succeeded\n2|succeeded", 'both steps succeeded');
 is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'bank_a: 30 taken');
 is_deeply(balances($part, 'bank_b'), { 1 => 130, 2 => 100 }, 'bank_b: 30 given');
-is(at_rows('bank_a') . ' / ' . at_rows('bank_b'), '0 0 / 0 0',
+is(at_rows($part, 'bank_a') . ' / ' . at_rows($part, 'bank_b'), '0 0 / 0 0',
 	'no undo or lock rows left on either participant');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(coalesce(step::text, '-') || ' ' || event, ', ' ORDER BY event, step)
@@ -106,7 +89,7 @@ is( $coord->safe_psql('coord',
 	't', 'in that order: decision, forgets, succeeded');
 
 # --- step 2 fails: step 1's rows come back exactly ------------------------
-my %before = map { $_ => table_image('bank_a', $_) } qw(account ledger item);
+my %before = map { $_ => table_image($part, 'bank_a', $_) } qw(account ledger item);
 $gid = at_saga(
 	gid => 'at-undo',
 	steps => [
@@ -131,10 +114,10 @@ is(step_rows($coord, $gid), "1|compensated\n2|failed",
 	'step 1 restored from its images, step 2 failed');
 foreach my $t (qw(account ledger item))
 {
-	is(table_image('bank_a', $t), $before{$t},
+	is(table_image($part, 'bank_a', $t), $before{$t},
 		"bank_a.$t: every row and column as before the saga");
 }
-is(at_rows('bank_a'), '0 0', 'bank_a: undo and lock rows gone');
+is(at_rows($part, 'bank_a'), '0 0', 'bank_a: undo and lock rows gone');
 like( $coord->safe_psql('coord',
 		"SELECT detail FROM saga.history WHERE gid = 'at-undo' AND step = 1 AND event = 'compensation_done'"),
 	qr/restored from before-images/, 'history: step 1 restored from before-images');
@@ -172,7 +155,7 @@ like($last_error, qr/table account/, 'it names the table');
 like($last_error, qr/\{"id": 2\}/, 'and the key');
 like($last_error, qr/balance is 55, the step left 90/, 'and what differs');
 is(balances($part, 'bank_a')->{2}, 55, 'the row is left as the other session wrote it');
-is(at_rows('bank_a'), '2 2',
+is(at_rows($part, 'bank_a'), '2 2',
 	'its undo records and reservations are kept (the account row and the ledger row)');
 # the images are private to the role that wrote them, as the barrier is
 $part->safe_psql('bank_a', 'CREATE ROLE peeker LOGIN');
@@ -186,7 +169,7 @@ my ($prc, $pout, $perr) = $part->psql('bank_a',
 	connstr => $as_peeker);
 like($perr, qr/row-level security/, 'nor can it forge one in the name of another role');
 $part->safe_psql('bank_a', q{DELETE FROM saga_participant.at_lock}, connstr => $as_peeker);
-is(at_rows('bank_a'), '2 2', 'nor delete another role\'s reservation');
+is(at_rows($part, 'bank_a'), '2 2', 'nor delete another role\'s reservation');
 
 my $notified = 0;
 foreach (1 .. 100)
@@ -208,7 +191,7 @@ is(wait_saga($coord, $gid), 'aborted', 'after reconciling, saga.retry ends abort
 is(step_rows($coord, $gid), "1|compensated\n2|failed", 'step 1 restored');
 is(balances($part, 'bank_a')->{2}, 100, 'account 2 back to its before-image');
 is(ledger_rows($part, 'bank_a', $gid), '', 'the ledger row of step 1 is gone');
-is(at_rows('bank_a'), '0 0', 'undo and lock rows gone');
+is(at_rows($part, 'bank_a'), '0 0', 'undo and lock rows gone');
 
 # --- two at sagas on the same row -----------------------------------------
 $locker->query_safe('SELECT pg_advisory_lock(4343)');
@@ -244,7 +227,7 @@ is(wait_saga($coord, $second), 'succeeded', 'then the second went through');
 is(balances($part, 'bank_a')->{1}, 65, 'on the restored value: 70 - 5');
 is(ledger_rows($part, 'bank_a', $first), '', 'the first saga left no ledger row');
 is(ledger_rows($part, 'bank_a', $second), '1|action|1|-5', 'the second one, once');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 # --- a remote role that is not a superuser ---------------------------------
 # the participant objects grant what an at step needs; row-level security
@@ -277,7 +260,7 @@ is(wait_saga($coord, $gid), 'aborted', 'a plain remote role: an at saga rolls ba
 is(step_rows($coord, $gid), "1|compensated\n2|failed", 'its step restored');
 is(balances($part, 'bank_a')->{2}, 99, 'the money is back');
 is(ledger_rows($part, 'bank_a', $gid), '', 'its ledger row is gone');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 # --- tables that cannot take part -----------------------------------------
 $gid = at_saga(
@@ -334,8 +317,8 @@ is( $part->safe_psql('bank_a',
 		"SELECT reply FROM saga_participant.run_at('$coordinator', 'at-undo', 1, 'compensation', NULL)"),
 	'duplicate', 'a repeated rollback does nothing');
 is(balances($part, 'bank_a')->{1}, 65, 'account 1 untouched by either');
-is(table_image('bank_a', 'item'), $before{item}, 'item untouched by the repeated rollback');
-is(at_rows('bank_a') . ' / ' . at_rows('bank_b'), '0 0 / 0 0', 'no undo or lock rows left');
+is(table_image($part, 'bank_a', 'item'), $before{item}, 'item untouched by the repeated rollback');
+is(at_rows($part, 'bank_a') . ' / ' . at_rows($part, 'bank_b'), '0 0 / 0 0', 'no undo or lock rows left');
 is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'), '',
 	'no branch applied twice');
 
@@ -379,7 +362,7 @@ is(balances($part, 'bank_a')->{1}, 65, 'account 1 restored once');
 is(ledger_rows($part, 'bank_a', $gid), '', 'the ledger row of step 1 is gone');
 is(barrier_rows($part, 'bank_a', $gid), "1|action|action\n1|compensation|compensation",
 	'the barrier: one action, one rollback');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 $coord->stop;
 $part->stop;

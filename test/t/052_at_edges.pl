@@ -63,21 +63,6 @@ INSERT INTO odd VALUES (1, 1, 'u1', 1, 'key1', 'b1', 'a1'), (1, 2, 'u2', 2, 'key
 		"SELECT saga.setup_participant('$db', at_tables => '{account, ledger, ts, odd}')");
 }
 
-sub at_rows
-{
-	my ($db) = @_;
-	return $part->safe_psql($db,
-		'SELECT (SELECT count(*) FROM saga_participant.at_undo) || \' \' || '
-		  . '(SELECT count(*) FROM saga_participant.at_lock)');
-}
-
-sub table_image
-{
-	my ($db, $table) = @_;
-	return $part->safe_psql($db,
-		"SELECT string_agg(to_jsonb(t)::text, E'\\n' ORDER BY to_jsonb(t)::text) FROM $table t");
-}
-
 sub at_saga
 {
 	my (%args) = @_;
@@ -113,7 +98,7 @@ like(last_error($gid, 1),
 	qr/^0A000 at step 1 changed table account as role api_owner, not as role \w+, which runs the step\nDETAIL: .*nothing of the step took effect\.\nHINT: .*SECURITY INVOKER/s,
 	'the error names the table and both roles, and says what to do');
 is(balances($part, 'bank_a')->{1}, 100, 'nothing of the action landed');
-is(at_rows('bank_a'), '0 0', 'no undo records or reservations (of any role) left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo records or reservations (of any role) left');
 
 $gid = at_saga(
 	gid => 'at-set-role',
@@ -128,7 +113,7 @@ $gid = at_saga(
 	steps => [ { target => 'bank_a', action => move_sql(1, -1), expect_rows => 1, max_attempts => 2 } ]);
 is(wait_saga($coord, $gid), 'succeeded', 'the row is not left reserved: the next at saga goes through');
 is(balances($part, 'bank_a')->{1}, 99, 'and changed it');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 # --- independent steps on one row -------------------------------------------
 foreach my $round (1 .. 4)
@@ -146,7 +131,7 @@ foreach my $round (1 .. 4)
 	is(step_rows($coord, $gid), "1|compensated\n2|compensated\n3|failed",
 		"round $round: both steps restored, no dirty rollback");
 	is(balances($part, 'bank_b')->{1}, 100, "round $round: the row is back exactly");
-	is(at_rows('bank_b'), '0 0', "round $round: no undo or lock rows left");
+	is(at_rows($part, 'bank_b'), '0 0', "round $round: no undo or lock rows left");
 }
 is( $coord->safe_psql('coord',
 		"SELECT count(*) FILTER (WHERE event = 'compensation_done') || ' ' ||
@@ -187,13 +172,13 @@ $coord->safe_psql('coord', "SELECT saga.retry('at-indep-dirty')");
 is(wait_saga($coord, $gid), 'aborted', 'after reconciling, saga.retry ends aborted');
 is(step_rows($coord, $gid), "1|compensated\n2|compensated\n3|failed", 'both steps restored');
 is(balances($part, 'bank_b')->{1}, 100, 'the row is back exactly');
-is(at_rows('bank_b'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_b'), '0 0', 'no undo or lock rows left');
 $locker->quit;
 
 # --- session settings of the action ------------------------------------------
 my $settings = q{SET LOCAL TimeZone = 'Asia/Tokyo'; SET LOCAL IntervalStyle = 'iso_8601';
 SET LOCAL extra_float_digits = -3; SET LOCAL DateStyle = 'German, DMY'; };
-my $ts_before = table_image('bank_a', 'ts');
+my $ts_before = table_image($part, 'bank_a', 'ts');
 $gid = at_saga(
 	gid => 'at-settings',
 	steps => [
@@ -206,7 +191,7 @@ $gid = at_saga(
 	]);
 is(wait_saga($coord, $gid), 'aborted', 'other session settings in the action: aborted, not failed');
 is(step_rows($coord, $gid), "1|compensated\n2|failed", 'step 1 restored (no false dirty rollback)');
-is(table_image('bank_a', 'ts'), $ts_before, 'timestamptz, interval, float8, date: back exactly');
+is(table_image($part, 'bank_a', 'ts'), $ts_before, 'timestamptz, interval, float8, date: back exactly');
 
 $gid = at_saga(
 	gid => 'at-settings-seen',
@@ -221,10 +206,10 @@ is(wait_saga($coord, $gid), 'succeeded', 'an action with its own settings succee
 is($part->safe_psql('bank_a', 'SELECT note FROM ts WHERE id = 2'),
 	'Asia/Tokyo iso_8601 -3 German, DMY PT1H30M 0.333333333333',
 	'its statements after the recorded change still see its settings');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 # --- columns named like the restore's aliases --------------------------------
-my $odd_before = table_image('bank_a', 'odd');
+my $odd_before = table_image($part, 'bank_a', 'odd');
 $gid = at_saga(
 	gid => 'at-odd',
 	steps => [
@@ -237,8 +222,8 @@ $gid = at_saga(
 	]);
 is(wait_saga($coord, $gid), 'aborted', 'columns t, k, u, row, key, before, after: aborted');
 is(step_rows($coord, $gid), "1|compensated\n2|failed", 'step 1 restored');
-is(table_image('bank_a', 'odd'), $odd_before, 'every row and column of odd as before');
-is(at_rows('bank_a'), '0 0', 'no undo or lock rows left');
+is(table_image($part, 'bank_a', 'odd'), $odd_before, 'every row and column of odd as before');
+is(at_rows($part, 'bank_a'), '0 0', 'no undo or lock rows left');
 
 # --- forged reservations -----------------------------------------------------
 $part->safe_psql('bank_b', q{CREATE ROLE mallory LOGIN; GRANT SELECT ON account TO mallory});
@@ -248,7 +233,7 @@ my ($rc, $out, $err) = $part->psql('bank_b',
 	connstr => $part->connstr('bank_b') . ' user=mallory');
 like($err, qr/new row violates row-level security policy for table "at_lock"/,
 	'a role that may not change a table cannot reserve its rows');
-is(at_rows('bank_b'), '0 0', 'no reservation was made');
+is(at_rows($part, 'bank_b'), '0 0', 'no reservation was made');
 $gid = at_saga(
 	gid => 'at-not-forged',
 	steps => [ { target => 'bank_b', action => move_sql(2, -1), expect_rows => 1, max_attempts => 2 } ]);
@@ -304,7 +289,7 @@ $gid = at_saga(
 is(wait_saga($coord, $gid), 'aborted', 'a change kept from an exception block still fails the step');
 like(last_error($gid, 1), qr/^55000 table plain is not enabled for at mode/, 'naming the table');
 is($part->safe_psql('bank_a', 'SELECT count(*) FROM plain'), '1', 'nothing landed in plain');
-is(at_rows('bank_a') . ' / ' . at_rows('bank_b'), '0 0 / 0 0', 'no undo or lock rows left anywhere');
+is(at_rows($part, 'bank_a') . ' / ' . at_rows($part, 'bank_b'), '0 0 / 0 0', 'no undo or lock rows left anywhere');
 
 $coord->stop;
 $part->stop;
