@@ -126,8 +126,8 @@ GRANT EXECUTE ON FUNCTION saga_participant.clean_session(text, text) TO PUBLIC;
  */
 CREATE OR REPLACE FUNCTION saga_participant.run_step(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
-	result_sql text, results text, max_result_size int, step_name text DEFAULT NULL)
-RETURNS TABLE (reply text, result jsonb)
+	result_sql text, results text, max_result_size int, step_name text DEFAULT NULL,
+	OUT reply text, OUT result jsonb)
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run_step$
 DECLARE
@@ -143,9 +143,15 @@ BEGIN
 	IF op NOT IN ('action', 'compensation', 'confirm') THEN
 		RAISE EXCEPTION 'unknown barrier operation "%"', op USING ERRCODE = '22023';
 	END IF;
-	PERFORM pg_catalog.set_config('saga.gid', run_step.gid, true),
-			pg_catalog.set_config('saga.step', run_step.step::text, true),
-			pg_catalog.set_config('saga.results', coalesce(run_step.results, '{}'), true);
+	-- the caller's statement may have set them already (see run())
+	IF pg_catalog.current_setting('saga.gid', true) IS DISTINCT FROM run_step.gid
+	   OR pg_catalog.current_setting('saga.step', true) IS DISTINCT FROM run_step.step::text
+	   OR pg_catalog.current_setting('saga.results', true) IS DISTINCT FROM
+		  coalesce(run_step.results, '{}') THEN
+		PERFORM pg_catalog.set_config('saga.gid', run_step.gid, true),
+				pg_catalog.set_config('saga.step', run_step.step::text, true),
+				pg_catalog.set_config('saga.results', coalesce(run_step.results, '{}'), true);
+	END IF;
 	IF op <> 'action' AND step_name IS NOT NULL
 	   AND NOT coalesce(run_step.results, '{}')::jsonb ? step_name THEN
 		PERFORM pg_catalog.set_config('saga.results',
@@ -168,7 +174,6 @@ BEGIN
 			VALUES (run_step.coordinator, run_step.gid, run_step.step, 'compensation', 'compensation')
 			ON CONFLICT DO NOTHING;
 			reply := 'null';
-			RETURN NEXT;
 			RETURN;
 		END IF;
 	END IF;
@@ -185,7 +190,6 @@ BEGIN
 		IF reply = 'hanging' THEN
 			result := NULL;
 		END IF;
-		RETURN NEXT;
 		RETURN;
 	END IF;
 
@@ -231,7 +235,6 @@ BEGIN
 	END IF;
 	PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
 	reply := 'done';
-	RETURN NEXT;
 END
 $run_step$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text)
@@ -250,7 +253,7 @@ AS $run$
 DECLARE
 	reply text;
 BEGIN
-	SELECT r.reply INTO reply FROM saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql, run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true), NULL) AS r;
+	reply := (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql, run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true), NULL)).reply;
 	RETURN reply;
 END
 $run$;

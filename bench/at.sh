@@ -39,15 +39,17 @@ at_pgbench() {
 }
 
 # mean ms from a step's start to its end, over the sagas of MODE
+# (only the sagas of this section: bench/run.sh ran others on the cluster)
 at_step_ms() {
 	sql bench "SELECT round((extract(epoch FROM avg(s.finished_at - s.started_at)) * 1000)::numeric, 2)
 				 FROM saga.gtx g JOIN saga.gtx_step s ON s.gtx_id = g.id
-				WHERE g.mode = '$1' AND g.status = 'succeeded'"
+				WHERE g.mode = '$1' AND g.status = 'succeeded' AND g.created_at >= '$at_since'"
 }
 
 # Prints the markdown section.
 bench_at() {
 	local saga1 at saga2 saga_ms at_ms left
+	at_since="$(sql bench "SELECT now()")"
 	sql bench "SELECT saga.setup_participant('bank_a', at_tables => '{account}');
 			   SELECT saga.setup_participant('bank_b', at_tables => '{account}');" >/dev/null
 	saga_log "at: saga mode, $AT_CLIENTS clients, $AT_SECONDS s"
