@@ -358,11 +358,13 @@ append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaSte
  * The query string of one call of op for step.  One string, so one round
  * trip.  Without BEGIN it runs as one implicit transaction; in mode xa the
  * explicit transaction ends with PREPARE TRANSACTION instead, under a name
- * the recovery can parse back to the saga and step.
+ * the recovery can parse back to the saga and step.  params, if not NULL,
+ * is what barrier_step_params() made for the same call, so that its values
+ * (the results passed on, above all) are worked out once.
  */
 char *
 barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op,
-				  int timeout_ms)
+				  int timeout_ms, RemoteStepCall *params)
 {
 	StringInfoData buf;
 	char	   *xa_name = saga->mode == MODE_XA ?
@@ -382,7 +384,8 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			if (saga->mode == MODE_AT)
 				append_at_call_text(&buf, coordinator, saga, step, op);
 			else
-				append_step_call_text(&buf, step_call(coordinator, saga, step, op, timeout_ms));
+				append_step_call_text(&buf, params ? params :
+									  step_call(coordinator, saga, step, op, timeout_ms));
 			if (saga->mode == MODE_XA)
 				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
 			break;

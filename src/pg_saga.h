@@ -272,7 +272,8 @@ extern bool target_conninfo(const char *target, Oid owner, const char ***keyword
 struct Saga;
 struct SagaStep;
 extern char *barrier_step_call(const char *coordinator, struct Saga *saga,
-							   struct SagaStep *step, StepOp op, int timeout_ms);
+							   struct SagaStep *step, StepOp op, int timeout_ms,
+							   RemoteStepCall *params);
 extern RemoteStepCall *barrier_step_params(const char *coordinator, struct Saga *saga,
 										   struct SagaStep *step, StepOp op, int timeout_ms);
 extern const char *barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs);

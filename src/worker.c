@@ -478,12 +478,12 @@ send_alone(SagaStart *start)
 	Saga	   *saga = step->saga;
 	int			timeout = step_timeout_ms(step);
 	TimestampTz now = GetCurrentTimestamp();
+	RemoteStepCall *params = barrier_step_params(coordinator_id, saga, step, start->op, timeout);
 	char	   *query;
 	RemoteConn *conn;
 
-	query = barrier_step_call(coordinator_id, saga, step, start->op, timeout);
-	conn = remote_call(start->pool, query,
-					   barrier_step_params(coordinator_id, saga, step, start->op, timeout),
+	query = barrier_step_call(coordinator_id, saga, step, start->op, timeout, params);
+	conn = remote_call(start->pool, query, params,
 					   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
 					   call_done, step);
 	note_call_sent(step, conn, now);
