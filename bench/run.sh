@@ -112,7 +112,7 @@ for c in $CLIENTS; do
 	ratio="$(awk -v s="$s_tps" -v b="$b_tps" 'BEGIN { printf "%.2f", s / b }')"
 	lat="$(awk -v s="$s_p50" -v b="$b_p50" 'BEGIN { printf "%.2f", s / b }')"
 	results+=("| $c | $b_tps | $s_tps | **$ratio** | $b_p50 / $b_p99 | $s_p50 / $s_p99 | $lat | $d_p50 / $d_p99 | $b_cpu | $s_cpu |")
-	declare -g "ratio_$c=$ratio" "b_cpu_$c=$b_cpu" "e2e_ratio_$c=$(awk -v d="$d_p50" -v b="$b_p50" 'BEGIN { printf "%.2f", d / b }')"
+	declare -g "ratio_$c=$ratio" "b_cpu_$c=$b_cpu" "s_cpu_$c=$s_cpu" "e2e_ratio_$c=$(awk -v d="$d_p50" -v b="$b_p50" 'BEGIN { printf "%.2f", d / b }')"
 	saga_log "clients $c: baseline $b_tps/s, saga $s_tps/s, ratio $ratio"
 done
 rss_after="$(worker_rss_kb)"
@@ -231,7 +231,6 @@ verdict() {
 t_ratio="${ratio_16:--}"
 t_latency="${e2e_ratio_1:--}"
 t_linear="$(awk -v a="${per_step_10:-0}" -v b="${per_step_50:-0}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')"
-bound="$(awk -v b="${b_cpu_16:-0}" -v p="$cpu_participant" 'BEGIN { if (p > 0 && b > 0) printf "%.2f", b / p; else print "-" }')"
 
 cpu_model="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
@@ -283,14 +282,17 @@ tables over the last run.
 | time per step, 50 steps against 10 (linear or better: at most about 1; 1.5 allowed for noise) | $t_linear | $(verdict "$t_linear" "<=" 1.5) | |
 | CPU ms per saga by role | see "Where the time goes" | reported | |
 
-Under backlog (open loop, bursts) steps share batches, one round trip and
-one commit for many; in the closed loop at 16 clients they do not (each
-step takes a free connection, for latency), and the worker is the limit:
-three turns per saga, each a local commit, the last one flushed so that
-\`saga.wait\` never reports a status a crash could take back.  The two
-barrier-protected calls cost the participants $cpu_participant ms of CPU per
-saga unbatched (see below), against ${b_cpu_16:-?} ms for the whole baseline
-transfer; coordinator, participants and clients share $(nproc) cores here.
+Steps ready at once for the same participant share batches, one round
+trip and one commit for many, in the closed loop as under backlog (open
+loop, bursts).  What is left is CPU: coordinator, participants and clients
+share $(nproc) cores here, and a saga costs ${s_cpu_16:-?} ms of it at 16 clients
+against ${b_cpu_16:-?} ms for the whole baseline transfer (see "Where the
+time goes").  A saga does all the baseline does (the two UPDATEs, each
+parsed and planned on its participant) and, on top, a barrier record per
+step, the saga, its steps and its history written by the client's
+\`saga.start\` and by three turns of the worker (the last one flushed so
+that \`saga.wait\` never reports a status a crash could take back), and
+\`saga.wait\` itself.
 
 ## Load shapes
 
@@ -376,11 +378,13 @@ $roles_table
   \`synchronous_commit = off\`; only decisions are flushed.  Since 1.2 the
   status changes before the last are HOT updates, the status checks are
   one C call and steps and events carry no foreign-key checks.
-- **participant**: the worker's sessions on bank_a and bank_b: per step, one
-  round trip executing the call statement each connection prepared once
-  (\`saga_participant.run()\`, a plpgsql function that records the barrier
-  row and \`EXECUTE\`s the step's SQL, which is therefore parsed and planned
-  every time, like the baseline's) and a durable commit.
+- **participant**: the worker's sessions on bank_a and bank_b: the steps
+  ready at once for a participant go as one batch, one round trip and one
+  durable commit executing the statement each connection prepared once
+  (\`saga_participant.run_batch()\`: per step, a subtransaction that records
+  the barrier row and \`EXECUTE\`s the step's SQL, which is therefore parsed
+  and planned every time, like the baseline's); a step alone calls
+  \`saga_participant.run()\` the same way.
 
 A perf profile of the same load, by role:
 
@@ -412,6 +416,7 @@ Measured with \`bench/profile.sh\` and A/B runs on one cluster (16 clients):
 | one multi-row INSERT of a turn's events | no measurable gain | no |
 | waiting sagas taken up by an index range scan after the last one taken (was: every unfinished saga reread whenever a slot freed) | open loop 0.023 -> 0.24 of the baseline (without batching); a burst of 80,000 no longer drains at a ninth of the rate of 2,000 | yes |
 | batched step calls (saga.batch_size 32 against 1, same code, one run after the other) | open loop 0.24 -> 0.40 of the baseline; burst of 2,000: 1,142 -> 3,177 sagas/s; burst of 100,000: 921 -> 2,395 sagas/s; closed loop at 16 clients unchanged (0.11-0.13: steps take free connections first, so nothing is batched there) | yes |
+| steps ready at once for a participant share batches also while connections are free (was: they took the free connections first, one each, and shared only beyond), closed loop at 16 clients (saga.start), 2-3 A/B pairs on a quiet machine | 1,064 / 1,086 / 931 -> 1,330 / 1,295 / 1,329 sagas/s (CPU per saga 1.67 -> 1.27 ms); sharing only from 4 steps per connection: 1,270 / 1,217 against 1,409 / 1,283 sharing always; 1 client: unchanged (one step at a time) | yes |
 | batches over hot rows, first version (a step waits for a row lock inside its batch) | 16 accounts, open loop: the batches waited on each other's row locks, deadlocks every second, drain rate near 0 | no: a step in a batch now gives up on a lock at once (lock_timeout 1ms) and is sent again alone |
 | saga.start (one statement) against begin/add_step/submit | closed loop at 16 clients: no difference (the worker, not the client, is the limit); 1 client: commit-to-succeeded p50 3.02x against 3.14x of the baseline, client p50 1.94 against 2.10 ms; 4,600 sagas/s submitted by 16 clients in the open loop | yes |
 | a turn that decides nothing sends its calls before its commit, so the participants work while the final status is flushed | closed loop at 16 clients (saga.start): 384 -> 489 sagas/s, p99 117 -> 60 ms | yes |

@@ -359,16 +359,6 @@ remote_pool_has_room(RemotePool *pool, bool batchable, bool priority)
 		pool_limit(priority);
 }
 
-/*
- * Connections of pool that batches may share now (idle or not yet open),
- * but the one kept for the sagas that go first.
- */
-int
-remote_pool_free(RemotePool *pool)
-{
-	return Max(pool_limit(false) - pool->nactive, 1);
-}
-
 /* Holds a place for a call that will be sent after the worker's commit. */
 void
 remote_pool_reserve(RemotePool *pool, bool batchable)

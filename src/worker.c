@@ -524,19 +524,22 @@ send_batch(SagaStart **starts, int n)
 }
 
 /*
- * Sends the batchable calls of one pool.  Steps take the free connections
- * first, one each, as they would unbatched: a slow step then holds up no
- * other.  Only when more steps are ready than connections are free do they
- * share: each connection takes an equal share, at most saga.batch_size
- * steps and MAX_BATCH_BYTES of SQL, in one round trip and one commit.
+ * Sends the batchable calls of one pool in as few batches as
+ * saga.batch_size allows, of equal shares, each at most MAX_BATCH_BYTES of
+ * SQL: one round trip and one remote commit serve a whole batch.  Steps
+ * share a batch even while connections are free: on a busy server the
+ * commits and round trips saved are worth more than the parallelism lost
+ * (closed loop at 16 clients, A/B: +25-35% sagas/s, -25% CPU per saga).  A
+ * slow step holds up its batch at most until saga.step_timeout; a step
+ * with a timeout of its own goes alone, and a step that waits for a row
+ * lock gives up at once and goes alone (see barrier.c).
  */
 static void
 send_pool_batches(List *starts)
 {
 	int			m = list_length(starts);
 	int			size = Max(saga_batch_size, 1);
-	int			nbatches = Max(Min(m, remote_pool_free(((SagaStart *) linitial(starts))->pool)),
-							   (m + size - 1) / size);
+	int			nbatches = (m + size - 1) / size;
 	int			per = (m + nbatches - 1) / nbatches;
 	SagaStart **chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
 	int			n = 0;
