@@ -2,11 +2,13 @@
 MODULE_big = pg_saga
 OBJS = \
 	src/pg_saga.o \
+	src/model.o \
 	src/settings.o \
 	src/launcher.o \
 	src/worker.o \
 	src/engine.o \
 	src/remote.o \
+	src/remote_backend.o \
 	src/barrier.o \
 	src/recovery.o \
 	src/catalog.o \

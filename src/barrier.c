@@ -53,6 +53,9 @@
 #include "utils/memutils.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "engine.h"
+#include "settings.h"
 
 /* ---- results: the rows of a step's last statement ---- */
 
@@ -556,9 +559,9 @@ barrier_xa_prefix(const char *coordinator)
 }
 
 char *
-barrier_xa_name(const char *coordinator, int64 gtx_id, int step)
+barrier_xa_name(const char *coordinator, int64 saga_id, int step)
 {
-	return psprintf("%s" INT64_FORMAT "_%d", barrier_xa_prefix(coordinator), gtx_id, step);
+	return psprintf("%s" INT64_FORMAT "_%d", barrier_xa_prefix(coordinator), saga_id, step);
 }
 
 /* Lists this coordinator's prepared transactions on a target, space-separated. */
@@ -572,7 +575,7 @@ barrier_xa_list_query(const char *coordinator)
 }
 
 bool
-barrier_xa_parse(const char *coordinator, const char *name, int64 *gtx_id, int *step)
+barrier_xa_parse(const char *coordinator, const char *name, int64 *saga_id, int *step)
 {
 	char	   *prefix = barrier_xa_prefix(coordinator);
 	size_t		len = strlen(prefix);
@@ -585,7 +588,7 @@ barrier_xa_parse(const char *coordinator, const char *name, int64 *gtx_id, int *
 	if (sscanf(name + len, "%lld_%d%n", &id, &n, &consumed) != 2 ||
 		name[len + consumed] != '\0')
 		return false;
-	*gtx_id = (int64) id;
+	*saga_id = (int64) id;
 	*step = n;
 	return true;
 }

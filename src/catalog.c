@@ -21,10 +21,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "catalog.h"
 
 static SPIPlanPtr plan_coordinator = NULL;
 static SPIPlanPtr plan_live_after = NULL;
@@ -51,6 +53,8 @@ static bool has_result_columns = false;
  */
 static int64 startup_max_id = 0;
 
+/* ---- statements prepared once per process ---- */
+
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
@@ -63,17 +67,59 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* The statuses of sagas the worker drives. */
-#define LIVE_STATUSES "('pending', 'running', 'committing', 'compensating')"
+typedef struct KeptPlan
+{
+	const char *sql;			/* hash key: the text's address */
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+static HTAB *kept_plans = NULL;
+
+/*
+ * Runs sql with SPI, prepared the first time this process runs it and kept:
+ * a saga submitted by a client costs a dozen statements, and parsing and
+ * planning them each time was most of its cost.  Plans are keyed by the
+ * address of their text, so sql must be a string literal or a string built
+ * once for the life of the process.
+ */
+int
+catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+			bool read_only, long count)
+{
+	KeptPlan   *kept;
+	bool		found;
+
+	if (kept_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(KeptPlan);
+		ctl.hcxt = TopMemoryContext;
+		kept_plans = hash_create("pg_saga kept plans", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	kept = hash_search(kept_plans, &sql, HASH_FIND, NULL);
+	if (kept == NULL)
+	{
+		SPIPlanPtr	plan = keep_plan(sql, nargs, argtypes);
+
+		kept = hash_search(kept_plans, &sql, HASH_ENTER, &found);
+		kept->plan = plan;
+	}
+	return SPI_execute_plan(kept->plan, args, nulls, read_only, count);
+}
 
 /* What the worker reads of a saga; read_saga() knows the order. */
 #define SAGA_COLUMNS \
 	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error"
 
+/* the final status sets finished_at */
 #define SAGA_WRITE_SQL \
 	"UPDATE saga.gtx SET status = $2, phase = $3, last_error = $4, " \
-	"finished_at = CASE WHEN $2 IN ('succeeded', 'aborted', 'failed') " \
-	"THEN pg_catalog.clock_timestamp() END WHERE id = $1"
+	"finished_at = CASE WHEN $2 IN %s " \
+	"THEN pg_catalog.clock_timestamp() END WHERE id = $1%s"
 
 static bool
 schema_has_result_columns(void)
@@ -136,6 +182,8 @@ catalog_prepare(void)
 	Oid			ids_arg[1] = {INT8ARRAYOID};
 	Oid			after_args[2] = {INT8OID, INT4OID};
 	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	const char *live = saga_status_sql_list(false);
+	const char *final = saga_status_sql_list(true);
 
 	if (plan_live_after != NULL)
 		return;
@@ -151,23 +199,24 @@ catalog_prepare(void)
 	 * always by a range or a list of ids: what the worker reads costs what
 	 * it takes up, not what waits behind it.
 	 */
-	plan_live_after = keep_plan(
+	plan_live_after = keep_plan(psprintf(
 		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
-		"WHERE finished_at IS NULL AND status IN " LIVE_STATUSES " "
-		"AND id > $1 ORDER BY id LIMIT $2",
+		"WHERE finished_at IS NULL AND status IN %s "
+		"AND id > $1 ORDER BY id LIMIT $2", live),
 		2, after_args);
-	plan_live_ids = keep_plan(
+	plan_live_ids = keep_plan(psprintf(
 		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
-		"WHERE id = ANY ($1) AND status IN " LIVE_STATUSES " ORDER BY id",
+		"WHERE id = ANY ($1) AND status IN %s ORDER BY id", live),
 		1, ids_arg);
-	plan_aborts_upto = keep_plan(
+	plan_aborts_upto = keep_plan(psprintf(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
 		"WHERE finished_at IS NULL AND id <= $1 AND abort_requested "
-		"AND status IN " LIVE_STATUSES,
+		"AND status IN %s", live),
 		1, id_arg);
 	prepare_step_plans();
-	plan_write_saga = keep_plan(SAGA_WRITE_SQL, 4, saga_args);
-	plan_write_saga_unless_aborted = keep_plan(SAGA_WRITE_SQL " AND NOT abort_requested", 4, saga_args);
+	plan_write_saga = keep_plan(psprintf(SAGA_WRITE_SQL, final, ""), 4, saga_args);
+	plan_write_saga_unless_aborted = keep_plan(psprintf(SAGA_WRITE_SQL, final, " AND NOT abort_requested"),
+											   4, saga_args);
 	{
 		Oid			event_args[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 
@@ -325,7 +374,7 @@ read_step(Saga *saga, SagaStep *step, HeapTuple tup, TupleDesc desc)
 	 * rollback compensates it, which the barrier makes a no-op where it
 	 * never ran.
 	 */
-	if ((saga->status != GTX_PENDING ||
+	if ((saga->status != SAGA_PENDING ||
 		 (saga->id <= startup_max_id && saga->mode != MODE_XA)) &&
 		(step->status == STEP_PENDING || step->status == STEP_RUNNING))
 		step->maybe_applied = true;
@@ -490,7 +539,20 @@ catalog_abort_requests(int64 upto)
 
 /* ---- writing ---- */
 
-static Datum
+/* Argument argno of a SQL-callable function as argument i of a statement. */
+Datum
+arg_or_null(FunctionCallInfo fcinfo, int argno, char *nulls, int i)
+{
+	if (PG_ARGISNULL(argno))
+	{
+		nulls[i] = 'n';
+		return (Datum) 0;
+	}
+	return PG_GETARG_DATUM(argno);
+}
+
+/* A text argument of a statement, or its NULL (nulls[i] = 'n'). */
+Datum
 text_or_null(const char *s, char *nulls, int i)
 {
 	if (s == NULL)

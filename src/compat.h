@@ -24,6 +24,8 @@
 #ifndef PG_SAGA_COMPAT_H
 #define PG_SAGA_COMPAT_H
 
+#include "postgres.h"
+
 #include "catalog/pg_foreign_server.h"
 #include "miscadmin.h"
 #include "storage/latch.h"

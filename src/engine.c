@@ -32,6 +32,10 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "engine.h"
+#include "remote.h"
+#include "settings.h"
 
 void
 engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...)
@@ -123,7 +127,7 @@ saga_set_status(Saga *saga, SagaStatus status)
 	{
 		if (saga_is_final(status))
 			saga->durable = true;
-		if (saga->status == GTX_PENDING)
+		if (saga->status == SAGA_PENDING)
 			saga->just_started = true;
 		saga->status = status;
 		saga->dirty = true;
@@ -166,7 +170,7 @@ fail_when_idle(Saga *saga)
 		return;
 	saga->alert = true;
 	saga->durable = true;
-	saga_set_status(saga, GTX_FAILED);
+	saga_set_status(saga, SAGA_FAILED);
 }
 
 /* ---- the rollback decision ---- */
@@ -202,7 +206,7 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 	if (saga->phase == PHASE_ROLLBACK)
 		return;
 	saga->phase = PHASE_ROLLBACK;
-	saga->status = GTX_COMPENSATING;
+	saga->status = SAGA_COMPENSATING;
 	saga->decided_commit = false;
 	saga->durable = true;
 	saga->decided = true;
@@ -258,7 +262,7 @@ engine_commit_lost_to_abort(Saga *saga)
 		if (strcmp(ev->event, saga_status_name(saga->status)) == 0)
 			saga->events = foreach_delete_current(saga->events, lc);
 	}
-	saga->status = GTX_RUNNING;
+	saga->status = SAGA_RUNNING;
 	saga->phase = PHASE_FORWARD;
 	saga->abort_requested = true;
 	start_rollback(saga, "aborted by saga.abort()", true);
@@ -309,8 +313,8 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 			step->started_at = now;
 	}
 	step->dirty = true;
-	if (saga->status == GTX_PENDING)
-		saga_set_status(saga, GTX_RUNNING);
+	if (saga->status == SAGA_PENDING)
+		saga_set_status(saga, SAGA_RUNNING);
 	engine_add_event(saga, step->number, op_started_event[op],
 					 "attempt %d on %s", step->attempts, step->target);
 
@@ -390,7 +394,7 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 	if (saga->mode == MODE_TCC || saga->mode == MODE_XA || saga->mode == MODE_AT)
 	{
 		saga->phase = PHASE_COMMIT;
-		saga->status = GTX_COMMITTING;
+		saga->status = SAGA_COMMITTING;
 		saga->decided_commit = true;
 		saga->durable = true;	/* the commit point */
 		saga->decided = true;
@@ -407,7 +411,7 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 	else
 	{
 		saga->decided_commit = true;
-		saga_set_status(saga, GTX_SUCCEEDED);
+		saga_set_status(saga, SAGA_SUCCEEDED);
 	}
 }
 
@@ -455,7 +459,7 @@ advance_at_forget(Saga *saga, TimestampTz now, List **starts)
 			plan_call(saga, step, OP_AT_FORGET, now, starts);
 	}
 	if (done)
-		saga_set_status(saga, GTX_SUCCEEDED);
+		saga_set_status(saga, SAGA_SUCCEEDED);
 	else if (!progress)
 		fail_when_idle(saga);
 }
@@ -499,7 +503,7 @@ advance_commit(Saga *saga, TimestampTz now, List **starts)
 			plan_call(saga, step, op, now, starts);
 	}
 	if (done)
-		saga_set_status(saga, GTX_SUCCEEDED);
+		saga_set_status(saga, SAGA_SUCCEEDED);
 	else if (!progress)
 		fail_when_idle(saga);
 }
@@ -605,7 +609,7 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 		}
 	}
 	if (done)
-		saga_set_status(saga, GTX_ABORTED);
+		saga_set_status(saga, SAGA_ABORTED);
 	else if (!progress)
 		fail_when_idle(saga);
 }

@@ -35,6 +35,13 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "catalog.h"
+#include "model.h"
+#include "remote_backend.h"
+#include "settings.h"
+#include "shmem.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(saga_begin);
 PG_FUNCTION_INFO_V1(saga_add_step);
@@ -49,15 +56,16 @@ PG_FUNCTION_INFO_V1(saga_purge);
 PG_FUNCTION_INFO_V1(saga_setup_participant);
 
 /* A saga as the functions see it. */
-typedef struct GtxRow
+typedef struct SagaRow
 {
 	int64		id;
 	char	   *gid;
 	SagaMode	mode;
 	SagaStatus	status;
+	SagaPhase	phase;
 	Oid			owner;
 	TransactionId xmin;
-} GtxRow;
+} SagaRow;
 
 /* State of one call: who called, and the saved user while switched. */
 typedef struct SagaCall
@@ -66,50 +74,6 @@ typedef struct SagaCall
 	Oid			saved_user;
 	int			saved_sec;
 } SagaCall;
-
-/* ---- prepared statements ---- */
-
-/*
- * Every statement here is prepared once per backend and kept: a saga
- * submitted by a client costs a dozen of them, and parsing and planning
- * them each time was most of its cost.  Plans are keyed by their text,
- * which is always a string literal of this file.
- */
-typedef struct KeptPlan
-{
-	const char *sql;
-	SPIPlanPtr	plan;
-} KeptPlan;
-
-#define MAX_KEPT_PLANS 32
-static KeptPlan kept_plans[MAX_KEPT_PLANS];
-static int	nkept_plans = 0;
-
-static int
-run_sql(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
-		bool read_only, long count)
-{
-	SPIPlanPtr	plan = NULL;
-	int			i;
-
-	for (i = 0; i < nkept_plans; i++)
-		if (kept_plans[i].sql == sql)
-			plan = kept_plans[i].plan;
-	if (plan == NULL)
-	{
-		plan = SPI_prepare(sql, nargs, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "pg_saga: could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		if (nkept_plans < MAX_KEPT_PLANS)
-		{
-			SPI_keepplan(plan);
-			kept_plans[nkept_plans].sql = sql;
-			kept_plans[nkept_plans++].plan = plan;
-		}
-	}
-	return SPI_execute_plan(plan, args, nulls, read_only, count);
-}
 
 /* ---- privileges ---- */
 
@@ -225,7 +189,7 @@ interval_ms(Datum d)
  * except that pg_monitor members may read (not act on) every saga.
  */
 static void
-lookup_gtx(SagaCall *cx, const char *gid, bool acting, GtxRow *row)
+lookup_gtx(SagaCall *cx, const char *gid, bool acting, SagaRow *row)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(gid)};
@@ -234,10 +198,10 @@ lookup_gtx(SagaCall *cx, const char *gid, bool acting, GtxRow *row)
 	bool		isnull;
 	bool		visible;
 	const char *sql = acting ?
-		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1 FOR UPDATE" :
-		"SELECT id, mode, status, owner, xmin::text FROM saga.gtx WHERE gid = $1";
+		"SELECT id, mode, status, owner, xmin::text, phase FROM saga.gtx WHERE gid = $1 FOR UPDATE" :
+		"SELECT id, mode, status, owner, xmin::text, phase FROM saga.gtx WHERE gid = $1";
 
-	if (run_sql(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (catalog_run(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
 	visible = SPI_processed == 1;
 	if (visible)
@@ -257,10 +221,11 @@ lookup_gtx(SagaCall *cx, const char *gid, bool acting, GtxRow *row)
 	(void) saga_mode_from_name(SPI_getvalue(tup, desc, 2), &row->mode);
 	row->status = saga_status_from_name(SPI_getvalue(tup, desc, 3));
 	row->xmin = (TransactionId) strtoul(SPI_getvalue(tup, desc, 5), NULL, 10);
+	row->phase = saga_phase_from_name(SPI_getvalue(tup, desc, 6));
 }
 
 static void
-wrong_state(GtxRow *row, const char *detail)
+wrong_state(SagaRow *row, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -269,7 +234,7 @@ wrong_state(GtxRow *row, const char *detail)
 }
 
 static void
-add_event(GtxRow *row, int step, const char *event, const char *detail)
+add_event(SagaRow *row, int step, const char *event, const char *detail)
 {
 	Oid			argtypes[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
 	Datum		args[4];
@@ -280,10 +245,8 @@ add_event(GtxRow *row, int step, const char *event, const char *detail)
 	if (step == 0)
 		nulls[1] = 'n';
 	args[2] = CStringGetTextDatum(event);
-	args[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
-	if (detail == NULL)
-		nulls[3] = 'n';
-	if (run_sql("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
+	args[3] = text_or_null(detail, nulls, 3);
+	if (catalog_run("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
 							  "VALUES ($1, $2, $3, $4)",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not record an event");
@@ -295,7 +258,7 @@ read_status(const char *gid)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(gid)};
 
-	if (run_sql("SELECT status FROM saga.gtx WHERE gid = $1",
+	if (catalog_run("SELECT status FROM saga.gtx WHERE gid = $1",
 							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read saga \"%s\"", gid);
 	if (SPI_processed != 1)
@@ -414,7 +377,7 @@ building_add_step(BuildingSaga *b, const char *name)
  * is building when gid is one of them; the same visibility rule applies.
  */
 static BuildingSaga *
-lookup_for_building(SagaCall *cx, const char *gid, GtxRow *row)
+lookup_for_building(SagaCall *cx, const char *gid, SagaRow *row)
 {
 	BuildingSaga *b = find_building(gid);
 
@@ -430,7 +393,7 @@ lookup_for_building(SagaCall *cx, const char *gid, GtxRow *row)
 	row->id = b->id;
 	row->gid = pstrdup(gid);
 	row->mode = b->mode;
-	row->status = GTX_BUILDING;
+	row->status = SAGA_BUILDING;
 	row->owner = b->owner;
 	row->xmin = InvalidTransactionId;	/* not read on this path */
 	return b;
@@ -473,14 +436,11 @@ static void
 saga_row_args(FunctionCallInfo fcinfo, SagaCall *cx, const char *gid, const char *mode_name,
 			  int timeout_arg, int payload_arg, Datum *args, char *nulls)
 {
-	args[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
-	nulls[0] = gid ? ' ' : 'n';
+	args[0] = text_or_null(gid, nulls, 0);
 	args[1] = CStringGetTextDatum(mode_name);
 	args[2] = ObjectIdGetDatum(cx->caller);
-	args[3] = PG_ARGISNULL(payload_arg) ? (Datum) 0 : PG_GETARG_DATUM(payload_arg);
-	nulls[3] = PG_ARGISNULL(payload_arg) ? 'n' : ' ';
-	args[4] = PG_ARGISNULL(timeout_arg) ? (Datum) 0 : PG_GETARG_DATUM(timeout_arg);
-	nulls[4] = PG_ARGISNULL(timeout_arg) ? 'n' : ' ';
+	args[3] = arg_or_null(fcinfo, payload_arg, nulls, 3);
+	args[4] = arg_or_null(fcinfo, timeout_arg, nulls, 4);
 }
 
 static void
@@ -509,7 +469,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	saga_row_args(fcinfo, &cx, gid, mode_name, 2, 3, args, nulls);
 
 	/* one statement: a duplicate gid inserts nothing and returns no row */
-	if (run_sql("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+	if (catalog_run("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
 				"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
 				"ON CONFLICT (gid) DO NOTHING RETURNING gid, id",
 				5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
@@ -563,13 +523,13 @@ check_mode_rules(SagaMode mode, const char *compensation, const char *confirm)
 
 /* Number of the step called name in the saga, or 0. */
 static int
-step_by_name(int64 gtx_id, const char *name)
+step_by_name(int64 saga_id, const char *name)
 {
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	Datum		args[2] = {Int64GetDatum(gtx_id), CStringGetTextDatum(name)};
+	Datum		args[2] = {Int64GetDatum(saga_id), CStringGetTextDatum(name)};
 	bool		isnull;
 
-	if (run_sql("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
+	if (catalog_run("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
 							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
@@ -579,7 +539,7 @@ step_by_name(int64 gtx_id, const char *name)
 
 /* Resolves after (names) to step numbers; NULL means the step before. */
 static ArrayType *
-resolve_after(FunctionCallInfo fcinfo, int argno, int64 gtx_id, int number,
+resolve_after(FunctionCallInfo fcinfo, int argno, int64 saga_id, int number,
 			  const char *name, const char *gid)
 {
 	Datum	   *elems;
@@ -612,7 +572,7 @@ resolve_after(FunctionCallInfo fcinfo, int argno, int64 gtx_id, int number,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("step \"%s\" cannot come after itself", name),
 					 errdetail("Dependencies must not form a cycle.")));
-		n = step_by_name(gtx_id, dep);
+		n = step_by_name(saga_id, dep);
 		if (n == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -669,7 +629,7 @@ Datum
 saga_add_step(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	BuildingSaga *built;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	char	   *target = required_text(fcinfo, 1, "target");
@@ -691,7 +651,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 
 	call_begin(&cx);
 	built = lookup_for_building(&cx, gid, &row);
-	if (row.status != GTX_BUILDING)
+	if (row.status != SAGA_BUILDING)
 		wrong_state(&row, "Steps can be added only while a saga is building.");
 	check_mode_rules(row.mode, compensation, confirm);
 	target_check_usable(target, row.owner);
@@ -716,7 +676,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 			vals[1] = CStringGetTextDatum(name);
 			valnulls[1] = ' ';
 		}
-		if (run_sql("SELECT n, EXISTS (SELECT 1 FROM saga.gtx_step "
+		if (catalog_run("SELECT n, EXISTS (SELECT 1 FROM saga.gtx_step "
 					"WHERE gtx_id = $1 AND name = COALESCE($2, 'step' || n)) "
 					"FROM (SELECT COALESCE(max(step), 0) + 1 AS n "
 					"FROM saga.gtx_step WHERE gtx_id = $1) AS next",
@@ -736,18 +696,13 @@ saga_add_step(PG_FUNCTION_ARGS)
 	args[2] = CStringGetTextDatum(name);
 	args[3] = CStringGetTextDatum(target);
 	args[4] = CStringGetTextDatum(action);
-	args[5] = compensation ? CStringGetTextDatum(compensation) : (Datum) 0;
-	nulls[5] = compensation ? ' ' : 'n';
-	args[6] = confirm ? CStringGetTextDatum(confirm) : (Datum) 0;
-	nulls[6] = confirm ? ' ' : 'n';
+	args[5] = text_or_null(compensation, nulls, 5);
+	args[6] = text_or_null(confirm, nulls, 6);
 	args[7] = PointerGetDatum(after);
-	args[8] = PG_ARGISNULL(7) ? (Datum) 0 : PG_GETARG_DATUM(7);
-	nulls[8] = PG_ARGISNULL(7) ? 'n' : ' ';
-	args[9] = PG_ARGISNULL(8) ? (Datum) 0 : PG_GETARG_DATUM(8);
-	nulls[9] = PG_ARGISNULL(8) ? 'n' : ' ';
-	args[10] = PG_ARGISNULL(9) ? (Datum) 0 : PG_GETARG_DATUM(9);
-	nulls[10] = PG_ARGISNULL(9) ? 'n' : ' ';
-	if (run_sql("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
+	args[8] = arg_or_null(fcinfo, 7, nulls, 8);
+	args[9] = arg_or_null(fcinfo, 8, nulls, 9);
+	args[10] = arg_or_null(fcinfo, 9, nulls, 10);
+	if (catalog_run("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
 							  "compensation, confirm, after_steps, expect_rows, max_attempts, timeout) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
@@ -764,18 +719,18 @@ Datum
 saga_submit(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	Oid			idtype[1] = {INT8OID};
 	Datum		idarg[1];
 
 	call_begin(&cx);
 	(void) lookup_for_building(&cx, gid, &row);
-	if (row.status != GTX_BUILDING)
+	if (row.status != SAGA_BUILDING)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
 	/* with a timeout, a trigger stamps submitted_at and the deadline at commit */
-	if (run_sql("UPDATE saga.gtx SET status = 'pending', "
+	if (catalog_run("UPDATE saga.gtx SET status = 'pending', "
 				"submitted_at = pg_catalog.clock_timestamp() WHERE id = $1 "
 				"AND EXISTS (SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1)",
 				1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
@@ -1036,7 +991,7 @@ saga_start(PG_FUNCTION_ARGS)
 	args[13] = start_column(steps, n, STEP_TIMEOUT, INTERVALOID, NULL);
 
 	/* a duplicate gid inserts nothing, so the steps and event do not either */
-	if (run_sql("WITH g AS ("
+	if (catalog_run("WITH g AS ("
 				" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)"
 				" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5,"
 				" 'pending', pg_catalog.clock_timestamp())"
@@ -1070,7 +1025,7 @@ Datum
 saga_status(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 
 	call_begin(&cx);
@@ -1087,7 +1042,7 @@ Datum
 saga_result(PG_FUNCTION_ARGS)
 {
 	SagaCall	cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
@@ -1097,7 +1052,7 @@ saga_result(PG_FUNCTION_ARGS)
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, false, &row);
 	args[0] = Int64GetDatum(row.id);
-	if (run_sql("SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+	if (catalog_run("SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
 				"FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
 				1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "pg_saga: could not read the results of saga \"%s\"", gid);
@@ -1111,7 +1066,7 @@ Datum
 saga_wait(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	TimestampTz deadline;
 	char	   *volatile status = NULL;
@@ -1133,7 +1088,7 @@ saga_wait(PG_FUNCTION_ARGS)
 
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, false, &row);
-	if (row.status == GTX_PENDING && TransactionIdIsCurrentTransactionId(row.xmin))
+	if (row.status == SAGA_PENDING && TransactionIdIsCurrentTransactionId(row.xmin))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("saga \"%s\" was submitted in this transaction", gid),
@@ -1175,7 +1130,7 @@ Datum
 saga_abort(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	char	   *reason = optional_text(fcinfo, 1);
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
@@ -1185,33 +1140,32 @@ saga_abort(PG_FUNCTION_ARGS)
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, true, &row);
 	args[0] = Int64GetDatum(row.id);
-	args[1] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[1] = reason ? ' ' : 'n';
+	args[1] = text_or_null(reason, nulls, 1);
 	switch (row.status)
 	{
-		case GTX_BUILDING:
+		case SAGA_BUILDING:
 			/* nothing ran: discard it */
-			if (run_sql("UPDATE saga.gtx SET status = 'aborted', "
+			if (catalog_run("UPDATE saga.gtx SET status = 'aborted', "
 									  "finished_at = pg_catalog.clock_timestamp(), "
 									  "abort_requested = true, abort_reason = $2, "
 									  "last_error = COALESCE('aborted: ' || $2, 'aborted before submit') "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
-			if (run_sql("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
+			if (catalog_run("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
 									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
 			forget_building(gid);
 			break;
-		case GTX_PENDING:
-		case GTX_RUNNING:
+		case SAGA_PENDING:
+		case SAGA_RUNNING:
 			if (row.mode == MODE_MSG)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("msg saga \"%s\" cannot be aborted once submitted", gid),
 						 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
-			if (run_sql("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
+			if (catalog_run("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
@@ -1229,24 +1183,23 @@ Datum
 saga_retry(PG_FUNCTION_ARGS)
 {
 	SagaCall cx;
-	GtxRow		row;
+	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
-	Oid			idtype[1] = {INT8OID};
-	Datum		idarg[1];
+	Oid			idtype[2] = {INT8OID, TEXTOID};
+	Datum		idarg[2];
 
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, true, &row);
-	if (row.status != GTX_FAILED)
+	if (row.status != SAGA_FAILED)
 		wrong_state(&row, "Only a failed saga can be retried.");
 	idarg[0] = Int64GetDatum(row.id);
-	if (run_sql("UPDATE saga.gtx SET finished_at = NULL, "
-							  "status = CASE phase WHEN 'forward' THEN 'running' "
-							  "WHEN 'commit' THEN 'committing' ELSE 'compensating' END "
-							  "WHERE id = $1",
-							  1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+	/* it resumes its phase, with the status the worker gives that phase */
+	idarg[1] = CStringGetTextDatum(saga_status_name(saga_phase_status(row.phase)));
+	if (catalog_run("UPDATE saga.gtx SET finished_at = NULL, status = $2 WHERE id = $1",
+					2, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not retry saga");
 	/* fresh attempt counters; a refused delivery is delivered again */
-	if (run_sql("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
+	if (catalog_run("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
 							  "finished_at = NULL, "
 							  "status = CASE WHEN s.status = 'failed' AND g.mode = 'msg' "
 							  "THEN 'pending' ELSE s.status END "
@@ -1262,6 +1215,9 @@ saga_retry(PG_FUNCTION_ARGS)
 }
 
 /* ---- saga.purge ---- */
+
+/* built once: catalog_run keeps plans by the address of their text */
+static const char *purge_sql = NULL;
 
 Datum
 saga_purge(PG_FUNCTION_ARGS)
@@ -1280,13 +1236,17 @@ saga_purge(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("older_than must not be negative")));
 
+	if (purge_sql == NULL)
+		purge_sql = MemoryContextStrdup(TopMemoryContext,
+										psprintf("DELETE FROM saga.gtx WHERE status IN %s "
+												 "AND finished_at < pg_catalog.now() - $1 "
+												 "AND ($3 OR owner = $2)",
+												 saga_status_sql_list(true)));
 	call_begin(&cx);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(cx.caller);
 	args[2] = BoolGetDatum(is_saga_admin(cx.caller));
-	if (run_sql("DELETE FROM saga.gtx WHERE status IN ('succeeded', 'aborted', 'failed') "
-							  "AND finished_at < pg_catalog.now() - $1 AND ($3 OR owner = $2)",
-							  3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (catalog_run(purge_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_saga: could not purge sagas");
 	count = (int64) SPI_processed;
 	call_end(&cx);

@@ -38,6 +38,9 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "settings.h"
+#include "shmem.h"
+#include "worker.h"
 
 /* How often the launcher looks for new databases, and restart pauses. */
 #define LAUNCHER_RESCAN_MS		10000

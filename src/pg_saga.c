@@ -25,6 +25,10 @@
 #include "utils/memutils.h"
 
 #include "pg_saga.h"
+#include "model.h"
+#include "settings.h"
+#include "shmem.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -83,7 +87,7 @@ saga_shmem_startup(void)
 		saga_shared->nslots = saga_max_workers;
 		saga_shared->waiters = (SagaWaiter *) ((char *) saga_shared + MAXALIGN(saga_slots_size()));
 		for (i = 0; i < MaxBackends; i++)
-			pg_atomic_init_u64(&saga_shared->waiters[i].gtx_id, 0);
+			pg_atomic_init_u64(&saga_shared->waiters[i].saga_id, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -264,14 +268,14 @@ saga_request_worker(Oid dboid)
  * waiters of those sagas wake, however many backends wait.
  */
 void
-saga_wait_register(int64 gtx_id)
+saga_wait_register(int64 saga_id)
 {
 	SagaWaiter *w = &saga_shared->waiters[saga_my_proc_index()];
 
 	w->dboid = MyDatabaseId;
 	w->latch = MyLatch;
 	pg_write_barrier();
-	pg_atomic_write_u64(&w->gtx_id, (uint64) gtx_id);
+	pg_atomic_write_u64(&w->saga_id, (uint64) saga_id);
 	pg_memory_barrier();
 }
 
@@ -279,11 +283,11 @@ void
 saga_wait_unregister(void)
 {
 	if (saga_have_proc_index())
-		pg_atomic_write_u64(&saga_shared->waiters[saga_my_proc_index()].gtx_id, 0);
+		pg_atomic_write_u64(&saga_shared->waiters[saga_my_proc_index()].saga_id, 0);
 }
 
 void
-saga_wake_waiters(const int64 *gtx_ids, int n)
+saga_wake_waiters(const int64 *saga_ids, int n)
 {
 	int			i,
 				j;
@@ -294,12 +298,12 @@ saga_wake_waiters(const int64 *gtx_ids, int n)
 	for (i = 0; i < MaxBackends; i++)
 	{
 		SagaWaiter *w = &saga_shared->waiters[i];
-		uint64		id = pg_atomic_read_u64(&w->gtx_id);
+		uint64		id = pg_atomic_read_u64(&w->saga_id);
 
 		if (id == 0 || w->dboid != MyDatabaseId)
 			continue;
 		for (j = 0; j < n; j++)
-			if ((uint64) gtx_ids[j] == id)
+			if ((uint64) saga_ids[j] == id)
 			{
 				SetLatch(w->latch);
 				break;
@@ -343,14 +347,14 @@ ensure_xact_callback(void)
 	}
 }
 
-/* The worker of this database should look at saga gtx_id after commit. */
+/* The worker of this database should look at saga saga_id after commit. */
 void
-saga_wake_worker_at_commit(int64 gtx_id)
+saga_wake_worker_at_commit(int64 saga_id)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	int64	   *id = palloc(sizeof(int64));
 
-	*id = gtx_id;
+	*id = saga_id;
 	ids_at_commit = lappend(ids_at_commit, id);
 	MemoryContextSwitchTo(old);
 	ensure_xact_callback();
@@ -366,141 +370,4 @@ saga_start_worker(PG_FUNCTION_ARGS)
 	ensure_xact_callback();
 	start_worker_at_commit = true;
 	PG_RETURN_VOID();
-}
-
-/* ---- names of modes and statuses, as stored and shown ---- */
-
-static const char *const mode_names[] = {"saga", "tcc", "xa", "msg", "at"};
-static const char *const status_names[] = {
-	"building", "pending", "running", "committing", "compensating",
-	"succeeded", "aborted", "failed"
-};
-static const char *const phase_names[] = {"forward", "commit", "rollback"};
-static const char *const step_status_names[] = {
-	"pending", "running", "prepared", "succeeded", "confirmed", "failed",
-	"compensated", "skipped"
-};
-static const char *const op_names[] = {
-	"action", "compensation", "confirm", "probe", "commit prepared", "rollback prepared",
-	"forget"
-};
-
-static int
-name_index(const char *const *names, int n, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return i;
-	return -1;
-}
-
-const char *
-saga_mode_name(SagaMode mode)
-{
-	return mode_names[mode];
-}
-
-bool
-saga_mode_from_name(const char *name, SagaMode *mode)
-{
-	int			i = name_index(mode_names, lengthof(mode_names), name);
-
-	if (i < 0)
-		return false;
-	*mode = (SagaMode) i;
-	return true;
-}
-
-const char *
-saga_status_name(SagaStatus status)
-{
-	return status_names[status];
-}
-
-SagaStatus
-saga_status_from_name(const char *name)
-{
-	int			i = name_index(status_names, lengthof(status_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown saga status \"%s\"", name);
-	return (SagaStatus) i;
-}
-
-const char *
-saga_phase_name(SagaPhase phase)
-{
-	return phase_names[phase];
-}
-
-SagaPhase
-saga_phase_from_name(const char *name)
-{
-	int			i = name_index(phase_names, lengthof(phase_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown saga phase \"%s\"", name);
-	return (SagaPhase) i;
-}
-
-const char *
-step_status_name(StepStatus status)
-{
-	return step_status_names[status];
-}
-
-StepStatus
-step_status_from_name(const char *name)
-{
-	int			i = name_index(step_status_names, lengthof(step_status_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown step status \"%s\"", name);
-	return (StepStatus) i;
-}
-
-const char *
-step_op_name(StepOp op)
-{
-	return op_names[op];
-}
-
-/*
- * saga._valid_name(kind, name): the CHECK constraints of the status columns
- * (since 1.2).  A CHECK on an IN list is parsed again from its stored form
- * by every statement that writes the table, which cost the worker a tenth
- * of its time; a call of this function is a far smaller expression.
- */
-PG_FUNCTION_INFO_V1(saga_valid_name);
-
-Datum
-saga_valid_name(PG_FUNCTION_ARGS)
-{
-	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	const char *const *names;
-	int			n;
-
-	if (strcmp(kind, "mode") == 0)
-		names = mode_names, n = lengthof(mode_names);
-	else if (strcmp(kind, "status") == 0)
-		names = status_names, n = lengthof(status_names);
-	else if (strcmp(kind, "phase") == 0)
-		names = phase_names, n = lengthof(phase_names);
-	else if (strcmp(kind, "step status") == 0)
-		names = step_status_names, n = lengthof(step_status_names);
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown kind of name \"%s\"", kind),
-				 errhint("Kinds are mode, status, phase and step status.")));
-	PG_RETURN_BOOL(name_index(names, n, name) >= 0);
-}
-
-bool
-saga_is_final(SagaStatus status)
-{
-	return status == GTX_SUCCEEDED || status == GTX_ABORTED || status == GTX_FAILED;
 }

@@ -35,6 +35,11 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "catalog.h"
+#include "recovery.h"
+#include "remote.h"
+#include "settings.h"
 
 typedef struct SweepTarget
 {
@@ -198,7 +203,7 @@ decide(dlist_head *live, int64 id, int stepno)
 		return -1;				/* no saga explains it */
 	status = saga_status_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	phase = saga_phase_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	if (phase == PHASE_COMMIT || status == GTX_SUCCEEDED)
+	if (phase == PHASE_COMMIT || status == SAGA_SUCCEEDED)
 		return +1;
 	if (!saga_is_final(status) && phase == PHASE_FORWARD)
 		return 0;				/* live but not loaded yet */

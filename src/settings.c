@@ -11,9 +11,12 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "pg_saga.h"
+#include "settings.h"
 
 int			saga_retry_interval_ms = 1000;
 int			saga_max_retry_interval_ms = 300000;

@@ -27,6 +27,7 @@
 #include "utils/syscache.h"
 
 #include "pg_saga.h"
+#include "target.h"
 
 /* Options a user mapping may carry; everything else belongs to the server. */
 static const char *const mapping_options[] = {

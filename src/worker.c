@@ -49,6 +49,14 @@
 #include "utils/syscache.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "catalog.h"
+#include "engine.h"
+#include "recovery.h"
+#include "remote.h"
+#include "settings.h"
+#include "shmem.h"
+#include "worker.h"
 
 /* Live sagas are re-read at least this often, whatever wakes the worker. */
 #define RELOAD_INTERVAL_MS		5000

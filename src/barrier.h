@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * barrier.h
+ *		What a step sends to its participant (barrier.c): the text and
+ *		parameters of its call behind the barrier, the names of xa prepared
+ *		transactions, and the participant's objects.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_BARRIER_H
+#define PG_SAGA_BARRIER_H
+
+#include "postgres.h"
+#include "model.h"
+#include "remote.h"
+
+extern char *barrier_step_call(const char *coordinator, Saga *saga,
+							   SagaStep *step, StepOp op, int timeout_ms,
+							   RemoteStepCall *params);
+extern RemoteStepCall *barrier_step_params(const char *coordinator, Saga *saga,
+										   SagaStep *step, StepOp op, int timeout_ms);
+extern const char *barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs);
+extern const char *barrier_call_statement_name(StepCallKind kind);
+extern RemoteStepCall *barrier_batch_params(const char *coordinator, SagaStep **steps,
+											StepOp *ops, int n, int timeout_ms);
+extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
+extern bool barrier_returns_rows(SagaStep *step, StepOp op);
+extern char *barrier_xa_prefix(const char *coordinator);
+extern char *barrier_xa_name(const char *coordinator, int64 saga_id, int step);
+extern char *barrier_xa_list_query(const char *coordinator);
+extern bool barrier_xa_parse(const char *coordinator, const char *name,
+							 int64 *saga_id, int *step);
+extern char *barrier_participant_sql(void);
+
+#endif							/* PG_SAGA_BARRIER_H */

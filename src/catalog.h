@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *		The extension's tables (catalog.c): what the worker reads and writes
+ *		of its sagas, with SPI.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_CATALOG_H
+#define PG_SAGA_CATALOG_H
+
+#include "postgres.h"
+#include "fmgr.h"
+#include "model.h"
+
+typedef struct LiveSagaRef
+{
+	int64		id;
+	bool		abort_requested;
+	char	   *abort_reason;
+} LiveSagaRef;
+
+
+extern int	catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						const char *nulls, bool read_only, long count);
+extern Datum text_or_null(const char *s, char *nulls, int i);
+extern Datum arg_or_null(FunctionCallInfo fcinfo, int argno, char *nulls, int i);
+extern void catalog_prepare(void);
+extern void catalog_recheck_schema(void);
+extern char *catalog_coordinator_id(void);
+/* Should a live saga just read be loaded?  Sees its abort request too. */
+typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);
+extern List *catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
+									  int64 *last, bool *exhausted, MemoryContext parent);
+extern List *catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
+									  int64 *last, MemoryContext parent);
+extern List *catalog_abort_requests(int64 upto);
+extern bool catalog_write_saga(Saga *saga);
+extern void catalog_write_step(SagaStep *step);
+extern void catalog_write_event(Saga *saga, SagaEvent *event);
+
+#endif							/* PG_SAGA_CATALOG_H */

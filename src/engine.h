@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.h
+ *		The state machine of a saga (engine.c): what runs next, and what the
+ *		outcome of a call means.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_ENGINE_H
+#define PG_SAGA_ENGINE_H
+
+#include "postgres.h"
+#include "model.h"
+#include "remote.h"
+
+typedef struct SagaStart
+{
+	SagaStep   *step;
+	StepOp		op;
+	RemotePool *pool;
+	bool		batchable;		/* may share a batch with other steps */
+} SagaStart;
+
+extern void engine_add_event(Saga *saga, int step, const char *event, const char *fmt,...) pg_attribute_printf(4, 5);
+extern void engine_request_abort(Saga *saga, const char *reason);
+extern void engine_commit_lost_to_abort(Saga *saga);
+extern void engine_advance(Saga *saga, TimestampTz now, List **starts);
+extern bool engine_goes_first(Saga *saga);
+extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now);
+extern void engine_call_failed_to_start(SagaStep *step, const char *error,
+										const char *sqlstate, TimestampTz now);
+extern void engine_call_not_sent(SagaStep *step);
+extern char *engine_step_results(SagaStep *step, StepOp op);
+extern TimestampTz engine_next_wakeup(Saga *saga);
+
+
+extern int	step_timeout_ms(SagaStep *step);
+
+#endif							/* PG_SAGA_ENGINE_H */

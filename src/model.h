@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * model.h
+ *		The saga as the worker holds it in memory: modes, statuses, phases and
+ *		step operations with their names (model.c), and the saga, its steps
+ *		and its history events.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_MODEL_H
+#define PG_SAGA_MODEL_H
+
+#include "postgres.h"
+#include "lib/ilist.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+typedef enum SagaMode
+{
+	MODE_SAGA,
+	MODE_TCC,
+	MODE_XA,
+	MODE_MSG,
+	MODE_AT
+} SagaMode;
+
+typedef enum SagaStatus
+{
+	SAGA_BUILDING,
+	SAGA_PENDING,
+	SAGA_RUNNING,
+	SAGA_COMMITTING,
+	SAGA_COMPENSATING,
+	SAGA_SUCCEEDED,
+	SAGA_ABORTED,
+	SAGA_FAILED
+} SagaStatus;
+
+typedef enum SagaPhase
+{
+	PHASE_FORWARD,
+	PHASE_COMMIT,
+	PHASE_ROLLBACK
+} SagaPhase;
+
+typedef enum StepStatus
+{
+	STEP_PENDING,
+	STEP_RUNNING,
+	STEP_PREPARED,
+	STEP_SUCCEEDED,
+	STEP_CONFIRMED,
+	STEP_FAILED,
+	STEP_COMPENSATED,
+	STEP_SKIPPED
+} StepStatus;
+
+/* What a step sends to its target. */
+typedef enum StepOp
+{
+	OP_ACTION,					/* xa: the action, then PREPARE TRANSACTION */
+	OP_COMPENSATION,			/* saga: compensation; tcc: Cancel */
+	OP_CONFIRM,					/* tcc: Confirm */
+	OP_XA_PROBE,				/* xa: is the step's transaction prepared? */
+	OP_COMMIT_PREPARED,
+	OP_ROLLBACK_PREPARED,
+	OP_AT_FORGET				/* at: forget the saga's undo records on a target */
+} StepOp;
+
+/* StepOps that run user SQL, and so index SagaStep.sql */
+#define STEP_SQL_OPS 3
+
+extern const char *saga_mode_name(SagaMode mode);
+extern bool saga_mode_from_name(const char *name, SagaMode *mode);
+extern const char *saga_status_name(SagaStatus status);
+extern SagaStatus saga_status_from_name(const char *name);
+extern const char *saga_phase_name(SagaPhase phase);
+extern SagaPhase saga_phase_from_name(const char *name);
+extern const char *step_status_name(StepStatus status);
+extern StepStatus step_status_from_name(const char *name);
+extern const char *step_op_name(StepOp op);
+
+/* A step operation's name, its events, and the step's status once done. */
+typedef struct StepOpInfo
+{
+	const char *name;
+	const char *started_event;
+	const char *done_event;
+	const char *failed_event;
+	StepStatus	done_status;
+} StepOpInfo;
+
+extern const StepOpInfo *step_op_info(StepOp op);
+extern SagaStatus saga_phase_status(SagaPhase phase);
+extern const char *saga_status_sql_list(bool final);
+
+
+extern bool saga_is_final(SagaStatus status);
+
+/*
+ * Handles on the worker's connections (remote.c).  The model only holds
+ * them: the worker starts and abandons calls.
+ */
+typedef struct RemotePool RemotePool;
+typedef struct RemoteConn RemoteConn;
+
+typedef struct SagaStep
+{
+	int			number;			/* 1-based, as users see it */
+	char	   *name;
+	char	   *target;
+	char	   *sql[STEP_SQL_OPS];	/* indexed by StepOp; NULL when absent */
+	int			ndeps;
+	int		   *deps;			/* 0-based indexes of steps it comes after */
+	bool		has_expect_rows;
+	int64		expect_rows;
+	int			max_attempts;	/* 0: saga.max_attempts */
+	int			timeout_ms;		/* 0: saga.step_timeout */
+
+	StepStatus	status;
+	bool		maybe_applied;
+	int			attempts;
+	TimestampTz next_attempt_at;	/* 0: now */
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	char	   *last_error;
+	char	   *last_sqlstate;
+	char	   *result;			/* jsonb text of the action's rows; NULL: none yet */
+	char	   *confirm_result; /* tcc: the same of the confirm */
+
+	/* in memory only */
+	bool		result_dirty;	/* result or confirm_result to be written */
+	bool		result_split[STEP_SQL_OPS]; /* result_sql below worked out */
+	char	   *result_prefix[STEP_SQL_OPS];	/* the SQL before its last statement */
+	char	   *result_sql[STEP_SQL_OPS];	/* its last statement, answering its rows;
+											 * NULL if that returns none */
+	RemotePool *pool;			/* of its target and owner, once looked up */
+	RemoteConn *conn;			/* call in flight, or NULL */
+	bool		starting;		/* planned this turn, sent after the commit */
+	bool		stuck;			/* second phase refused: needs an operator */
+	bool		need_probe;		/* xa: an earlier attempt may have prepared */
+	bool		redo_prepared;	/* xa: roll back the attempt found prepared,
+								 * whose result is unknown, and run again */
+	bool		send_alone;		/* its last call did not run in a batch */
+	StepOp		flight_op;
+	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
+	bool		dirty;
+	struct Saga *saga;
+} SagaStep;
+
+typedef struct Saga
+{
+	dlist_node	node;
+	MemoryContext cxt;
+	int64		id;
+	char	   *gid;
+	SagaMode	mode;
+	Oid			owner;
+	SagaStatus	status;
+	SagaPhase	phase;
+	TimestampTz deadline;		/* 0: none */
+	bool		abort_requested;
+	char	   *abort_reason;
+	char	   *last_error;
+	int			nsteps;
+	SagaStep   *steps;
+
+	/* in memory only */
+	bool		dirty;
+	bool		decided_commit;	/* this flush writes the commit decision */
+	bool		durable;		/* this flush writes a decision: flush the WAL */
+	bool		decided;		/* ... to roll back or commit: act only after it */
+	bool		just_started;	/* taken from pending this turn */
+	bool		alert;			/* NOTIFY saga_alert when flushed */
+	List	   *events;			/* SagaEvent *, written at the next flush */
+	TimestampTz last_event_at;	/* keeps the saga's events in order */
+} Saga;
+
+typedef struct SagaEvent
+{
+	int			step;			/* 0: the saga itself */
+	char	   *event;
+	char	   *detail;
+	TimestampTz at;				/* when it happened */
+} SagaEvent;
+
+#endif							/* PG_SAGA_MODEL_H */

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		Shared memory and the wake-up protocol (pg_saga.c): the workers' slots,
+ *		the backends waiting in saga.wait(), and how a commit wakes a worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SAGA_SHMEM_H
+#define PG_SAGA_SHMEM_H
+
+#include "postgres.h"
+#include "access/xlogdefs.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* Ids of sagas a worker should look at, pushed by committing backends. */
+#define SAGA_QUEUE_SIZE 1024
+
+/* One slot per database worker the launcher runs (saga.max_workers). */
+typedef struct SagaWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid when the slot is free */
+	pid_t		pid;			/* the worker's pid once it runs */
+	Latch	   *latch;			/* its latch, to wake it */
+	bool		no_extension;	/* the worker found no pg_saga and left */
+	bool		exited;			/* the worker has left */
+	/* sagas submitted, aborted or retried since the worker last looked */
+	uint32		nqueued;
+	bool		overflow;		/* more than fit: the worker rereads all */
+	XLogRecPtr	submit_lsn;		/* the latest end of those commits */
+	int64		queue[SAGA_QUEUE_SIZE];
+} SagaWorkerSlot;
+
+#define SAGA_MAX_START_REQUESTS 16
+
+/* A backend in saga.wait(): which saga it waits for, and how to wake it. */
+typedef struct SagaWaiter
+{
+	Oid			dboid;
+	pg_atomic_uint64 saga_id;	/* 0: not waiting */
+	Latch	   *latch;
+} SagaWaiter;
+
+typedef struct SagaShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	/* databases whose extension was just created: start their worker */
+	int			nrequests;
+	Oid			requests[SAGA_MAX_START_REQUESTS];
+	/* databases being dropped: their worker stays stopped until then */
+	Oid			held[SAGA_MAX_START_REQUESTS];
+	TimestampTz held_until[SAGA_MAX_START_REQUESTS];
+	SagaWaiter *waiters;		/* MaxBackends of them, by saga_my_proc_index() */
+	int			nslots;
+	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} SagaShared;
+
+extern SagaShared *saga_shared;
+extern void saga_request_worker(Oid dboid);
+extern void saga_wait_register(int64 saga_id);
+extern void saga_wait_unregister(void);
+extern void saga_wake_waiters(const int64 *saga_ids, int n);
+extern bool saga_database_held(Oid dboid, TimestampTz now);
+extern void saga_wake_worker_at_commit(int64 saga_id);
+extern int	saga_take_queue(int slot, int64 *ids, bool *overflow, XLogRecPtr *submit_lsn);
+
+#endif							/* PG_SAGA_SHMEM_H */
