@@ -275,6 +275,28 @@ static const char *const op_started_event[] = {
 	"probe_started", "commit_started", "rollback_started", "forget_started"
 };
 
+/*
+ * Is another step of the saga being started on step's target this turn?
+ * Then step goes alone: the steps of one batch run one after the other,
+ * and steps of one saga that do not depend on each other run concurrently
+ * (they may wait for each other), so a batch holds at most one step of a
+ * saga.
+ */
+static bool
+sibling_starting_on_target(Saga *saga, SagaStep *step)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *other = &saga->steps[i];
+
+		if (other != step && other->starting && strcmp(other->target, step->target) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 {
@@ -296,7 +318,7 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 		return;
 	}
 	batchable = barrier_batchable(saga, step, op) && !step->send_alone &&
-		remote_pool_batches(pool, now);
+		!sibling_starting_on_target(saga, step) && remote_pool_batches(pool, now);
 	if (!remote_pool_has_room(pool, batchable, engine_goes_first(saga)))
 		return;					/* waits for a connection, in saga order */
 	remote_pool_reserve(pool, batchable);

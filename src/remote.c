@@ -88,6 +88,9 @@ typedef enum StepStatement
 	"WHERE name NOT LIKE 'pgsaga\\_%' LOOP " \
 	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
 
+/* While connections are free, a batch holds steps for about this long. */
+#define BATCH_TIME_MS 10.0
+
 /* A batch whose statement cannot be prepared is not tried for this long. */
 #define BATCH_RETRY_MS 60000
 
@@ -103,6 +106,7 @@ struct RemoteConn
 	char	   *query;			/* to send once connected */
 	RemoteStepCall *step_call;	/* or, if set, this as the step statement */
 	TimestampTz deadline;		/* of the connection attempt or the call */
+	TimestampTz sent_at;		/* the step call went on an open connection */
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statements[STEP_CALL_KINDS];	/* by StepCallKind */
@@ -148,6 +152,7 @@ struct RemotePool
 	int			reserved;		/* calls planned, not yet sent */
 	int			reserved_batchable; /* of them, steps that may share a batch */
 	TimestampTz no_batch_until; /* the batch statement could not be prepared */
+	double		step_call_ms;	/* a step's mean time in its calls; -1: none yet */
 	dlist_head	conns;
 };
 
@@ -204,6 +209,7 @@ remote_pool_lookup(const char *target, Oid owner)
 		pool->reserved = 0;
 		pool->reserved_batchable = 0;
 		pool->no_batch_until = 0;
+		pool->step_call_ms = -1;
 		dlist_init(&pool->conns);
 	}
 	return pool;
@@ -540,11 +546,61 @@ conn_start_call(RemoteConn *conn, TimestampTz deadline)
 	conn->sqlstate[0] = '\0';
 	/* the call's deadline runs from when it is sent */
 	conn->call_timeout_us = deadline - GetCurrentTimestamp();
+	conn->sent_at = 0;
 	if (conn->state == CONN_IDLE)
 	{
 		conn->deadline = deadline;
+		conn->sent_at = GetCurrentTimestamp();
 		conn_send(conn);
 	}
+}
+
+/*
+ * How long a step's call took, for the batch sizes of its pool: a moving
+ * average of the time per step of the calls sent on open connections (a
+ * batch's time shared by its steps), so that it follows the workload.
+ */
+static void
+pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
+{
+	RemotePool *pool = conn->pool;
+	double		ms;
+
+	if (conn->sent_at == 0 || kind == OUTCOME_NOT_SENT ||
+		(conn->step_call == NULL && conn->nbatch == 0))
+		return;
+	ms = (double) (GetCurrentTimestamp() - conn->sent_at) / 1000.0 / Max(conn->nbatch, 1);
+	pool->step_call_ms = pool->step_call_ms < 0 ? ms : pool->step_call_ms * 0.875 + ms * 0.125;
+}
+
+/*
+ * Most steps of pool one batch should carry, as long as connections are
+ * free: as many as take about BATCH_TIME_MS together, judged by the time
+ * its steps took so far, and at most saga.batch_size.  Quick steps (a
+ * transfer's UPDATE: about a millisecond) fill a batch; slow ones go on
+ * connections of their own, where they wait for no other.  Until a step
+ * was timed, one each.
+ */
+int
+remote_pool_batch_steps(RemotePool *pool)
+{
+	int			size = Max(saga_batch_size, 1);
+
+	if (pool->step_call_ms < 0)
+		return 1;
+	if (pool->step_call_ms * size <= BATCH_TIME_MS)
+		return size;
+	return Max((int) (BATCH_TIME_MS / pool->step_call_ms), 1);
+}
+
+/*
+ * Connections of pool that batches may use now (idle or not yet open), but
+ * the one kept for the sagas that go first.
+ */
+int
+remote_pool_free(RemotePool *pool)
+{
+	return Max(pool_limit(false) - pool->nactive, 1);
 }
 
 RemoteConn *
@@ -931,6 +987,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	/* a step that failed leaves what its rollback does not undo: clean it */
 	conn->needs_clean = kind == OUTCOME_ERROR && conn->setup == SETUP_NONE;
 
+	pool_time_call(conn, kind);
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = kind;
 	strlcpy(outcome.sqlstate, conn->sqlstate, sizeof(outcome.sqlstate));

@@ -532,27 +532,35 @@ send_batch(SagaStart **starts, int n)
 }
 
 /*
- * Sends the batchable calls of one pool in as few batches as
- * saga.batch_size allows, of equal shares, each at most MAX_BATCH_BYTES of
- * SQL: one round trip and one remote commit serve a whole batch.  Steps
- * share a batch even while connections are free: on a busy server the
- * commits and round trips saved are worth more than the parallelism lost
- * (closed loop at 16 clients, A/B: +25-35% sagas/s, -25% CPU per saga).  A
- * slow step holds up its batch at most until saga.step_timeout; a step
- * with a timeout of its own goes alone, and a step that waits for a row
- * lock gives up at once and goes alone (see barrier.c).
+ * Sends the batchable calls of one pool, in batches of at most
+ * saga.batch_size steps and MAX_BATCH_BYTES of SQL: one round trip and one
+ * remote commit serve a whole batch.  While connections are free, a batch
+ * takes as many steps as the pool's steps have been quick enough to share
+ * (see remote_pool_batch_steps): transfers fill batches even in a closed
+ * loop, where on a busy server the commits and round trips saved are worth
+ * more than the parallelism (16 clients, A/B: +25-35% sagas/s, -25% CPU
+ * per saga), while slow steps take a connection each and wait for no
+ * other.  With more batches needed than connections are free, they share
+ * what is free, in equal shares.
  */
 static void
 send_pool_batches(List *starts)
 {
+	RemotePool *pool = ((SagaStart *) linitial(starts))->pool;
 	int			m = list_length(starts);
 	int			size = Max(saga_batch_size, 1);
-	int			nbatches = (m + size - 1) / size;
-	int			per = (m + nbatches - 1) / nbatches;
-	SagaStart **chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
+	int			per_batch = remote_pool_batch_steps(pool);
+	int			nbatches = (m + per_batch - 1) / per_batch;
+	int			per;
+	SagaStart **chunk;
 	int			n = 0;
 	Size		bytes = 0;
 	ListCell   *lc;
+
+	if (nbatches > remote_pool_free(pool))
+		nbatches = Max(remote_pool_free(pool), (m + size - 1) / size);
+	per = (m + nbatches - 1) / nbatches;
+	chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
 
 	foreach(lc, starts)
 	{
