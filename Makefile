@@ -31,5 +31,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every object is rebuilt when a header changes: the headers share the
+# structs (a SagaStep laid out anew must not meet an object built before).
+$(OBJS): $(wildcard src/*.h)
+
 # Every object depends on the shared header (PGXS does not track headers).
 $(OBJS): src/pg_saga.h src/compat.h
