@@ -633,3 +633,51 @@ catalog_write_event(Saga *saga, SagaEvent *event)
 	if (SPI_execute_plan(plan_write_event, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not write an event of saga %s", saga->gid);
 }
+
+/* ---- for the recovery of xa sagas (recovery.c) ---- */
+
+/*
+ * The targets of xa sagas that are unfinished or finished within a day,
+ * each with its owner, in cxt: where in-doubt prepared transactions of
+ * this coordinator may be.
+ */
+List *
+catalog_xa_targets(MemoryContext cxt)
+{
+	List	   *targets = NIL;
+	uint64		i;
+
+	if (catalog_run("SELECT DISTINCT s.target, g.owner FROM saga.gtx_step s "
+					"JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.mode = 'xa' "
+					"AND (g.finished_at IS NULL OR g.finished_at > pg_catalog.now() - interval '1 day')",
+					0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not list xa targets");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		CatalogTarget *where = MemoryContextAlloc(cxt, sizeof(CatalogTarget));
+		bool		isnull;
+
+		where->target = get_text(tup, SPI_tuptable->tupdesc, 1, cxt);
+		where->owner = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		targets = lappend(targets, where);
+	}
+	return targets;
+}
+
+/* The status and phase of saga id as committed; false if there is no such saga. */
+bool
+catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(id)};
+
+	if (catalog_run("SELECT status, phase FROM saga.gtx WHERE id = $1",
+					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, id);
+	if (SPI_processed == 0)
+		return false;
+	*status = saga_status_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	*phase = saga_phase_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	return true;
+}

@@ -39,4 +39,14 @@ extern bool catalog_write_saga(Saga *saga);
 extern void catalog_write_step(SagaStep *step);
 extern void catalog_write_event(Saga *saga, SagaEvent *event);
 
+/* A target and the role whose user mapping reaches it. */
+typedef struct CatalogTarget
+{
+	char	   *target;
+	Oid			owner;
+} CatalogTarget;
+
+extern List *catalog_xa_targets(MemoryContext cxt);
+extern bool catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase);
+
 #endif							/* PG_SAGA_CATALOG_H */

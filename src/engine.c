@@ -15,12 +15,19 @@
  * (the participant recorded their images), and its commit phase forgets
  * those images, one call per target (see "AT mode" below).
  *
- * Nothing here does I/O: advancing a saga changes it in memory, marks what
- * must be written, and returns the calls to start.  The worker writes the
- * changes in one transaction and only then starts the calls, so the
- * decision to compensate (or to commit) is durable before it is acted on.
- * After a crash, a step found "running" is simply called again: the
- * barrier on the participant turns a repeated call into a no-op.
+ * Nothing here does I/O, nor touches a connection: advancing a saga
+ * changes it in memory, marks what must be written, and returns the calls
+ * it wants started; a call it gives up on is left for the worker to
+ * abandon (see engine.h).  The worker starts what its pools have room for,
+ * writes the changes in one transaction and only then acts on a decision,
+ * so the decision to compensate (or to commit) is durable before it is
+ * acted on.  After a crash, a step found "running" is simply called again:
+ * the barrier on the participant turns a repeated call into a no-op.
+ *
+ * Transitions have one place each: enter_phase() sets a saga's phase with
+ * its status, finish_op() ends a step's operation (status, time, event),
+ * and the tables of modes (mode_plans, below) and of operations
+ * (step_op_info, model.c) say what differs between them.
  *
  *-------------------------------------------------------------------------
  */
@@ -81,11 +88,25 @@ set_text(Saga *saga, char **field, const char *value)
 }
 
 static void
-step_set_error(SagaStep *step, const char *sqlstate, const char *message)
+step_set_error(SagaStep *step, int sqlstate, const char *message)
 {
 	set_text(step->saga, &step->last_error, message);
-	set_text(step->saga, &step->last_sqlstate, sqlstate && sqlstate[0] ? sqlstate : NULL);
+	set_text(step->saga, &step->last_sqlstate, sqlstate != 0 ? unpack_sql_state(sqlstate) : NULL);
 	step->dirty = true;
+}
+
+/* The error of a call that failed, as the step keeps it. */
+static void
+step_set_call_error(SagaStep *step, RemoteOutcome *outcome)
+{
+	step_set_error(step, outcome->error.sqlstate, outcome->error.text);
+}
+
+/* The error text of a call that failed, for history and last_error. */
+static const char *
+call_error(RemoteOutcome *outcome, const char *none)
+{
+	return outcome->error.text ? outcome->error.text : none;
 }
 
 int
@@ -135,6 +156,69 @@ saga_set_status(Saga *saga, SagaStatus status)
 			engine_add_event(saga, 0, saga_status_name(status), "%s",
 							 saga->last_error ? saga->last_error : "");
 	}
+}
+
+/*
+ * Enters phase with the status that goes with it (saga_phase_status).  A
+ * commit or a rollback is a decision: it reaches the disk before anything
+ * acts on it, and a commit is written only if no abort came first (see
+ * worker.c).
+ */
+static void
+enter_phase(Saga *saga, SagaPhase phase)
+{
+	saga->phase = phase;
+	saga->status = saga_phase_status(phase);
+	saga->decided_commit = phase == PHASE_COMMIT;
+	if (phase != PHASE_FORWARD)
+	{
+		saga->durable = true;
+		saga->decided = true;
+	}
+	saga->dirty = true;
+}
+
+/*
+ * An operation of step ended for good: the step takes status, its finished
+ * time, no retry pending, and the history says event (with detail).
+ */
+static void
+finish_op(SagaStep *step, StepStatus status, TimestampTz now, const char *event,
+		  const char *detail)
+{
+	step->status = status;
+	step->finished_at = now;
+	step->next_attempt_at = 0;
+	step->dirty = true;
+	engine_add_event(step->saga, step->number, event, "%s", detail);
+}
+
+/*
+ * What a mode makes of the same steps: whether a commit phase follows the
+ * actions, and what it sends; a step's status once its action succeeded.
+ * A new mode is a row here (and its operations rows of model.c).
+ */
+typedef struct ModePlan
+{
+	StepStatus	action_done;	/* a step's status once its action succeeded */
+	bool		commit_phase;	/* every action succeeded: commit, then done */
+	StepOp		commit_op;		/* what the commit phase sends each step */
+	const char *commit_reason;	/* the detail of the commit decision */
+	const char *applied;		/* how the history tells of an action done */
+} ModePlan;
+
+static const ModePlan mode_plans[] = {
+	[MODE_SAGA] = {STEP_SUCCEEDED, false, OP_ACTION, NULL, "applied"},
+	[MODE_TCC] = {STEP_SUCCEEDED, true, OP_CONFIRM, "every try succeeded", "applied"},
+	[MODE_XA] = {STEP_PREPARED, true, OP_COMMIT_PREPARED, "every step is prepared", "prepared"},
+	[MODE_MSG] = {STEP_SUCCEEDED, false, OP_ACTION, NULL, "applied"},
+	[MODE_AT] = {STEP_SUCCEEDED, true, OP_AT_FORGET, "every action succeeded", "applied"},
+};
+
+static const ModePlan *
+mode_plan(Saga *saga)
+{
+	return &mode_plans[saga->mode];
 }
 
 static bool
@@ -205,13 +289,8 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 
 	if (saga->phase == PHASE_ROLLBACK)
 		return;
-	saga->phase = PHASE_ROLLBACK;
-	saga->status = SAGA_COMPENSATING;
-	saga->decided_commit = false;
-	saga->durable = true;
-	saga->decided = true;
+	enter_phase(saga, PHASE_ROLLBACK);
 	set_text(saga, &saga->last_error, reason);
-	saga->dirty = true;
 	engine_add_event(saga, 0, "rollback_decided", "%s", reason);
 
 	for (i = 0; i < saga->nsteps; i++)
@@ -220,13 +299,14 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 
 		if (step->conn && cancel)
 		{
-			remote_abandon(step->conn, step);
+			/* the worker abandons the call (see worker.c) */
+			step->abandon = step->conn;
 			step->conn = NULL;
 			if (step->flight_op == OP_ACTION)
 			{
 				step->maybe_applied = true;
 				step->status = STEP_FAILED;
-				step_set_error(step, "57014", reason);
+				step_set_error(step, ERRCODE_QUERY_CANCELED, reason);
 				engine_add_event(saga, step->number, "action_cancelled", "%s", reason);
 			}
 		}
@@ -262,18 +342,12 @@ engine_commit_lost_to_abort(Saga *saga)
 		if (strcmp(ev->event, saga_status_name(saga->status)) == 0)
 			saga->events = foreach_delete_current(saga->events, lc);
 	}
-	saga->status = SAGA_RUNNING;
-	saga->phase = PHASE_FORWARD;
+	enter_phase(saga, PHASE_FORWARD);
 	saga->abort_requested = true;
 	start_rollback(saga, "aborted by saga.abort()", true);
 }
 
 /* ---- planning ---- */
-
-static const char *const op_started_event[] = {
-	"action_started", "compensation_started", "confirm_started",
-	"probe_started", "commit_started", "rollback_started", "forget_started"
-};
 
 /*
  * Is another step of the saga being started on step's target this turn?
@@ -297,31 +371,34 @@ sibling_starting_on_target(Saga *saga, SagaStep *step)
 	return false;
 }
 
+/* Asks the worker to start op of step (see engine_call_starting). */
 static void
-plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
+want_call(SagaStep *step, StepOp op, List **wants)
 {
-	RemotePool *pool;
-	SagaStart  *start;
-	char	   *error;
-	char		sqlstate[6];
-	bool		batchable;
+	CallWant   *want = palloc(sizeof(CallWant));
 
-	/* pools live as long as the worker: a step looks its own up once */
-	if (step->pool == NULL)
-		step->pool = remote_pool_lookup(step->target, saga->owner);
-	pool = step->pool;
-	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
-	{
-		step->attempts++;
-		step->flight_op = op;
-		engine_call_failed_to_start(step, error, sqlstate, now);
-		return;
-	}
-	batchable = barrier_batchable(saga, step, op) && !step->send_alone &&
-		!sibling_starting_on_target(saga, step) && remote_pool_batches(pool, now);
-	if (!remote_pool_has_room(pool, batchable, engine_goes_first(saga)))
-		return;					/* waits for a connection, in saga order */
-	remote_pool_reserve(pool, batchable);
+	want->step = step;
+	want->op = op;
+	*wants = lappend(*wants, want);
+}
+
+/* May this call share a batch with calls of other sagas? */
+bool
+engine_may_batch(SagaStep *step, StepOp op)
+{
+	return barrier_batchable(step->saga, step, op) && !step->send_alone &&
+		!sibling_starting_on_target(step->saga, step);
+}
+
+/*
+ * The worker starts a call the engine wanted: it counts as an attempt (a
+ * probe does not) and the step is running, with an event; the call is sent
+ * once the turn's changes are written.
+ */
+void
+engine_call_starting(SagaStep *step, StepOp op, TimestampTz now)
+{
+	Saga	   *saga = step->saga;
 
 	if (op != OP_XA_PROBE)
 		step->attempts++;
@@ -337,15 +414,18 @@ plan_call(Saga *saga, SagaStep *step, StepOp op, TimestampTz now, List **starts)
 	step->dirty = true;
 	if (saga->status == SAGA_PENDING)
 		saga_set_status(saga, SAGA_RUNNING);
-	engine_add_event(saga, step->number, op_started_event[op],
+	engine_add_event(saga, step->number, step_op_info(op)->started_event,
 					 "attempt %d on %s", step->attempts, step->target);
+}
 
-	start = palloc0(sizeof(SagaStart));
-	start->step = step;
-	start->op = op;
-	start->pool = pool;
-	start->batchable = batchable;
-	*starts = lappend(*starts, start);
+/* The call could not start: its target is unusable (a failed attempt). */
+void
+engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
+					TimestampTz now)
+{
+	step->attempts++;
+	step->flight_op = op;
+	engine_call_failed_to_start(step, error, sqlstate, now);
 }
 
 static bool
@@ -371,7 +451,7 @@ due(SagaStep *step, TimestampTz now)
 }
 
 static void
-advance_forward(Saga *saga, TimestampTz now, List **starts)
+advance_forward(Saga *saga, TimestampTz now, List **wants)
 {
 	int			i;
 	bool		all_done = true;
@@ -402,33 +482,26 @@ advance_forward(Saga *saga, TimestampTz now, List **starts)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->status == (saga->mode == MODE_XA ? STEP_PREPARED : STEP_SUCCEEDED))
+		if (step->status == mode_plan(saga)->action_done)
 			continue;
 		all_done = false;
 		if ((step->status == STEP_PENDING || step->status == STEP_RUNNING) &&
 			due(step, now) && deps_succeeded(saga, step))
-			plan_call(saga, step, step->redo_prepared ? OP_ROLLBACK_PREPARED :
-					  step->need_probe ? OP_XA_PROBE : OP_ACTION, now, starts);
+			want_call(step, step->redo_prepared ? OP_ROLLBACK_PREPARED :
+					  step->need_probe ? OP_XA_PROBE : OP_ACTION, wants);
 	}
 	if (!all_done)
 		return;
 
-	if (saga->mode == MODE_TCC || saga->mode == MODE_XA || saga->mode == MODE_AT)
+	if (mode_plan(saga)->commit_phase)
 	{
-		saga->phase = PHASE_COMMIT;
-		saga->status = SAGA_COMMITTING;
-		saga->decided_commit = true;
-		saga->durable = true;	/* the commit point */
-		saga->decided = true;
-		saga->dirty = true;
+		enter_phase(saga, PHASE_COMMIT);	/* the commit point */
 		for (i = 0; i < saga->nsteps; i++)
 		{
 			saga->steps[i].attempts = 0;
 			saga->steps[i].dirty = true;
 		}
-		engine_add_event(saga, 0, "commit_decided", saga->mode == MODE_XA ?
-						 "every step is prepared" : saga->mode == MODE_AT ?
-						 "every action succeeded" : "every try succeeded");
+		engine_add_event(saga, 0, "commit_decided", "%s", mode_plan(saga)->commit_reason);
 	}
 	else
 	{
@@ -460,7 +533,7 @@ at_first_on_target(Saga *saga, SagaStep *step)
 }
 
 static void
-advance_at_forget(Saga *saga, TimestampTz now, List **starts)
+advance_at_forget(Saga *saga, TimestampTz now, List **wants)
 {
 	int			i;
 	bool		done = true;
@@ -478,7 +551,7 @@ advance_at_forget(Saga *saga, TimestampTz now, List **starts)
 			continue;
 		progress = true;
 		if (due(step, now))
-			plan_call(saga, step, OP_AT_FORGET, now, starts);
+			want_call(step, OP_AT_FORGET, wants);
 	}
 	if (done)
 		saga_set_status(saga, SAGA_SUCCEEDED);
@@ -497,17 +570,17 @@ at_forgotten_on_target(Saga *saga, SagaStep *first)
 }
 
 static void
-advance_commit(Saga *saga, TimestampTz now, List **starts)
+advance_commit(Saga *saga, TimestampTz now, List **wants)
 {
 	int			i;
 	bool		done = true;
 	bool		progress = false;
-	StepOp		op = saga->mode == MODE_XA ? OP_COMMIT_PREPARED : OP_CONFIRM;
-	StepStatus	done_status = saga->mode == MODE_XA ? STEP_SUCCEEDED : STEP_CONFIRMED;
+	StepOp		op = mode_plan(saga)->commit_op;
+	StepStatus	done_status = step_op_info(op)->done_status;
 
-	if (saga->mode == MODE_AT)
+	if (op == OP_AT_FORGET)
 	{
-		advance_at_forget(saga, now, starts);
+		advance_at_forget(saga, now, wants);
 		return;
 	}
 	/* confirms and commits of prepared transactions may run concurrently */
@@ -522,7 +595,7 @@ advance_commit(Saga *saga, TimestampTz now, List **starts)
 			continue;
 		progress = true;
 		if (due(step, now))
-			plan_call(saga, step, op, now, starts);
+			want_call(step, op, wants);
 	}
 	if (done)
 		saga_set_status(saga, SAGA_SUCCEEDED);
@@ -583,7 +656,7 @@ at_target_ready(Saga *saga, int i)
 }
 
 static void
-advance_rollback(Saga *saga, TimestampTz now, List **starts)
+advance_rollback(Saga *saga, TimestampTz now, List **wants)
 {
 	int			i;
 	bool		done = true;
@@ -610,18 +683,15 @@ advance_rollback(Saga *saga, TimestampTz now, List **starts)
 			if (saga->mode == MODE_XA)
 			{
 				if (step->next_attempt_at <= now)
-					plan_call(saga, step, OP_ROLLBACK_PREPARED, now, starts);
+					want_call(step, OP_ROLLBACK_PREPARED, wants);
 			}
 			else if (step->sql[OP_COMPENSATION] == NULL && saga->mode != MODE_AT)
 			{
 				/* nothing to undo on the participant */
-				step->status = STEP_COMPENSATED;
-				step->finished_at = now;
-				step->dirty = true;
-				engine_add_event(saga, step->number, "compensation_done", "no compensation given");
+				finish_op(step, STEP_COMPENSATED, now, "compensation_done", "no compensation given");
 			}
 			else if (step->next_attempt_at <= now)
-				plan_call(saga, step, OP_COMPENSATION, now, starts);
+				want_call(step, OP_COMPENSATION, wants);
 		}
 		else if (step->status == STEP_PENDING || step->status == STEP_RUNNING)
 		{
@@ -658,17 +728,17 @@ engine_goes_first(Saga *saga)
 }
 
 void
-engine_advance(Saga *saga, TimestampTz now, List **starts)
+engine_advance(Saga *saga, TimestampTz now, List **wants)
 {
 	if (saga_is_final(saga->status))
 		return;
 	if (saga->phase == PHASE_FORWARD)
-		advance_forward(saga, now, starts);
+		advance_forward(saga, now, wants);
 	/* a rollback decided just now proceeds in the same turn */
 	if (saga->phase == PHASE_COMMIT)
-		advance_commit(saga, now, starts);
+		advance_commit(saga, now, wants);
 	else if (saga->phase == PHASE_ROLLBACK)
-		advance_rollback(saga, now, starts);
+		advance_rollback(saga, now, wants);
 }
 
 /* ---- results ---- */
@@ -777,26 +847,20 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 
 	if (outcome->kind == OUTCOME_OK)
 	{
-		if (outcome->reply && strcmp(outcome->reply, "hanging") == 0)
+		if (outcome->reply == REPLY_HANGING)
 		{
 			/* its compensation ran first: the action was blocked for good */
-			step->status = STEP_COMPENSATED;
-			step->finished_at = now;
-			step->dirty = true;
-			engine_add_event(saga, step->number, "action_blocked",
-							 "the step was compensated before its action arrived");
+			finish_op(step, STEP_COMPENSATED, now, "action_blocked",
+					  "the step was compensated before its action arrived");
 			if (saga->phase == PHASE_FORWARD)
 				start_rollback(saga, psprintf("step %d was compensated before its action arrived", step->number), false);
 			return;
 		}
-		step->status = saga->mode == MODE_XA ? STEP_PREPARED : STEP_SUCCEEDED;
-		step->finished_at = now;
-		step->dirty = true;
 		about_result = keep_result(step, OP_ACTION, outcome);
-		engine_add_event(saga, step->number, "action_succeeded", "%s%s",
-						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
-						 "already applied (barrier)" :
-						 saga->mode == MODE_XA ? "prepared" : "applied", about_result);
+		finish_op(step, mode_plan(saga)->action_done, now, "action_succeeded",
+				  psprintf("%s%s", outcome->reply == REPLY_DUPLICATE ?
+						   "already applied (barrier)" : mode_plan(saga)->applied,
+						   about_result));
 		return;
 	}
 
@@ -805,14 +869,14 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		step->maybe_applied = true;
 		step->need_probe = saga->mode == MODE_XA;
 	}
-	if (saga->mode == MODE_XA && strcmp(outcome->sqlstate, "55000") == 0 &&
-		outcome->message && strstr(outcome->message, "prepared transactions are disabled"))
-		outcome->message = psprintf("target \"%s\" does not accept prepared transactions: "
-									"set max_prepared_transactions above zero there",
-									step->target);
-	step_set_error(step, outcome->sqlstate, outcome->message);
+	if (saga->mode == MODE_XA && outcome->error.sqlstate == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE &&
+		outcome->error.message && strstr(outcome->error.message, "prepared transactions are disabled"))
+		outcome->error.text = psprintf("target \"%s\" does not accept prepared transactions: "
+									   "set max_prepared_transactions above zero there",
+									   step->target);
+	step_set_call_error(step, outcome);
 	transient = outcome->kind == OUTCOME_UNKNOWN ||
-		remote_sqlstate_is_transient(outcome->sqlstate);
+		remote_sqlstate_is_transient(outcome->error.sqlstate);
 
 	if (saga->phase == PHASE_FORWARD &&
 		(saga->mode == MODE_MSG ? (transient || step->attempts < step_max_attempts(step))
@@ -830,12 +894,8 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	}
 
 	/* a business failure, or transient ones past max_attempts */
-	step->status = STEP_FAILED;
-	step->finished_at = now;
-	step->next_attempt_at = 0;
-	engine_add_event(saga, step->number, "action_failed", "%s%s",
-					 transient ? "gave up after retries: " : "",
-					 outcome->message ? outcome->message : "");
+	finish_op(step, STEP_FAILED, now, "action_failed",
+			  psprintf("%s%s", transient ? "gave up after retries: " : "", call_error(outcome, "")));
 	if (saga->phase != PHASE_FORWARD)
 		return;
 	if (saga->mode == MODE_MSG)
@@ -843,11 +903,11 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		step->stuck = true;
 		set_text(saga, &saga->last_error,
 				 psprintf("delivery of step %d failed: %s", step->number,
-						  outcome->message ? outcome->message : ""));
+						  call_error(outcome, "")));
 		return;
 	}
 	start_rollback(saga, psprintf("step %d failed: %s", step->number,
-								  outcome->message ? outcome->message : "unknown error"),
+								  call_error(outcome, "unknown error")),
 				   false);
 }
 
@@ -871,23 +931,33 @@ finish_redo_rollback(SagaStep *step, RemoteOutcome *outcome, bool already, Times
 						 "the earlier attempt is rolled back; the action runs again");
 		return;
 	}
-	step_set_error(step, outcome->sqlstate, outcome->message);
-	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->sqlstate))
+	step_set_call_error(step, outcome);
+	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->error.sqlstate))
 	{
 		schedule_retry(step, "rollback", now);
 		return;
 	}
 	step->redo_prepared = false;
 	step->maybe_applied = true;
-	step->status = STEP_FAILED;
-	step->finished_at = now;
-	step->next_attempt_at = 0;
-	engine_add_event(saga, step->number, "action_failed",
-					 "the attempt found prepared could not be rolled back: %s",
-					 outcome->message ? outcome->message : "");
+	finish_op(step, STEP_FAILED, now, "action_failed",
+			  psprintf("the attempt found prepared could not be rolled back: %s",
+					   call_error(outcome, "")));
 	start_rollback(saga, psprintf("step %d: the attempt found prepared could not be rolled back: %s",
-								  step->number, outcome->message ? outcome->message : "unknown error"),
+								  step->number, call_error(outcome, "unknown error")),
 				   false);
+}
+
+/* How the history tells of a second-phase operation that is done. */
+static const char *
+second_phase_done_detail(Saga *saga, RemoteOutcome *outcome, bool already)
+{
+	if (already)
+		return "no such prepared transaction: already resolved";
+	if (outcome->reply == REPLY_NULL)
+		return "null compensation: the action never took effect";
+	if (outcome->reply == REPLY_DUPLICATE)
+		return "already applied (barrier)";
+	return saga->mode == MODE_AT ? "restored from before-images" : "applied";
 }
 
 /* A compensation or confirm: retried until it succeeds, unless refused. */
@@ -900,7 +970,7 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	bool		prepared_op = op == OP_COMMIT_PREPARED || op == OP_ROLLBACK_PREPARED;
 	/* delivering a commit or rollback that already happened counts as done */
 	bool		already = prepared_op && outcome->kind == OUTCOME_ERROR &&
-		strcmp(outcome->sqlstate, "42704") == 0;
+		outcome->error.sqlstate == ERRCODE_UNDEFINED_OBJECT;
 
 	if (step->redo_prepared && op == OP_ROLLBACK_PREPARED && saga->phase == PHASE_FORWARD)
 	{
@@ -912,10 +982,11 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 
 	if (op == OP_AT_FORGET && outcome->kind == OUTCOME_OK)
 	{
+		/* a forget leaves the steps' statuses as they are */
 		step->next_attempt_at = 0;
 		step->dirty = true;
 		at_forgotten_on_target(saga, step);
-		engine_add_event(saga, step->number, "forget_done",
+		engine_add_event(saga, step->number, step_op_info(op)->done_event,
 						 "undo records and reservations deleted on %s", step->target);
 		return;
 	}
@@ -923,27 +994,12 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	{
 		const char *about_result = op == OP_CONFIRM ? keep_result(step, op, outcome) : "";
 
-		step->status = op == OP_CONFIRM ? STEP_CONFIRMED :
-			op == OP_COMMIT_PREPARED ? STEP_SUCCEEDED : STEP_COMPENSATED;
-		step->finished_at = now;
-		step->next_attempt_at = 0;
-		step->dirty = true;
-		engine_add_event(saga, step->number,
-						 op == OP_CONFIRM ? "confirm_done" :
-						 op == OP_COMMIT_PREPARED ? "commit_done" :
-						 op == OP_ROLLBACK_PREPARED ? "rollback_done" : "compensation_done",
-						 "%s%s",
-						 already ? "no such prepared transaction: already resolved" :
-						 outcome->reply && strcmp(outcome->reply, "null") == 0 ?
-						 "null compensation: the action never took effect" :
-						 outcome->reply && strcmp(outcome->reply, "duplicate") == 0 ?
-						 "already applied (barrier)" :
-						 saga->mode == MODE_AT ? "restored from before-images" : "applied",
-						 about_result);
+		finish_op(step, step_op_info(op)->done_status, now, step_op_info(op)->done_event,
+				  psprintf("%s%s", second_phase_done_detail(saga, outcome, already), about_result));
 		return;
 	}
-	step_set_error(step, outcome->sqlstate, outcome->message);
-	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->sqlstate))
+	step_set_call_error(step, outcome);
+	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->error.sqlstate))
 	{
 		schedule_retry(step, what, now);
 		return;
@@ -963,12 +1019,9 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	}
 	set_text(saga, &saga->last_error,
 			 psprintf("%s of step %d failed: %s", what, step->number,
-					  outcome->message ? outcome->message : ""));
-	engine_add_event(saga, step->number,
-					 op == OP_CONFIRM ? "confirm_failed" :
-					 op == OP_AT_FORGET ? "forget_failed" :
-					 prepared_op ? "resolve_failed" : "compensation_failed",
-					 "%s", outcome->message ? outcome->message : "");
+					  call_error(outcome, "")));
+	engine_add_event(saga, step->number, step_op_info(op)->failed_event,
+					 "%s", call_error(outcome, ""));
 }
 
 /*
@@ -979,7 +1032,7 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 static void
 finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
-	if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0 &&
+	if (outcome->kind == OUTCOME_OK && outcome->reply == REPLY_PREPARED &&
 		step->saga->phase == PHASE_FORWARD && barrier_returns_rows(step, OP_ACTION))
 	{
 		/*
@@ -994,14 +1047,11 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 						 "an earlier attempt was found prepared but its result is unknown: "
 						 "it is rolled back and the action runs again");
 	}
-	else if (outcome->kind == OUTCOME_OK && outcome->reply && strcmp(outcome->reply, "prepared") == 0)
+	else if (outcome->kind == OUTCOME_OK && outcome->reply == REPLY_PREPARED)
 	{
-		step->status = STEP_PREPARED;
 		step->need_probe = false;
-		step->finished_at = now;
-		step->dirty = true;
-		engine_add_event(step->saga, step->number, "action_succeeded",
-						 "found prepared by an earlier attempt");
+		finish_op(step, STEP_PREPARED, now, step_op_info(OP_ACTION)->done_event,
+				  "found prepared by an earlier attempt");
 	}
 	else if (outcome->kind == OUTCOME_OK)
 		step->need_probe = false;	/* not prepared: call the action again */
@@ -1009,20 +1059,17 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 	{
 		/* the target could not be asked: a failed attempt of the step */
 		step->attempts++;
-		step_set_error(step, outcome->sqlstate, outcome->message);
+		step_set_call_error(step, outcome);
 		if (step->attempts < step_max_attempts(step))
 			schedule_retry(step, "probe", now);
 		else
 		{
-			step->status = STEP_FAILED;
-			step->finished_at = now;
-			step->dirty = true;
-			engine_add_event(step->saga, step->number, "action_failed",
-							 "gave up after retries: %s", outcome->message ? outcome->message : "");
+			finish_op(step, STEP_FAILED, now, step_op_info(OP_ACTION)->failed_event,
+					  psprintf("gave up after retries: %s", call_error(outcome, "")));
 			if (step->saga->phase == PHASE_FORWARD)
 				start_rollback(step->saga,
 							   psprintf("step %d failed: %s", step->number,
-										outcome->message ? outcome->message : "unknown error"),
+										call_error(outcome, "unknown error")),
 							   false);
 		}
 	}
@@ -1035,12 +1082,12 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 static void
 explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
 {
-	if (outcome->kind == OUTCOME_ERROR && strcmp(outcome->sqlstate, "42883") == 0 &&
-		outcome->message && strstr(outcome->message, "saga_participant.run_step(") != NULL)
-		outcome->message = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
-									"step results (pg_saga 1.4): run saga.setup_participant('%s') "
-									"on the coordinator.",
-									outcome->message, step->target, step->target);
+	if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
+		outcome->error.message && strstr(outcome->error.message, "saga_participant.run_step(") != NULL)
+		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
+									   "step results (pg_saga 1.4): run saga.setup_participant('%s') "
+									   "on the coordinator.",
+									   outcome->error.text, step->target, step->target);
 }
 
 void
@@ -1061,14 +1108,14 @@ engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 /* A call that could not even be started counts as a failed attempt. */
 void
 engine_call_failed_to_start(SagaStep *step, const char *error,
-							const char *sqlstate, TimestampTz now)
+							int sqlstate, TimestampTz now)
 {
 	RemoteOutcome outcome;
 
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = OUTCOME_ERROR;
-	strlcpy(outcome.sqlstate, sqlstate, sizeof(outcome.sqlstate));
-	outcome.message = (char *) error;
+	outcome.error.sqlstate = sqlstate;
+	outcome.error.message = outcome.error.text = (char *) error;
 	engine_finish_call(step, &outcome, now);
 }
 

@@ -136,6 +136,7 @@ typedef struct SagaStep
 											 * NULL if that returns none */
 	RemotePool *pool;			/* of its target and owner, once looked up */
 	RemoteConn *conn;			/* call in flight, or NULL */
+	RemoteConn *abandon;		/* a call the engine gave up on, for the worker */
 	bool		starting;		/* planned this turn, sent after the commit */
 	bool		stuck;			/* second phase refused: needs an operator */
 	bool		need_probe;		/* xa: an earlier attempt may have prepared */

@@ -41,15 +41,9 @@
 #include "remote.h"
 #include "settings.h"
 
-typedef struct SweepTarget
-{
-	char	   *target;
-	Oid			owner;
-} SweepTarget;
-
 typedef struct FoundXact
 {
-	SweepTarget where;
+	CatalogTarget where;
 	char	   *name;
 } FoundXact;
 
@@ -77,17 +71,17 @@ recovery_set_coordinator(const char *coordinator_id)
 static void
 sweep_done(void *arg, RemoteOutcome *outcome)
 {
-	SweepTarget *where = arg;
+	CatalogTarget *where = arg;
 	MemoryContext old;
 	char	   *names;
 	char	   *name;
 	char	   *save;
 
 	sweeps_in_flight--;
-	if (outcome->kind != OUTCOME_OK || outcome->reply == NULL)
+	if (outcome->kind != OUTCOME_OK || outcome->text == NULL)
 		return;
 	old = MemoryContextSwitchTo(sweep_cxt);
-	names = pstrdup(outcome->reply);
+	names = pstrdup(outcome->text);
 	for (name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save))
 	{
 		FoundXact  *fx = palloc(sizeof(FoundXact));
@@ -104,24 +98,24 @@ resolve_done(void *arg, RemoteOutcome *outcome)
 {
 	char	   *what = arg;
 
-	if (outcome->kind == OUTCOME_OK || strcmp(outcome->sqlstate, "42704") == 0)
+	if (outcome->kind == OUTCOME_OK || outcome->error.sqlstate == ERRCODE_UNDEFINED_OBJECT)
 		ereport(LOG, (errmsg("pg_saga: %s", what)));
 	else
 		ereport(LOG,
 				(errmsg("pg_saga: could not resolve in-doubt prepared transaction: %s", what),
-				 errdetail_internal("%s", outcome->message ? outcome->message : "")));
+				 errdetail_internal("%s", outcome->error.text ? outcome->error.text : "")));
 	pfree(what);
 }
 
 /* Sends query on the pool of where, if it can be had now. */
 static bool
-send_on(SweepTarget *where, char *query, RemoteDoneCallback done, void *arg)
+send_on(CatalogTarget *where, char *query, RemoteDoneCallback done, void *arg)
 {
 	RemotePool *pool = remote_pool_lookup(where->target, where->owner);
 	char	   *error;
-	char		sqlstate[6];
+	int			sqlstate;
 
-	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, sqlstate))
+	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, &sqlstate))
 		return false;
 	/* resolving an in-doubt transaction releases its locks: it goes first */
 	if (!remote_pool_has_room(pool, false, true))
@@ -135,24 +129,14 @@ send_on(SweepTarget *where, char *query, RemoteDoneCallback done, void *arg)
 static void
 start_sweep(void)
 {
-	uint64		i;
 	char	   *query = barrier_xa_list_query(coordinator);
+	ListCell   *lc;
 
 	MemoryContextReset(sweep_cxt);
-	if (SPI_execute("SELECT DISTINCT s.target, g.owner FROM saga.gtx_step s "
-					"JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.mode = 'xa' "
-					"AND (g.finished_at IS NULL OR g.finished_at > pg_catalog.now() - interval '1 day')",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not list xa targets");
-	for (i = 0; i < SPI_processed; i++)
+	foreach(lc, catalog_xa_targets(sweep_cxt))
 	{
-		SweepTarget *where = MemoryContextAlloc(sweep_cxt, sizeof(SweepTarget));
-		bool		isnull;
+		CatalogTarget *where = lfirst(lc);
 
-		where->target = MemoryContextStrdup(sweep_cxt,
-											SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-		where->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-													  SPI_tuptable->tupdesc, 2, &isnull));
 		if (send_on(where, query, sweep_done, where))
 			sweeps_in_flight++;
 	}
@@ -178,8 +162,6 @@ static int
 decide(dlist_head *live, int64 id, int stepno)
 {
 	Saga	   *saga = find_live(live, id);
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(id)};
 	SagaStatus	status;
 	SagaPhase	phase;
 
@@ -196,13 +178,8 @@ decide(dlist_head *live, int64 id, int stepno)
 			return 0;
 		return -1;				/* appeared after its rollback was delivered */
 	}
-	if (SPI_execute_with_args("SELECT status, phase FROM saga.gtx WHERE id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, id);
-	if (SPI_processed == 0)
+	if (!catalog_saga_state(id, &status, &phase))
 		return -1;				/* no saga explains it */
-	status = saga_status_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	phase = saga_phase_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	if (phase == PHASE_COMMIT || status == SAGA_SUCCEEDED)
 		return +1;
 	if (!saga_is_final(status) && phase == PHASE_FORWARD)

@@ -94,6 +94,14 @@ typedef enum StepStatement
 /* A batch whose statement cannot be prepared is not tried for this long. */
 #define BATCH_RETRY_MS 60000
 
+/* One row of run_batch()'s answer: a step's reply, or the error that rolled it back. */
+typedef struct BatchRow
+{
+	char	   *reply;
+	char	   *result;
+	RemoteError error;			/* sqlstate 0: none */
+} BatchRow;
+
 struct RemoteConn
 {
 	dlist_node	node;			/* in the pool's list */
@@ -118,19 +126,15 @@ struct RemoteConn
 	int			nbatch;
 	void	  **batch_args;
 	int			nrows;			/* rows of the batch's answer */
-	char	  **row_reply;
-	char	  **row_result;
-	char	  **row_sqlstate;
-	char	  **row_message;
+	BatchRow   *rows;
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
 	void	   *arg;
 	/* the call's outcome as results arrive */
 	bool		got_error;
-	char		sqlstate[6];
-	char	   *message;
-	char	   *reply;
+	RemoteError error;
+	char	   *reply;			/* first column of the last row returned */
 	char	   *result;		/* second column of that row, if any */
 };
 
@@ -237,7 +241,7 @@ free_conninfo(RemotePool *pool)
  * failure returns false with a message and SQLSTATE for the step.
  */
 bool
-remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate)
+remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate)
 {
 	const char **keywords;
 	const char **values;
@@ -273,30 +277,32 @@ remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate)
 	return true;
 }
 
+static List *all_connections(void);
+
 /* Forgets every resolved target: servers or user mappings changed. */
 void
 remote_invalidate_all(void)
 {
 	HASH_SEQ_STATUS seq;
 	RemotePool *pool;
+	List	   *conns;
+	ListCell   *lc;
 
 	if (pools == NULL)
 		return;
 	hash_seq_init(&seq, pools);
 	while ((pool = hash_seq_search(&seq)) != NULL)
-	{
-		dlist_mutable_iter iter;
-
 		pool->resolved = false;
-		/* idle connections used the old options: close them */
-		dlist_foreach_modify(iter, &pool->conns)
-		{
-			RemoteConn *conn = dlist_container(RemoteConn, node, iter.cur);
+	/* idle connections used the old options: close them */
+	conns = all_connections();
+	foreach(lc, conns)
+	{
+		RemoteConn *conn = lfirst(lc);
 
-			if (conn->state == CONN_IDLE)
-				conn_close(conn);
-		}
+		if (conn->state == CONN_IDLE)
+			conn_close(conn);
 	}
+	list_free(conns);
 }
 
 bool
@@ -401,16 +407,38 @@ conn_set_state(RemoteConn *conn, ConnState state)
 }
 
 static void
-free_strings(char **strings, int n)
+free_text(char **text)
+{
+	if (*text)
+		pfree(*text);
+	*text = NULL;
+}
+
+static void
+clear_error(RemoteError *error)
+{
+	free_text(&error->message);
+	free_text(&error->detail);
+	free_text(&error->hint);
+	free_text(&error->context);
+	error->sqlstate = 0;
+}
+
+static void
+free_batch_rows(RemoteConn *conn)
 {
 	int			i;
 
-	if (strings == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		if (strings[i])
-			pfree(strings[i]);
-	pfree(strings);
+	for (i = 0; i < conn->nrows; i++)
+	{
+		free_text(&conn->rows[i].reply);
+		free_text(&conn->rows[i].result);
+		clear_error(&conn->rows[i].error);
+	}
+	if (conn->rows)
+		pfree(conn->rows);
+	conn->rows = NULL;
+	conn->nrows = 0;
 }
 
 /* Frees the query of the call on conn, and a batch's answer. */
@@ -424,12 +452,7 @@ free_call(RemoteConn *conn)
 		pfree(conn->batch_args);
 	conn->batch_args = NULL;
 	conn->nbatch = 0;
-	free_strings(conn->row_reply, conn->nrows);
-	free_strings(conn->row_result, conn->nrows);
-	free_strings(conn->row_sqlstate, conn->nrows);
-	free_strings(conn->row_message, conn->nrows);
-	conn->row_reply = conn->row_result = conn->row_sqlstate = conn->row_message = NULL;
-	conn->nrows = 0;
+	free_batch_rows(conn);
 	if (conn->step_call)
 	{
 		int			i;
@@ -475,12 +498,9 @@ conn_close(RemoteConn *conn)
 	pool->nconns--;
 	events_changed = true;
 	free_call(conn);
-	if (conn->message)
-		pfree(conn->message);
-	if (conn->reply)
-		pfree(conn->reply);
-	if (conn->result)
-		pfree(conn->result);
+	clear_error(&conn->error);
+	free_text(&conn->reply);
+	free_text(&conn->result);
 	pfree(conn);
 }
 
@@ -543,7 +563,7 @@ static void
 conn_start_call(RemoteConn *conn, TimestampTz deadline)
 {
 	conn->got_error = false;
-	conn->sqlstate[0] = '\0';
+	clear_error(&conn->error);
 	/* the call's deadline runs from when it is sent */
 	conn->call_timeout_us = deadline - GetCurrentTimestamp();
 	conn->sent_at = 0;
@@ -663,14 +683,87 @@ remote_wait_events_changed(void)
 	return changed;
 }
 
+/* An error the worker tells of itself (the connection, a timeout). */
 static void
-conn_set_error(RemoteConn *conn, const char *sqlstate, const char *message)
+conn_set_error(RemoteConn *conn, int sqlstate, const char *message)
 {
 	conn->got_error = true;
-	strlcpy(conn->sqlstate, sqlstate ? sqlstate : "", sizeof(conn->sqlstate));
-	if (conn->message)
-		pfree(conn->message);
-	conn->message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
+	clear_error(&conn->error);
+	conn->error.sqlstate = sqlstate;
+	conn->error.message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
+}
+
+static char *
+remote_text(const char *text)
+{
+	return text && *text ? MemoryContextStrdup(remote_cxt, text) : NULL;
+}
+
+/* A SQLSTATE as libpq gives it, as an integer; 0 for none. */
+static int
+sqlstate_from_text(const char *text)
+{
+	if (text == NULL || strlen(text) != 5)
+		return 0;
+	return MAKE_SQLSTATE(text[0], text[1], text[2], text[3], text[4]);
+}
+
+/* An error the target reported, kept in its parts. */
+static void
+keep_error(RemoteError *error, const char *sqlstate, const char *message,
+		   const char *detail, const char *hint, const char *context)
+{
+	clear_error(error);
+	error->sqlstate = sqlstate_from_text(sqlstate);
+	error->message = MemoryContextStrdup(remote_cxt, message && *message ? message : "unknown error");
+	error->detail = remote_text(detail);
+	error->hint = remote_text(hint);
+	error->context = remote_text(context);
+}
+
+static void
+conn_keep_result_error(RemoteConn *conn, PGresult *res)
+{
+	conn->got_error = true;
+	keep_error(&conn->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
+			   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+			   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
+			   PQresultErrorField(res, PG_DIAG_CONTEXT));
+}
+
+/* A copy of error in the current memory context, with its text for users. */
+static void
+copy_error(RemoteError *to, const RemoteError *from)
+{
+	to->sqlstate = from->sqlstate;
+	to->message = from->message ? pstrdup(from->message) : NULL;
+	to->detail = from->detail ? pstrdup(from->detail) : NULL;
+	to->hint = from->hint ? pstrdup(from->hint) : NULL;
+	to->context = from->context ? pstrdup(from->context) : NULL;
+	to->text = from->message ? remote_error_text(from) : NULL;
+}
+
+/* What the participant's barrier answered, from the first column of its row. */
+static StepReply
+parse_reply(const char *text)
+{
+	static const struct
+	{
+		const char *text;
+		StepReply	reply;
+	}			replies[] = {
+		{"done", REPLY_DONE}, {"duplicate", REPLY_DUPLICATE}, {"null", REPLY_NULL},
+		{"hanging", REPLY_HANGING}, {"prepared", REPLY_PREPARED}, {"absent", REPLY_ABSENT}
+	};
+	int			i;
+
+	if (text == NULL)
+		return REPLY_NONE;
+	for (i = 0; i < lengthof(replies); i++)
+		if (strcmp(text, replies[i].text) == 0)
+			return replies[i].reply;
+	return REPLY_OTHER;
 }
 
 /*
@@ -741,19 +834,18 @@ append_context(StringInfo buf, const char *context)
  * operator sees what the participant said.
  */
 char *
-remote_error_text(const char *message, const char *detail, const char *hint,
-				  const char *context)
+remote_error_text(const RemoteError *error)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, message ? message : "unknown error");
-	if (detail && *detail)
-		appendStringInfo(&buf, "\nDETAIL: %s", detail);
-	if (hint && *hint)
-		appendStringInfo(&buf, "\nHINT: %s", hint);
-	if (context && *context)
-		append_context(&buf, context);
+	appendStringInfoString(&buf, error->message ? error->message : "unknown error");
+	if (error->detail && *error->detail)
+		appendStringInfo(&buf, "\nDETAIL: %s", error->detail);
+	if (error->hint && *error->hint)
+		appendStringInfo(&buf, "\nHINT: %s", error->hint);
+	if (error->context && *error->context)
+		append_context(&buf, error->context);
 	return buf.data;
 }
 
@@ -812,10 +904,10 @@ static void
 step_statement_lost(RemoteConn *conn)
 {
 	char	   *message = psprintf("the step statement prepared on this connection is gone (%s); "
-								   "the call is sent again as text", conn->message);
+								   "the call is sent again as text", remote_error_text(&conn->error));
 
 	conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
-	conn_set_error(conn, "08000", message);
+	conn_set_error(conn, ERRCODE_CONNECTION_EXCEPTION, message);
 	pfree(message);
 }
 
@@ -883,7 +975,7 @@ conn_send(RemoteConn *conn)
 	if (!send_call_or_setup(conn))
 	{
 		/* nothing reached the remote: a known failure, not an unknown one */
-		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, OUTCOME_ERROR);
 		return;
 	}
@@ -891,7 +983,7 @@ conn_send(RemoteConn *conn)
 	if (rc < 0)
 	{
 		/* while a set-up command is in flight, the call was not sent */
-		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
@@ -916,7 +1008,7 @@ conn_start_clean(RemoteConn *conn)
 	conn_set_state(conn, CONN_BUSY);
 	conn->setup = SETUP_CLEAN;
 	conn->got_error = false;
-	conn->sqlstate[0] = '\0';
+	clear_error(&conn->error);
 	conn->deadline = GetCurrentTimestamp() + (int64) saga_connect_timeout_ms * 1000;
 	if (!PQsendQuery(conn->pg, CLEAN_AFTER_ERROR_SQL) || (rc = PQflush(conn->pg)) < 0)
 	{
@@ -935,36 +1027,41 @@ conn_start_clean(RemoteConn *conn)
 static void
 batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome *outcome)
 {
-	*outcome = *batch;
-	outcome->message = batch->message ? pstrdup(batch->message) : NULL;
-	outcome->reply = NULL;
-	outcome->result = NULL;
+	BatchRow   *row;
+
+	memset(outcome, 0, sizeof(RemoteOutcome));
+	outcome->kind = batch->kind;
 	if (batch->kind != OUTCOME_OK)
+	{
+		copy_error(&outcome->error, &conn->error);
 		return;
+	}
 	if (conn->nrows != conn->nbatch)
 	{
 		/* cannot happen with run_batch(): take it as lost, the barrier decides */
 		outcome->kind = OUTCOME_UNKNOWN;
-		strlcpy(outcome->sqlstate, "08000", sizeof(outcome->sqlstate));
-		outcome->message = psprintf("the batch of %d steps was answered with %d rows",
-									conn->nbatch, conn->nrows);
+		outcome->error.sqlstate = ERRCODE_CONNECTION_EXCEPTION;
+		outcome->error.message = psprintf("the batch of %d steps was answered with %d rows",
+										  conn->nbatch, conn->nrows);
+		outcome->error.text = outcome->error.message;
 		return;
 	}
-	if (conn->row_sqlstate[i] != NULL && strcmp(conn->row_sqlstate[i], "55P03") == 0)
+	row = &conn->rows[i];
+	if (row->error.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE)
 	{
 		/* it would have waited for a lock: nothing ran, it goes alone */
 		outcome->kind = OUTCOME_NOT_SENT;
 	}
-	else if (conn->row_sqlstate[i] != NULL)
+	else if (row->error.sqlstate != 0)
 	{
 		outcome->kind = OUTCOME_ERROR;
-		strlcpy(outcome->sqlstate, conn->row_sqlstate[i], sizeof(outcome->sqlstate));
-		outcome->message = pstrdup(conn->row_message[i] ? conn->row_message[i] : "unknown error");
+		copy_error(&outcome->error, &row->error);
 	}
 	else
 	{
-		outcome->reply = conn->row_reply[i] ? pstrdup(conn->row_reply[i]) : NULL;
-		outcome->result = conn->row_result[i] ? pstrdup(conn->row_result[i]) : NULL;
+		outcome->reply = parse_reply(row->reply);
+		outcome->text = row->reply ? pstrdup(row->reply) : NULL;
+		outcome->result = row->result ? pstrdup(row->result) : NULL;
 	}
 }
 
@@ -990,9 +1087,10 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	pool_time_call(conn, kind);
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = kind;
-	strlcpy(outcome.sqlstate, conn->sqlstate, sizeof(outcome.sqlstate));
-	outcome.message = conn->message ? pstrdup(conn->message) : NULL;
-	outcome.reply = conn->reply ? pstrdup(conn->reply) : NULL;
+	if (conn->got_error || kind != OUTCOME_OK)
+		copy_error(&outcome.error, &conn->error);
+	outcome.reply = parse_reply(conn->reply);
+	outcome.text = conn->reply ? pstrdup(conn->reply) : NULL;
 	outcome.result = conn->result ? pstrdup(conn->result) : NULL;
 	if (nbatch > 0)
 	{
@@ -1010,15 +1108,9 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	conn->setup = SETUP_NONE;
 	conn->refused = false;
 	free_call(conn);
-	if (conn->message)
-		pfree(conn->message);
-	conn->message = NULL;
-	if (conn->reply)
-		pfree(conn->reply);
-	conn->reply = NULL;
-	if (conn->result)
-		pfree(conn->result);
-	conn->result = NULL;
+	clear_error(&conn->error);
+	free_text(&conn->reply);
+	free_text(&conn->result);
 
 	if (broken)
 		conn_close(conn);
@@ -1047,13 +1139,13 @@ conn_established(RemoteConn *conn)
 	if (conn->pool->need_password && !PQconnectionUsedPassword(conn->pg))
 	{
 		conn->discard = true;	/* never to be used for another call either */
-		conn_set_error(conn, "2F003", "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
+		conn_set_error(conn, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED, "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
 		conn_finish_call(conn, OUTCOME_ERROR);
 		return;
 	}
 	if (PQsetnonblocking(conn->pg, 1) != 0)
 	{
-		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, OUTCOME_ERROR);
 		return;
 	}
@@ -1119,7 +1211,7 @@ conn_setup_done(RemoteConn *conn)
 	}
 	conn->setup = SETUP_NONE;
 	conn->got_error = false;
-	conn->sqlstate[0] = '\0';
+	clear_error(&conn->error);
 	if (conn->query)
 	{
 		/* the call's own time runs from when it, not its set-up, is sent */
@@ -1151,26 +1243,18 @@ conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
 	int			n = PQntuples(res);
 	int			i;
 
-	free_strings(conn->row_reply, conn->nrows);
-	free_strings(conn->row_result, conn->nrows);
-	free_strings(conn->row_sqlstate, conn->nrows);
-	free_strings(conn->row_message, conn->nrows);
+	free_batch_rows(conn);
 	conn->nrows = n;
-	conn->row_reply = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
-	conn->row_result = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
-	conn->row_sqlstate = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
-	conn->row_message = MemoryContextAllocZero(remote_cxt, sizeof(char *) * Max(n, 1));
+	conn->rows = MemoryContextAllocZero(remote_cxt, sizeof(BatchRow) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		conn->row_reply[i] = result_text(res, i, 0);
-		conn->row_result[i] = result_text(res, i, 1);
-		conn->row_sqlstate[i] = result_text(res, i, 2);
-		if (conn->row_sqlstate[i] != NULL)
-			conn->row_message[i] = MemoryContextStrdup(remote_cxt,
-													   remote_error_text(PQgetvalue(res, i, 3),
-																		 PQgetvalue(res, i, 4),
-																		 PQgetvalue(res, i, 5),
-																		 PQgetvalue(res, i, 6)));
+		BatchRow   *row = &conn->rows[i];
+
+		row->reply = result_text(res, i, 0);
+		row->result = result_text(res, i, 1);
+		if (!PQgetisnull(res, i, 2))
+			keep_error(&row->error, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+					   PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
 	}
 }
 
@@ -1182,7 +1266,7 @@ conn_read_results(RemoteConn *conn)
 	if (!PQconsumeInput(conn->pg))
 	{
 		/* during the set-up, the call itself was not sent yet */
-		conn_set_error(conn, "08006", conn_error_text(conn));
+		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
@@ -1203,16 +1287,13 @@ conn_read_results(RemoteConn *conn)
 		switch (PQresultStatus(res))
 		{
 			case PGRES_FATAL_ERROR:
-				conn_set_error(conn, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-							   remote_error_text(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-												 PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-												 PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
-												 PQresultErrorField(res, PG_DIAG_CONTEXT)));
+				conn_keep_result_error(conn, res);
 				if (conn->sent_prepared && conn->setup == SETUP_NONE && conn->nbatch > 0 &&
-					(strcmp(conn->sqlstate, "26000") == 0 || strcmp(conn->sqlstate, "42883") == 0))
+					(conn->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME ||
+					 conn->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION))
 					batch_refused(conn);
 				else if (conn->sent_prepared && conn->setup == SETUP_NONE &&
-						 strcmp(conn->sqlstate, "26000") == 0)
+						 conn->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
 					step_statement_lost(conn);
 				break;
 			case PGRES_TUPLES_OK:
@@ -1248,17 +1329,17 @@ conn_read_results(RemoteConn *conn)
  * from the server's message; anything else is a connection failure (08001),
  * retried.
  */
-static const char *
+static int
 connect_failure_sqlstate(const char *message)
 {
 	if (strstr(message, "password authentication failed") != NULL)
-		return "28P01";
+		return ERRCODE_INVALID_PASSWORD;
 	if (strstr(message, "authentication failed") != NULL ||
 		strstr(message, "no pg_hba.conf entry") != NULL)
-		return "28000";
+		return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
 	if (strstr(message, "does not exist") != NULL)
-		return "3D000";			/* database or role gone: an operator must act */
-	return "08001";
+		return ERRCODE_INVALID_CATALOG_NAME;	/* database or role gone: an operator must act */
+	return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
 }
 
 /* The socket of the connection given as user_data is ready. */
@@ -1290,7 +1371,7 @@ remote_handle_socket(void *user_data)
 
 				if (rc < 0)
 				{
-					conn_set_error(conn, "08006", conn_error_text(conn));
+					conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 					conn_finish_call(conn, conn->setup != SETUP_NONE ?
 									 OUTCOME_ERROR : OUTCOME_UNKNOWN);
 					return;
@@ -1397,12 +1478,12 @@ remote_check_deadlines(TimestampTz now)
 			continue;
 		if (conn->state == CONN_CONNECTING || conn->setup != SETUP_NONE)
 		{
-			conn_set_error(conn, "08001", "timeout expired while connecting to the target");
+			conn_set_error(conn, ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, "timeout expired while connecting to the target");
 			conn_finish_call(conn, OUTCOME_ERROR);
 		}
 		else
 		{
-			conn_set_error(conn, "57014", "no answer from the target within the step timeout");
+			conn_set_error(conn, ERRCODE_QUERY_CANCELED, "no answer from the target within the step timeout");
 			conn_finish_call(conn, OUTCOME_UNKNOWN);
 		}
 	}
@@ -1479,12 +1560,16 @@ remote_abandon(RemoteConn *conn, void *arg)
  * (57).  Everything else is a business failure.
  */
 bool
-remote_sqlstate_is_transient(const char *sqlstate)
+remote_sqlstate_is_transient(int sqlstate)
 {
-	if (sqlstate == NULL || sqlstate[0] == '\0')
-		return true;
-	return strncmp(sqlstate, "08", 2) == 0 ||
-		strncmp(sqlstate, "40", 2) == 0 ||
-		strncmp(sqlstate, "53", 2) == 0 ||
-		strncmp(sqlstate, "57", 2) == 0;
+	switch (ERRCODE_TO_CATEGORY(sqlstate))
+	{
+		case ERRCODE_CONNECTION_EXCEPTION:
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OPERATOR_INTERVENTION:
+			return sqlstate != 0;
+		default:
+			return false;
+	}
 }

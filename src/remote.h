@@ -17,18 +17,50 @@
 /* How a remote call ended. */
 typedef enum RemoteOutcomeKind
 {
-	OUTCOME_OK,					/* committed; reply holds run()'s answer */
+	OUTCOME_OK,					/* committed; reply holds the participant's answer */
 	OUTCOME_ERROR,				/* the remote reported an error: rolled back */
 	OUTCOME_UNKNOWN,			/* connection lost or timed out: may have run */
 	OUTCOME_NOT_SENT			/* did not run in its batch: send it alone */
 } RemoteOutcomeKind;
 
+/*
+ * What the participant's barrier answered a step call that committed
+ * (saga_participant.run_step), or an xa probe; parsed once, where the
+ * reply arrives.
+ */
+typedef enum StepReply
+{
+	REPLY_NONE,					/* no answer: not a step call */
+	REPLY_DONE,					/* the operation ran now */
+	REPLY_DUPLICATE,			/* it ran before: the barrier kept its record */
+	REPLY_NULL,					/* a compensation whose action never ran */
+	REPLY_HANGING,				/* an action that came after its compensation */
+	REPLY_PREPARED,				/* xa probe: the step's transaction is prepared */
+	REPLY_ABSENT,				/* xa probe: it is not */
+	REPLY_OTHER					/* an answer the worker does not know */
+} StepReply;
+
+/*
+ * An error as it came back from the target, in its parts as libpq gives
+ * them (or one the worker tells of itself: a connection failure, a
+ * timeout), with its SQLSTATE as an integer (MAKE_SQLSTATE, ERRCODE_*).
+ */
+typedef struct RemoteError
+{
+	int			sqlstate;		/* 0: none */
+	char	   *message;		/* the primary message */
+	char	   *detail;
+	char	   *hint;
+	char	   *context;
+	char	   *text;			/* all of it as users read it (remote_error_text) */
+} RemoteError;
+
 typedef struct RemoteOutcome
 {
 	RemoteOutcomeKind kind;
-	char		sqlstate[6];	/* for OUTCOME_ERROR; "" if none */
-	char	   *message;		/* error text, palloc'd in the caller's context */
-	char	   *reply;			/* first column of the last row returned */
+	StepReply	reply;			/* OUTCOME_OK of a step call */
+	RemoteError error;			/* OUTCOME_ERROR, OUTCOME_UNKNOWN */
+	char	   *text;			/* first column of the last row returned, as text */
 	char	   *result;			/* the step's result (jsonb text), if answered */
 } RemoteOutcome;
 
@@ -62,7 +94,7 @@ typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 
 extern void remote_init(MemoryContext cxt);
 extern RemotePool *remote_pool_lookup(const char *target, Oid owner);
-extern bool remote_pool_resolve(RemotePool *pool, char **error, char *sqlstate);
+extern bool remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate);
 extern bool remote_pool_has_room(RemotePool *pool, bool batchable, bool priority);
 extern void remote_pool_reserve(RemotePool *pool, bool batchable);
 extern void remote_pool_release(RemotePool *pool, bool batchable);
@@ -83,8 +115,7 @@ extern void remote_check_deadlines(TimestampTz now);
 extern TimestampTz remote_next_deadline(void);
 extern void remote_close_idle(TimestampTz now);
 extern void remote_invalidate_all(void);
-extern bool remote_sqlstate_is_transient(const char *sqlstate);
-extern char *remote_error_text(const char *message, const char *detail, const char *hint,
-							   const char *context);
+extern bool remote_sqlstate_is_transient(int sqlstate);
+extern char *remote_error_text(const RemoteError *error);
 
 #endif							/* PG_SAGA_REMOTE_H */

@@ -53,7 +53,7 @@ backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
 	PGresult   *res;
 	char	   *error = NULL;
-	char		sqlstate[6] = "";
+	int			sqlstate = 0;
 
 	while (poll != PGRES_POLLING_OK)
 	{
@@ -95,14 +95,17 @@ backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql
 			break;
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR && error == NULL)
 		{
+			const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
 			error = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-			strlcpy(sqlstate, PQresultErrorField(res, PG_DIAG_SQLSTATE), sizeof(sqlstate));
+			sqlstate = code && strlen(code) == 5 ?
+				MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]) : ERRCODE_INTERNAL_ERROR;
 		}
 		PQclear(res);
 	}
 	if (error)
 		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				(errcode(sqlstate),
 				 errmsg("target \"%s\" reported an error: %s", target, error)));
 }
 
@@ -117,12 +120,12 @@ remote_exec_in_backend(const char *target, Oid owner, const char *sql)
 	const char **values;
 	bool		need_password;
 	char	   *error;
-	char		sqlstate[6];
+	int			sqlstate;
 	PGconn	   *volatile pg = NULL;
 
-	if (!target_conninfo(target, owner, &keywords, &values, &need_password, &error, sqlstate))
+	if (!target_conninfo(target, owner, &keywords, &values, &need_password, &error, &sqlstate))
 		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				(errcode(sqlstate),
 				 errmsg("%s", error)));
 	if (!AcquireExternalFD())
 		ereport(ERROR,

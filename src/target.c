@@ -152,7 +152,7 @@ has_option(List *options, const char *name)
  */
 static bool
 lookup_target(const char *target, Oid owner, ForeignServer **server_out,
-			  List **mapping_out, char **error, char **hint, char *sqlstate)
+			  List **mapping_out, char **error, char **hint, int *sqlstate)
 {
 	ForeignServer *server;
 	ForeignDataWrapper *fdw;
@@ -164,7 +164,7 @@ lookup_target(const char *target, Oid owner, ForeignServer **server_out,
 	{
 		*error = psprintf("target \"%s\" does not exist", target);
 		*hint = "A target is a foreign server: CREATE SERVER ... FOREIGN DATA WRAPPER pg_saga OPTIONS (host ..., dbname ...).";
-		strlcpy(sqlstate, "42704", 6);
+		*sqlstate = ERRCODE_UNDEFINED_OBJECT;
 		return false;
 	}
 	fdw = GetForeignDataWrapper(server->fdwid);
@@ -174,14 +174,14 @@ lookup_target(const char *target, Oid owner, ForeignServer **server_out,
 	{
 		*error = psprintf("server \"%s\" is not a pg_saga target", target);
 		*hint = "Targets are servers of the foreign-data wrappers pg_saga, postgres_fdw or dblink_fdw.";
-		strlcpy(sqlstate, "22023", 6);
+		*sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
 		return false;
 	}
 	if (saga_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE) != ACLCHECK_OK)
 	{
 		*error = psprintf("permission denied for foreign server %s", target);
 		*hint = "Grant USAGE on the server to the saga's owner.";
-		strlcpy(sqlstate, "42501", 6);
+		*sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
 		return false;
 	}
 	if (!find_user_mapping(owner, server->serverid, &mapping))
@@ -190,14 +190,14 @@ lookup_target(const char *target, Oid owner, ForeignServer **server_out,
 						  GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?",
 						  target);
 		*hint = "Create one with CREATE USER MAPPING FOR ... SERVER ... OPTIONS (user ..., password ...).";
-		strlcpy(sqlstate, "42704", 6);
+		*sqlstate = ERRCODE_UNDEFINED_OBJECT;
 		return false;
 	}
 	if (!superuser_arg(owner) && !has_option(mapping, "password"))
 	{
 		*error = pstrdup("password is required");
 		*hint = "Non-superusers must give a password in their user mapping, and the target must ask for it.";
-		strlcpy(sqlstate, "2F003", 6);
+		*sqlstate = ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED;
 		return false;
 	}
 	*server_out = server;
@@ -213,11 +213,11 @@ target_check_usable(const char *target, Oid owner)
 	List	   *mapping;
 	char	   *error;
 	char	   *hint;
-	char		sqlstate[6];
+	int			sqlstate;
 
-	if (!lookup_target(target, owner, &server, &mapping, &error, &hint, sqlstate))
+	if (!lookup_target(target, owner, &server, &mapping, &error, &hint, &sqlstate))
 		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
+				(errcode(sqlstate),
 				 errmsg("%s", error),
 				 hint ? errhint("%s", hint) : 0));
 }
@@ -229,7 +229,7 @@ target_check_usable(const char *target, Oid owner)
 bool
 target_conninfo(const char *target, Oid owner, const char ***keywords_out,
 				const char ***values_out, bool *need_password,
-				char **error, char *sqlstate)
+				char **error, int *sqlstate)
 {
 	ForeignServer *server;
 	List	   *mapping;

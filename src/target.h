@@ -14,6 +14,6 @@
 extern void target_check_usable(const char *target, Oid owner);
 extern bool target_conninfo(const char *target, Oid owner, const char ***keywords,
 							const char ***values, bool *need_password,
-							char **error, char *sqlstate);
+							char **error, int *sqlstate);
 
 #endif							/* PG_SAGA_TARGET_H */

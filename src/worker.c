@@ -10,7 +10,9 @@
  *	2. reads what came back from the participants and hands each outcome
  *	   to the engine (in memory only);
  *	3. in one local transaction: picks up new sagas and abort requests,
- *	   lets the engine advance every saga, and writes every change;
+ *	   lets the engine advance every saga and acts on what it decided
+ *	   (starts the calls it wants as far as the pools have room, abandons
+ *	   the calls it gave up on), and writes every change;
  *	4. sends the calls the engine planned: after that commit when the turn
  *	   wrote a decision to roll back or commit (or in mode xa), otherwise
  *	   while the commit waits for its flush.
@@ -66,6 +68,15 @@
 #define CALL_GRACE_MS			2000
 /* A batch carries at most this much SQL text (and saga.batch_size steps). */
 #define MAX_BATCH_BYTES			(1024 * 1024)
+
+/* A call started this turn, to send once the turn's changes are written. */
+typedef struct SagaStart
+{
+	SagaStep   *step;
+	StepOp		op;
+	RemotePool *pool;
+	bool		batchable;		/* may share a batch with other sagas' steps */
+} SagaStart;
 
 typedef struct SagaEntry
 {
@@ -340,6 +351,78 @@ take_up_sagas(bool recheck)
 	}
 }
 
+/* ---- acting on what the engine decided ---- */
+
+/* The calls the engine gave up on (abort, deadline): cancelled, never heard of again. */
+static void
+abandon_calls(Saga *saga)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (step->abandon != NULL)
+		{
+			remote_abandon(step->abandon, step);
+			step->abandon = NULL;
+		}
+	}
+}
+
+/*
+ * Starts the calls the engine wants for saga, in its order, as far as the
+ * pools of their targets have room; the others wait for a later turn, in
+ * saga order.  Pools live as long as the worker: a step looks its own up
+ * once.  A target that cannot be used fails the attempt.
+ */
+static void
+start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
+{
+	ListCell   *lc;
+
+	foreach(lc, wants)
+	{
+		CallWant   *want = lfirst(lc);
+		SagaStep   *step = want->step;
+		SagaStart  *start;
+		char	   *error;
+		int			sqlstate;
+		bool		batchable;
+
+		if (step->pool == NULL)
+			step->pool = remote_pool_lookup(step->target, saga->owner);
+		if (!remote_pool_ready(step->pool) && !remote_pool_resolve(step->pool, &error, &sqlstate))
+		{
+			engine_call_refused(step, want->op, error, sqlstate, now);
+			continue;
+		}
+		batchable = engine_may_batch(step, want->op) && remote_pool_batches(step->pool, now);
+		if (!remote_pool_has_room(step->pool, batchable, engine_goes_first(saga)))
+			continue;
+		remote_pool_reserve(step->pool, batchable);
+		engine_call_starting(step, want->op, now);
+		start = palloc(sizeof(SagaStart));
+		start->step = step;
+		start->op = want->op;
+		start->pool = step->pool;
+		start->batchable = batchable;
+		*starts = lappend(*starts, start);
+	}
+}
+
+/* Lets the engine advance saga, then acts on what it decided. */
+static void
+advance_saga(Saga *saga, TimestampTz now, List **starts)
+{
+	List	   *wants = NIL;
+
+	engine_advance(saga, now, &wants);
+	abandon_calls(saga);
+	start_wanted_calls(saga, wants, now, starts);
+}
+
 /* Ids of the sagas that became final this turn, to wake their waiters. */
 static int64 *finals = NULL;
 static int	nfinals = 0;
@@ -388,6 +471,7 @@ write_changes(bool *send_after_commit)
 			{
 				/* saga.abort() came first: it wins over the commit */
 				engine_commit_lost_to_abort(saga);
+				abandon_calls(saga);
 				saga->decided_commit = false;
 				(void) catalog_write_saga(saga);
 			}
@@ -467,7 +551,7 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
 	{
 		step->starting = false;
 		engine_call_failed_to_start(step, "no file descriptor free for a new connection",
-									"53000", now);
+									ERRCODE_INSUFFICIENT_RESOURCES, now);
 		work_pending = true;
 	}
 	else if (step->starting)
@@ -706,14 +790,14 @@ run_turn(bool reload)
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
 		if (engine_goes_first(saga))
-			engine_advance(saga, now, &starts);
+			advance_saga(saga, now, &starts);
 	}
 	dlist_foreach(iter, &live_sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
 		if (!engine_goes_first(saga))
-			engine_advance(saga, now, &starts);
+			advance_saga(saga, now, &starts);
 	}
 	any_final = write_changes(&send_after_commit);
 	recovery_turn(&live_sagas, now);
