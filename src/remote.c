@@ -1052,8 +1052,9 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome 
 		/* it would have waited for a lock: nothing ran, it goes alone */
 		outcome->kind = OUTCOME_NOT_SENT;
 	}
-	else if (row->error.sqlstate != 0)
+	else if (row->error.message != NULL)
 	{
+		/* the step's subtransaction rolled back (keep_error always sets a message) */
 		outcome->kind = OUTCOME_ERROR;
 		copy_error(&outcome->error, &row->error);
 	}
@@ -1562,13 +1563,16 @@ remote_abandon(RemoteConn *conn, void *arg)
 bool
 remote_sqlstate_is_transient(int sqlstate)
 {
+	/* libpq's own errors (lost sync, out of memory) carry none: retried */
+	if (sqlstate == 0)
+		return true;
 	switch (ERRCODE_TO_CATEGORY(sqlstate))
 	{
 		case ERRCODE_CONNECTION_EXCEPTION:
 		case ERRCODE_TRANSACTION_ROLLBACK:
 		case ERRCODE_INSUFFICIENT_RESOURCES:
 		case ERRCODE_OPERATOR_INTERVENTION:
-			return sqlstate != 0;
+			return true;
 		default:
 			return false;
 	}

@@ -412,15 +412,26 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 	}
 }
 
-/* Lets the engine advance saga, then acts on what it decided. */
+/*
+ * Lets the engine advance saga, then acts on what it decided.  A call that
+ * could not start (its target unusable) may decide a rollback: that
+ * proceeds in the same turn, as one decided by the engine itself does.
+ * Phases only move on (forward, then commit or rollback), so this ends.
+ */
 static void
 advance_saga(Saga *saga, TimestampTz now, List **starts)
 {
-	List	   *wants = NIL;
+	SagaPhase	phase;
 
-	engine_advance(saga, now, &wants);
-	abandon_calls(saga);
-	start_wanted_calls(saga, wants, now, starts);
+	do
+	{
+		List	   *wants = NIL;
+
+		engine_advance(saga, now, &wants);
+		phase = saga->phase;
+		abandon_calls(saga);
+		start_wanted_calls(saga, wants, now, starts);
+	} while (saga->phase != phase && !saga_is_final(saga->status));
 }
 
 /* Ids of the sagas that became final this turn, to wake their waiters. */
