@@ -294,6 +294,13 @@ step, the saga, its steps and its history written by the client's
 that \`saga.wait\` never reports a status a crash could take back), and
 \`saga.wait\` itself.
 
+That sets a floor under the closed loop here.  The client's own part of a
+saga (its backend on the coordinator: submitting, committing durably,
+waiting) costs $cpu_client ms (see "Where the time goes"), against
+${b_cpu_16:-?} ms for the baseline's whole transfer: with a worker and
+participants that cost nothing, the closed loop at 16 clients could reach
+at most $(awk -v b="${b_cpu_16:-0}" -v c="$cpu_client" 'BEGIN { if (c > 0) printf "%.2f", b / c; else print "-" }') of the baseline on a machine whose cores the clients, the coordinator and the participants share.
+
 ## Load shapes
 
 From \`bench/shapes.sh\`, on the same cluster, right after the runs above:
@@ -416,7 +423,7 @@ Measured with \`bench/profile.sh\` and A/B runs on one cluster (16 clients):
 | one multi-row INSERT of a turn's events | no measurable gain | no |
 | waiting sagas taken up by an index range scan after the last one taken (was: every unfinished saga reread whenever a slot freed) | open loop 0.023 -> 0.24 of the baseline (without batching); a burst of 80,000 no longer drains at a ninth of the rate of 2,000 | yes |
 | batched step calls (saga.batch_size 32 against 1, same code, one run after the other) | open loop 0.24 -> 0.40 of the baseline; burst of 2,000: 1,142 -> 3,177 sagas/s; burst of 100,000: 921 -> 2,395 sagas/s; closed loop at 16 clients unchanged (0.11-0.13: steps take free connections first, so nothing is batched there) | yes |
-| steps ready at once for a participant share batches also while connections are free (was: they took the free connections first, one each, and shared only beyond), closed loop at 16 clients (saga.start), 2-3 A/B pairs on a quiet machine | 1,064 / 1,086 / 931 -> 1,330 / 1,295 / 1,329 sagas/s (CPU per saga 1.67 -> 1.27 ms); sharing only from 4 steps per connection: 1,270 / 1,217 against 1,409 / 1,283 sharing always; 1 client: unchanged (one step at a time) | yes |
+| steps ready at once for a participant share batches also while connections are free (was: they took the free connections first, one each, and shared only beyond), closed loop at 16 clients (saga.start), 2-3 A/B pairs on a quiet machine | 1,064 / 1,086 / 931 -> 1,330 / 1,295 / 1,329 sagas/s (CPU per saga 1.67 -> 1.27 ms); sharing only from 4 steps per connection: 1,270 / 1,217 against 1,409 / 1,283 sharing always; 1 client: unchanged (one step at a time) | yes, refined: a batch takes as many steps as took about 10 ms together on that target (slow steps keep a connection each) and at most one step of a saga (its independent steps run concurrently) |
 | batches over hot rows, first version (a step waits for a row lock inside its batch) | 16 accounts, open loop: the batches waited on each other's row locks, deadlocks every second, drain rate near 0 | no: a step in a batch now gives up on a lock at once (lock_timeout 1ms) and is sent again alone |
 | saga.start (one statement) against begin/add_step/submit | closed loop at 16 clients: no difference (the worker, not the client, is the limit); 1 client: commit-to-succeeded p50 3.02x against 3.14x of the baseline, client p50 1.94 against 2.10 ms; 4,600 sagas/s submitted by 16 clients in the open loop | yes |
 | a turn that decides nothing sends its calls before its commit, so the participants work while the final status is flushed | closed loop at 16 clients (saga.start): 384 -> 489 sagas/s, p99 117 -> 60 ms | yes |
