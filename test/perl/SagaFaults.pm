@@ -1303,6 +1303,11 @@ ORDER BY h.at}))
 		my @overlapped = map { $_->{kind} }
 		  grep { $_->{from} <= $t->{finished} && ($_->{to} // time) >= $t->{submitted} } @windows;
 		my ($allowed, $exhaust) = $self->allowed_outcome($in, { abort => $abort, overlapped => \@overlapped });
+		# an attempt in flight when the coordinator went down is an attempt
+		# whose failure no retry_scheduled event tells of: one per crash of
+		# the worker (kill9, coord_immediate), two for coord_twice
+		my $lost_attempts = (grep { $_ eq 'kill9' || $_ eq 'coord_immediate' } @overlapped)
+		  + 2 * (grep { $_ eq 'coord_twice' } @overlapped);
 		my $causes = join(', ',
 			($in->{fail} ? "business failure ($in->{fail})" : ()),
 			($abort ? 'abort' : ()),
@@ -1325,8 +1330,8 @@ ORDER BY h.at}))
 			  : $rb->{detail} =~ /^step (\d+) failed/
 			  ? ($in->{fail} && $1 == $in->{fail_step} && !$gave_up{$gid}{$1} ? 'business'
 				  : $gave_up{$gid}{$1} && $exhaust
-				  && ($max_retry{$gid}{$1} // 0) >= step_attempts($self, $in) - 2 ? 'attempts used up'
-				  : undef)
+				  && ($max_retry{$gid}{$1} // 0) >= step_attempts($self, $in) - 2 - $lost_attempts
+				  ? 'attempts used up' : undef)
 			  : undef;
 			if (defined $why)
 			{
