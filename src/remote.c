@@ -88,9 +88,6 @@ typedef enum StepStatement
 	"WHERE name NOT LIKE 'pgsaga\\_%' LOOP " \
 	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
 
-/* While connections are free, a batch holds steps for about this long. */
-#define BATCH_TIME_MS 10.0
-
 /* A batch whose statement cannot be prepared is not tried for this long. */
 #define BATCH_RETRY_MS 60000
 
@@ -595,8 +592,8 @@ pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
 
 /*
  * Most steps of pool one batch should carry, as long as connections are
- * free: as many as take about BATCH_TIME_MS together, judged by the time
- * its steps took so far, and at most saga.batch_size.  Quick steps (a
+ * free: as many as take saga.batch_wait together, judged by the time its
+ * steps took so far, and at most saga.batch_size.  Quick steps (a
  * transfer's UPDATE: about a millisecond) fill a batch; slow ones go on
  * connections of their own, where they wait for no other.  Until a step
  * was timed, one each.
@@ -606,11 +603,11 @@ remote_pool_batch_steps(RemotePool *pool)
 {
 	int			size = Max(saga_batch_size, 1);
 
-	if (pool->step_call_ms < 0)
+	if (pool->step_call_ms < 0 || saga_batch_wait_ms == 0)
 		return 1;
-	if (pool->step_call_ms * size <= BATCH_TIME_MS)
+	if (pool->step_call_ms * size <= saga_batch_wait_ms)
 		return size;
-	return Max((int) (BATCH_TIME_MS / pool->step_call_ms), 1);
+	return Max((int) (saga_batch_wait_ms / pool->step_call_ms), 1);
 }
 
 /*

@@ -26,6 +26,7 @@ int			saga_connect_timeout_ms = 10000;
 int			saga_max_workers = 8;
 int			saga_max_connections_per_target = 8;
 int			saga_batch_size = 32;
+int			saga_batch_wait_ms = 10;
 int			saga_max_active_sagas = 1000;
 int			saga_recovery_interval_ms = 60000;
 int			saga_max_result_size = 64 * 1024;
@@ -90,6 +91,13 @@ saga_define_settings(void)
 							"each in a subtransaction of its own. 1 sends every step alone.",
 							&saga_batch_size, 32, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.batch_wait",
+							"While connections to a target are free, how long the steps of one batch may take together.",
+							"Judged by the time the target's steps took so far: quick steps share a batch, "
+							"slow ones go one per connection. 0 sends one step per free connection.",
+							&saga_batch_wait_ms, 10, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("saga.max_result_size",
 							"Largest result a step's action or confirm may return.",

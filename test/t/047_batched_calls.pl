@@ -12,6 +12,8 @@
 # every step is a remote transaction of its own; and against a participant
 # whose objects predate run_batch(), steps go one by one and still succeed.
 # Sixty sagas on one hot row, in concurrent batches, all succeed, each once.
+# While connections are free, saga.batch_wait decides: 0 sends each step on
+# a connection of its own, a generous one lets quick steps share a batch.
 use strict;
 use warnings;
 
@@ -123,6 +125,51 @@ is(balances($part, 'bank_a')->{1}, 99 - $n, 'each debited it once');
 is( $coord->safe_psql('coord',
 		"SELECT max(attempts) FROM saga.steps WHERE gid LIKE 'hot-%'"),
 	'1', 'no attempt was lost to a lock wait');
+
+# --- while connections are free: saga.batch_wait ----------------------------
+# Eight connections for six one-step sagas submitted at once: with
+# saga.batch_wait = 0 each step takes a free connection of its own; with a
+# generous one the pool's steps, timed quick by now, share one batch.
+sub submit_quick
+{
+	my ($prefix) = @_;
+	my $sql = "BEGIN;\n";
+	$sql .= build_start_sql(gid => "$prefix-$_",
+		steps => [ { target => 'bank_a', action => move_sql($_, -1), expect_rows => 1 } ])
+	  foreach 1 .. 6;
+	$coord->safe_psql('coord', $sql . "COMMIT;\n");
+	my @not_ok = grep { wait_saga($coord, "$prefix-$_") ne 'succeeded' } 1 .. 6;
+	is("@not_ok", '', "$prefix: the six sagas succeeded");
+	return split / /, sharing('bank_a', $prefix);
+}
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM SET saga.max_connections_per_target = 8;
+ALTER SYSTEM SET saga.batch_wait = 0;
+SELECT pg_reload_conf();
+});
+ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_wait') = '0'"),
+	'saga.batch_wait = 0 is read');
+($rows, $xacts) = submit_quick('w0');
+is("$rows $xacts", '6 6', 'with saga.batch_wait = 0 each step took a free connection of its own');
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM SET saga.batch_wait = '1s';
+SELECT pg_reload_conf();
+});
+ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_wait') = '1s'"),
+	'saga.batch_wait = 1s is read');
+($rows, $xacts) = submit_quick('w1');
+is($rows, 6, 'one debit row per saga');
+cmp_ok($xacts, '<', $rows, "quick steps shared a batch although connections were free ($xacts for $rows)");
+$coord->safe_psql(
+	'coord', q{
+ALTER SYSTEM RESET saga.batch_wait;
+ALTER SYSTEM SET saga.max_connections_per_target = 2;
+SELECT pg_reload_conf();
+});
+ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_wait') = '10ms'"),
+	'saga.batch_wait back to its default');
 
 # --- saga.batch_size = 1: every step alone ----------------------------------
 $coord->safe_psql(
