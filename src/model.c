@@ -61,6 +61,17 @@ name_index(const char *const *names, int n, const char *name)
 	return -1;
 }
 
+/* The index of a name read back from the tables, which must be known. */
+static int
+known_name_index(const char *const *names, int n, const char *name, const char *what)
+{
+	int			i = name_index(names, n, name);
+
+	if (i < 0)
+		elog(ERROR, "unknown %s \"%s\"", what, name);
+	return i;
+}
+
 const char *
 saga_mode_name(SagaMode mode)
 {
@@ -87,11 +98,7 @@ saga_status_name(SagaStatus status)
 SagaStatus
 saga_status_from_name(const char *name)
 {
-	int			i = name_index(status_names, lengthof(status_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown saga status \"%s\"", name);
-	return (SagaStatus) i;
+	return (SagaStatus) known_name_index(status_names, lengthof(status_names), name, "saga status");
 }
 
 const char *
@@ -103,11 +110,7 @@ saga_phase_name(SagaPhase phase)
 SagaPhase
 saga_phase_from_name(const char *name)
 {
-	int			i = name_index(phase_names, lengthof(phase_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown saga phase \"%s\"", name);
-	return (SagaPhase) i;
+	return (SagaPhase) known_name_index(phase_names, lengthof(phase_names), name, "saga phase");
 }
 
 const char *
@@ -119,11 +122,7 @@ step_status_name(StepStatus status)
 StepStatus
 step_status_from_name(const char *name)
 {
-	int			i = name_index(step_status_names, lengthof(step_status_names), name);
-
-	if (i < 0)
-		elog(ERROR, "unknown step status \"%s\"", name);
-	return (StepStatus) i;
+	return (StepStatus) known_name_index(step_status_names, lengthof(step_status_names), name, "step status");
 }
 
 const char *
