@@ -261,7 +261,8 @@ GRANT EXECUTE ON FUNCTION saga_participant.run(text, text, int, text, text, bigi
 
 /*
  * Runs several step operations in one transaction, each in a
- * subtransaction of its own (an exception block), and returns one row per
+ * subtransaction of its own (an exception block), as coordinators from
+ * pg_saga 1.2 to 1.4 send batches (later ones use run_batch_step()), and returns one row per
  * element, in order: run_step()'s answer (reply and result), or the
  * SQLSTATE, message, detail, hint and context of the error that rolled
  * that element back, barrier record included.  The worker acts on the
@@ -313,6 +314,59 @@ END
 $run_batch$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[],
 													 text[], text[], int, text[]) TO PUBLIC;
+
+/*
+ * One step of a batch, as coordinators since pg_saga 1.5 send batches: a
+ * pipeline of statements in one remote transaction, each step between a
+ * SAVEPOINT and its RELEASE, under a statement_timeout of its own (see
+ * src/remote.c).  It is run_step(), plus what makes a step's fate its own
+ * when it shares a transaction with other steps:
+ *   - it never waits on a row lock (held by another batch, say, which may
+ *     wait on this one): it gives up at once with 55P03 and the worker
+ *     sends it again alone;
+ *   - the constraint checks it deferred run now, as its own commit would
+ *     run them, so a violation is its error, not the batch's at commit;
+ *     then every constraint is back to its declared timing (what SET
+ *     CONSTRAINTS did in this step does not reach the next one);
+ *   - a step that made the transaction read-only (which nothing can undo
+ *     but its own rollback) fails with 25006 and is sent again alone.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_batch_step(
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
+	result_sql text, results text, max_result_size int, step_name text,
+	OUT reply text, OUT result jsonb)
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_batch_step$
+DECLARE
+	was_read_only text := pg_catalog.current_setting('transaction_read_only');
+	initially_deferred text;
+BEGIN
+	PERFORM pg_catalog.set_config('lock_timeout', '1ms', true);
+	SELECT r.reply, r.result INTO reply, result
+	  FROM saga_participant.run_step(run_batch_step.coordinator, run_batch_step.gid,
+									 run_batch_step.step, run_batch_step.op, run_batch_step.sql,
+									 run_batch_step.expect_rows, run_batch_step.result_sql,
+									 run_batch_step.results, run_batch_step.max_result_size,
+									 run_batch_step.step_name) AS r;
+	IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable) THEN
+		SET CONSTRAINTS ALL IMMEDIATE;
+		SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
+		  INTO initially_deferred
+		  FROM pg_catalog.pg_constraint c
+		  JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+		 WHERE c.condeferred;
+		IF initially_deferred IS NOT NULL THEN
+			EXECUTE 'SET CONSTRAINTS ' || initially_deferred || ' DEFERRED';
+		END IF;
+	END IF;
+	IF pg_catalog.current_setting('transaction_read_only') <> was_read_only THEN
+		RAISE EXCEPTION 'step % made the transaction read-only: it runs alone', run_batch_step.step
+			USING ERRCODE = '25006';
+	END IF;
+END
+$run_batch_step$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint,
+														  text, text, int, text) TO PUBLIC;
 
 -- run_batch() as coordinators before pg_saga 1.4 call it
 CREATE OR REPLACE FUNCTION saga_participant.run_batch(

@@ -387,10 +387,10 @@ $roles_table
   one C call and steps and events carry no foreign-key checks.
 - **participant**: the worker's sessions on bank_a and bank_b: the steps
   ready at once for a participant go as one batch, one round trip and one
-  durable commit executing the statement each connection prepared once
-  (\`saga_participant.run_batch()\`: per step, a subtransaction that records
-  the barrier row and \`EXECUTE\`s the step's SQL, which is therefore parsed
-  and planned every time, like the baseline's); a step alone calls
+  durable commit, a pipeline executing the statement each connection
+  prepared once (per step a savepoint, \`saga_participant.run_batch_step()\`,
+  which records the barrier row and \`EXECUTE\`s the step's SQL, therefore
+  parsed and planned every time like the baseline's, and a release); a step alone calls
   \`saga_participant.run()\` the same way.
 
 A perf profile of the same load, by role:

@@ -28,9 +28,9 @@
  * PREPARE TRANSACTION, and wherever the statement cannot be prepared.
  *
  * Steps ready at once for the same target can also go as one batch: one
- * statement, run_batch(), runs each of them behind the barrier in a
- * subtransaction of its own, in one remote transaction and one round trip
- * (barrier_batch_params).
+ * remote transaction and one round trip, a pipeline in which each step is
+ * run_batch_step() between a savepoint and its release, under a timeout of
+ * its own (barrier_batch_step_params; remote.c sends it).
  *
  * In mode at (see "AT mode" below) a call goes through
  * saga_participant.run_at() instead, as a query string and never batched.
@@ -195,8 +195,6 @@ barrier_returns_rows(SagaStep *step, StepOp op)
 static const Oid run_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
 static const Oid run_result_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID,
 TEXTOID, TEXTOID, INT4OID, TEXTOID};
-static const Oid batch_types[] = {TEXTOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, TEXTARRAYOID};
 
 const char *
 barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
@@ -216,11 +214,10 @@ barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
 			return "SELECT reply, result "
 				"FROM saga_participant.run_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 		case CALL_BATCH:
-			*types = batch_types;
-			*nargs = lengthof(batch_types);
-			return "SELECT reply, result, error_sqlstate, error_message, error_detail, "
-				"error_hint, error_context "
-				"FROM saga_participant.run_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+			*types = run_result_types;
+			*nargs = lengthof(run_result_types);
+			return "SELECT reply, result "
+				"FROM saga_participant.run_batch_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 	}
 	pg_unreachable();
 }
@@ -230,7 +227,7 @@ const char *
 barrier_call_statement_name(StepCallKind kind)
 {
 	static const char *const names[STEP_CALL_KINDS] = {"pgsaga_step", "pgsaga_step_result",
-	"pgsaga_batch"};
+	"pgsaga_batch_step"};
 
 	return names[kind];
 }
@@ -429,101 +426,37 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 }
 
 /*
- * Can this call share a batch with others (see barrier_batch_params)?  Not
- * in mode xa, where each step is a prepared transaction of its own, not in
- * mode at, whose calls go through run_at(), and not for a step with a
- * timeout of its own: a batch runs under saga.step_timeout.
+ * Can this call share a batch with others (see barrier_batch_step_params)?
+ * Not in mode xa, where each step is a prepared transaction of its own, nor
+ * in mode at, whose calls go through run_at().  A step of a batch runs
+ * under a timeout of its own, so one with its own timeout may join.
  */
 bool
 barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
 {
-	return saga->mode != MODE_XA && saga->mode != MODE_AT && step->timeout_ms == 0 &&
+	return saga->mode != MODE_XA && saga->mode != MODE_AT &&
 		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
 }
 
 /*
- * The text of a one-dimensional array of n values, NULL elements where
- * values[i] is NULL.  Written by hand, as the worker sends outside any
- * transaction and so cannot look up array_out's type data: every element
- * is double-quoted, with backslashes and quotes escaped.
- */
-static char *
-array_text(const char **values, int n)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < n; i++)
-	{
-		const char *p;
-
-		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		if (values[i] == NULL)
-		{
-			appendStringInfoString(&buf, "NULL");
-			continue;
-		}
-		appendStringInfoChar(&buf, '"');
-		for (p = values[i]; *p; p++)
-		{
-			if (*p == '"' || *p == '\\')
-				appendStringInfoChar(&buf, '\\');
-			appendStringInfoChar(&buf, *p);
-		}
-		appendStringInfoChar(&buf, '"');
-	}
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-/*
- * The parameters of one batch of n step calls (ops[i] of steps[i]), all run
- * under the same statement timeout.
+ * The parameters of op of step as one element of a batch: run_step()'s,
+ * for run_batch_step() (see pg_saga_participant.sql), under timeout_ms.
  */
 RemoteStepCall *
-barrier_batch_params(const char *coordinator, SagaStep **steps, StepOp *ops, int n,
-					 int timeout_ms)
+barrier_batch_step_params(const char *coordinator, SagaStep *step, StepOp op, int timeout_ms)
 {
-	RemoteStepCall *call = palloc0(sizeof(RemoteStepCall));
-	const char **gids = palloc(sizeof(char *) * n);
-	const char **numbers = palloc(sizeof(char *) * n);
-	const char **opnames = palloc(sizeof(char *) * n);
-	const char **sqls = palloc(sizeof(char *) * n);
-	const char **expect = palloc(sizeof(char *) * n);
-	const char **result_sqls = palloc(sizeof(char *) * n);
-	const char **results = palloc(sizeof(char *) * n);
-	const char **names = palloc(sizeof(char *) * n);
-	int			i;
+	RemoteStepCall *call = step_call(coordinator, step->saga, step, op, timeout_ms);
 
-	for (i = 0; i < n; i++)
+	if (call->kind == CALL_RUN)
 	{
-		SagaStep   *step = steps[i];
-
-		gids[i] = step->saga->gid;
-		numbers[i] = psprintf("%d", step->number);
-		opnames[i] = step_op_name(ops[i]);
-		result_sqls[i] = step_result_sql(step, ops[i], &sqls[i]);
-		expect[i] = step->has_expect_rows && ops[i] == OP_ACTION ?
-			psprintf(INT64_FORMAT, step->expect_rows) : NULL;
-		results[i] = engine_step_results(step, ops[i]);
-		names[i] = step->name;
+		/* run()'s arguments to run_step()'s: no result statement */
+		call->values[7] = call->values[6];
+		call->values[6] = NULL;
+		call->values[8] = psprintf("%d", saga_max_result_size);
+		call->values[9] = step->name;
 	}
 	call->kind = CALL_BATCH;
 	call->nargs = 10;
-	call->values[0] = coordinator;
-	call->values[1] = array_text(gids, n);
-	call->values[2] = array_text(numbers, n);
-	call->values[3] = array_text(opnames, n);
-	call->values[4] = array_text(sqls, n);
-	call->values[5] = array_text(expect, n);
-	call->values[6] = array_text(result_sqls, n);
-	call->values[7] = array_text(results, n);
-	call->values[8] = psprintf("%d", saga_max_result_size);
-	call->values[9] = array_text(names, n);
-	call->timeout_ms = timeout_ms;
 	return call;
 }
 

@@ -21,8 +21,8 @@ extern RemoteStepCall *barrier_step_params(const char *coordinator, Saga *saga,
 										   SagaStep *step, StepOp op, int timeout_ms);
 extern const char *barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs);
 extern const char *barrier_call_statement_name(StepCallKind kind);
-extern RemoteStepCall *barrier_batch_params(const char *coordinator, SagaStep **steps,
-											StepOp *ops, int n, int timeout_ms);
+extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaStep *step,
+												 StepOp op, int timeout_ms);
 extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
 extern bool barrier_returns_rows(SagaStep *step, StepOp op);
 extern char *barrier_xa_prefix(const char *coordinator);

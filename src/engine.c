@@ -1137,6 +1137,20 @@ engine_call_not_sent(SagaStep *step)
 	step->saga->dirty = true;
 }
 
+/*
+ * The call's batch was lost (its connection broke or it timed out) after
+ * it was sent: the call may have run, which the barrier will tell, but its
+ * step is not charged for what may have been another step's doing.  It is
+ * planned again at once, on its own, where a fault of its own is its own.
+ */
+void
+engine_call_lost_in_batch(SagaStep *step)
+{
+	if (step->flight_op == OP_ACTION)
+		step->maybe_applied = true;
+	engine_call_not_sent(step);
+}
+
 TimestampTz
 engine_next_wakeup(Saga *saga)
 {

@@ -40,6 +40,7 @@ extern void engine_finish_call(SagaStep *step, RemoteOutcome *outcome, Timestamp
 extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										int sqlstate, TimestampTz now);
 extern void engine_call_not_sent(SagaStep *step);
+extern void engine_call_lost_in_batch(SagaStep *step);
 extern char *engine_step_results(SagaStep *step, StepOp op);
 extern TimestampTz engine_next_wakeup(Saga *saga);
 extern int	step_timeout_ms(SagaStep *step);

@@ -15,9 +15,10 @@
  * it may or may not have taken effect).
  *
  * Many step calls for one target can travel as one batch: one round trip
- * and one remote transaction (saga_participant.run_batch), each step in a
- * subtransaction of its own; the batch's outcome is split into one outcome
- * per step, each handed to its own callback.
+ * and one remote transaction, sent in libpq's pipeline mode, each step a
+ * statement between a savepoint and its release, under a timeout of its
+ * own (see "Batches" below); each step's outcome is handed to its own
+ * callback.
  *
  * A step leaves nothing in the session for the next one: the participant's
  * functions clean up after each step that ran, and after a call that failed
@@ -91,13 +92,65 @@ typedef enum StepStatement
 /* A batch whose statement cannot be prepared is not tried for this long. */
 #define BATCH_RETRY_MS 60000
 
-/* One row of run_batch()'s answer: a step's reply, or the error that rolled it back. */
-typedef struct BatchRow
+/*
+ * Batches.  A batch of step calls travels as one pipeline, in one remote
+ * transaction:
+ *
+ *		BEGIN
+ *		per step: [SET statement_timeout], SAVEPOINT, run_batch_step(...), RELEASE
+ *		COMMIT, Sync
+ *
+ * Each statement runs under its own statement_timeout and reports its own
+ * error, and run_batch_step() runs the constraint checks its step deferred
+ * before the release, so whatever a step raises, and whenever, is that
+ * step's.  When a step's statement fails, the server skips the rest of the
+ * pipeline up to the Sync; the worker then sends the next round: ROLLBACK
+ * TO SAVEPOINT, RELEASE, the cleaning a rollback does not do, the steps
+ * after the failed one, COMMIT, Sync.  An error costs its batch one round
+ * trip, and its batch-mates nothing.
+ *
+ * A step of a batch runs for at most the allowance below (or its own
+ * timeout, if shorter): a slower one is cancelled by its statement_timeout
+ * and sent again alone, where only its own timeout holds, so it delays its
+ * batch-mates by that much and not by its own time.
+ */
+#define BATCH_SAVEPOINT "pgsaga_step"
+#define BATCH_MIN_ALLOWANCE_MS 20
+
+typedef enum BatchStepState
 {
+	BATCH_STEP_WAITING,			/* to be sent in the next round */
+	BATCH_STEP_SENT,			/* in the round in flight */
+	BATCH_STEP_RAN,				/* answered; takes effect if the batch commits */
+	BATCH_STEP_FAILED,			/* its statement failed: rolled back alone */
+	BATCH_STEP_NOT_SENT			/* did not run here: to be sent alone */
+} BatchStepState;
+
+typedef struct BatchStep
+{
+	RemoteStepCall *call;
+	void	   *arg;			/* the callback's argument; NULL once abandoned */
+	BatchStepState state;
+	bool		capped;			/* ran under the allowance, not its own timeout */
 	char	   *reply;
 	char	   *result;
-	RemoteError error;			/* sqlstate 0: none */
-} BatchRow;
+	RemoteError error;			/* BATCH_STEP_FAILED */
+} BatchStep;
+
+/* Whose is the result of a statement of the pipeline in flight. */
+typedef enum SlotKind
+{
+	SLOT_TRANSACTION,			/* the batch's own: BEGIN, COMMIT, a rollback */
+	SLOT_STEP,					/* a step's SET, SAVEPOINT or RELEASE */
+	SLOT_CALL,					/* a step's run_batch_step() */
+	SLOT_SYNC
+} SlotKind;
+
+typedef struct PipelineSlot
+{
+	SlotKind	kind;
+	int			step;			/* index in the batch; -1 for the batch's own */
+} PipelineSlot;
 
 struct RemoteConn
 {
@@ -119,11 +172,19 @@ struct RemoteConn
 	bool		needs_clean;	/* a call failed: clean the session now */
 	bool		discard;		/* cannot be cleaned: close after this call */
 	bool		refused;		/* the batch could not run: not sent */
-	/* a batch: the callback's argument per step (NULL once abandoned) */
+	/* a batch (see "Batches" above) */
 	int			nbatch;
-	void	  **batch_args;
-	int			nrows;			/* rows of the batch's answer */
-	BatchRow   *rows;
+	BatchStep  *batch;
+	int			batch_grace_ms; /* a round's deadline past its steps' timeouts */
+	bool		batch_begun;	/* BEGIN sent: later rounds go on in its transaction */
+	PipelineSlot *slots;		/* the statements of the round in flight, in order */
+	int			nslots;
+	int			slot_head;		/* whose results arrive now */
+	bool		slot_answered;	/* the head statement gave a result already */
+	int			round_failed;	/* the step whose statement failed; -1: none */
+	bool		batch_failed;	/* the batch's own statement failed: rolled back */
+	int			pipeline_timeout_ms;	/* statement_timeout as the pipeline sets it */
+	TimestampTz round_sent_at;
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -421,21 +482,41 @@ clear_error(RemoteError *error)
 	error->sqlstate = 0;
 }
 
+static void free_step_call(RemoteStepCall *call);
+
 static void
-free_batch_rows(RemoteConn *conn)
+free_batch(RemoteConn *conn)
 {
 	int			i;
 
-	for (i = 0; i < conn->nrows; i++)
+	for (i = 0; i < conn->nbatch; i++)
 	{
-		free_text(&conn->rows[i].reply);
-		free_text(&conn->rows[i].result);
-		clear_error(&conn->rows[i].error);
+		free_step_call(conn->batch[i].call);
+		free_text(&conn->batch[i].reply);
+		free_text(&conn->batch[i].result);
+		clear_error(&conn->batch[i].error);
 	}
-	if (conn->rows)
-		pfree(conn->rows);
-	conn->rows = NULL;
-	conn->nrows = 0;
+	if (conn->batch)
+		pfree(conn->batch);
+	if (conn->slots)
+		pfree(conn->slots);
+	conn->batch = NULL;
+	conn->slots = NULL;
+	conn->nbatch = conn->nslots = 0;
+	conn->batch_begun = conn->batch_failed = false;
+}
+
+static void
+free_step_call(RemoteStepCall *call)
+{
+	int			i;
+
+	if (call == NULL)
+		return;
+	for (i = 0; i < STEP_CALL_MAX_NARGS; i++)
+		if (call->values[i])
+			pfree((char *) call->values[i]);
+	pfree(call);
 }
 
 /* Frees the query of the call on conn, and a batch's answer. */
@@ -445,20 +526,8 @@ free_call(RemoteConn *conn)
 	if (conn->query)
 		pfree(conn->query);
 	conn->query = NULL;
-	if (conn->batch_args)
-		pfree(conn->batch_args);
-	conn->batch_args = NULL;
-	conn->nbatch = 0;
-	free_batch_rows(conn);
-	if (conn->step_call)
-	{
-		int			i;
-
-		for (i = 0; i < STEP_CALL_MAX_NARGS; i++)
-			if (conn->step_call->values[i])
-				pfree((char *) conn->step_call->values[i]);
-		pfree(conn->step_call);
-	}
+	free_batch(conn);
+	free_step_call(conn->step_call);
 	conn->step_call = NULL;
 }
 
@@ -637,29 +706,42 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 }
 
 /*
- * Sends n step calls as one batch (a call of kind CALL_BATCH: the batch statement's
- * parameters) on a connection of pool; done(args[i], outcome) is called for
- * each step when the batch ends, in order.  Returns NULL, having called
- * nothing, if no connection can be had now.
+ * Sends n step calls (of kind CALL_BATCH) as one batch on a connection of
+ * pool; done(args[i], outcome) is called for each step when the batch
+ * ends, in order.  A round of the batch may take its steps' timeouts and
+ * grace_ms.  Returns NULL, having called nothing, if no connection can be
+ * had now.
  */
 RemoteConn *
-remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
-				  TimestampTz deadline, RemoteDoneCallback done)
+remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
+				  int grace_ms, RemoteDoneCallback done)
 {
 	RemoteConn *conn;
+	int64		longest = 0;
+	int			i;
 
-	Assert(call->kind == CALL_BATCH && n > 0);
+	Assert(n > 0);
 	conn = conn_for_call(pool);
 	if (conn == NULL)
 		return NULL;
 	conn->query = MemoryContextStrdup(remote_cxt, "");
-	conn->step_call = copy_step_call(call);
+	/* the kind of call, for the set-up the connection needs */
+	conn->step_call = copy_step_call(calls[0]);
 	conn->nbatch = n;
-	conn->batch_args = MemoryContextAlloc(remote_cxt, sizeof(void *) * n);
-	memcpy(conn->batch_args, args, sizeof(void *) * n);
+	conn->batch = MemoryContextAllocZero(remote_cxt, sizeof(BatchStep) * n);
+	/* a round: BEGIN or a rollback (3), 4 per step, COMMIT, Sync */
+	conn->slots = MemoryContextAlloc(remote_cxt, sizeof(PipelineSlot) * (3 + 4 * n + 2));
+	for (i = 0; i < n; i++)
+	{
+		Assert(calls[i]->kind == CALL_BATCH);
+		conn->batch[i].call = copy_step_call(calls[i]);
+		conn->batch[i].arg = args[i];
+		longest = Max(longest, calls[i]->timeout_ms);
+	}
+	conn->batch_grace_ms = grace_ms;
 	conn->done = done;
 	conn->arg = NULL;
-	conn_start_call(conn, deadline);
+	conn_start_call(conn, GetCurrentTimestamp() + (longest + grace_ms) * 1000);
 	return conn;
 }
 
@@ -879,7 +961,8 @@ send_step_setup(RemoteConn *conn)
 		conn->setup = SETUP_PREPARE;
 		return PQsendPrepare(conn->pg, barrier_call_statement_name(kind), sql, nargs, types);
 	}
-	if (statement == STEP_STATEMENT_READY &&
+	/* a batch sets each step's timeout in its pipeline */
+	if (statement == STEP_STATEMENT_READY && kind != CALL_BATCH &&
 		conn->session_timeout_ms != conn->step_call->timeout_ms)
 	{
 		char		sql[64];
@@ -921,6 +1004,115 @@ batch_refused(RemoteConn *conn)
 	conn->refused = true;
 }
 
+/* ---- batches: see "Batches" above ---- */
+
+/* How long a step may hold its batch-mates. */
+static int
+batch_allowance_ms(void)
+{
+	return Max(saga_batch_wait_ms, BATCH_MIN_ALLOWANCE_MS);
+}
+
+/* Queues a statement of the batch's pipeline whose result belongs to (kind, step). */
+static bool
+pipeline_send(RemoteConn *conn, const char *sql, SlotKind kind, int step)
+{
+	conn->slots[conn->nslots].kind = kind;
+	conn->slots[conn->nslots].step = step;
+	conn->nslots++;
+	return PQsendQueryParams(conn->pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/*
+ * Queues step i of the batch: its timeout (where it differs from the one
+ * before), a savepoint, the call, the release.  Returns the step's time
+ * in ms, or -1 if libpq could not queue it.
+ */
+static int
+pipeline_send_step(RemoteConn *conn, int i)
+{
+	BatchStep  *step = &conn->batch[i];
+	int			timeout = step->call->timeout_ms;
+	int			allowance = batch_allowance_ms();
+
+	step->capped = conn->nbatch > 1 && (timeout <= 0 || timeout > allowance);
+	if (step->capped)
+		timeout = allowance;
+	if (timeout != conn->pipeline_timeout_ms)
+	{
+		char		sql[64];
+
+		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", timeout);
+		if (!pipeline_send(conn, sql, SLOT_STEP, i))
+			return -1;
+		conn->pipeline_timeout_ms = timeout;
+	}
+	if (!pipeline_send(conn, "SAVEPOINT " BATCH_SAVEPOINT, SLOT_STEP, i))
+		return -1;
+	conn->slots[conn->nslots].kind = SLOT_CALL;
+	conn->slots[conn->nslots].step = i;
+	conn->nslots++;
+	if (!PQsendQueryPrepared(conn->pg, barrier_call_statement_name(CALL_BATCH),
+							 step->call->nargs, step->call->values, NULL, NULL, 0))
+		return -1;
+	if (!pipeline_send(conn, "RELEASE SAVEPOINT " BATCH_SAVEPOINT, SLOT_STEP, i))
+		return -1;
+	step->state = BATCH_STEP_SENT;
+	return timeout;
+}
+
+/*
+ * Queues the next round of the batch on conn, its steps still waiting
+ * included, and its Sync; the round's deadline is its steps' times and the
+ * grace.  False if libpq could not queue it (the connection broke).
+ */
+static bool
+batch_send_round(RemoteConn *conn)
+{
+	int64		budget_ms = conn->batch_grace_ms;
+	int			i;
+
+	conn->nslots = conn->slot_head = 0;
+	conn->slot_answered = false;
+	conn->round_failed = -1;
+	if (PQpipelineStatus(conn->pg) == PQ_PIPELINE_OFF)
+	{
+		if (!PQenterPipelineMode(conn->pg))
+			return false;
+		conn->pipeline_timeout_ms = conn->session_timeout_ms;
+	}
+	if (!conn->batch_begun)
+	{
+		if (!pipeline_send(conn, "BEGIN", SLOT_TRANSACTION, -1))
+			return false;
+		conn->batch_begun = true;
+	}
+	else if (!pipeline_send(conn, "ROLLBACK TO SAVEPOINT " BATCH_SAVEPOINT, SLOT_TRANSACTION, -1) ||
+			 !pipeline_send(conn, "RELEASE SAVEPOINT " BATCH_SAVEPOINT, SLOT_TRANSACTION, -1) ||
+			 !pipeline_send(conn, CLEAN_AFTER_ERROR_SQL, SLOT_TRANSACTION, -1))
+		return false;
+	for (i = 0; i < conn->nbatch; i++)
+	{
+		int			ms;
+
+		if (conn->batch[i].state != BATCH_STEP_WAITING)
+			continue;
+		if ((ms = pipeline_send_step(conn, i)) < 0)
+			return false;
+		budget_ms += ms;
+	}
+	if (!pipeline_send(conn, "COMMIT", SLOT_TRANSACTION, -1))
+		return false;
+	conn->slots[conn->nslots].kind = SLOT_SYNC;
+	conn->slots[conn->nslots].step = -1;
+	conn->nslots++;
+	if (!PQpipelineSync(conn->pg))
+		return false;
+	conn->round_sent_at = GetCurrentTimestamp();
+	conn->deadline = conn->round_sent_at + budget_ms * 1000;
+	return true;
+}
+
 /* Sends the call, or first what the session needs for it. */
 static bool
 send_call_or_setup(RemoteConn *conn)
@@ -945,6 +1137,8 @@ send_call_or_setup(RemoteConn *conn)
 		return false;			/* the set-up command could not be sent */
 	statement = conn->statements[conn->step_call->kind];
 	conn->sent_prepared = statement == STEP_STATEMENT_READY;
+	if (conn->sent_prepared && conn->nbatch > 0)
+		return batch_send_round(conn);
 	if (conn->sent_prepared)
 		return PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
 								   conn->step_call->nargs, conn->step_call->values,
@@ -1016,50 +1210,49 @@ conn_start_clean(RemoteConn *conn)
 }
 
 /*
- * The outcome of step i of the batch on conn, from the batch's own: a
- * committed batch gives each step its row (its answer, or the error that
- * rolled its subtransaction back); a batch that failed or was lost gives
- * every step its outcome.
+ * The outcome of step i of the batch on conn, which ended as kind: a step
+ * whose statement failed has its error; a step that ran takes effect if the
+ * batch committed; a step that did not run here goes alone.  A batch that
+ * failed as a whole rolled back what ran in it (the step goes again,
+ * alone); one that was lost may have committed, which the barrier tells on
+ * the step's next call, charged to no step.
  */
 static void
-batch_step_outcome(RemoteConn *conn, int i, RemoteOutcome *batch, RemoteOutcome *outcome)
+batch_step_outcome(RemoteConn *conn, int i, RemoteOutcomeKind kind, RemoteOutcome *outcome)
 {
-	BatchRow   *row;
+	BatchStep  *step = &conn->batch[i];
 
 	memset(outcome, 0, sizeof(RemoteOutcome));
-	outcome->kind = batch->kind;
-	if (batch->kind != OUTCOME_OK)
+	switch (step->state)
 	{
-		copy_error(&outcome->error, &conn->error);
-		return;
+		case BATCH_STEP_FAILED:
+			outcome->kind = OUTCOME_ERROR;
+			copy_error(&outcome->error, &step->error);
+			return;
+		case BATCH_STEP_WAITING:
+		case BATCH_STEP_NOT_SENT:
+			outcome->kind = OUTCOME_NOT_SENT;
+			return;
+		case BATCH_STEP_RAN:
+		case BATCH_STEP_SENT:
+			break;
 	}
-	if (conn->nrows != conn->nbatch)
+	if (kind == OUTCOME_OK && step->state == BATCH_STEP_RAN)
 	{
-		/* cannot happen with run_batch(): take it as lost, the barrier decides */
-		outcome->kind = OUTCOME_UNKNOWN;
-		outcome->error.sqlstate = ERRCODE_CONNECTION_EXCEPTION;
-		outcome->error.message = psprintf("the batch of %d steps was answered with %d rows",
-										  conn->nbatch, conn->nrows);
-		outcome->error.text = outcome->error.message;
-		return;
+		outcome->kind = OUTCOME_OK;
+		outcome->reply = parse_reply(step->reply);
+		outcome->text = step->reply ? pstrdup(step->reply) : NULL;
+		outcome->result = step->result ? pstrdup(step->result) : NULL;
 	}
-	row = &conn->rows[i];
-	if (row->error.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE)
-	{
-		/* it would have waited for a lock: nothing ran, it goes alone */
+	else if (kind == OUTCOME_ERROR || kind == OUTCOME_NOT_SENT)
 		outcome->kind = OUTCOME_NOT_SENT;
-	}
-	else if (row->error.message != NULL)
-	{
-		/* the step's subtransaction rolled back (keep_error always sets a message) */
-		outcome->kind = OUTCOME_ERROR;
-		copy_error(&outcome->error, &row->error);
-	}
 	else
 	{
-		outcome->reply = parse_reply(row->reply);
-		outcome->text = row->reply ? pstrdup(row->reply) : NULL;
-		outcome->result = row->result ? pstrdup(row->result) : NULL;
+		outcome->kind = OUTCOME_UNKNOWN;
+		outcome->lost_in_batch = true;
+		copy_error(&outcome->error, &conn->error);
+		if (outcome->error.message == NULL)
+			outcome->error.message = outcome->error.text = "the batch was committed without this step's answer";
 	}
 }
 
@@ -1096,8 +1289,8 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 		args = palloc(sizeof(void *) * nbatch);
 		for (i = 0; i < nbatch; i++)
 		{
-			batch_step_outcome(conn, i, &outcome, &outcomes[i]);
-			args[i] = conn->batch_args[i];
+			batch_step_outcome(conn, i, kind, &outcomes[i]);
+			args[i] = conn->batch[i].arg;
 		}
 	}
 
@@ -1231,28 +1424,174 @@ result_text(PGresult *res, int row, int col)
 	return MemoryContextStrdup(remote_cxt, PQgetvalue(res, row, col));
 }
 
+/* A result of the batch's pipeline, for the statement at the head of the round. */
+static void
+batch_note_result(RemoteConn *conn, PGresult *res)
+{
+	PipelineSlot *slot = &conn->slots[Min(conn->slot_head, conn->nslots - 1)];
+	BatchStep  *step = slot->step >= 0 ? &conn->batch[slot->step] : NULL;
+
+	conn->slot_answered = true;
+	switch (PQresultStatus(res))
+	{
+		case PGRES_FATAL_ERROR:
+			if (step == NULL)
+			{
+				conn->batch_failed = true;
+				conn_keep_result_error(conn, res);
+			}
+			else if (conn->round_failed < 0)
+			{
+				conn->round_failed = slot->step;
+				keep_error(&step->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
+						   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+						   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+						   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
+						   PQresultErrorField(res, PG_DIAG_CONTEXT));
+			}
+			break;
+		case PGRES_TUPLES_OK:
+			if (slot->kind == SLOT_CALL && PQntuples(res) > 0)
+			{
+				free_text(&step->reply);
+				free_text(&step->result);
+				step->reply = result_text(res, 0, 0);
+				step->result = result_text(res, 0, 1);
+				step->state = BATCH_STEP_RAN;
+			}
+			break;
+		default:
+			/* done, or skipped after an error (PGRES_PIPELINE_ABORTED) */
+			break;
+	}
+}
+
 /*
- * Keeps run_batch()'s rows: reply, result, error_sqlstate, error_message,
- * error_detail, error_hint, error_context.
+ * Did the batch statement itself fail, not the step: it is gone from the
+ * session (a step's DEALLOCATE ALL), or the function it calls is (the
+ * participant's objects predate it, or were dropped)?  An error of the
+ * step's own SQL always carries the context of the participant function
+ * that ran it.
+ */
+static bool
+batch_statement_failed(BatchStep *step)
+{
+	return step->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME ||
+		(step->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION && step->error.context == NULL);
+}
+
+/*
+ * Is the failed step to go again alone, having not run here for a reason
+ * of the batch's: it would have waited for a lock (55P03), it ran longer
+ * than its batch-mates may wait (a cancel under the allowance: only once
+ * the round lasted that long, so a 57014 the step raised itself sooner is
+ * its own), it made the transaction read-only (25006), or the batch
+ * statement failed?
+ */
+static bool
+batch_step_goes_alone(RemoteConn *conn, BatchStep *step)
+{
+	int			sqlstate = step->error.sqlstate;
+
+	if (sqlstate == ERRCODE_QUERY_CANCELED)
+		return step->capped && GetCurrentTimestamp() - conn->round_sent_at >=
+			(int64) batch_allowance_ms() * 1000;
+	return sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlstate == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
+		batch_statement_failed(step);
+}
+
+/* Leaves pipeline mode and ends the batch as kind. */
+static void
+batch_finish(RemoteConn *conn, RemoteOutcomeKind kind)
+{
+	if (!PQexitPipelineMode(conn->pg))
+	{
+		conn_set_error(conn, ERRCODE_CONNECTION_EXCEPTION, conn_error_text(conn));
+		kind = OUTCOME_UNKNOWN;
+	}
+	conn->session_timeout_ms = kind == OUTCOME_OK ? conn->pipeline_timeout_ms : -1;
+	conn_finish_call(conn, kind);
+}
+
+/*
+ * A round of the batch ended (its Sync came back).  Committed, or failed
+ * as a whole: the batch ends.  A step's statement failed: that step's
+ * outcome is its error (or it goes alone), the steps the round skipped
+ * wait, and the next round rolls the failed step back and goes on.
  */
 static void
-conn_keep_batch_rows(RemoteConn *conn, PGresult *res)
+batch_round_done(RemoteConn *conn)
 {
-	int			n = PQntuples(res);
+	BatchStep  *failed;
 	int			i;
+	int			rc;
 
-	free_batch_rows(conn);
-	conn->nrows = n;
-	conn->rows = MemoryContextAllocZero(remote_cxt, sizeof(BatchRow) * Max(n, 1));
-	for (i = 0; i < n; i++)
+	if (conn->batch_failed)
 	{
-		BatchRow   *row = &conn->rows[i];
+		batch_finish(conn, OUTCOME_ERROR);
+		return;
+	}
+	if (conn->round_failed < 0)
+	{
+		batch_finish(conn, OUTCOME_OK);
+		return;
+	}
+	failed = &conn->batch[conn->round_failed];
+	failed->state = batch_step_goes_alone(conn, failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_FAILED;
+	for (i = 0; i < conn->nbatch; i++)
+	{
+		BatchStep  *step = &conn->batch[i];
 
-		row->reply = result_text(res, i, 0);
-		row->result = result_text(res, i, 1);
-		if (!PQgetisnull(res, i, 2))
-			keep_error(&row->error, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-					   PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+		if (step->state != BATCH_STEP_SENT)
+			continue;
+		/* without the batch statement the rest cannot run here either */
+		step->state = batch_statement_failed(failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_WAITING;
+	}
+	if (failed->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
+		conn->statements[CALL_BATCH] = STEP_STATEMENT_UNKNOWN;	/* prepared again next time */
+	else if (batch_statement_failed(failed))
+		batch_refused(conn);
+	/* the rollback puts back a timeout of an earlier step: set it again */
+	conn->pipeline_timeout_ms = -1;
+	if (!batch_send_round(conn) || (rc = PQflush(conn->pg)) < 0)
+	{
+		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
+		conn_finish_call(conn, OUTCOME_UNKNOWN);
+		return;
+	}
+	set_need_flush(conn, rc == 1);
+}
+
+/*
+ * Reads what arrived of the batch's round: each statement's results end
+ * with a NULL from PQgetResult, the round with its Sync.
+ */
+static void
+batch_read_results(RemoteConn *conn)
+{
+	PGresult   *res;
+
+	while (!PQisBusy(conn->pg))
+	{
+		res = PQgetResult(conn->pg);
+		if (res == NULL)
+		{
+			if (conn->slot_answered)
+			{
+				conn->slot_head++;
+				conn->slot_answered = false;
+			}
+			continue;
+		}
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+		{
+			PQclear(res);
+			batch_round_done(conn);
+			return;
+		}
+		batch_note_result(conn, res);
+		PQclear(res);
 	}
 }
 
@@ -1266,6 +1605,11 @@ conn_read_results(RemoteConn *conn)
 		/* during the set-up, the call itself was not sent yet */
 		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
+		return;
+	}
+	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF)
+	{
+		batch_read_results(conn);
 		return;
 	}
 	while (!PQisBusy(conn->pg))
@@ -1286,20 +1630,11 @@ conn_read_results(RemoteConn *conn)
 		{
 			case PGRES_FATAL_ERROR:
 				conn_keep_result_error(conn, res);
-				if (conn->sent_prepared && conn->setup == SETUP_NONE && conn->nbatch > 0 &&
-					(conn->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME ||
-					 conn->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION))
-					batch_refused(conn);
-				else if (conn->sent_prepared && conn->setup == SETUP_NONE &&
+				if (conn->sent_prepared && conn->setup == SETUP_NONE &&
 						 conn->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
 					step_statement_lost(conn);
 				break;
 			case PGRES_TUPLES_OK:
-				if (conn->nbatch > 0 && conn->setup == SETUP_NONE)
-				{
-					conn_keep_batch_rows(conn, res);
-					break;
-				}
 				if (PQntuples(res) > 0 && PQnfields(res) > 0 &&
 					!PQgetisnull(res, PQntuples(res) - 1, 0))
 				{
@@ -1543,8 +1878,8 @@ remote_abandon(RemoteConn *conn, void *arg)
 	if (conn->nbatch > 0)
 	{
 		for (i = 0; i < conn->nbatch; i++)
-			if (conn->batch_args[i] == arg)
-				conn->batch_args[i] = NULL;
+			if (conn->batch[i].arg == arg)
+				conn->batch[i].arg = NULL;
 		return;
 	}
 	conn->done = NULL;

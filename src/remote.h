@@ -62,13 +62,14 @@ typedef struct RemoteOutcome
 	RemoteError error;			/* OUTCOME_ERROR, OUTCOME_UNKNOWN */
 	char	   *text;			/* first column of the last row returned, as text */
 	char	   *result;			/* the step's result (jsonb text), if answered */
+	bool		lost_in_batch;	/* OUTCOME_UNKNOWN: its batch, not the step, was lost */
 } RemoteOutcome;
 
 /*
  * The statements a connection prepares for step calls, one per kind (see
  * barrier.c): run() for a step whose last statement returns no rows (which
  * participants set up by any version have), run_step() for one that does,
- * run_batch() for several steps at once.
+ * run_batch_step() for a step in a batch.
  */
 typedef enum StepCallKind
 {
@@ -104,8 +105,8 @@ extern int	remote_pool_free(RemotePool *pool);
 extern bool remote_pool_ready(RemotePool *pool);
 extern RemoteConn *remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 							   TimestampTz deadline, RemoteDoneCallback done, void *arg);
-extern RemoteConn *remote_call_batch(RemotePool *pool, RemoteStepCall *call, int n, void **args,
-									 TimestampTz deadline, RemoteDoneCallback done);
+extern RemoteConn *remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
+									 int grace_ms, RemoteDoneCallback done);
 extern void remote_abandon(RemoteConn *conn, void *arg);
 extern int	remote_add_wait_events(WaitEventSet *set);
 extern bool remote_wait_events_changed(void);

@@ -549,6 +549,8 @@ call_done(void *arg, RemoteOutcome *outcome)
 	step->starting = false;
 	if (outcome->kind == OUTCOME_NOT_SENT)
 		engine_call_not_sent(step);
+	else if (outcome->kind == OUTCOME_UNKNOWN && outcome->lost_in_batch)
+		engine_call_lost_in_batch(step);
 	else
 		engine_finish_call(step, outcome, GetCurrentTimestamp());
 	work_pending = true;
@@ -596,8 +598,7 @@ send_alone(SagaStart *start)
 static void
 send_batch(SagaStart **starts, int n)
 {
-	SagaStep  **steps;
-	StepOp	   *ops;
+	RemoteStepCall **calls;
 	void	  **args;
 	TimestampTz now = GetCurrentTimestamp();
 	RemoteConn *conn;
@@ -608,22 +609,19 @@ send_batch(SagaStart **starts, int n)
 		send_alone(starts[0]);
 		return;
 	}
-	steps = palloc(sizeof(SagaStep *) * n);
-	ops = palloc(sizeof(StepOp) * n);
+	calls = palloc(sizeof(RemoteStepCall *) * n);
 	args = palloc(sizeof(void *) * n);
 	for (i = 0; i < n; i++)
 	{
-		steps[i] = starts[i]->step;
-		ops[i] = starts[i]->op;
-		args[i] = steps[i];
+		SagaStep   *step = starts[i]->step;
+
+		calls[i] = barrier_batch_step_params(coordinator_id, step, starts[i]->op,
+											 step_timeout_ms(step));
+		args[i] = step;
 	}
-	conn = remote_call_batch(starts[0]->pool,
-							 barrier_batch_params(coordinator_id, steps, ops, n, saga_step_timeout_ms),
-							 n, args,
-							 now + ((int64) saga_step_timeout_ms + CALL_GRACE_MS) * 1000,
-							 call_done);
+	conn = remote_call_batch(starts[0]->pool, calls, n, args, CALL_GRACE_MS, call_done);
 	for (i = 0; i < n; i++)
-		note_call_sent(steps[i], conn, now);
+		note_call_sent(starts[i]->step, conn, now);
 }
 
 /*

@@ -3,14 +3,14 @@
 # With two connections per target, sixty two-step transfers submitted in
 # one transaction are more steps than connections: the worker sends them in
 # batches, each one round trip and one remote transaction on the
-# participant (saga_participant.run_batch), each step in a subtransaction
-# of its own.  Each ledger row records the remote transaction that wrote
+# participant (a pipeline of saga_participant.run_batch_step calls), each
+# step between a savepoint and its release.  Each ledger row records the remote transaction that wrote
 # it, so the test sees the sharing.  Every tenth transfer's credit fails
 # (the CHECK on bank_b): only its own subtransaction rolls back, barrier
 # record included, its saga is compensated and every other saga of the
 # same batches succeeds, each step applied once.  With saga.batch_size = 1
 # every step is a remote transaction of its own; and against a participant
-# whose objects predate run_batch(), steps go one by one and still succeed.
+# whose objects predate run_batch_step(), steps go one by one and still succeed.
 # Sixty sagas on one hot row, in concurrent batches, all succeed, each once.
 # While connections are free, saga.batch_wait decides: 0 sends each step on
 # a connection of its own, a generous one lets quick steps share a batch.
@@ -187,7 +187,7 @@ is( $coord->safe_psql('coord',
 ($rows, $xacts) = split / /, sharing('bank_a', 's');
 is("$rows $xacts", "$n $n", 'with saga.batch_size = 1 each step is a remote transaction of its own');
 
-# --- a participant without run_batch(): steps go alone -----------------------
+# --- a participant without run_batch_step() (set up before 1.5): steps go alone
 $coord->safe_psql(
 	'coord', q{
 ALTER SYSTEM RESET saga.batch_size;
@@ -196,8 +196,7 @@ SELECT pg_reload_conf();
 ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_size') = '32'"),
 	'batches again');
 $part->safe_psql('bank_b', q{
-DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[]);
-DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[], text[], text[], int, text[]);
+DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text);
 });
 @gids = submit_transfers('o');
 my @not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;

@@ -408,6 +408,7 @@ add_target($coord, 'bank_old', $part, 'bank_old');
 # what a 1.3 participant lacks
 $part->safe_psql('bank_old', q{
 DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[], text[], text[], int, text[]);
+DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text);
 DROP FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text) CASCADE;
 CREATE OR REPLACE FUNCTION saga_participant.run(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
