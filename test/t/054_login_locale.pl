@@ -14,7 +14,12 @@
 #    the step before it is compensated and the saga ends aborted;
 #  - a database that does not exist: 3D000, not retried either;
 #  - a participant that does not answer at all (no SQLSTATE: libpq's own
-#    failure) is still a transient 08001, retried.
+#    failure) is still a transient 08001, retried;
+#  - the other errors once recognised by their English text: an xa step on a
+#    participant with max_prepared_transactions = 0 names the setting, and a
+#    participant whose objects predate run_step() gets the hint to run
+#    saga.setup_participant (but a step's own call of a missing function
+#    does not).
 use strict;
 use warnings;
 
@@ -143,5 +148,58 @@ $gid = transfer('loc-gone', 'bank_gone', max_attempts => 3);
 is(wait_saga($coord, $gid, 60), 'aborted', 'no server: the saga rolls back after its attempts');
 is(step_rows($coord, $gid, 'status, last_sqlstate, attempts', undef, 2), 'failed|08001|3',
 	'a connection that libpq could not make is 08001, retried up to max_attempts');
+
+# --- what else used to be told by English words ----------------------------------
+
+# an xa step on a German participant that does not accept prepared transactions
+my $noprep = new_participant('part_de_noprep', start => 0);
+$noprep->append_conf('postgresql.conf', "lc_messages = 'de_DE.UTF-8'\nmax_prepared_transactions = 0\n");
+{
+	local $ENV{LOCPATH} = $locpath;
+	$noprep->start;
+}
+create_bank($noprep, 'bank_c', { 1 => 100 });
+add_target($coord, 'bank_c', $noprep, 'bank_c');
+$gid = submit_saga(
+	$coord,
+	gid => 'loc-xa-noprep',
+	mode => 'xa',
+	steps => [ { target => 'bank_c', action => move_sql(1, 10), expect_rows => 1 } ]);
+is(wait_saga($coord, $gid, 30), 'aborted', 'xa on a German participant without prepared transactions: aborted');
+is(step_rows($coord, $gid, 'status, last_sqlstate, last_error'),
+	"failed|55000|target \"bank_c\" does not accept prepared transactions: "
+	  . 'set max_prepared_transactions above zero there',
+	'the error names the target and the setting, whatever the participant\'s language');
+is_deeply(balances($noprep, 'bank_c'), { 1 => 100 }, 'bank_c unchanged');
+
+# a German participant whose objects predate run_step() (pg_saga before 1.4)
+$part->safe_psql('postgres', 'CREATE DATABASE bank_old');
+$part->safe_psql('bank_old', 'CREATE TABLE t (v int)');
+add_target($coord, 'bank_old', $part, 'bank_old');
+$part->safe_psql('bank_old', q{
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT oid::regprocedure FROM pg_proc
+			 WHERE pronamespace = 'saga_participant'::regnamespace
+			   AND proname IN ('run_step', 'run_batch')
+	LOOP
+		EXECUTE 'DROP FUNCTION ' || f || ' CASCADE';
+	END LOOP;
+END $$;
+});
+$gid = submit_saga($coord, gid => 'loc-old-rows',
+	steps => [ { target => 'bank_old', action => 'INSERT INTO t VALUES (3) RETURNING v' } ]);
+is(wait_saga($coord, $gid, 30), 'aborted', 'a step that returns rows on an old German participant: aborted');
+like(step_rows($coord, $gid, 'last_error'),
+	qr/saga_participant\.run_step.*HINT: The participant objects on target "bank_old" predate step results.*setup_participant\('bank_old'\)/s,
+	'the error says what to do, whatever the participant\'s language');
+# and a missing function called by the step's own SQL is not taken for that
+$gid = submit_saga($coord, gid => 'loc-user-fn',
+	steps => [ { target => 'bank_b', action => 'SELECT no_such_function()' } ]);
+is(wait_saga($coord, $gid, 30), 'aborted', 'a step calling a missing function of its own: aborted');
+is(step_rows($coord, $gid, 'last_sqlstate'), '42883', 'with 42883');
+unlike(step_rows($coord, $gid, 'last_error'), qr/predate/, 'and no hint about old participant objects');
 
 done_testing();
