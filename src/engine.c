@@ -829,6 +829,20 @@ keep_result(SagaStep *step, StepOp op, RemoteOutcome *outcome)
 
 /* ---- outcomes ---- */
 
+/*
+ * Whether the remote error came from a statement the worker sent (PREPARE
+ * TRANSACTION, the call of a participant function) rather than from the
+ * step's SQL, which always runs inside a participant function and so
+ * carries that function in its error context.  This tells, in any language
+ * of the participant's messages, what the text of the error would say.
+ */
+static bool
+raised_by_statement_sent(const RemoteOutcome *outcome)
+{
+	return outcome->kind == OUTCOME_ERROR && outcome->error.message != NULL &&
+		(outcome->error.context == NULL || outcome->error.context[0] == '\0');
+}
+
 static void
 schedule_retry(SagaStep *step, const char *what, TimestampTz now)
 {
@@ -869,8 +883,9 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		step->maybe_applied = true;
 		step->need_probe = saga->mode == MODE_XA;
 	}
+	/* 55000 from PREPARE TRANSACTION itself: max_prepared_transactions = 0 */
 	if (saga->mode == MODE_XA && outcome->error.sqlstate == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE &&
-		outcome->error.message && strstr(outcome->error.message, "prepared transactions are disabled"))
+		raised_by_statement_sent(outcome))
 		outcome->error.text = psprintf("target \"%s\" does not accept prepared transactions: "
 									   "set max_prepared_transactions above zero there",
 									   step->target);
@@ -1077,13 +1092,16 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 
 /*
  * A participant set up by pg_saga before 1.4 has no run_step(), which steps
- * that return rows or read results need: say what to do about it.
+ * that return rows or read results need: say what to do about it.  The
+ * function the worker called is missing when 42883 comes from the statement
+ * it sent (the step's own SQL runs inside that function, so its errors have
+ * a context).
  */
 static void
 explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
 {
 	if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
-		outcome->error.message && strstr(outcome->error.message, "saga_participant.run_step(") != NULL)
+		raised_by_statement_sent(outcome))
 		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
 									   "step results (pg_saga 1.4): run saga.setup_participant('%s') "
 									   "on the coordinator.",

@@ -9,6 +9,14 @@
  * its own transaction commits (the worker would find nothing new), so the
  * wake-ups are queued here and delivered from a transaction callback.
  *
+ * A submission in a transaction that is prepared (PREPARE TRANSACTION, the
+ * application's own two-phase commit) becomes visible only at COMMIT
+ * PREPARED, maybe in another session, which cannot know the ids of the
+ * sagas it commits: the preparing session drops its queued ids, and COMMIT
+ * PREPARED (seen by the ProcessUtility hook) wakes the database's worker to
+ * scan its live sagas again from the first, so that a saga older than the
+ * ones it already took up is found as promptly as a queued one.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -153,11 +161,16 @@ stop_worker_for_drop(Oid dboid)
 	}
 }
 
+static void saga_wake_worker(Oid dboid, List *ids, bool rescan);
+
 static void
 saga_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					 ProcessUtilityContext context, ParamListInfo params,
 					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
+	bool		commit_prepared = IsA(pstmt->utilityStmt, TransactionStmt) &&
+		((TransactionStmt *) pstmt->utilityStmt)->kind == TRANS_STMT_COMMIT_PREPARED;
+
 	if (IsA(pstmt->utilityStmt, DropdbStmt))
 	{
 		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
@@ -172,6 +185,15 @@ saga_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+
+	/*
+	 * The prepared transaction is committed and visible now (COMMIT PREPARED
+	 * runs outside a transaction block, in this database only).  Whether it
+	 * submitted sagas is not known here: the worker of this database, if
+	 * there is one, looks again.  One scan per turn however many commits.
+	 */
+	if (commit_prepared)
+		saga_wake_worker(MyDatabaseId, NIL, true);
 }
 
 void
@@ -202,9 +224,11 @@ _PG_init(void)
  * Hands the ids of sagas just committed to the worker serving dboid, if one
  * runs, and sets its latch.  The ids let it load just those sagas instead
  * of rereading every live one; if the queue is full it rereads them all.
+ * rescan: sagas whose ids are not known became visible; the worker scans
+ * its live sagas again from the first.
  */
 static void
-saga_wake_worker_with(Oid dboid, List *ids)
+saga_wake_worker(Oid dboid, List *ids, bool rescan)
 {
 	int			i;
 
@@ -226,6 +250,8 @@ saga_wake_worker_with(Oid dboid, List *ids)
 			else
 				slot->overflow = true;
 		}
+		if (rescan)
+			slot->rescan = true;
 		SetLatch(slot->latch);
 	}
 	LWLockRelease(saga_shared->lock);
@@ -233,7 +259,8 @@ saga_wake_worker_with(Oid dboid, List *ids)
 
 /* The worker in slot takes the queued ids; returns how many. */
 int
-saga_take_queue(int slot_index, int64 *ids, bool *overflow, XLogRecPtr *submit_lsn)
+saga_take_queue(int slot_index, int64 *ids, bool *overflow, bool *rescan,
+				XLogRecPtr *submit_lsn)
 {
 	SagaWorkerSlot *slot = &saga_shared->slots[slot_index];
 	int			n;
@@ -242,9 +269,11 @@ saga_take_queue(int slot_index, int64 *ids, bool *overflow, XLogRecPtr *submit_l
 	n = (int) slot->nqueued;
 	memcpy(ids, slot->queue, n * sizeof(int64));
 	*overflow = slot->overflow;
+	*rescan = slot->rescan;
 	*submit_lsn = slot->submit_lsn;
 	slot->nqueued = 0;
 	slot->overflow = false;
+	slot->rescan = false;
 	LWLockRelease(saga_shared->lock);
 	return n;
 }
@@ -321,11 +350,18 @@ saga_xact_callback(XactEvent event, void *arg)
 			if (start_worker_at_commit)
 				saga_request_worker(MyDatabaseId);
 			if (wake_worker_at_commit)
-				saga_wake_worker_with(MyDatabaseId, ids_at_commit);
+				saga_wake_worker(MyDatabaseId, ids_at_commit, false);
 			start_worker_at_commit = wake_worker_at_commit = false;
 			list_free_deep(ids_at_commit);
 			ids_at_commit = NIL;
 			break;
+		case XACT_EVENT_PREPARE:
+			/*
+			 * Nothing is visible until COMMIT PREPARED, which wakes the
+			 * worker itself (saga_process_utility); the ids must not wait
+			 * for this session's next commit, which has nothing to do with
+			 * them.
+			 */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			start_worker_at_commit = wake_worker_at_commit = false;

@@ -585,6 +585,8 @@ conn_open(RemotePool *pool)
 		ReleaseExternalFD();
 		return NULL;
 	}
+	/* a refused login says its SQLSTATE in the text (connect_failure_sqlstate) */
+	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
 	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
 	conn->pool = pool;
@@ -1656,23 +1658,81 @@ conn_read_results(RemoteConn *conn)
 	}
 }
 
+/* Whether s starts with a SQLSTATE: five digits or capital letters. */
+static bool
+is_sqlstate_text(const char *s)
+{
+	for (int i = 0; i < 5; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+/* Whether line is libpq's "LOCATION:  function, file.c:line" (label localized). */
+static bool
+is_location_line(const char *line)
+{
+	const char *where = strstr(line, ":  ");
+	const char *end = line + strlen(line);
+
+	if (where == NULL || strstr(where, ", ") == NULL || end == line || !isdigit((unsigned char) end[-1]))
+		return false;
+	while (end > where && isdigit((unsigned char) end[-1]))
+		end--;
+	return end[-1] == ':';
+}
+
 /*
- * libpq gives no SQLSTATE for a failed connection.  A refused login is not
- * transient (retrying will not fix a wrong password), so it is told apart
- * from the server's message; anything else is a connection failure (08001),
- * retried.
+ * The SQLSTATE of a failed connection attempt, and its text for users.
+ *
+ * libpq has no error fields for a failed connection, only its message, and
+ * the server writes that in the language of its lc_messages: so nothing is
+ * read from the words.  The connection is polled with the verbosity
+ * PQERRORS_VERBOSE (conn_open), under which libpq writes a server's error
+ * as "<severity>:  <SQLSTATE>: <message>", followed by a "LOCATION:  ..."
+ * line, after its own "connection to server at ... failed: ".  The first
+ * five-character code after a ":  " and before ":" is the server's
+ * SQLSTATE; the severity word is localized too, so only the shape counts.
+ * With no such code, libpq itself failed (connection refused, host
+ * unknown, timeout): 08001, retried.  A refused login (28P01, 28000) or a
+ * database that does not exist (3D000) is not transient: retrying will not
+ * fix it; the server's 53300 (too many connections) and 57P03 (starting up
+ * or shutting down) are, by their class (remote_sqlstate_is_transient).
+ *
+ * *text becomes the message as libpq writes it by default: without the
+ * code and without the trailing LOCATION line (the server's source file).
  */
 static int
-connect_failure_sqlstate(const char *message)
+connect_failure_sqlstate(char **text)
 {
-	if (strstr(message, "password authentication failed") != NULL)
-		return ERRCODE_INVALID_PASSWORD;
-	if (strstr(message, "authentication failed") != NULL ||
-		strstr(message, "no pg_hba.conf entry") != NULL)
-		return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-	if (strstr(message, "does not exist") != NULL)
-		return ERRCODE_INVALID_CATALOG_NAME;	/* database or role gone: an operator must act */
-	return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+	char	   *msg = *text;
+	char	   *p = msg;
+	char	   *last_line;
+	int			sqlstate;
+	StringInfoData buf;
+
+	while ((p = strstr(p, ":  ")) != NULL)
+	{
+		p += 3;
+		if (is_sqlstate_text(p) && p[5] == ':')
+			break;
+	}
+	if (p == NULL)
+		return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+	sqlstate = MAKE_SQLSTATE(p[0], p[1], p[2], p[3], p[4]);
+
+	/* the same text without "XXXXX: " and without the last LOCATION line */
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, msg, p - msg);
+	p += 5 + (p[6] == ' ' ? 2 : 1);
+	last_line = strrchr(p, '\n');
+	if (last_line != NULL && is_location_line(last_line + 1))
+		appendBinaryStringInfo(&buf, p, last_line - p);
+	else
+		appendStringInfoString(&buf, p);
+	pfree(msg);
+	*text = buf.data;
+	return sqlstate;
 }
 
 /* The socket of the connection given as user_data is ready. */
@@ -1688,12 +1748,17 @@ remote_handle_socket(void *user_data)
 			conn->poll = PQconnectPoll(conn->pg);
 			events_changed = true;
 			if (conn->poll == PGRES_POLLING_OK)
+			{
+				/* errors of calls are read from their result's fields */
+				PQsetErrorVerbosity(conn->pg, PQERRORS_DEFAULT);
 				conn_established(conn);
+			}
 			else if (conn->poll == PGRES_POLLING_FAILED)
 			{
 				char	   *text = conn_error_text(conn);
+				int			sqlstate = connect_failure_sqlstate(&text);
 
-				conn_set_error(conn, connect_failure_sqlstate(text), text);
+				conn_set_error(conn, sqlstate, text);
 				conn_finish_call(conn, OUTCOME_ERROR);
 			}
 			break;

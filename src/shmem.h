@@ -30,6 +30,7 @@ typedef struct SagaWorkerSlot
 	/* sagas submitted, aborted or retried since the worker last looked */
 	uint32		nqueued;
 	bool		overflow;		/* more than fit: the worker rereads all */
+	bool		rescan;			/* sagas of unknown ids became visible (COMMIT PREPARED) */
 	XLogRecPtr	submit_lsn;		/* the latest end of those commits */
 	int64		queue[SAGA_QUEUE_SIZE];
 } SagaWorkerSlot;
@@ -67,6 +68,7 @@ extern void saga_wait_unregister(void);
 extern void saga_wake_waiters(const int64 *saga_ids, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
 extern void saga_wake_worker_at_commit(int64 saga_id);
-extern int	saga_take_queue(int slot, int64 *ids, bool *overflow, XLogRecPtr *submit_lsn);
+extern int	saga_take_queue(int slot, int64 *ids, bool *overflow, bool *rescan,
+							XLogRecPtr *submit_lsn);
 
 #endif							/* PG_SAGA_SHMEM_H */

@@ -995,16 +995,27 @@ saga_worker_main(Datum arg)
 		{
 			/* woken: someone submitted, aborted or retried these sagas */
 			bool		overflow;
+			bool		rescan;
 			XLogRecPtr	submit_lsn;
 
 			if (nqueued > 0)
 				next_reload = 0;	/* not taken up yet: reread everything */
-			nqueued = saga_take_queue(my_slot, queued, &overflow, &submit_lsn);
+			nqueued = saga_take_queue(my_slot, queued, &overflow, &rescan, &submit_lsn);
 			submits_end = Max(submits_end, submit_lsn);
 			if (overflow)
 				next_reload = 0;
 			else if (nqueued > 0)
 				work_pending = true;
+			if (rescan)
+			{
+				/*
+				 * COMMIT PREPARED made sagas visible whose ids may be below
+				 * taken_upto: the scan starts over from the first saga
+				 */
+				taken_upto = 0;
+				more_to_take = true;
+				work_pending = true;
+			}
 		}
 	}
 }

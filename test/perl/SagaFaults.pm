@@ -927,6 +927,7 @@ sub start_burst
 	}
 	$self->{burst} = { pending => \@gids, sql => \%sql, t0 => time, cuts => 0 };
 	$self->{burst_size} = $n;
+	$self->{burst_gids} = [@gids];
 	$self->burst_psql;
 	$self->note_event("burst of $n sagas submitted in the background");
 	return;

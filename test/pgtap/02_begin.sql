@@ -8,7 +8,10 @@ SELECT matches(saga.begin(),
 SELECT isnt(saga.begin(), saga.begin(), 'two gid-less begins return different gids');
 SELECT matches(saga.begin(NULL), '^[0-9a-f-]{36}$', 'begin(NULL) returns a new UUID');
 
+-- the clock around the call, for created_at below
+CREATE TEMP TABLE begin_clock AS SELECT clock_timestamp() AS before_call, NULL::timestamptz AS after_call;
 SELECT is(saga.begin('pgtap-begin-1'), 'pgtap-begin-1', 'begin(gid) returns the gid given');
+UPDATE begin_clock SET after_call = clock_timestamp();
 SELECT is(saga.status('pgtap-begin-1'), 'building', 'a new saga is building');
 SELECT results_eq(
 	$$SELECT mode, status, owner, payload, submitted_at, finished_at, deadline, steps, steps_done, last_error
@@ -16,8 +19,11 @@ SELECT results_eq(
 	$$VALUES ('saga'::text, 'building'::text, current_user::text, NULL::jsonb,
 			  NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, 0, 0, NULL::text)$$,
 	'saga.transactions shows the new saga, owned by the caller, nothing submitted yet');
-SELECT cmp_ok((SELECT created_at FROM saga.transactions WHERE gid = 'pgtap-begin-1'), '<=', clock_timestamp(),
-	'created_at is set');
+-- set by the call itself: not NULL, not the transaction's start (now(),
+-- which is before before_call), not a constant
+SELECT ok((SELECT created_at BETWEEN before_call AND after_call
+			 FROM saga.transactions, begin_clock WHERE gid = 'pgtap-begin-1'),
+	'created_at is the time of the begin() call');
 
 SELECT is(saga.begin('pgtap-begin-payload', payload => '{"order": 42, "items": ["a", "b"]}'),
 	'pgtap-begin-payload', 'begin accepts a payload');
