@@ -54,6 +54,7 @@
 #include "barrier.h"
 #include "catalog.h"
 #include "engine.h"
+#include "forget.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"
@@ -812,6 +813,7 @@ run_turn(bool reload)
 	}
 	any_final = write_changes(&send_after_commit);
 	recovery_turn(&live_sagas, now);
+	forget_turn(now);
 
 	/*
 	 * A turn that decides nothing sends its calls before it commits: the
@@ -961,6 +963,7 @@ saga_worker_main(Datum arg)
 
 	remote_init(worker_cxt);
 	recovery_init(worker_cxt);
+	forget_init(worker_cxt);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
 
