@@ -740,7 +740,8 @@ forget_final_sagas(void)
 }
 
 /*
- * The coordinator's id keys its barrier records.  pg_restore loads the
+ * The coordinator's id keys its barrier records (with each saga's key: see
+ * barrier_identity), and names its xa transactions.  pg_restore loads the
  * original id after CREATE EXTENSION made a new one and started this
  * worker, so the id is read again every turn, before any call is planned.
  */
