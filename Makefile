@@ -11,13 +11,14 @@ OBJS = \
 	src/remote_backend.o \
 	src/barrier.o \
 	src/recovery.o \
+	src/forget.o \
 	src/catalog.o \
 	src/target.o \
 	src/functions.o
 
 EXTENSION = pg_saga
 DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga--1.2--1.3.sql \
-	pg_saga--1.3--1.4.sql \
+	pg_saga--1.3--1.4.sql pg_saga--1.4--1.5.sql \
 	pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 

@@ -20,6 +20,9 @@
  * other roles' records, so no role can read, pre-empt or forge another's.
  * A record also keeps its operation's result (the rows its last statement
  * returned), so that a repeated call answers what the first one did.
+ * "coordinator" is the caller's barrier identity: since pg_saga 1.5 one
+ * per saga, so that a saga's records are its own, and forget() deletes
+ * them once the coordinator purged the saga (see the end of this file).
  */
 CREATE SCHEMA IF NOT EXISTS saga_participant;
 GRANT USAGE ON SCHEMA saga_participant TO PUBLIC;
@@ -944,3 +947,51 @@ END
 $run_at$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_at(text, text, int, text, text, bigint, text, int)
 	TO PUBLIC;
+
+/* ---- Sagas' own records, and forgetting them (since pg_saga 1.5) --------
+ *
+ * A coordinator of pg_saga 1.5 or later calls every saga it created under a
+ * barrier identity of its own, "<coordinator id>:<saga key>", where it
+ * passed its coordinator id before: a saga's records are its own, and a
+ * later saga that reuses its gid (once the first one was purged) starts
+ * clean.  Sagas created before its update keep the coordinator id alone.
+ * Once the coordinator purged a saga, its worker calls forget() here for
+ * the barrier identities of the sagas purged, in batches.
+ */
+
+/*
+ * Deletes the calling role's barrier records (and at mode undo records and
+ * reservations) of the sagas named by element: those of barrier identity
+ * coordinators[i], or, where gids[i] is not NULL (a saga created before
+ * pg_saga 1.5, whose identity is its coordinator's), only those of that
+ * gid.  The coordinator calls it once the sagas are purged and none of
+ * their calls can still arrive.  Returns the number of barrier records
+ * deleted; idempotent.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.forget(coordinators text[], gids text[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY INVOKER
+AS $forget$
+DECLARE
+	n bigint;
+BEGIN
+	DELETE FROM saga_participant.barrier b
+	 USING ROWS FROM (pg_catalog.unnest(forget.coordinators), pg_catalog.unnest(forget.gids))
+		   AS f(coordinator, gid)
+	 WHERE b.coordinator = f.coordinator AND b.owner = current_user
+	   AND (f.gid IS NULL OR b.gid = f.gid);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	DELETE FROM saga_participant.at_undo x
+	 USING ROWS FROM (pg_catalog.unnest(forget.coordinators), pg_catalog.unnest(forget.gids))
+		   AS f(coordinator, gid)
+	 WHERE x.coordinator = f.coordinator AND x.owner = current_user
+	   AND (f.gid IS NULL OR x.gid = f.gid);
+	DELETE FROM saga_participant.at_lock l
+	 USING ROWS FROM (pg_catalog.unnest(forget.coordinators), pg_catalog.unnest(forget.gids))
+		   AS f(coordinator, gid)
+	 WHERE l.coordinator = f.coordinator AND l.owner = current_user
+	   AND (f.gid IS NULL OR l.gid = f.gid);
+	RETURN n;
+END
+$forget$;
+GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;

@@ -35,6 +35,11 @@
  * In mode at (see "AT mode" below) a call goes through
  * saga_participant.run_at() instead, as a query string and never batched.
  *
+ * Every call names the saga by its barrier identity and its gid (see
+ * barrier_identity): the participant keys its records by both, and the
+ * step's SQL reads the gid as saga.gid.  Once the saga is purged, the
+ * worker has the participants forget its records (barrier_forget_call).
+ *
  * The participant objects live in one SQL file, installed with the
  * extension, which setup_participant() sends as it is and which a DBA can
  * run by hand on a managed database.
@@ -184,6 +189,25 @@ barrier_returns_rows(SagaStep *step, StepOp op)
 /* ---- step calls ---- */
 
 /*
+ * The barrier identity of saga's calls, which the participant's functions
+ * take as their "coordinator": the coordinator's id and the saga's key,
+ * "<coordinator>:<key>".  A gid can be used again once its saga is purged;
+ * a key never is, so the records of a saga are its own and the next saga
+ * of the same gid meets none of them.  A saga created before pg_saga 1.5
+ * has no key and keeps the coordinator's id alone, the identity its calls
+ * made before the update carry.  xa prepared transactions are named after
+ * the coordinator and the saga's internal id (barrier_xa_name), which is
+ * never reused either.
+ */
+char *
+barrier_identity(const char *coordinator, Saga *saga)
+{
+	if (saga->key == 0)
+		return pstrdup(coordinator);
+	return psprintf("%s:" INT64_FORMAT, coordinator, saga->key);
+}
+
+/*
  * The statements prepared for step calls, by StepCallKind: their text,
  * parameter types and names.  The settings of CALL_RUN are made in a
  * subquery, so they are in place before run() executes; run_step() and
@@ -256,7 +280,7 @@ step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op, int ti
 	char	   *result_sql = step_result_sql(step, op, &sql);
 	char	   *results = engine_step_results(step, op);
 
-	call->values[0] = coordinator;
+	call->values[0] = barrier_identity(coordinator, saga);
 	call->values[1] = saga->gid;
 	call->values[2] = psprintf("%d", step->number);
 	call->values[3] = step_op_name(op);
@@ -341,7 +365,7 @@ append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaSte
 					 "pg_catalog.set_config('saga.results', ", step->number);
 	append_literal(buf, engine_step_results(step, op), "text");
 	appendStringInfoString(buf, ", true); SELECT reply, result FROM saga_participant.run_at(");
-	append_literal(buf, coordinator, "text");
+	append_literal(buf, barrier_identity(coordinator, saga), "text");
 	appendStringInfoString(buf, ", ");
 	append_literal(buf, saga->gid, "text");
 	appendStringInfo(buf, ", %d, '%s', ", step->number, step_op_name(op));
@@ -405,7 +429,8 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			appendStringInfo(&buf, "SELECT pg_catalog.set_config('statement_timeout', '%d', true); ",
 							 timeout_ms);
 			appendStringInfo(&buf, "SELECT saga_participant.at_forget(%s, %s)",
-							 quote_literal_cstr(coordinator), quote_literal_cstr(saga->gid));
+							 quote_literal_cstr(barrier_identity(coordinator, saga)),
+							 quote_literal_cstr(saga->gid));
 			break;
 	}
 	return buf.data;
@@ -458,6 +483,65 @@ barrier_batch_step_params(const char *coordinator, SagaStep *step, StepOp op, in
 	call->kind = CALL_BATCH;
 	call->nargs = 10;
 	return call;
+}
+
+/* ---- forgetting the records of purged sagas ---- */
+
+/*
+ * The text of a one-dimensional array of n values, NULL elements where
+ * values[i] is NULL.  Written by hand, as the worker sends outside any
+ * transaction and so cannot look up array_out's type data: every element
+ * is double-quoted, with backslashes and quotes escaped.
+ */
+static char *
+array_text(const char **values, int n)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < n; i++)
+	{
+		const char *p;
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (values[i] == NULL)
+		{
+			appendStringInfoString(&buf, "NULL");
+			continue;
+		}
+		appendStringInfoChar(&buf, '"');
+		for (p = values[i]; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+
+/*
+ * The query that deletes, on one participant, the calling role's barrier
+ * records of n purged sagas: saga_participant.forget() (see
+ * pg_saga_participant.sql) with the barrier identity of each and, for a
+ * saga created before pg_saga 1.5 (identity: the coordinator's), its gid
+ * (NULL otherwise).  One statement and one remote transaction, bounded by
+ * timeout_ms.
+ */
+char *
+barrier_forget_call(const char **identities, const char **gids, int n, int timeout_ms)
+{
+	return psprintf("SELECT pg_catalog.set_config('statement_timeout', '%d', true); "
+					"SELECT saga_participant.forget(%s::text[], %s::text[])",
+					timeout_ms,
+					quote_literal_cstr(array_text(identities, n)),
+					quote_literal_cstr(array_text(gids, n)));
 }
 
 /* ---- AT mode ----

@@ -14,6 +14,7 @@
 #include "model.h"
 #include "remote.h"
 
+extern char *barrier_identity(const char *coordinator, Saga *saga);
 extern char *barrier_step_call(const char *coordinator, Saga *saga,
 							   SagaStep *step, StepOp op, int timeout_ms,
 							   RemoteStepCall *params);
@@ -25,6 +26,8 @@ extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaSt
 												 StepOp op, int timeout_ms);
 extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
 extern bool barrier_returns_rows(SagaStep *step, StepOp op);
+extern char *barrier_forget_call(const char **identities, const char **gids, int n,
+								 int timeout_ms);
 extern char *barrier_xa_prefix(const char *coordinator);
 extern char *barrier_xa_name(const char *coordinator, int64 saga_id, int step);
 extern char *barrier_xa_list_query(const char *coordinator);

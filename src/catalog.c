@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -44,6 +45,12 @@ static SPIPlanPtr plan_write_event = NULL;
  * worker then reads and writes results from its next turn on.
  */
 static bool has_result_columns = false;
+
+/*
+ * Whether saga.gtx has saga_key, and saga.barrier_forget exists (pg_saga
+ * 1.5); likewise read from the next turn after the update.
+ */
+static bool has_saga_key = false;
 
 /*
  * The highest saga id when this worker started.  A saga up to it may have
@@ -111,9 +118,12 @@ catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *
 	return SPI_execute_plan(kept->plan, args, nulls, read_only, count);
 }
 
-/* What the worker reads of a saga; read_saga() knows the order. */
+/*
+ * What the worker reads of a saga; read_saga() knows the order.  The last
+ * column is the saga key, where the schema has it (a %s).
+ */
 #define SAGA_COLUMNS \
-	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error"
+	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, %s"
 
 /* the final status sets finished_at */
 #define SAGA_WRITE_SQL \
@@ -121,14 +131,61 @@ catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *
 	"finished_at = CASE WHEN $2 IN %s " \
 	"THEN pg_catalog.clock_timestamp() END WHERE id = $1%s"
 
+/* Has table relname of schema saga the column attname? */
+static bool
+schema_has_column(const char *relname, const char *attname)
+{
+	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+
+	/* no schema: the extension is being dropped, which the turn notices */
+	return OidIsValid(relid) && get_attnum(relid, attname) != InvalidAttrNumber;
+}
+
 static bool
 schema_has_result_columns(void)
 {
-	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("gtx_step", nsp) : InvalidOid;
+	return schema_has_column("gtx_step", "result");
+}
 
-	/* no schema: the extension is being dropped, which the turn notices */
-	return OidIsValid(relid) && get_attnum(relid, "result") != InvalidAttrNumber;
+/* saga.gtx.saga_key and saga.barrier_forget come in the same update */
+static bool
+schema_has_saga_key(void)
+{
+	return schema_has_column("gtx", "saga_key");
+}
+
+/* The statements that read sagas, for the schema there is. */
+static void
+prepare_saga_plans(void)
+{
+	Oid			ids_arg[1] = {INT8ARRAYOID};
+	Oid			after_args[2] = {INT8OID, INT4OID};
+	const char *live = saga_status_sql_list(false);
+	char	   *columns;
+
+	if (plan_live_after != NULL)
+		SPI_freeplan(plan_live_after);
+	if (plan_live_ids != NULL)
+		SPI_freeplan(plan_live_ids);
+	has_saga_key = schema_has_saga_key();
+	columns = psprintf(SAGA_COLUMNS, has_saga_key ? "saga_key" : "NULL::bigint");
+
+	/*
+	 * Unfinished sagas come from a partial index however much history the
+	 * table keeps (gtx_unfinished_idx since 1.2, gtx_live_idx before), and
+	 * always by a range or a list of ids: what the worker reads costs what
+	 * it takes up, not what waits behind it.
+	 */
+	plan_live_after = keep_plan(psprintf(
+		"SELECT %s FROM saga.gtx "
+		"WHERE finished_at IS NULL AND status IN %s "
+		"AND id > $1 ORDER BY id LIMIT $2", columns, live),
+		2, after_args);
+	plan_live_ids = keep_plan(psprintf(
+		"SELECT %s FROM saga.gtx "
+		"WHERE id = ANY ($1) AND status IN %s ORDER BY id", columns, live),
+		1, ids_arg);
 }
 
 /* The statements that read and write steps, for the schema there is. */
@@ -171,16 +228,33 @@ prepare_step_plans(void)
 void
 catalog_recheck_schema(void)
 {
+	if (has_result_columns && has_saga_key)
+		return;
+
+	/*
+	 * The turn's snapshot is older than this look at the catalogs: once the
+	 * invalidations that came before it are read, a column not seen here
+	 * was not there when the snapshot was taken either, so no saga the turn
+	 * reads can have a key that goes unread.
+	 */
+	AcceptInvalidationMessages();
 	if (!has_result_columns && schema_has_result_columns())
 		prepare_step_plans();
+	if (!has_saga_key && schema_has_saga_key())
+		prepare_saga_plans();
+}
+
+/* Is the schema one with saga keys and saga.barrier_forget (1.5)? */
+bool
+catalog_has_saga_key(void)
+{
+	return has_saga_key;
 }
 
 void
 catalog_prepare(void)
 {
 	Oid			id_arg[1] = {INT8OID};
-	Oid			ids_arg[1] = {INT8ARRAYOID};
-	Oid			after_args[2] = {INT8OID, INT4OID};
 	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
 	const char *live = saga_status_sql_list(false);
 	const char *final = saga_status_sql_list(true);
@@ -193,21 +267,7 @@ catalog_prepare(void)
 		elog(ERROR, "pg_saga: could not read the highest saga id");
 	startup_max_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &(bool) {false}));
-	/*
-	 * Unfinished sagas come from a partial index however much history the
-	 * table keeps (gtx_unfinished_idx since 1.2, gtx_live_idx before), and
-	 * always by a range or a list of ids: what the worker reads costs what
-	 * it takes up, not what waits behind it.
-	 */
-	plan_live_after = keep_plan(psprintf(
-		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
-		"WHERE finished_at IS NULL AND status IN %s "
-		"AND id > $1 ORDER BY id LIMIT $2", live),
-		2, after_args);
-	plan_live_ids = keep_plan(psprintf(
-		"SELECT " SAGA_COLUMNS " FROM saga.gtx "
-		"WHERE id = ANY ($1) AND status IN %s ORDER BY id", live),
-		1, ids_arg);
+	prepare_saga_plans();
 	plan_aborts_upto = keep_plan(psprintf(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
 		"WHERE finished_at IS NULL AND id <= $1 AND abort_requested "
@@ -399,6 +459,7 @@ read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	saga->abort_requested = get_bool(tup, desc, 8);
 	saga->abort_reason = get_text(tup, desc, 9, cxt);
 	saga->last_error = get_text(tup, desc, 10, cxt);
+	saga->key = get_int64(tup, desc, 11, 0);
 	return saga;
 }
 
@@ -680,4 +741,75 @@ catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase)
 	*status = saga_status_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	*phase = saga_phase_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	return true;
+}
+
+/* ---- barrier records of purged sagas to forget (forget.c) ---- */
+
+/*
+ * The rows of saga.barrier_forget that are due, oldest first, at most limit
+ * of them, leaving out those of the targets and roles in skip (nskip of
+ * them: their participant failed lately, or a call is in flight there), as
+ * one CatalogForget per target and role, in cxt.  Skipped rows do not count
+ * against limit, so that a participant that is down holds up no other.
+ */
+List *
+catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContext cxt)
+{
+	static const char *sql =
+		"SELECT id, target, owner, barrier, gid FROM ("
+		"SELECT f.id, f.target, f.owner, f.barrier, f.gid FROM saga.barrier_forget f "
+		"WHERE f.not_before <= pg_catalog.now() "
+		"AND (f.owner::text || '/' || f.target) <> ALL ($2) "
+		"ORDER BY f.id LIMIT $1) AS due ORDER BY target, owner, id";
+	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
+	Datum		args[2];
+	Datum	   *keys = palloc(sizeof(Datum) * Max(nskip, 1));
+	List	   *groups = NIL;
+	CatalogForget *group = NULL;
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < nskip; k++)
+		keys[k] = CStringGetTextDatum(psprintf("%u/%s", skip[k].owner, skip[k].target));
+	args[0] = Int32GetDatum(limit);
+	args[1] = PointerGetDatum(construct_array(keys, nskip, TEXTOID, -1, false, TYPALIGN_INT));
+	if (catalog_run(sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read the barrier records to forget");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *target = SPI_getvalue(tup, desc, 2);
+		Oid			owner = DatumGetObjectId(get_datum(tup, desc, 3, &(bool) {false}));
+
+		if (group == NULL || group->where.owner != owner ||
+			strcmp(group->where.target, target) != 0)
+		{
+			group = MemoryContextAllocZero(cxt, sizeof(CatalogForget));
+			group->where.target = MemoryContextStrdup(cxt, target);
+			group->where.owner = owner;
+			/* at most every row left: sized once */
+			group->ids = MemoryContextAlloc(cxt, sizeof(int64) * (SPI_processed - i));
+			group->identities = MemoryContextAlloc(cxt, sizeof(char *) * (SPI_processed - i));
+			group->gids = MemoryContextAlloc(cxt, sizeof(char *) * (SPI_processed - i));
+			groups = lappend(groups, group);
+		}
+		group->ids[group->n] = get_int64(tup, desc, 1, 0);
+		group->identities[group->n] = get_text(tup, desc, 4, cxt);
+		group->gids[group->n] = get_text(tup, desc, 5, cxt);
+		group->n++;
+	}
+	return groups;
+}
+
+/* Deletes the rows of saga.barrier_forget whose records are forgotten. */
+void
+catalog_forget_done(const int64 *ids, int n)
+{
+	static const char *sql = "DELETE FROM saga.barrier_forget WHERE id = ANY ($1)";
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1] = {id_array(ids, n)};
+
+	if (catalog_run(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "pg_saga: could not delete %d forgotten barrier records", n);
 }

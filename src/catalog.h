@@ -27,6 +27,7 @@ extern Datum text_or_null(const char *s, char *nulls, int i);
 extern Datum arg_or_null(FunctionCallInfo fcinfo, int argno, char *nulls, int i);
 extern void catalog_prepare(void);
 extern void catalog_recheck_schema(void);
+extern bool catalog_has_saga_key(void);
 extern char *catalog_coordinator_id(void);
 /* Should a live saga just read be loaded?  Sees its abort request too. */
 typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);
@@ -47,6 +48,20 @@ typedef struct CatalogTarget
 } CatalogTarget;
 
 extern List *catalog_xa_targets(MemoryContext cxt);
+
+/* Queued barrier records of purged sagas for one target and role. */
+typedef struct CatalogForget
+{
+	CatalogTarget where;
+	int			n;
+	int64	   *ids;			/* rows of saga.barrier_forget */
+	char	  **identities;		/* barrier identity of each saga */
+	char	  **gids;			/* its gid if it has no key, else NULL */
+} CatalogForget;
+
+extern List *catalog_forget_due(int limit, const CatalogTarget *skip, int nskip,
+								MemoryContext cxt);
+extern void catalog_forget_done(const int64 *ids, int n);
 extern bool catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase);
 
 #endif							/* PG_SAGA_CATALOG_H */

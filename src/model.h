@@ -155,6 +155,8 @@ typedef struct Saga
 	MemoryContext cxt;
 	int64		id;
 	char	   *gid;
+	int64		key;			/* saga_key; 0: none (created before 1.5), its
+								 * barrier identity is the coordinator's */
 	SagaMode	mode;
 	Oid			owner;
 	SagaStatus	status;

@@ -16,6 +16,8 @@
  *		remote_backend.c	a user backend's blocking connection to a target
  *		barrier.c	the remote text of a step call and the participant set-up
  *		recovery.c	in-doubt prepared transactions of xa sagas
+ *		forget.c	deleting the barrier records of purged sagas on the
+ *					participants
  *		catalog.c	reading and writing the extension's tables with SPI
  *		target.c	the foreign-data wrapper, targets and user mappings
  *		functions.c	the SQL-callable functions (no header: SQL calls them)

@@ -30,6 +30,7 @@ int			saga_batch_wait_ms = 10;
 int			saga_max_active_sagas = 1000;
 int			saga_recovery_interval_ms = 60000;
 int			saga_max_result_size = 64 * 1024;
+int			saga_forget_delay_ms = 10 * 60 * 1000;
 char	   *saga_step_gid = NULL;
 char	   *saga_step_number = NULL;
 char	   *saga_step_results = NULL;
@@ -112,6 +113,13 @@ saga_define_settings(void)
 							"It also looks when it starts.",
 							&saga_recovery_interval_ms, 60000, 100, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.forget_delay",
+							"How long after a purged saga finished its barrier records stay on the participants at least.",
+							"On top of its longest step timeout: a call the worker gave up on may still arrive "
+							"meanwhile, and must find the records. Read when the saga is purged.",
+							&saga_forget_delay_ms, 10 * 60 * 1000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	/*
 	 * Set inside a step's remote transaction so its SQL can read them.  They

@@ -21,6 +21,7 @@ extern int	saga_max_active_sagas;
 extern int	saga_batch_size;
 extern int	saga_batch_wait_ms;
 extern int	saga_max_result_size;
+extern int	saga_forget_delay_ms;
 extern int	saga_recovery_interval_ms;
 extern char *saga_step_gid;
 extern char *saga_step_number;

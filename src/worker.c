@@ -54,6 +54,7 @@
 #include "barrier.h"
 #include "catalog.h"
 #include "engine.h"
+#include "forget.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"
@@ -737,7 +738,8 @@ forget_final_sagas(void)
 }
 
 /*
- * The coordinator's id keys its barrier records.  pg_restore loads the
+ * The coordinator's id keys its barrier records (with each saga's key: see
+ * barrier_identity), and names its xa transactions.  pg_restore loads the
  * original id after CREATE EXTENSION made a new one and started this
  * worker, so the id is read again every turn, before any call is planned.
  */
@@ -810,6 +812,7 @@ run_turn(bool reload)
 	}
 	any_final = write_changes(&send_after_commit);
 	recovery_turn(&live_sagas, now);
+	forget_turn(now);
 
 	/*
 	 * A turn that decides nothing sends its calls before it commits: the
@@ -959,6 +962,7 @@ saga_worker_main(Datum arg)
 
 	remote_init(worker_cxt);
 	recovery_init(worker_cxt);
+	forget_init(worker_cxt);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
 

@@ -1,7 +1,7 @@
 -- The objects the extension installs: functions with the SPEC's signatures,
 -- the views and their columns, the role saga_admin, the wrapper pg_saga.
 BEGIN;
-SELECT plan(60);
+SELECT plan(61);
 
 -- Functions: name, argument list with names and defaults, result type.
 SELECT has_function('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb'],
@@ -117,10 +117,11 @@ SELECT is(
 SELECT has_view('saga', 'transactions', 'view saga.transactions exists');
 SELECT columns_are('saga', 'transactions', ARRAY[
 	'gid', 'mode', 'status', 'owner', 'payload', 'created_at', 'submitted_at',
-	'finished_at', 'deadline', 'steps', 'steps_done', 'last_error'],
+	'finished_at', 'deadline', 'steps', 'steps_done', 'last_error', 'saga_key'],
 	'saga.transactions has the documented columns');
 SELECT col_type_is('saga', 'transactions', 'payload', 'jsonb', 'saga.transactions.payload is jsonb');
 SELECT col_type_is('saga', 'transactions', 'owner', 'text', 'saga.transactions.owner is text');
+SELECT col_type_is('saga', 'transactions', 'saga_key', 'bigint', 'saga.transactions.saga_key is bigint');
 
 SELECT has_view('saga', 'steps', 'view saga.steps exists');
 SELECT columns_are('saga', 'steps', ARRAY[

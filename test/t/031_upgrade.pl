@@ -5,12 +5,15 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3 and 1.3--1.4.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3, 1.3--1.4 and 1.4--1.5.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
 # the updated database, so do the checks and cascades 1.2 rewrites and the
-# one-statement saga.start of 1.3 and the at_tables argument of 1.4, and a
-# database updated from 1.0 holds the same objects, indexes, constraints
-# and triggers as one created at the current version directly.
+# one-statement saga.start of 1.3 and the at_tables argument of 1.4, and
+# the saga keys of 1.5: sagas from before the update keep none, and keep
+# the barrier records of their calls from before it, the new ones get a
+# key and records of their own, and a purged saga's records go, whichever
+# it is.  A database updated from 1.0 holds the same objects, indexes,
+# constraints and triggers as one created at the current version directly.
 use strict;
 use warnings;
 
@@ -82,7 +85,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.4', 'updated to 1.4');
+	'1.5', 'updated to 1.5');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
@@ -171,6 +174,37 @@ is(wait_saga($coord, 'results'), 'succeeded', 'a saga with results runs on the u
 is($coord->safe_psql('coord', "SELECT saga.result('results')"),
 	'{"look": [{"id": 2, "balance": 88}], "step2": [{"seen": [{"id": 2, "balance": 88}]}]}',
 	'its results are kept and passed on');
+
+# --- what 1.5 adds works on the updated database ----------------------------
+my $coordinator_id = $coord->safe_psql('coord', 'SELECT id FROM saga.coordinator');
+is( $coord->safe_psql('coord',
+		"SELECT count(*) FROM saga.transactions WHERE gid LIKE 'across-%' AND saga_key IS NULL"),
+	'3', 'the sagas from before the update have no saga key');
+is( $part->safe_psql('bank_a',
+		"SELECT count(*) || ' ' || string_agg(DISTINCT coordinator, ' ')
+		   FROM saga_participant.barrier WHERE gid LIKE 'across-%'"),
+	"3 $coordinator_id",
+	'their barrier records, from before and after the update, carry the coordinator id alone');
+my $key = $coord->safe_psql('coord', "SELECT saga_key FROM saga.transactions WHERE gid = 'started'");
+like($key, qr/^\d+$/, 'a saga started after the update has a key');
+is( $part->safe_psql('bank_b',
+		"SELECT string_agg(coordinator, ' ') FROM saga_participant.barrier WHERE gid = 'started'"),
+	"$coordinator_id:$key", 'and its barrier records carry it');
+# 'before' was purged above (a saga of 1.0): its records are forgotten by gid
+ok( poll_until(
+		$part, 'bank_a',
+		"SELECT count(*) FROM saga_participant.barrier WHERE gid = 'before'", '0'),
+	'the worker forgot the barrier records of the saga from 1.0 it purged');
+ok( poll_until($coord, 'coord', 'SELECT count(*) FROM saga.barrier_forget', '0'),
+	'and its queue is empty');
+is( $part->safe_psql('bank_a',
+		"SELECT count(*) FROM saga_participant.barrier WHERE gid LIKE 'across-%'"),
+	'3', 'the records of sagas not purged stay');
+$coord->safe_psql('coord', "SELECT saga.start(ARRAY[
+		saga.step('bank_a', \$\$@{[ move_sql(2, -1) ]}\$\$, expect_rows => 1)], gid => 'before')");
+is(wait_saga($coord, 'before'), 'succeeded', 'its gid can be used again');
+is(ledger_rows($part, 'bank_a', 'before'), "1|action|2|-5\n1|action|2|-1",
+	'and the new saga really ran');
 
 # --- the same objects as a fresh database ---------------------------------
 $coord->safe_psql('postgres', 'CREATE DATABASE fresh');

@@ -8,6 +8,9 @@
 # coordinator cluster.  After the restore the servers and user mappings are
 # there, the history is whole, the coordinator id is the original one, and
 # once the participant is back the pending saga completes on it exactly once.
+# The saga keys travel too (the sagas' barrier identities on the
+# participants), the key sequence goes on after them, and the queue of
+# barrier records to forget is restored with the sagas.
 #
 # Two coordinators holding the same pending saga would both run it: the
 # original cluster is stopped before the participant comes back, as an
@@ -25,6 +28,16 @@ use Test::More;
 use SagaTest;
 
 my ($coord, $part) = standard_setup();
+
+# A saga purged before the dump, whose barrier records are kept an hour.
+submit_saga(
+	$coord,
+	gid => 'purged-1',
+	steps => [ { target => 'bank_a', action => move_sql(2, 0) } ]);
+is(wait_saga($coord, 'purged-1'), 'succeeded', 'a saga finished');
+my $purged_key = $coord->safe_psql('coord', "SELECT saga_key FROM saga.transactions WHERE gid = 'purged-1'");
+is($coord->safe_psql('coord', "SET saga.forget_delay = '1h'; SELECT saga.purge('0')"),
+	'1', 'and was purged');
 
 my $done = submit_saga(
 	$coord,
@@ -72,6 +85,8 @@ ok( poll_until(
 	'the saga retries while the participant is down');
 
 my $coordinator_id = $coord->safe_psql('coord', 'SELECT id FROM saga.coordinator');
+my $keys_before = $coord->safe_psql('coord',
+	"SELECT string_agg(gid || ' ' || saga_key, ', ' ORDER BY gid) FROM saga.transactions");
 my $history_before = $coord->safe_psql('coord',
 	"SELECT count(*) FROM saga.history WHERE gid = 'finished-1'");
 
@@ -94,7 +109,7 @@ is($stderr, '', 'pg_restore reported nothing');
 
 is( $coord2->safe_psql('moved',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.4', 'the extension is restored at the current version');
+	'1.5', 'the extension is restored at the current version');
 is( $coord2->safe_psql('moved',
 		"SELECT string_agg(srvname || ' ' || fdw.fdwname, ', ' ORDER BY srvname)
 		   FROM pg_foreign_server s JOIN pg_foreign_data_wrapper fdw ON fdw.oid = s.srvfdw"),
@@ -117,6 +132,12 @@ is( $coord2->safe_psql('moved',
 is( $coord2->safe_psql('moved',
 		"SELECT count(*) FROM saga.history WHERE gid = 'finished-1'"),
 	$history_before, 'with their history');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(gid || ' ' || saga_key, ', ' ORDER BY gid) FROM saga.transactions"),
+	$keys_before, 'and their saga keys');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(target || ' ' || barrier, ', ') FROM saga.barrier_forget"),
+	"bank_a $coordinator_id:$purged_key", 'the barrier records to forget are restored');
 is(step_rows($coord2, 'finished-1', 'step, name, status', 'moved'),
 	"1|debit|succeeded\n2|credit|succeeded", 'and their steps');
 
@@ -132,9 +153,11 @@ is_deeply(balances($part, 'bank_a'), { 1 => 75, 2 => 90 }, 'bank_a debited once'
 is_deeply(balances($part, 'bank_b'), { 1 => 125, 2 => 110 }, 'bank_b credited once');
 is(ledger_rows($part, 'bank_a', $gid), '1|action|1|-25', 'bank_a: one ledger row');
 is(ledger_rows($part, 'bank_b', $gid), '2|action|1|25', 'bank_b: one ledger row');
+my $moving_key = $coord2->safe_psql('moved', "SELECT saga_key FROM saga.transactions WHERE gid = 'moving-1'");
 is( $part->safe_psql('bank_a',
 		"SELECT string_agg(DISTINCT coordinator, ' ') FROM saga_participant.barrier WHERE gid = 'moving-1'"),
-	$coordinator_id, 'the barrier records carry the original coordinator id');
+	"$coordinator_id:$moving_key",
+	'the barrier records carry the original coordinator id and the saga\'s key');
 
 # New sagas keep working: ids continue after the restored ones.
 my $new = submit_saga(
@@ -143,6 +166,10 @@ my $new = submit_saga(
 	gid => 'after-restore',
 	steps => [ { target => 'bank_a', action => move_sql(2, -1) } ]);
 is(wait_saga($coord2, $new, 90, 'moved'), 'succeeded', 'a new saga runs on the restored database');
+is( $coord2->safe_psql('moved',
+		"SELECT saga_key > (SELECT max(saga_key) FROM saga.transactions WHERE gid <> 'after-restore')
+		   FROM saga.transactions WHERE gid = 'after-restore'"),
+	't', 'with a key after every restored one');
 my $diagram = $coord2->safe_psql('moved', "SELECT saga.diagram('moving-1')");
 like($diagram, qr/retry scheduled.*succeeded after/s, 'its diagram spans the move');
 

@@ -313,8 +313,11 @@ my $coordinator = $part->safe_psql('bank_a',
 is( $part->safe_psql('bank_a',
 		"SELECT reply FROM saga_participant.run_at('$coordinator', 'at-null', 1, 'action', \$\$@{[ move_sql(1, -1) ]}\$\$)"),
 	'hanging', 'a late action finds its slot taken and does nothing');
+# each saga's records carry its own barrier identity (coordinator id and saga key)
+my $undo_coordinator = $part->safe_psql('bank_a',
+	"SELECT coordinator FROM saga_participant.barrier WHERE gid = 'at-undo' LIMIT 1");
 is( $part->safe_psql('bank_a',
-		"SELECT reply FROM saga_participant.run_at('$coordinator', 'at-undo', 1, 'compensation', NULL)"),
+		"SELECT reply FROM saga_participant.run_at('$undo_coordinator', 'at-undo', 1, 'compensation', NULL)"),
 	'duplicate', 'a repeated rollback does nothing');
 is(balances($part, 'bank_a')->{1}, 65, 'account 1 untouched by either');
 is(table_image($part, 'bank_a', 'item'), $before{item}, 'item untouched by the repeated rollback');

@@ -183,7 +183,7 @@ DECLARE
 BEGIN
 	FOR f IN SELECT oid::regprocedure FROM pg_proc
 			 WHERE pronamespace = 'saga_participant'::regnamespace
-			   AND proname IN ('run_step', 'run_batch')
+			   AND proname IN ('run_step', 'run_batch', 'run_batch_step')
 	LOOP
 		EXECUTE 'DROP FUNCTION ' || f || ' CASCADE';
 	END LOOP;

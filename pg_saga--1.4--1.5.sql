@@ -1,0 +1,105 @@
+/*
+ * pg_saga--1.4--1.5.sql: a key per saga, and barrier records that go with
+ * their saga.
+ *
+ * Applied by ALTER EXTENSION pg_saga UPDATE, and by CREATE EXTENSION pg_saga
+ * after the earlier scripts.  The library of 1.5 also serves databases still
+ * on earlier versions; its worker reads the saga keys from its next turn
+ * after this update.
+ *
+ * Until 1.4 a participant's barrier records were keyed by the coordinator
+ * and the gid.  Once a saga was purged its gid could be used again, and the
+ * new saga's calls then met the old saga's records: answered "duplicate",
+ * they never ran.  From 1.5 on, every saga gets a key from a sequence
+ * (saga.gtx.saga_key, shown as saga.transactions.saga_key), never reused,
+ * also across pg_dump and pg_restore, and its calls go to the participants
+ * under the barrier identity "<coordinator id>:<saga key>" instead of the
+ * coordinator id alone: its records are its own.  Sagas created before the
+ * update keep no key (NULL) and keep their records' old identity, so a saga
+ * running across the update still finds the records of its calls made
+ * before it.
+ *
+ * Once final sagas are deleted (saga.purge(), or a DBA's DELETE), the
+ * worker tells the participants they used to forget their barrier records
+ * (saga_participant.forget(), see pg_saga_participant.sql), in batches per
+ * target and role, through the queue saga.barrier_forget.
+ */
+
+\echo Use "ALTER EXTENSION pg_saga UPDATE TO '1.5'" to load this file. \quit
+
+-- A key per saga.  The column is added without a default first, so that the
+-- sagas already there keep none: their calls keep the identity they had.
+CREATE SEQUENCE saga.gtx_saga_key_seq;
+ALTER TABLE saga.gtx ADD COLUMN saga_key bigint;
+ALTER TABLE saga.gtx ALTER COLUMN saga_key SET DEFAULT pg_catalog.nextval('saga.gtx_saga_key_seq');
+ALTER SEQUENCE saga.gtx_saga_key_seq OWNED BY saga.gtx.saga_key;
+SELECT pg_catalog.pg_extension_config_dump('saga.gtx_saga_key_seq', '');
+REVOKE ALL ON SEQUENCE saga.gtx_saga_key_seq FROM PUBLIC;
+
+CREATE OR REPLACE VIEW saga.transactions WITH (security_invoker = true) AS
+SELECT g.gid, g.mode, g.status,
+	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
+	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id)::int AS steps,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id
+		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
+	   g.last_error, g.saga_key
+  FROM saga.gtx g;
+COMMENT ON COLUMN saga.transactions.saga_key IS
+	'a key unique to this saga for ever, also after a purge and a reuse of its gid; its barrier records on the participants are keyed by it (NULL: created before pg_saga 1.5)';
+
+/*
+ * Barrier records to forget: one row per purged saga and target it used,
+ * with the role whose records they are (the saga's owner), the barrier
+ * identity its calls used, and, for a saga without a key, its gid.  The
+ * worker sends them to saga_participant.forget() in batches per target and
+ * role once not_before has passed (the saga's end, plus the longest time a
+ * call of it may still take to land, plus saga.forget_delay), and deletes
+ * them once the participant committed.  A participant that is down keeps
+ * its rows until it is back.  Kept by pg_dump like the sagas.
+ */
+CREATE TABLE saga.barrier_forget (
+	id			bigserial PRIMARY KEY,
+	target		text NOT NULL,
+	owner		oid NOT NULL,
+	barrier		text NOT NULL,
+	gid			text,
+	not_before	timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('saga.barrier_forget', '');
+SELECT pg_catalog.pg_extension_config_dump('saga.barrier_forget_id_seq', '');
+REVOKE ALL ON saga.barrier_forget FROM PUBLIC;
+REVOKE ALL ON SEQUENCE saga.barrier_forget_id_seq FROM PUBLIC;
+COMMENT ON TABLE saga.barrier_forget IS
+	'barrier records of purged sagas that the worker has yet to delete on their participants';
+
+/*
+ * The cascade of a DELETE of sagas (1.2) now also queues the forgetting of
+ * the barrier records of those that were final, on every target they had a
+ * step on.  A saga never submitted called nothing.  TRUNCATE queues nothing:
+ * its records stay on the participants (a reused gid is safe all the same,
+ * its new saga has a new key).
+ */
+CREATE OR REPLACE FUNCTION saga._gtx_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	step_timeout interval := coalesce(current_setting('saga.step_timeout', true), '1min')::interval;
+	delay interval := coalesce(current_setting('saga.forget_delay', true), '10min')::interval;
+BEGIN
+	INSERT INTO saga.barrier_forget (target, owner, barrier, gid, not_before)
+	SELECT s.target, gone.owner,
+		   c.id || coalesce(':' || gone.saga_key, ''),
+		   CASE WHEN gone.saga_key IS NULL THEN gone.gid END,
+		   gone.finished_at + max(coalesce(s.timeout, step_timeout)) + delay
+	  FROM gone
+	  JOIN saga.gtx_step s ON s.gtx_id = gone.id
+	 CROSS JOIN saga.coordinator c
+	 WHERE gone.finished_at IS NOT NULL AND gone.submitted_at IS NOT NULL
+	 GROUP BY gone.id, gone.owner, gone.saga_key, gone.gid, gone.finished_at, s.target, c.id
+	 ORDER BY gone.id, s.target;
+	DELETE FROM saga.gtx_step s USING gone WHERE s.gtx_id = gone.id;
+	DELETE FROM saga.gtx_event e USING gone WHERE e.gtx_id = gone.id;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION saga._gtx_deleted() FROM PUBLIC;
