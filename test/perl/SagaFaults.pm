@@ -316,6 +316,8 @@ sub new
 		at_accounts => $o{at_accounts} // 16,
 		results_rate => $o{results_rate} // 0.5,
 		deadline_rate => $o{deadline_rate} // 0.25,
+		culprit_rate => $o{culprit_rate} // 0.2,
+		culprit_attempts => $o{culprit_attempts} // 3,
 		prefix => $o{prefix} // 'fc',
 		intents => {},
 		order => [],
@@ -370,6 +372,14 @@ ALTER TABLE account
 ALTER TABLE ledger ADD COLUMN got jsonb;
 CREATE TABLE knob (slow float8 NOT NULL);
 INSERT INTO knob VALUES (0);
+-- culprits (see gen_saga): a parent table that stays empty, and a child
+-- whose foreign key is checked only at commit, so that every child row
+-- violates it then (23503)
+CREATE TABLE culprit_parent (id int PRIMARY KEY);
+CREATE TABLE culprit_child (
+	id bigserial PRIMARY KEY,
+	gid text NOT NULL,
+	parent int NOT NULL REFERENCES culprit_parent DEFERRABLE INITIALLY DEFERRED);
 });
 	}
 	create_coordinator_db($self->{coord}, $self->{db}) unless $o{no_coordinator_db};
@@ -438,12 +448,59 @@ sub debit_result_text
 
 =item $c->gen_saga
 
-A random transfer: { gid, mode, fail ('' or a description), steps (for
-SagaTest::build_saga_sql), deltas ([bank, id, delta] applied if it
-succeeds) }.  Options: mode, fail (true or false instead of at random),
-deadline (false: none), sleep (seconds every saga-mode step sleeps).
+A random transfer: { gid, mode, fail ('' or a description), fail_step,
+fail_sqlstate, culprit (undef or { kind, step, bank, id, max_attempts }),
+steps (for SagaTest::build_saga_sql), deltas ([bank, id, delta] applied if
+it succeeds) }.  Options: mode, fail (true or false instead of at random),
+deadline (false: none), sleep (seconds every saga-mode step sleeps),
+culprits (true: a saga or tcc saga carries a culprit with probability
+culprit_rate).
 
 =cut
+
+# The culprit of a burst saga: a third step, independent of the others (it
+# starts with the debit, so that it shares a batch with other sagas' steps)
+# on a bank its siblings do not start on, which writes a ledger row and
+# moves a unit on an account of the transfers (rows that innocent steps
+# lock too), and then fails, every time, in one of two ways:
+#
+#   57014  RAISE ... USING ERRCODE = '57014' (a statement cancelled, by the
+#          step itself): transient, retried up to culprit_attempts
+#          attempts, then given up on ("gave up after retries"), which
+#          rolls the saga back
+#   fk     a row of culprit_child, whose DEFERRABLE INITIALLY DEFERRED
+#          foreign key finds no parent when it is checked, at what would be
+#          the step's commit: a business failure (23503) at the first
+#          attempt, which rolls the saga back
+#
+# Both messages name the table culprit_child or say "campaign culprit", so
+# that check_invariants finds them wherever they land.  Its compensation
+# (and tcc confirm) writes nothing: the culprit's writes never commit, so
+# there is nothing to undo, and none of them may ever show in the ledger
+# or the balances.
+sub culprit_step
+{
+	my ($mode, $c, $timeout) = @_;
+	my $writes =
+	    'INSERT INTO ledger (gid, step, op, id, delta) VALUES '
+	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, 'action', $c->{id}, 1); "
+	  . "UPDATE account SET balance = balance + 1 WHERE id = $c->{id}; ";
+	my $fails =
+	  $c->{kind} eq '57014'
+	  ? q{DO $$BEGIN RAISE EXCEPTION 'campaign culprit of %: 57014 raised by the step itself', }
+	  . q{current_setting('saga.gid') USING ERRCODE = '57014'; END$$}
+	  : q{INSERT INTO culprit_child (gid, parent) VALUES (current_setting('saga.gid'), -1)};
+	return {
+		target => $c->{bank},
+		name => 'culprit',
+		after => [],
+		timeout => $timeout,
+		max_attempts => $c->{max_attempts},
+		action => $writes . $fails,
+		compensation => 'SELECT 1 WHERE false',
+		($mode eq 'tcc' ? (confirm => 'SELECT 1 WHERE false') : ()),
+	};
+}
 
 sub gen_saga
 {
@@ -546,6 +603,27 @@ sub gen_saga
 			});
 	}
 	$steps[1]{after} = [] if $parallel;
+
+	# a culprit (burst sagas of the batched modes, see culprit_step)
+	my $culprit;
+	if ($o{culprits} && ($mode eq 'saga' || $mode eq 'tcc') && rand() < $self->{culprit_rate})
+	{
+		# not on the debit's bank (nor on the credit's when it runs at once
+		# too): a sibling starting on the same target goes alone, and the
+		# culprit is to share a batch with other sagas' steps
+		my %busy = map { $_ => 1 } $sb, ($parallel ? $db : ());
+		my @free = grep { !$busy{$_} } @banks;
+		@free = @banks unless @free;
+		$culprit = {
+			kind => rand() < 0.5 ? '57014' : 'fk',
+			step => scalar(@steps) + 1,
+			bank => $free[ int(rand(@free)) ],
+			id => 1 + int(rand($self->{accounts})),
+		};
+		$culprit->{max_attempts} =
+		  $culprit->{kind} eq '57014' ? $self->{culprit_attempts} : $common{max_attempts};
+		push @steps, culprit_step($mode, $culprit, $self->{step_timeout});
+	}
 	my $timeout;
 	$timeout = sprintf('%d seconds', 3 + int(rand(18)))
 	  if $mode ne 'msg' && ($o{deadline} // 1) && rand() < $self->{deadline_rate};
@@ -555,6 +633,8 @@ sub gen_saga
 		timeout => $timeout,
 		fail => $fail,
 		fail_step => $fail =~ /^first/ ? 1 : $fail =~ /^last/ ? 2 : undef,
+		fail_sqlstate => $fail =~ /\((\w{5})\)$/ ? $1 : undef,
+		culprit => $culprit,
 		steps => \@steps,
 		deltas => $fail ? [] : [ [ $sb, $si, -$m ], [ $db, $di, $m ] ],
 		# what the debit answers and the credit reads, if it succeeds
@@ -921,7 +1001,7 @@ sub start_burst
 	my %sql;
 	for (1 .. $n)
 	{
-		my ($sql, $gid) = $self->batch_sql(1);
+		my ($sql, $gid) = $self->batch_sql(1, culprits => 1);
 		$sql{$gid} = $sql;
 		push @gids, $gid;
 	}
@@ -1168,7 +1248,11 @@ a deadline, or when running out of attempts was possible (xa always:
 prepared branches of two sagas can wait on each other's row locks until
 attempts run out; at always: two sagas can wait on each other's
 reservations; saga and tcc only when a fault overlapped it);
-succeeded otherwise.  Never failed: for at that would take a dirty
+succeeded otherwise.  A saga with a culprit (saga and tcc only, never msg)
+ends aborted, whatever else happened to it: its culprit step fails every
+attempt.  Innocent sagas get nothing from culprits: a batch-mate's failure
+is never a cause here, so an innocent's outcome is derived exactly as if
+no culprit existed.  Never failed: for at that would take a dirty
 rollback, which nothing in the campaign can cause.  Also returns whether
 exhaustion was possible.
 
@@ -1185,7 +1269,8 @@ sub allowed_outcome
 	# its rows from outside at mode, and nothing writes the at accounts but
 	# at sagas
 	my $exhaust = $in->{mode} eq 'xa' || $in->{mode} eq 'at' || @{ $obs->{overlapped} } > 0;
-	return ({ aborted => 1 }, $exhaust) if $in->{fail} || $obs->{abort};
+	# a culprit fails every attempt: its saga cannot succeed
+	return ({ aborted => 1 }, $exhaust) if $in->{fail} || $obs->{abort} || $in->{culprit};
 	return ({ succeeded => 1, aborted => 1 }, $exhaust) if defined $in->{timeout} || $exhaust;
 	return ({ succeeded => 1 }, $exhaust);
 }
@@ -1204,11 +1289,28 @@ sub interval_seconds
 	return $t =~ /^(\d+(?:\.\d+)?) ?s/ ? $1 : die "unexpected interval $t";
 }
 
-# the max_attempts of a saga's forward actions
+# the max_attempts of a saga's forward action $n (1, the debit, by default)
 sub step_attempts
 {
-	my ($self, $in) = @_;
-	return $in->{steps}[0]{max_attempts};
+	my ($self, $in, $n) = @_;
+	return $in->{steps}[ ($n // 1) - 1 ]{max_attempts};
+}
+
+# Is this error text a culprit's own?  (57014 raised by the step, or the
+# deferred foreign key of culprit_child.)  Returns the culprit kind.
+sub culprit_text
+{
+	my ($text) = @_;
+	return '57014' if $text =~ /campaign culprit/;
+	return 'fk' if $text =~ /culprit_child/;
+	return undef;
+}
+
+# the SQLSTATE classes of transient failures (see SPEC "Failures")
+sub transient_sqlstate
+{
+	my ($code) = @_;
+	return $code =~ /^(?:08|40|53|57)/;
 }
 
 # Which ledger operations each step of a final saga must show, by mode and
@@ -1224,6 +1326,156 @@ my %ledger_rule = (
 	msg => { succeeded => { action => 1 }, failed => { action => 0 } },
 	# the restore deletes the ledger rows an at action inserted
 	at => { succeeded => { action => 1 }, aborted => { action => 0 } });
+
+# Why a saga may have been rolled back for "step $n failed: $detail", or
+# undef if it may not.  An innocent step (the debit or the credit): for the
+# business failure the campaign put in it (that step, not given up on, with
+# the SQLSTATE of that failure: 23514 or 21000), or for transient failures
+# up to its max_attempts when faults made that possible, and never with a
+# culprit's error.  A culprit step: a 57014 culprit given up on after its
+# max_attempts (transient failures, the last of them may be a fault's); a
+# deferred-FK culprit for its 23503, at its first attempt unless faults
+# overlapped the saga (checked in check_culprits), or, as any step, given
+# up on when faults made that possible.
+sub step_failure_reason
+{
+	my ($self, $in, $n, $detail, %o) = @_;
+	my $sr = $o{step};
+	my $cul = $in->{culprit};
+	my $used_up = $o{gave_up} && $o{exhaust}
+	  && $o{max_retry} >= step_attempts($self, $in, $n) - 2 - $o{lost_attempts};
+	if ($cul && $n == $cul->{step})
+	{
+		if ($cul->{kind} eq '57014')
+		{
+			return $o{gave_up} && $o{max_retry} >= $cul->{max_attempts} - 1 - $o{lost_attempts}
+			  ? 'culprit 57014 given up on' : undef;
+		}
+		# compensated when an earlier attempt's outcome was unknown (a
+		# crash of the worker while it was in flight): a null compensation
+		# then, checked in check_culprits
+		return 'culprit deferred FK (23503)'
+		  if !$o{gave_up} && ($sr->{status} // '') =~ /^(?:failed|compensated)$/
+		  && ($sr->{sqlstate} // '') eq '23503'
+		  && (culprit_text($detail) // '') eq 'fk';
+		return $used_up ? 'attempts used up' : undef;
+	}
+	# an innocent step never fails with a culprit's error
+	return undef if defined culprit_text($detail);
+	# a step compensated after its business failure (an earlier attempt's
+	# outcome was unknown) may carry its compensation's error since
+	return 'business'
+	  if $in->{fail} && $n == $in->{fail_step} && !$o{gave_up}
+	  && (($sr->{status} // '') ne 'failed' || ($sr->{sqlstate} // '') eq ($in->{fail_sqlstate} // ''));
+	return $used_up ? 'attempts used up' : undef;
+}
+
+# A step's history, one line, for a violation's message.
+sub step_history
+{
+	my ($self, $gid, $step) = @_;
+	my ($ok, $out) = try_psql($self->{coord}, $self->{db},
+		q{SELECT string_agg(format('[%s %s%s]', to_char(at, 'HH24:MI:SS.MS'), event,
+			coalesce(': ' || left(detail, 80), '')), ' ' ORDER BY at)
+		FROM saga.history WHERE gid = } . quote_literal($gid) . " AND coalesce(step, 0) IN (0, $step)", 30);
+	return $ok ? " history: $out" : '';
+}
+
+# The culprits' own checks (see culprit_step): a culprit step never
+# succeeded; when its failure rolled its saga back and it ended failed,
+# a 57014 culprit has used exactly its max_attempts and holds a transient
+# SQLSTATE (57014 itself when no fault overlapped the saga: a fault's
+# error may come last otherwise), and a deferred-FK culprit holds 23503
+# after one attempt (more only when faults overlapped it).  And a
+# culprit's error text shows only in its own step, its saga's rollback
+# decision and last_error: never in another step of its saga, nor in any
+# other saga (a batch-mate charged with it).
+sub check_culprits
+{
+	my ($self, $status, $step_row, $gave_up, $max_retry) = @_;
+	my @v;
+	my @windows = @{ $self->{windows} // [] };
+	my %submitted = map { $_ => 1 } $self->submitted_gids;
+	foreach my $gid (grep { $self->{intents}{$_}{culprit} } $self->submitted_gids)
+	{
+		my $in = $self->{intents}{$gid};
+		my $cul = $in->{culprit};
+		my $sr = $step_row->{$gid}{ $cul->{step} } // next;
+		next unless ($status->{$gid} // '') eq 'aborted' && $sr->{status} eq 'failed';
+		my $t = $self->{tx}{$gid};
+		my $overlapped = $t
+		  && grep { $_->{from} <= $t->{finished} && ($_->{to} // time) >= $t->{submitted} } @windows;
+		if ($cul->{kind} eq '57014' && $gave_up->{$gid}{ $cul->{step} })
+		{
+			push @v, "$gid: 57014 culprit given up on after $sr->{attempts} attempts, its max_attempts is $cul->{max_attempts};"
+			  . $self->step_history($gid, $cul->{step})
+			  if $sr->{attempts} != $cul->{max_attempts};
+			push @v, "$gid: 57014 culprit given up on with SQLSTATE '$sr->{sqlstate}' ($sr->{error})"
+			  unless $sr->{sqlstate} eq '57014' || ($overlapped && transient_sqlstate($sr->{sqlstate}));
+		}
+		elsif ($cul->{kind} eq '57014')
+		{
+			push @v, "$gid: 57014 culprit failed without being given up on: $sr->{sqlstate} $sr->{error}";
+		}
+		elsif (!$gave_up->{$gid}{ $cul->{step} })
+		{
+			push @v, "$gid: deferred-FK culprit failed with '$sr->{sqlstate}' ($sr->{error}), not 23503"
+			  if $sr->{sqlstate} ne '23503';
+			push @v, "$gid: deferred-FK culprit failed after $sr->{attempts} attempts with no fault overlapping its saga"
+			  if $sr->{attempts} != 1 && !$overlapped;
+		}
+	}
+
+	# a culprit's action never took effect, so the barrier answers its
+	# compensation (if the step had one: an earlier attempt's outcome was
+	# unknown) as a null compensation, or as a repeat of one
+	foreach my $r (rows($self->{coord}, $self->{db}, q{
+SELECT gid, step, translate(left(detail, 200), E'|\n', '  ') FROM saga.history
+WHERE event = 'compensation_done' AND detail !~ '^(null compensation|already applied)'}))
+	{
+		my ($gid, $step, $detail) = @$r;
+		my $cul = $submitted{$gid} ? $self->{intents}{$gid}{culprit} : undef;
+		push @v, "$gid step $step: the culprit's compensation found its action applied: $detail"
+		  if $cul && $step == $cul->{step};
+	}
+
+	# where the culprits' errors landed
+	my @where = rows($self->{coord}, $self->{db}, q{
+SELECT gid, coalesce(step, 0), 'history ' || event, translate(left(detail, 300), E'|\n', '  ')
+FROM saga.history WHERE detail ~ '(campaign culprit|culprit_child)'
+UNION ALL
+SELECT gid, step, 'last_error of the step', translate(left(last_error, 300), E'|\n', '  ')
+FROM saga.steps WHERE last_error ~ '(campaign culprit|culprit_child)'
+UNION ALL
+SELECT gid, 0, 'last_error of the saga', translate(left(last_error, 300), E'|\n', '  ')
+FROM saga.transactions WHERE last_error ~ '(campaign culprit|culprit_child)'});
+	my $innocent_hits = 0;
+	foreach my $r (@where)
+	{
+		my ($gid, $step, $where, $text) = @$r;
+		my $kind = culprit_text($text);
+		my $cul = $submitted{$gid} ? $self->{intents}{$gid}{culprit} : undef;
+		# a saga-level row names the step: "step 3 failed: ..."
+		$step = $1 if $step == 0 && $text =~ /^(?:step|delivery of step|\w+ of step) (\d+)/;
+		my $whose = $text =~ /campaign culprit of (\S+?):/ ? $1 : undef;
+		my $fine = $cul && $cul->{kind} eq $kind
+		  && ($step == $cul->{step} || $step == 0)
+		  && (!defined $whose || $whose eq $gid);
+		next if $fine;
+		$innocent_hits++;
+		push @v, "$gid step $step: a culprit's error in its $where: $text";
+	}
+	$self->{culprit_error_elsewhere} = $innocent_hits;
+
+	# the culprits wrote nothing that stayed: no ledger row of a culprit
+	# step (checked with the ledger), no row in culprit_child
+	foreach my $bank ($self->bank_names)
+	{
+		my $n = $self->{banks}{$bank}->safe_psql($bank, 'SELECT count(*) FROM culprit_child');
+		push @v, "$bank: $n rows in culprit_child, whose deferred foreign key each violates" if $n;
+	}
+	return @v;
+}
 
 sub check_invariants
 {
@@ -1241,11 +1493,19 @@ FROM saga.transactions}))
 		$tx{ $r->[0] } = { submitted => $r->[2], finished => $r->[3], deadline_after => $r->[4] };
 	}
 	$self->{statuses} = \%status;
-	my %steps;
-	$steps{ $_->[0] }{ $_->[1] } = $_->[2]
-	  foreach rows($coord, $self->{db}, 'SELECT gid, step, status FROM saga.steps');
+	$self->{tx} = \%tx;
+	my (%steps, %step_row);
+	foreach my $r (rows($coord, $self->{db}, q{
+SELECT gid, step, status, attempts, coalesce(last_sqlstate, ''),
+	translate(left(coalesce(last_error, ''), 300), E'|\n', '  ')
+FROM saga.steps}))
+	{
+		$steps{ $r->[0] }{ $r->[1] } = $r->[2];
+		$step_row{ $r->[0] }{ $r->[1] } =
+		  { status => $r->[2], attempts => $r->[3], sqlstate => $r->[4], error => $r->[5] };
+	}
 	# what the coordinator recorded: aborts, rollback reasons, give-ups, retries
-	my (%abort_rec, %rollback, %gave_up, %max_retry);
+	my (%abort_rec, %rollback, %gave_up, %max_retry, %failed_detail);
 	foreach my $r (rows($coord, $self->{db}, q{
 SELECT h.gid, coalesce(h.step, 0), h.event, translate(left(coalesce(h.detail, ''), 300), E'|\n', '  '),
 	coalesce(h.at >= t.deadline, false)
@@ -1262,6 +1522,11 @@ ORDER BY h.at}))
 		elsif ($event eq 'action_failed' && $detail =~ /^gave up after retries/)
 		{
 			$gave_up{$gid}{$step} = 1;
+			$failed_detail{$gid}{$step} = $detail;
+		}
+		elsif ($event eq 'action_failed')
+		{
+			$failed_detail{$gid}{$step} = $detail;
 		}
 		elsif ($event eq 'retry_scheduled' && $detail =~ /^(?:action|probe) attempt (\d+) failed/)
 		{
@@ -1275,7 +1540,7 @@ ORDER BY h.at}))
 
 	# every saga final, in a status the campaign allows it, for a reason
 	# it gave, and its steps with it
-	my (%by_status, %by_mode_status, %expected, %reasons);
+	my (%by_status, %by_mode_status, %expected, %reasons, %culprit_fate);
 	foreach my $gid (@gids)
 	{
 		my $in = $self->{intents}{$gid};
@@ -1329,20 +1594,27 @@ ORDER BY h.at}))
 				  && $t->{deadline_after} ne '' && $t->{deadline_after} >= interval_seconds($in->{timeout}) - 0.001
 				  ? 'deadline' : undef)
 			  : $rb->{detail} =~ /^step (\d+) failed/
-			  ? ($in->{fail} && $1 == $in->{fail_step} && !$gave_up{$gid}{$1} ? 'business'
-				  : $gave_up{$gid}{$1} && $exhaust
-				  && ($max_retry{$gid}{$1} // 0) >= step_attempts($self, $in) - 2 - $lost_attempts
-				  ? 'attempts used up' : undef)
+			  ? $self->step_failure_reason($in, $1, $rb->{detail},
+				  gave_up => $gave_up{$gid}{$1},
+				  max_retry => $max_retry{$gid}{$1} // 0,
+				  step => $step_row{$gid}{$1} // {},
+				  exhaust => $exhaust,
+				  lost_attempts => $lost_attempts)
 			  : undef;
 			if (defined $why)
 			{
 				$reasons{$mode}{$why}++;
+				$culprit_fate{ $in->{culprit}{kind} }{ $why =~ /^culprit/ ? 'its culprit' : $why }++
+				  if $in->{culprit};
 			}
 			else
 			{
+				my $sr = $rb && $rb->{detail} =~ /^step (\d+)/ ? $step_row{$gid}{$1} : undef;
 				push @v, "$gid ($mode; injected: $causes): rolled back for a reason it was not given: "
 				  . ($rb ? $rb->{detail} : 'no rollback_decided in its history')
-				  . ($rb && $rb->{detail} =~ /^step (\d+)/ ? ' (highest attempt retried: ' . ($max_retry{$gid}{$1} // 0) . ')' : '');
+				  . ($rb && $rb->{detail} =~ /^step (\d+)/ ? ' (highest attempt retried: ' . ($max_retry{$gid}{$1} // 0)
+					  . ($sr ? "; the step ended $sr->{status} after $sr->{attempts} attempts, SQLSTATE '$sr->{sqlstate}'" : '')
+					  . ')' . $self->step_history($gid, $1) : '');
 			}
 		}
 
@@ -1372,7 +1644,11 @@ ORDER BY h.at}))
 		push @v, "$gid: a saga the campaign did not submit" unless $known{$gid};
 	}
 	$self->{counts} = { by_status => \%by_status, by_mode_status => \%by_mode_status,
-		rollback_reasons => \%reasons };
+		rollback_reasons => \%reasons, culprit_fate => \%culprit_fate };
+
+	# culprits: each failed as it would alone, and its error reached no
+	# other step, of its saga or of another
+	push @v, $self->check_culprits(\%status, \%step_row, \%gave_up, \%max_retry);
 
 	# money
 	my $total = 0;
@@ -1448,6 +1724,14 @@ ORDER BY h.at}))
 		foreach my $n (1 .. scalar @{ $in->{steps} })
 		{
 			my $o = $ops{$gid}{$n} // {};
+			if ($in->{culprit} && $n == $in->{culprit}{step})
+			{
+				# whatever the saga's status: a culprit's writes never commit
+				my $have = sum0(values %$o);
+				push @v, "$gid ($in->{mode}, $st): its culprit step (step $n, $in->{culprit}{kind}) has $have ledger rows"
+				  if $have;
+				next;
+			}
 			if (ref $rule)
 			{
 				foreach my $op (sort keys %$rule)
@@ -1678,6 +1962,29 @@ sub campaign_report
 		join(', ', map { "$_ $c->{faults}{$_}" } @FAULT_KINDS), $c->{commit_kills} // 0);
 	$r .= sprintf("burst: %d sagas at once, all in after %.1f s while the faults went on (%d psql runs cut and resumed)\n",
 		$c->{burst_size}, $c->{burst_seconds} // 0, $c->{burst_cuts} // 0) if $c->{burst_size};
+	if ($c->{burst_size})
+	{
+		my (%kinds, %innocent);
+		foreach my $gid (grep { $c->{intents}{$_}{state} eq 'yes' } @{ $c->{burst_gids} })
+		{
+			my $in = $c->{intents}{$gid};
+			next unless $in->{mode} eq 'saga' || $in->{mode} eq 'tcc';
+			if ($in->{culprit}) { $kinds{ $in->{culprit}{kind} }++; }
+			else { $innocent{ $c->{statuses}{$gid} // 'unknown' }++; }
+		}
+		my $fate = $c->{counts}{culprit_fate} // {};
+		$r .= sprintf("culprits in the burst (saga and tcc sagas): %d raising 57014, %d violating a deferred FK (23503); %d innocents beside them (%s)\n",
+			$kinds{57014} // 0, $kinds{fk} // 0, sum0(values %innocent),
+			join(', ', map { "$_ $innocent{$_}" } sort keys %innocent));
+		foreach my $k (qw(57014 fk))
+		{
+			my $f = $fate->{$k} // {};
+			$r .= "  $k culprits rolled back for: "
+			  . (join(', ', map { "$_ $f->{$_}" } sort keys %$f) || 'none') . "\n";
+		}
+		$r .= sprintf("  culprits' errors found outside their own step: %d\n",
+			$c->{culprit_error_elsewhere} // 0);
+	}
 	$r .= sprintf("at steps retried on a row another at saga held (40001): %d\n", $c->{at_conflicts} // 0);
 	my $with_results = grep { defined $c->{intents}{$_}{result} } @gids;
 	$r .= sprintf("passing the debit's result to the credit: %d; succeeded and checked: %d\n",

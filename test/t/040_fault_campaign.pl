@@ -15,8 +15,12 @@
 # ledger row written twice, no prepared transaction left, no barrier record
 # without its saga; at sagas (on accounts of their own) never failed and no
 # undo record or reservation left; every succeeded saga whose credit read
-# its debit's result saw what the debit did.  The campaign's figures go to
-# the log (diag).
+# its debit's result saw what the debit did.  A fifth of the burst's saga
+# and tcc sagas carry a culprit, a step that shares batches with the other
+# sagas' steps and fails every time (57014 raised by itself, or a deferred
+# foreign key violated at commit): its saga ends rolled back for it (or
+# for what came first), and no other saga is touched by it.  The
+# campaign's figures go to the log (diag).
 #
 # SAGA_CAMPAIGN_DURATION (seconds of faults, 25) and SAGA_CAMPAIGN_SAGAS
 # (150) make it longer, e.g. in a Debian root, where scripts/campaign.sh
@@ -66,6 +70,17 @@ is( @burst
 		  . join(', ', map { quote_literal($_) } @burst) . ']::text[])')
 	: 0,
 	500, 'the burst\'s 500 sagas are on the coordinator, each final');
+# culprits among the burst's saga and tcc sagas: each kind present, and
+# rolled back for its own failure at least once (a deadline, an abort or a
+# business failure of the transfer may decide first)
+foreach my $kind (qw(57014 fk))
+{
+	cmp_ok(scalar(grep { (($c->{intents}{$_}{culprit} // {})->{kind} // '') eq $kind } @burst),
+		'>=', 1, "the burst carried $kind culprits");
+	cmp_ok(($c->{counts}{culprit_fate}{$kind}{'its culprit'} // 0), '>=', 1,
+		"some sagas were rolled back for their $kind culprit");
+}
+is($c->{culprit_error_elsewhere}, 0, "no culprit's error reached another step");
 is(scalar @{ $c->{violations} }, 0, 'no invariant violated');
 
 $_->stop foreach @{ $c->{nodes} };
