@@ -3,6 +3,7 @@
 #
 #   bash scripts/debian-root.sh RELEASE [ARG...]
 #   bash scripts/debian-root.sh RELEASE --prepare
+#   bash scripts/debian-root.sh RELEASE --campaign [ARG...]
 #
 # runs `bash scripts/test.sh ARG...` (the README's test command) in a root
 # of Debian RELEASE (bookworm: PostgreSQL 15, trixie: PostgreSQL 17) made
@@ -23,6 +24,10 @@
 # /srv/pg_saga in the root, mounts /proc, /sys, /dev, /dev/pts and a fresh
 # /dev/shm, and unmounts them on exit; one run at a time per root (flock).
 # The exit status is the suite's.  --prepare only makes the root.
+# --campaign runs `bash scripts/campaign.sh ARG...` (the long fault
+# campaign, e.g. --duration 120) there instead of the suite: campaign.sh
+# installs and runs PostgreSQL like scripts/test.sh, so on a shared machine
+# it belongs in a root too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -179,9 +184,14 @@ active="$root"
 unmount_all "$root"
 mount_all "$root"
 copy_repo "$root"
-log "PostgreSQL $version: bash scripts/test.sh $* (in the $release root)"
+script=scripts/test.sh
+if [ "${1:-}" = --campaign ]; then
+	script=scripts/campaign.sh
+	shift
+fi
+log "PostgreSQL $version: bash $script $* (in the $release root)"
 rc=0
-in_root "$root" bash -c 'cd /srv/pg_saga && exec bash scripts/test.sh "$@"' test.sh "$@" || rc=$?
+in_root "$root" bash -c 'cd /srv/pg_saga && script="$1" && shift && exec bash "$script" "$@"' run "$script" "$@" || rc=$?
 unmount_all "$root"
 active=""
 exit "$rc"

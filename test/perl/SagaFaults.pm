@@ -91,6 +91,18 @@ on, halfway through.  A saga whose submitting transaction was cut by a
 fault is looked up afterwards: it either exists (and counts) or never
 existed.
 
+Culprits: a fifth (culprit_rate) of the burst's saga and tcc sagas, the
+modes whose steps share batches (xa and at steps go alone; msg, which
+retries transient failures without limit, gets none), carry a third step
+independent of the transfer, on a bank neither of its siblings starts on,
+so that it shares a batch with other sagas' steps.  It writes a ledger row
+and moves a unit, then fails every time: either it raises SQLSTATE 57014
+itself (transient: retried up to culprit_attempts, 3, then given up on)
+or it inserts a row that violates a DEFERRABLE INITIALLY DEFERRED foreign
+key (culprit_child, checked at what would be the step's commit: 23503, a
+business failure).  Its saga can only end aborted; the other sagas, the
+innocents, must end exactly as they would without it.
+
 Once the faults stop, every saga must become final, and then:
 
   - every saga ended in a status the campaign allows it, derived from what
@@ -124,7 +136,20 @@ Once the faults stop, every saga must become final, and then:
     and delta, also what the campaign asked), and its credit's ledger row
     holds exactly that result;
   - no barrier record or ledger row belongs to a saga the coordinator does
-    not know.
+    not know;
+  - culprits: a saga with a culprit ended aborted, rolled back for its
+    culprit (a 57014 one given up on after exactly its max_attempts, each
+    retry in its history, with SQLSTATE 57014 unless a fault's error came
+    last; a deferred-FK one with 23503, after one attempt unless faults
+    overlapped it) or for a cause that decided first; an innocent rolled
+    back for a business failure carries the SQLSTATE of the one the
+    campaign put in that step (23514 or 21000), and no innocent step ever
+    failed or was retried with a culprit's error, whose text shows
+    nowhere but in the culprit's own step and its saga's rollback; nothing
+    a culprit wrote stayed (no ledger row of a culprit step, no row in
+    culprit_child, the balances as the transfers alone make them), and a
+    culprit's compensation, when an unknown outcome called for one, found
+    its action never applied.
 
 =cut
 
@@ -294,7 +319,9 @@ max_attempts of the steps (20; xa_max_attempts 8 for xa steps, whose
 prepared branches can deadlock on row locks until attempts run out; msg
 steps 2), at_accounts (16: accounts per bank kept for at sagas, after the
 others), results_rate (0.5: the share of sequential sagas whose credit
-reads the debit's result).
+reads the debit's result), culprit_rate (0.2: the share of the burst's saga
+and tcc sagas that carry a culprit), culprit_attempts (3: max_attempts of
+a 57014 culprit).
 
 =cut
 
@@ -1382,7 +1409,7 @@ sub step_history
 }
 
 # The culprits' own checks (see culprit_step): a culprit step never
-# succeeded; when its failure rolled its saga back and it ended failed,
+# succeeded; when its own failure rolled its saga back and it ended failed,
 # a 57014 culprit has used exactly its max_attempts and holds a transient
 # SQLSTATE (57014 itself when no fault overlapped the saga: a fault's
 # error may come last otherwise), and a deferred-FK culprit holds 23503
@@ -1392,7 +1419,7 @@ sub step_history
 # other saga (a batch-mate charged with it).
 sub check_culprits
 {
-	my ($self, $status, $step_row, $gave_up, $max_retry) = @_;
+	my ($self, $status, $step_row, $gave_up, $rollback) = @_;
 	my @v;
 	my @windows = @{ $self->{windows} // [] };
 	my %submitted = map { $_ => 1 } $self->submitted_gids;
@@ -1401,7 +1428,10 @@ sub check_culprits
 		my $in = $self->{intents}{$gid};
 		my $cul = $in->{culprit};
 		my $sr = $step_row->{$gid}{ $cul->{step} } // next;
-		next unless ($status->{$gid} // '') eq 'aborted' && $sr->{status} eq 'failed';
+		# once another cause decided the rollback, an attempt in flight that
+		# fails is not retried (a 57014 culprit "gave up" after one attempt)
+		next unless ($status->{$gid} // '') eq 'aborted' && $sr->{status} eq 'failed'
+		  && ($rollback->{$gid}{detail} // '') =~ /^step $cul->{step} failed/;
 		my $t = $self->{tx}{$gid};
 		my $overlapped = $t
 		  && grep { $_->{from} <= $t->{finished} && ($_->{to} // time) >= $t->{submitted} } @windows;
@@ -1648,7 +1678,7 @@ ORDER BY h.at}))
 
 	# culprits: each failed as it would alone, and its error reached no
 	# other step, of its saga or of another
-	push @v, $self->check_culprits(\%status, \%step_row, \%gave_up, \%max_retry);
+	push @v, $self->check_culprits(\%status, \%step_row, \%gave_up, \%rollback);
 
 	# money
 	my $total = 0;
