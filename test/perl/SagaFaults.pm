@@ -1382,11 +1382,13 @@ sub step_failure_reason
 		}
 		# compensated when an earlier attempt's outcome was unknown (a
 		# crash of the worker while it was in flight): a null compensation
-		# then, checked in check_culprits
+		# then, checked in check_culprits; its SQLSTATE is then that of the
+		# compensation's last failed try, if any (08001 under part_restart)
+		my $st = $sr->{status} // '';
 		return 'culprit deferred FK (23503)'
-		  if !$o{gave_up} && ($sr->{status} // '') =~ /^(?:failed|compensated)$/
-		  && ($sr->{sqlstate} // '') eq '23503'
-		  && (culprit_text($detail) // '') eq 'fk';
+		  if !$o{gave_up} && (culprit_text($detail) // '') eq 'fk'
+		  && (($st eq 'failed' && ($sr->{sqlstate} // '') eq '23503')
+			|| ($st eq 'compensated' && ($sr->{sqlstate} eq '23503' || transient_sqlstate($sr->{sqlstate}))));
 		return $used_up ? 'attempts used up' : undef;
 	}
 	# an innocent step never fails with a culprit's error
