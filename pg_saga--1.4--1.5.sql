@@ -193,3 +193,73 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION saga._gtx_truncated() FROM PUBLIC;
+
+/*
+ * Definitions: a saga's steps stored once under a name, in versions, and
+ * started by name with its values.  A definition is code, not a privilege:
+ * a saga started from it runs as the role that starts it.  Its owner (or a
+ * superuser or saga_admin member) may redefine or drop it.  Dumped with
+ * the database; every saga notes the definition and version it started
+ * from.
+ */
+CREATE TABLE saga.definition (
+	name		text NOT NULL,
+	version		int NOT NULL,
+	owner		oid NOT NULL,
+	mode		text NOT NULL,
+	timeout		interval,
+	steps		saga.step[] NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (name, version)
+);
+SELECT pg_catalog.pg_extension_config_dump('saga.definition', '');
+REVOKE ALL ON saga.definition FROM PUBLIC;
+-- code, readable by every role; written by pg_saga's functions only
+ALTER TABLE saga.definition ENABLE ROW LEVEL SECURITY;
+CREATE POLICY definition_visible ON saga.definition FOR SELECT USING (true);
+GRANT SELECT ON saga.definition TO PUBLIC;
+COMMENT ON TABLE saga.definition IS 'saga definitions, one row per version';
+
+ALTER TABLE saga.gtx ADD COLUMN definition text, ADD COLUMN definition_version int;
+
+CREATE VIEW saga.definitions WITH (security_invoker = true) AS
+SELECT d.name, d.version, pg_catalog.pg_get_userbyid(d.owner)::text AS owner, d.mode,
+	   d.timeout, d.steps, d.created_at
+  FROM saga.definition d;
+GRANT SELECT ON saga.definitions TO PUBLIC;
+COMMENT ON VIEW saga.definitions IS 'saga definitions, every version';
+
+CREATE OR REPLACE VIEW saga.transactions WITH (security_invoker = true) AS
+SELECT g.gid, g.mode, g.status,
+	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
+	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id)::int AS steps,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id
+		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
+	   g.last_error, g.saga_key,
+	   (SELECT a.args FROM saga.gtx_args a WHERE a.gtx_id = g.id) AS args,
+	   g.definition, g.definition_version
+  FROM saga.gtx g;
+
+CREATE FUNCTION saga.define(name text, steps saga.step[], mode text DEFAULT 'saga',
+							timeout interval DEFAULT NULL)
+	RETURNS int AS 'MODULE_PATHNAME', 'saga_define' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.define(text, saga.step[], text, interval) IS
+	'stores a saga''s steps under a name and returns the new version';
+
+CREATE FUNCTION saga.start(definition text, args text[] DEFAULT '{}', gid text DEFAULT NULL,
+						   timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'saga_start_definition' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.start(text, text[], text, interval, jsonb) IS
+	'starts the newest version of a definition with these values and returns the gid';
+
+CREATE FUNCTION saga.drop_definition(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'saga_drop_definition' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.drop_definition(text) IS
+	'drops every version of a definition; sagas already started run on';
+
+GRANT EXECUTE ON FUNCTION saga.define(text, saga.step[], text, interval),
+	saga.start(text, text[], text, interval, jsonb), saga.drop_definition(text) TO PUBLIC;

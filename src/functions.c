@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -1393,5 +1394,187 @@ saga_setup_participant(PG_FUNCTION_ARGS)
 	}
 	target_check_usable(target, caller);
 	remote_exec_in_backend(target, caller, sql.data);
+	PG_RETURN_VOID();
+}
+
+/* ---- definitions: a saga's steps stored once, started by name ---- */
+
+PG_FUNCTION_INFO_V1(saga_define);
+PG_FUNCTION_INFO_V1(saga_start_definition);
+PG_FUNCTION_INFO_V1(saga_drop_definition);
+
+/*
+ * The owner of definition name, InvalidOid if there is none; refuses a
+ * caller who may not change it (its owner, superusers and saga_admin
+ * members may).
+ */
+static Oid
+definition_owner(SagaCall *cx, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	Oid			owner;
+
+	if (catalog_run("SELECT owner FROM saga.definition WHERE name = $1 LIMIT 1",
+					1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
+	if (SPI_processed == 0)
+		return InvalidOid;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (owner != cx->caller && !is_saga_admin(cx->caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of definition \"%s\"", name),
+				 errhint("Only its owner, a superuser or a member of saga_admin may redefine or drop it.")));
+	return owner;
+}
+
+/*
+ * saga.define(name, steps, mode, timeout): stores the steps under name as
+ * its next version (1 for a new name) and returns that version.  The
+ * checks of saga.start but those that depend on the role that starts it
+ * (targets, mappings) and on its values (how many), made at start.
+ */
+Datum
+saga_define(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "name");
+	char	   *mode_name = required_text(fcinfo, 2, "mode");
+	SagaMode	mode;
+	int			n;
+	Oid			owner;
+	Oid			argtypes[5] = {TEXTOID, OIDOID, TEXTOID, INTERVALOID, InvalidOid};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int32		version;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("steps must not be null")));
+	if (is_blank(name) || strlen(name) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("definition name must be 1 to %d characters long", NAMEDATALEN - 1)));
+	mode = check_saga_args(fcinfo, NULL, mode_name, 3);
+	(void) read_start_steps(PG_GETARG_ARRAYTYPE_P(1), mode, InvalidOid, name, INT_MAX, &n);
+
+	call_begin(&cx);
+	owner = definition_owner(&cx, name);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(OidIsValid(owner) ? owner : cx.caller);
+	args[2] = CStringGetTextDatum(mode_name);
+	args[3] = arg_or_null(fcinfo, 3, nulls, 3);
+	args[4] = PG_GETARG_DATUM(1);
+	argtypes[4] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	if (catalog_run("INSERT INTO saga.definition (name, version, owner, mode, timeout, steps) "
+					"SELECT $1, COALESCE(pg_catalog.max(version), 0) + 1, $2, $3, $4, $5 "
+					"FROM saga.definition WHERE name = $1 RETURNING version",
+					5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "pg_saga: could not define \"%s\"", name);
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	call_end(&cx);
+	PG_RETURN_INT32(version);
+}
+
+/*
+ * saga.start(definition, args, gid, timeout, payload): saga.start() with
+ * the steps and mode of the newest version of definition, as the caller
+ * (its mappings, its USAGE), then the saga notes which version it runs.
+ */
+Datum
+saga_start_definition(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "definition");
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Datum		steps;
+	char	   *mode_name;
+	Datum		timeout = (Datum) 0;
+	bool		timeout_null;
+	int32		version;
+	bool		isnull;
+	Datum		result;
+	LOCAL_FCINFO(start, 6);
+
+	call_begin(&cx);
+	if (catalog_run("SELECT steps, mode, timeout, version FROM saga.definition "
+					"WHERE name = $1 ORDER BY version DESC LIMIT 1",
+					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga definition \"%s\" does not exist", name),
+				 errhint("Define it with saga.define().")));
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		steps = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
+		mode_name = SPI_getvalue(tup, desc, 2);
+		timeout = SPI_getbinval(tup, desc, 3, &timeout_null);
+		if (!timeout_null)
+			timeout = datumCopy(timeout, false, sizeof(Interval));
+		version = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	call_end(&cx);
+
+	/* saga.start(steps, gid, mode, timeout, payload, args), as the caller */
+	InitFunctionCallInfoData(*start, fcinfo->flinfo, 6, fcinfo->fncollation, NULL, NULL);
+	start->args[0].value = steps;
+	start->args[0].isnull = false;
+	start->args[1] = fcinfo->args[2];
+	start->args[2].value = CStringGetTextDatum(mode_name);
+	start->args[2].isnull = false;
+	if (!PG_ARGISNULL(3))
+		start->args[3] = fcinfo->args[3];
+	else
+	{
+		start->args[3].value = timeout;
+		start->args[3].isnull = timeout_null;
+	}
+	start->args[4] = fcinfo->args[4];
+	start->args[5] = fcinfo->args[1];
+	result = saga_start(start);
+
+	{
+		Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
+		Datum		vals[3] = {CStringGetTextDatum(name), Int32GetDatum(version), result};
+
+		call_begin(&cx);
+		if (catalog_run("UPDATE saga.gtx SET definition = $1, definition_version = $2 WHERE gid = $3",
+						3, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "pg_saga: could not note the definition of a saga");
+		call_end(&cx);
+	}
+	PG_RETURN_DATUM(result);
+}
+
+/* saga.drop_definition(name): drops every version; started sagas run on. */
+Datum
+saga_drop_definition(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "name");
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+
+	call_begin(&cx);
+	if (!OidIsValid(definition_owner(&cx, name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga definition \"%s\" does not exist", name)));
+	if (catalog_run("DELETE FROM saga.definition WHERE name = $1",
+					1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "pg_saga: could not drop definition \"%s\"", name);
+	call_end(&cx);
 	PG_RETURN_VOID();
 }
