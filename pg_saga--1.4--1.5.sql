@@ -103,3 +103,163 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION saga._gtx_deleted() FROM PUBLIC;
+
+/*
+ * Bound values: a saga may carry a list of values (args), which its steps
+ * use as $1 .. $n, bound on the participant as the parameters of prepared
+ * statements, never spliced into SQL text (see "Bound values" in
+ * src/barrier.c).  They are data of the saga's owner: kept apart from
+ * saga.gtx, whose rows pg_monitor may read, in a table whose rows only the
+ * owner, saga_admin members and superusers see.  Dumped like the sagas.
+ */
+CREATE TABLE saga.gtx_args (
+	gtx_id		bigint PRIMARY KEY,
+	args		text[] NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('saga.gtx_args', '');
+COMMENT ON TABLE saga.gtx_args IS 'the values ($1 .. $n) of each saga given args';
+ALTER TABLE saga.gtx_args ENABLE ROW LEVEL SECURITY;
+CREATE POLICY gtx_args_owner ON saga.gtx_args FOR SELECT
+	USING (EXISTS (SELECT 1 FROM saga.gtx g WHERE g.id = gtx_id
+				   AND (g.owner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+						OR pg_catalog.pg_has_role(current_user, 'saga_admin', 'MEMBER'))));
+REVOKE ALL ON saga.gtx_args FROM PUBLIC;
+GRANT SELECT ON saga.gtx_args TO PUBLIC;
+
+CREATE OR REPLACE VIEW saga.transactions WITH (security_invoker = true) AS
+SELECT g.gid, g.mode, g.status,
+	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
+	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id)::int AS steps,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id
+		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
+	   g.last_error, g.saga_key,
+	   (SELECT a.args FROM saga.gtx_args a WHERE a.gtx_id = g.id) AS args
+  FROM saga.gtx g;
+COMMENT ON COLUMN saga.transactions.args IS
+	'the saga''s values ($1 .. $n), shown to its owner, saga_admin members and superusers only';
+
+DROP FUNCTION saga.begin(text, text, interval, jsonb);
+CREATE FUNCTION saga.begin(gid text DEFAULT NULL, mode text DEFAULT 'saga',
+						   timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL,
+						   args text[] DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'saga_begin' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.begin(text, text, interval, jsonb, text[]) IS
+	'opens a global transaction in status building and returns its gid';
+GRANT EXECUTE ON FUNCTION saga.begin(text, text, interval, jsonb, text[]) TO PUBLIC;
+
+DROP FUNCTION saga.start(saga.step[], text, text, interval, jsonb);
+CREATE FUNCTION saga.start(steps saga.step[], gid text DEFAULT NULL, mode text DEFAULT 'saga',
+						   timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL,
+						   args text[] DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'saga_start' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.start(saga.step[], text, text, interval, jsonb, text[]) IS
+	'begins, fills and submits a saga in one statement and returns its gid';
+GRANT EXECUTE ON FUNCTION saga.start(saga.step[], text, text, interval, jsonb, text[]) TO PUBLIC;
+
+-- a deleted saga takes its values along
+CREATE OR REPLACE FUNCTION saga._gtx_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	step_timeout interval := coalesce(current_setting('saga.step_timeout', true), '1min')::interval;
+	delay interval := coalesce(current_setting('saga.forget_delay', true), '10min')::interval;
+BEGIN
+	INSERT INTO saga.barrier_forget (target, owner, barrier, gid, not_before)
+	SELECT s.target, gone.owner,
+		   c.id || coalesce(':' || gone.saga_key, ''),
+		   CASE WHEN gone.saga_key IS NULL THEN gone.gid END,
+		   gone.finished_at + max(coalesce(s.timeout, step_timeout)) + delay
+	  FROM gone
+	  JOIN saga.gtx_step s ON s.gtx_id = gone.id
+	 CROSS JOIN saga.coordinator c
+	 WHERE gone.finished_at IS NOT NULL AND gone.submitted_at IS NOT NULL
+	 GROUP BY gone.id, gone.owner, gone.saga_key, gone.gid, gone.finished_at, s.target, c.id
+	 ORDER BY gone.id, s.target;
+	DELETE FROM saga.gtx_step s USING gone WHERE s.gtx_id = gone.id;
+	DELETE FROM saga.gtx_event e USING gone WHERE e.gtx_id = gone.id;
+	DELETE FROM saga.gtx_args a USING gone WHERE a.gtx_id = gone.id;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION saga._gtx_deleted() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION saga._gtx_truncated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	TRUNCATE saga.gtx_step, saga.gtx_event, saga.gtx_args;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION saga._gtx_truncated() FROM PUBLIC;
+
+/*
+ * Definitions: a saga's steps stored once under a name, in versions, and
+ * started by name with its values.  A definition is code, not a privilege:
+ * a saga started from it runs as the role that starts it.  Its owner (or a
+ * superuser or saga_admin member) may redefine or drop it.  Dumped with
+ * the database; every saga notes the definition and version it started
+ * from.
+ */
+CREATE TABLE saga.definition (
+	name		text NOT NULL,
+	version		int NOT NULL,
+	owner		oid NOT NULL,
+	mode		text NOT NULL,
+	timeout		interval,
+	steps		saga.step[] NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (name, version)
+);
+SELECT pg_catalog.pg_extension_config_dump('saga.definition', '');
+REVOKE ALL ON saga.definition FROM PUBLIC;
+-- code, readable by every role; written by pg_saga's functions only
+ALTER TABLE saga.definition ENABLE ROW LEVEL SECURITY;
+CREATE POLICY definition_visible ON saga.definition FOR SELECT USING (true);
+GRANT SELECT ON saga.definition TO PUBLIC;
+COMMENT ON TABLE saga.definition IS 'saga definitions, one row per version';
+
+ALTER TABLE saga.gtx ADD COLUMN definition text, ADD COLUMN definition_version int;
+
+CREATE VIEW saga.definitions WITH (security_invoker = true) AS
+SELECT d.name, d.version, pg_catalog.pg_get_userbyid(d.owner)::text AS owner, d.mode,
+	   d.timeout, d.steps, d.created_at
+  FROM saga.definition d;
+GRANT SELECT ON saga.definitions TO PUBLIC;
+COMMENT ON VIEW saga.definitions IS 'saga definitions, every version';
+
+CREATE OR REPLACE VIEW saga.transactions WITH (security_invoker = true) AS
+SELECT g.gid, g.mode, g.status,
+	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
+	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id)::int AS steps,
+	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id
+		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
+	   g.last_error, g.saga_key,
+	   (SELECT a.args FROM saga.gtx_args a WHERE a.gtx_id = g.id) AS args,
+	   g.definition, g.definition_version
+  FROM saga.gtx g;
+
+CREATE FUNCTION saga.define(name text, steps saga.step[], mode text DEFAULT 'saga',
+							timeout interval DEFAULT NULL)
+	RETURNS int AS 'MODULE_PATHNAME', 'saga_define' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.define(text, saga.step[], text, interval) IS
+	'stores a saga''s steps under a name and returns the new version';
+
+CREATE FUNCTION saga.start(definition text, args text[] DEFAULT '{}', gid text DEFAULT NULL,
+						   timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'saga_start_definition' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.start(text, text[], text, interval, jsonb) IS
+	'starts the newest version of a definition with these values and returns the gid';
+
+CREATE FUNCTION saga.drop_definition(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'saga_drop_definition' LANGUAGE C CALLED ON NULL INPUT VOLATILE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION saga.drop_definition(text) IS
+	'drops every version of a definition; sagas already started run on';
+
+GRANT EXECUTE ON FUNCTION saga.define(text, saga.step[], text, interval),
+	saga.start(text, text[], text, interval, jsonb), saga.drop_definition(text) TO PUBLIC;

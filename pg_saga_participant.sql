@@ -104,6 +104,66 @@ $clean$;
 GRANT EXECUTE ON FUNCTION saga_participant.clean_session(text, text) TO PUBLIC;
 
 /*
+ * Bound values (since pg_saga 1.5).  A step whose SQL uses the saga's
+ * values ($1 .. $n) arrives as its statements, one per array element, with
+ * the numbers each references and the values as a text[] parameter: the
+ * values are in no SQL text.  run_step() keeps them in a setting of the
+ * transaction, where arg(n) reads them, and runs each statement through
+ * bound_call(): prepared once per session (under a name clean_session()
+ * keeps) with the types PostgreSQL infers, as PREPARE without types does,
+ * then executed with arg(n) cast to those types.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.arg(n int)
+RETURNS text
+LANGUAGE sql STABLE SECURITY INVOKER
+AS $arg$
+	SELECT (pg_catalog.current_setting('saga_participant.args')::text[])[n]
+$arg$;
+GRANT EXECUTE ON FUNCTION saga_participant.arg(int) TO PUBLIC;
+
+/*
+ * The statement that runs statement with the values it references (refs):
+ * EXECUTE of its prepared form, which it prepares in this session first if
+ * need be; statement itself when it references none.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.bound_call(statement text, refs int[])
+RETURNS text
+LANGUAGE plpgsql SECURITY INVOKER
+AS $bound_call$
+DECLARE
+	statement_name text;
+	top int;
+	types regtype[];
+	call_args text;
+BEGIN
+	IF coalesce(cardinality(refs), 0) = 0 THEN
+		RETURN statement;
+	END IF;
+	statement_name := 'pgsaga_u_' || pg_catalog.md5(statement);
+	SELECT p.parameter_types INTO types
+	  FROM pg_catalog.pg_prepared_statements p WHERE p.name = statement_name;
+	IF NOT FOUND THEN
+		top := (SELECT pg_catalog.max(r) FROM pg_catalog.unnest(refs) AS r);
+		-- unknown: inferred, as PREPARE without types does; text: not sent
+		EXECUTE pg_catalog.format('PREPARE %I(%s) AS %s', statement_name,
+			(SELECT pg_catalog.string_agg(CASE WHEN i = ANY (refs) THEN 'unknown' ELSE 'text' END,
+										  ', ' ORDER BY i)
+			   FROM pg_catalog.generate_series(1, top) AS i),
+			statement);
+		SELECT p.parameter_types INTO types
+		  FROM pg_catalog.pg_prepared_statements p WHERE p.name = statement_name;
+	END IF;
+	SELECT pg_catalog.string_agg(CASE WHEN i = ANY (refs)
+									  THEN pg_catalog.format('saga_participant.arg(%s)::%s', i, types[i])
+									  ELSE 'NULL::text' END, ', ' ORDER BY i)
+	  INTO call_args
+	  FROM pg_catalog.generate_series(1, cardinality(types)) AS i;
+	RETURN pg_catalog.format('EXECUTE %I(%s)', statement_name, call_args);
+END
+$bound_call$;
+GRANT EXECUTE ON FUNCTION saga_participant.bound_call(text, int[]) TO PUBLIC;
+
+/*
  * Runs one operation of one step behind the barrier and answers what
  * happened: reply 'done', 'duplicate', 'null' (compensation without action)
  * or 'hanging' (action after its compensation), and the operation's result.
@@ -126,14 +186,25 @@ GRANT EXECUTE ON FUNCTION saga_participant.clean_session(text, text) TO PUBLIC;
  * confirm finds there its own action's result, under step_name: if the
  * coordinator does not know it (the action's reply was lost), it is taken
  * from the action's barrier record.
+ *
+ * With statements (since pg_saga 1.5), the operation binds the saga's
+ * values arg_values: its statements are those, statement_args the numbers
+ * of the values each references (as int[] text), sql is not used and
+ * result_sql only says whether the last statement's rows are the result.
+ * A last statement that references values and whose rows expect_rows
+ * counts comes with RETURNING NULL, and its rows are counted.
  */
 CREATE OR REPLACE FUNCTION saga_participant.run_step(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
-	result_sql text, results text, max_result_size int, step_name text DEFAULT NULL,
+	result_sql text, results text, max_result_size int, step_name text,
+	statements text[], statement_args text[], arg_values text[],
 	OUT reply text, OUT result jsonb)
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run_step$
 DECLARE
+	last_sql text;
+	counted boolean := false;
+	last_one int;
 	n bigint;
 	size bigint;
 	r record;
@@ -196,16 +267,34 @@ BEGIN
 		RETURN;
 	END IF;
 
-	IF run_step.result_sql IS NULL THEN
-		EXECUTE run_step.sql;
-		GET DIAGNOSTICS n = ROW_COUNT;
+	IF run_step.statements IS NOT NULL THEN
+		PERFORM pg_catalog.set_config('saga_participant.args',
+									  coalesce(run_step.arg_values, '{}')::text, true);
+		last_one := cardinality(run_step.statements);
+		FOR i IN 1 .. last_one - 1 LOOP
+			EXECUTE saga_participant.bound_call(run_step.statements[i],
+												run_step.statement_args[i]::int[]);
+		END LOOP;
+		last_sql := saga_participant.bound_call(run_step.statements[last_one],
+												run_step.statement_args[last_one]::int[]);
+		counted := run_step.result_sql IS NULL AND run_step.expect_rows IS NOT NULL
+			AND run_step.statement_args[last_one] <> '{}';
+	ELSIF run_step.result_sql IS NULL THEN
+		last_sql := run_step.sql;
 	ELSE
 		IF run_step.sql <> '' THEN
 			EXECUTE run_step.sql;
 		END IF;
+		last_sql := run_step.result_sql;
+	END IF;
+	IF run_step.result_sql IS NULL AND NOT counted THEN
+		EXECUTE last_sql;
+		GET DIAGNOSTICS n = ROW_COUNT;
+	ELSE
 		n := 0;
-		FOR r IN EXECUTE run_step.result_sql LOOP
+		FOR r IN EXECUTE last_sql LOOP
 			n := n + 1;
+			CONTINUE WHEN counted;
 			IF n = 1 THEN
 				SELECT k INTO twice FROM pg_catalog.json_object_keys(pg_catalog.row_to_json(r)) AS k
 				 GROUP BY k HAVING pg_catalog.count(*) > 1 LIMIT 1;
@@ -217,7 +306,9 @@ BEGIN
 			END IF;
 			rows := pg_catalog.array_append(rows, pg_catalog.to_jsonb(r));
 		END LOOP;
-		result := pg_catalog.to_jsonb(rows);
+		IF NOT counted THEN
+			result := pg_catalog.to_jsonb(rows);
+		END IF;
 	END IF;
 	IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
 		RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
@@ -240,6 +331,21 @@ BEGIN
 	reply := 'done';
 END
 $run_step$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text,
+													int, text, text[], text[], text[]) TO PUBLIC;
+
+-- run_step() binding no value, as coordinators before pg_saga 1.5 call it
+CREATE OR REPLACE FUNCTION saga_participant.run_step(
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
+	result_sql text, results text, max_result_size int, step_name text DEFAULT NULL,
+	OUT reply text, OUT result jsonb)
+LANGUAGE sql SECURITY INVOKER
+AS $run_step_1_4$
+	SELECT r.reply, r.result
+	  FROM saga_participant.run_step(coordinator, gid, step, op, sql, expect_rows, result_sql,
+									 results, max_result_size, step_name,
+									 NULL::text[], NULL::text[], NULL::text[]) AS r
+$run_step_1_4$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text)
 	TO PUBLIC;
 
@@ -337,6 +443,7 @@ GRANT EXECUTE ON FUNCTION saga_participant.run_batch(text, text[], int[], text[]
 CREATE OR REPLACE FUNCTION saga_participant.run_batch_step(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
 	result_sql text, results text, max_result_size int, step_name text,
+	statements text[], statement_args text[], arg_values text[],
 	OUT reply text, OUT result jsonb)
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run_batch_step$
@@ -350,7 +457,8 @@ BEGIN
 									 run_batch_step.step, run_batch_step.op, run_batch_step.sql,
 									 run_batch_step.expect_rows, run_batch_step.result_sql,
 									 run_batch_step.results, run_batch_step.max_result_size,
-									 run_batch_step.step_name) AS r;
+									 run_batch_step.step_name, run_batch_step.statements,
+									 run_batch_step.statement_args, run_batch_step.arg_values) AS r;
 	IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE condeferrable) THEN
 		SET CONSTRAINTS ALL IMMEDIATE;
 		SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
@@ -368,6 +476,22 @@ BEGIN
 	END IF;
 END
 $run_batch_step$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint,
+														  text, text, int, text, text[], text[],
+														  text[]) TO PUBLIC;
+
+-- run_batch_step() binding no value (a coordinator of pg_saga 1.5 before bound values)
+CREATE OR REPLACE FUNCTION saga_participant.run_batch_step(
+	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
+	result_sql text, results text, max_result_size int, step_name text,
+	OUT reply text, OUT result jsonb)
+LANGUAGE sql SECURITY INVOKER
+AS $run_batch_step_1_5$
+	SELECT r.reply, r.result
+	  FROM saga_participant.run_batch_step(coordinator, gid, step, op, sql, expect_rows,
+										   result_sql, results, max_result_size, step_name,
+										   NULL::text[], NULL::text[], NULL::text[]) AS r
+$run_batch_step_1_5$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint,
 														  text, text, int, text) TO PUBLIC;
 

@@ -72,8 +72,8 @@ SELECT count(saga.start(ARRAY[saga.step('loop', 'SELECT ' || g)], gid => 'st-man
 SELECT count(*) AS started FROM saga.gtx WHERE gid LIKE 'st-many-%' AND status <> 'building';
 
 -- errors: the SQLSTATEs of begin, add_step and submit; nothing is written
-SELECT try($$SELECT saga.start(NULL)$$);
-SELECT try($$SELECT saga.start('{}', gid => 'st-e')$$);
+SELECT try($$SELECT saga.start(NULL::saga.step[])$$);
+SELECT try($$SELECT saga.start('{}'::saga.step[], gid => 'st-e')$$);
 SELECT try($$SELECT saga.start(ARRAY[NULL::saga.step])$$);
 SELECT try($$SELECT saga.start(ARRAY[saga.step('loop', 'SELECT 1')], gid => '')$$);
 SELECT try($$SELECT saga.start(ARRAY[saga.step('loop', 'SELECT 1')], gid => repeat('x', 129))$$);

@@ -51,8 +51,11 @@
 #include "catalog/pg_type_d.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "common/keywords.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+#include "parser/gram.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -61,6 +64,8 @@
 #include "barrier.h"
 #include "engine.h"
 #include "settings.h"
+
+static char *array_text(const char **values, int n);
 
 /* ---- results: the rows of a step's last statement ---- */
 
@@ -186,6 +191,238 @@ barrier_returns_rows(SagaStep *step, StepOp op)
 	return step_result_sql(step, op, &prefix) != NULL;
 }
 
+/* ---- bound values ----
+ *
+ * A saga's values ($1 .. $n) are bound on the participant, never spliced:
+ * the worker sends the statements of an operation that references values
+ * one per array element, with the numbers each references, and the values
+ * as a text[] parameter; the participant prepares each statement once per
+ * session and executes it with its values (saga_participant.bound_call()).
+ * PostgreSQL's own scanner finds the references ($n in a string literal or
+ * a comment is none), its raw grammar the statements.
+ */
+
+/* The values ($n) sql references, as a sorted list of distinct numbers. */
+static List *
+referenced_values(const char *sql)
+{
+	MemoryContext old = CurrentMemoryContext;
+	List	   *volatile refs = NIL;
+
+	PG_TRY();
+	{
+		core_yy_extra_type yyextra;
+		core_yyscan_t scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		core_YYSTYPE lval;
+		YYLTYPE		loc;
+		int			token;
+
+		while ((token = core_yylex(&lval, &loc, scanner)) != 0)
+			if (token == PARAM)
+				refs = list_append_unique_int(refs, lval.ival);
+		scanner_finish(scanner);
+	}
+	PG_CATCH();
+	{
+		/* an unterminated literal, say: the participant reports it */
+		MemoryContextSwitchTo(old);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	list_sort(refs, list_int_cmp);
+	return refs;
+}
+
+/* Can a statement that references values be prepared, and so bound? */
+static bool
+statement_preparable(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_SelectStmt:
+			return statement_returns_rows(stmt);	/* not SELECT INTO */
+		case T_InsertStmt:
+		case T_UpdateStmt:
+		case T_DeleteStmt:
+		case T_MergeStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Splits sql, which references values, into its statements for binding:
+ * *statements and *refs as text[] text, one element per statement, with
+ * "\nRETURNING NULL" appended to a last INSERT, UPDATE or DELETE whose rows
+ * are to be counted (count_last: expect_rows), which the participant then
+ * counts (an EXECUTE of a prepared statement reports no row count to
+ * PL/pgSQL).  Returns the highest value referenced, 0 when sql references
+ * none (nothing else is set then); on a statement that cannot be bound,
+ * -1, with *problem and *problem_code saying why.
+ */
+static int
+bound_split(const char *sql, bool count_last, char **statements, char **refs,
+			char **problem, int *problem_code)
+{
+	List	   *all = referenced_values(sql);
+	MemoryContext parse_cxt;
+	MemoryContext old;
+	List	   *volatile parsed = NIL;
+	const char **texts;
+	const char **ref_texts;
+	int			top = 0;
+	int			n;
+	ListCell   *lc;
+
+	if (all == NIL)
+		return 0;
+	parse_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_saga bound parse",
+									  ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(parse_cxt);
+	PG_TRY();
+	{
+		parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		*problem = psprintf("cannot bind values in SQL this server cannot parse: %s",
+							edata->message);
+		*problem_code = ERRCODE_SYNTAX_ERROR;
+		MemoryContextDelete(parse_cxt);
+		return -1;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+
+	n = list_length(parsed);
+	texts = palloc0(sizeof(char *) * Max(n, 1));
+	ref_texts = palloc0(sizeof(char *) * Max(n, 1));
+	n = 0;
+	foreach(lc, parsed)
+	{
+		RawStmt    *stmt = lfirst_node(RawStmt, lc);
+		int			len = stmt->stmt_len > 0 ? stmt->stmt_len :
+			(int) strlen(sql + stmt->stmt_location);
+		char	   *text = pnstrdup(sql + stmt->stmt_location, len);
+		List	   *mine = referenced_values(text);
+		StringInfoData buf;
+		ListCell   *rc;
+
+		if (mine != NIL && !statement_preparable(stmt->stmt))
+		{
+			*problem = pstrdup("values ($n) can be used only in SELECT, INSERT, UPDATE, DELETE and MERGE statements");
+			*problem_code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			MemoryContextDelete(parse_cxt);
+			return -1;
+		}
+		if (mine != NIL && count_last && lnext(parsed, lc) == NULL &&
+			!statement_returns_rows(stmt->stmt))
+		{
+			if (IsA(stmt->stmt, MergeStmt))
+			{
+				*problem = pstrdup("the rows of a MERGE that uses values ($n) cannot be counted for expect_rows");
+				*problem_code = ERRCODE_FEATURE_NOT_SUPPORTED;
+				MemoryContextDelete(parse_cxt);
+				return -1;
+			}
+			text = psprintf("%s\nRETURNING NULL", text);
+		}
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		foreach(rc, mine)
+		{
+			appendStringInfo(&buf, "%s%d", foreach_current_index(rc) > 0 ? "," : "", lfirst_int(rc));
+			top = Max(top, lfirst_int(rc));
+		}
+		appendStringInfoChar(&buf, '}');
+		texts[n] = text;
+		ref_texts[n] = buf.data;
+		n++;
+	}
+	MemoryContextDelete(parse_cxt);
+	if (linitial_int(all) < 1)
+	{
+		*problem = pstrdup("$0 is not a value: values are numbered from $1");
+		*problem_code = ERRCODE_INVALID_PARAMETER_VALUE;
+		return -1;
+	}
+	*statements = array_text(texts, n);
+	*refs = array_text(ref_texts, n);
+	return Max(top, llast_int(all));
+}
+
+/*
+ * Checks what sql, the operation what of step name, does with the values
+ * ($n) of a saga that has nargs of them: a reference to a value it lacks
+ * is refused (22023), and so is one that cannot be bound (0A000, or the
+ * parser's error).  Called where a saga is started, a step added or a
+ * definition made, before anything is written.  Touches no catalog.
+ */
+void
+barrier_check_values(const char *sql, int nargs, const char *what, const char *name,
+					 bool count_last)
+{
+	char	   *statements;
+	char	   *refs;
+	char	   *problem = NULL;
+	int			code = 0;
+	int			top;
+
+	if (sql == NULL)
+		return;
+	top = bound_split(sql, count_last, &statements, &refs, &problem, &code);
+	if (top < 0)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("the %s of step \"%s\" cannot use values: %s", what, name, problem),
+				 errhint("A value is bound as a parameter of a prepared statement on the participant.")));
+	if (top > nargs)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s of step \"%s\" references $%d, but the saga has %d value%s",
+						what, name, top, nargs, nargs == 1 ? "" : "s"),
+				 errhint("Pass the values in args, or write $n inside a string literal if it is not a value.")));
+}
+
+/*
+ * Does op of step reference values of its saga?  Then its statements go
+ * apart, with the values as a parameter (see above).  Worked out once per
+ * step and operation; a saga without values never has any.
+ */
+static bool
+step_bound(SagaStep *step, StepOp op)
+{
+	if (step->saga->nargs == 0 || op >= STEP_SQL_OPS || step->sql[op] == NULL)
+		return false;
+	if (!step->bound_split[op])
+	{
+		MemoryContext old = MemoryContextSwitchTo(step->saga->cxt);
+		char	   *problem = NULL;
+		int			code;
+
+		if (bound_split(step->sql[op], op == OP_ACTION && step->has_expect_rows,
+						&step->bound_statements[op], &step->bound_refs[op],
+						&problem, &code) <= 0)
+			step->bound_statements[op] = step->bound_refs[op] = NULL;
+		step->bound_split[op] = true;
+		MemoryContextSwitchTo(old);
+	}
+	return step->bound_statements[op] != NULL;
+}
+
+/* Does op of step bind values (and so need a participant of pg_saga 1.5)? */
+bool
+barrier_binds_values(SagaStep *step, StepOp op)
+{
+	return step_bound(step, op);
+}
+
 /* ---- step calls ---- */
 
 /*
@@ -219,6 +456,8 @@ barrier_identity(const char *coordinator, Saga *saga)
 static const Oid run_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
 static const Oid run_result_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID,
 TEXTOID, TEXTOID, INT4OID, TEXTOID};
+static const Oid run_bound_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID,
+TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 
 const char *
 barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
@@ -242,6 +481,18 @@ barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
 			*nargs = lengthof(run_result_types);
 			return "SELECT reply, result "
 				"FROM saga_participant.run_batch_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+		case CALL_BOUND:
+			*types = run_bound_types;
+			*nargs = lengthof(run_bound_types);
+			return "SELECT reply, result "
+				"FROM saga_participant.run_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+				"$11, $12, $13)";
+		case CALL_BATCH_BOUND:
+			*types = run_bound_types;
+			*nargs = lengthof(run_bound_types);
+			return "SELECT reply, result "
+				"FROM saga_participant.run_batch_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+				"$11, $12, $13)";
 	}
 	pg_unreachable();
 }
@@ -251,7 +502,7 @@ const char *
 barrier_call_statement_name(StepCallKind kind)
 {
 	static const char *const names[STEP_CALL_KINDS] = {"pgsaga_step", "pgsaga_step_result",
-	"pgsaga_batch_step"};
+	"pgsaga_batch_step", "pgsaga_step_bound", "pgsaga_batch_step_bound"};
 
 	return names[kind];
 }
@@ -287,7 +538,21 @@ step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op, int ti
 	call->values[4] = sql;
 	call->values[5] = step->has_expect_rows && op == OP_ACTION ?
 		psprintf(INT64_FORMAT, step->expect_rows) : NULL;
-	if (result_sql == NULL && !needs_own_result(step, op))
+	if (step_bound(step, op))
+	{
+		/* the statements apart, the values a parameter: none in any text */
+		call->kind = CALL_BOUND;
+		call->nargs = 13;
+		call->values[4] = NULL;
+		call->values[6] = result_sql;
+		call->values[7] = results;
+		call->values[8] = psprintf("%d", saga_max_result_size);
+		call->values[9] = step->name;
+		call->values[10] = step->bound_statements[op];
+		call->values[11] = step->bound_refs[op];
+		call->values[12] = saga->args;
+	}
+	else if (result_sql == NULL && !needs_own_result(step, op))
 	{
 		call->kind = CALL_RUN;
 		call->nargs = 7;
@@ -408,8 +673,26 @@ barrier_step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op
 			if (saga->mode == MODE_AT)
 				append_at_call_text(&buf, coordinator, saga, step, op);
 			else
-				append_step_call_text(&buf, params ? params :
-									  step_call(coordinator, saga, step, op, timeout_ms));
+			{
+				RemoteStepCall *call = params ? params :
+					step_call(coordinator, saga, step, op, timeout_ms);
+
+				/*
+				 * A call that binds values has no text with them: where its
+				 * statement cannot be prepared, remote.c sends the statement
+				 * with its parameters (xa and at take no values).
+				 */
+				if (call->kind == CALL_BOUND)
+				{
+					const Oid  *types;
+					int			nargs;
+
+					if (saga->mode == MODE_XA)
+						elog(ERROR, "pg_saga: an xa saga cannot bind values");
+					return pstrdup(barrier_call_statement(CALL_BOUND, &types, &nargs));
+				}
+				append_step_call_text(&buf, call);
+			}
 			if (saga->mode == MODE_XA)
 				appendStringInfo(&buf, "; PREPARE TRANSACTION %s", xa_name);
 			break;
@@ -472,6 +755,11 @@ barrier_batch_step_params(const char *coordinator, SagaStep *step, StepOp op, in
 {
 	RemoteStepCall *call = step_call(coordinator, step->saga, step, op, timeout_ms);
 
+	if (call->kind == CALL_BOUND)
+	{
+		call->kind = CALL_BATCH_BOUND;
+		return call;
+	}
 	if (call->kind == CALL_RUN)
 	{
 		/* run()'s arguments to run_step()'s: no result statement */
@@ -483,6 +771,19 @@ barrier_batch_step_params(const char *coordinator, SagaStep *step, StepOp op, in
 	call->kind = CALL_BATCH;
 	call->nargs = 10;
 	return call;
+}
+
+/*
+ * A batch step call of kind CALL_BATCH as CALL_BATCH_BOUND, binding no
+ * value: so that a batch whose steps bind values takes the others too,
+ * all through one statement.
+ */
+void
+barrier_batch_as_bound(RemoteStepCall *call)
+{
+	Assert(call->kind == CALL_BATCH || call->kind == CALL_BATCH_BOUND);
+	call->kind = CALL_BATCH_BOUND;
+	call->nargs = 13;
 }
 
 /* ---- forgetting the records of purged sagas ---- */

@@ -26,6 +26,10 @@ extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaSt
 												 StepOp op, int timeout_ms);
 extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
 extern bool barrier_returns_rows(SagaStep *step, StepOp op);
+extern bool barrier_binds_values(SagaStep *step, StepOp op);
+extern void barrier_check_values(const char *sql, int nargs, const char *what,
+								 const char *name, bool count_last);
+extern void barrier_batch_as_bound(RemoteStepCall *call);
 extern char *barrier_forget_call(const char **identities, const char **gids, int n,
 								 int timeout_ms);
 extern char *barrier_xa_prefix(const char *coordinator);

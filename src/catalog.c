@@ -52,6 +52,9 @@ static bool has_result_columns = false;
  */
 static bool has_saga_key = false;
 
+/* Whether saga.gtx_args exists (pg_saga 1.5, bound values) */
+static bool has_args = false;
+
 /*
  * The highest saga id when this worker started.  A saga up to it may have
  * been started by the worker before a crash that lost that start (it is
@@ -120,10 +123,15 @@ catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *
 
 /*
  * What the worker reads of a saga; read_saga() knows the order.  The last
- * column is the saga key, where the schema has it (a %s).
+ * columns are the saga key, and its values' number and text, where the
+ * schema has them (%s).
  */
 #define SAGA_COLUMNS \
-	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, %s"
+	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, %s, %s"
+
+#define SAGA_ARGS_COLUMNS \
+	"(SELECT pg_catalog.cardinality(a.args) FROM saga.gtx_args a WHERE a.gtx_id = gtx.id), " \
+	"(SELECT a.args::text FROM saga.gtx_args a WHERE a.gtx_id = gtx.id)"
 
 /* the final status sets finished_at */
 #define SAGA_WRITE_SQL \
@@ -155,6 +163,14 @@ schema_has_saga_key(void)
 	return schema_has_column("gtx", "saga_key");
 }
 
+static bool
+schema_has_args(void)
+{
+	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("gtx_args", nsp));
+}
+
 /* The statements that read sagas, for the schema there is. */
 static void
 prepare_saga_plans(void)
@@ -169,7 +185,9 @@ prepare_saga_plans(void)
 	if (plan_live_ids != NULL)
 		SPI_freeplan(plan_live_ids);
 	has_saga_key = schema_has_saga_key();
-	columns = psprintf(SAGA_COLUMNS, has_saga_key ? "saga_key" : "NULL::bigint");
+	has_args = schema_has_args();
+	columns = psprintf(SAGA_COLUMNS, has_saga_key ? "saga_key" : "NULL::bigint",
+					   has_args ? SAGA_ARGS_COLUMNS : "NULL::int, NULL::text");
 
 	/*
 	 * Unfinished sagas come from a partial index however much history the
@@ -228,7 +246,7 @@ prepare_step_plans(void)
 void
 catalog_recheck_schema(void)
 {
-	if (has_result_columns && has_saga_key)
+	if (has_result_columns && has_saga_key && has_args)
 		return;
 
 	/*
@@ -240,7 +258,7 @@ catalog_recheck_schema(void)
 	AcceptInvalidationMessages();
 	if (!has_result_columns && schema_has_result_columns())
 		prepare_step_plans();
-	if (!has_saga_key && schema_has_saga_key())
+	if ((!has_saga_key && schema_has_saga_key()) || (!has_args && schema_has_args()))
 		prepare_saga_plans();
 }
 
@@ -460,6 +478,8 @@ read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	saga->abort_reason = get_text(tup, desc, 9, cxt);
 	saga->last_error = get_text(tup, desc, 10, cxt);
 	saga->key = get_int64(tup, desc, 11, 0);
+	saga->nargs = get_int32(tup, desc, 12, 0);
+	saga->args = saga->nargs > 0 ? get_text(tup, desc, 13, cxt) : NULL;
 	return saga;
 }
 

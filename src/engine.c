@@ -1101,6 +1101,12 @@ static void
 explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
 {
 	if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
+		raised_by_statement_sent(outcome) && barrier_binds_values(step, step->flight_op))
+		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
+									   "bound values (pg_saga 1.5): run saga.setup_participant('%s') "
+									   "on the coordinator.",
+									   outcome->error.text, step->target, step->target);
+	else if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
 		raised_by_statement_sent(outcome))
 		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
 									   "step results (pg_saga 1.4): run saga.setup_participant('%s') "

@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -452,6 +453,68 @@ duplicate_gid(const char *gid)
 			 errhint("Choose another gid, or pass NULL to get a new one.")));
 }
 
+/*
+ * The saga's values (args, argument argno, absent in the functions of
+ * versions before 1.5), checked: one dimension; none in modes xa and at,
+ * whose calls travel as query text.  NULL when not given; *nargs counts
+ * them.
+ */
+static ArrayType *
+read_args(FunctionCallInfo fcinfo, int argno, SagaMode mode, int *nargs)
+{
+	ArrayType  *args;
+
+	*nargs = 0;
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	args = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(args) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("args must be a one-dimensional array")));
+	*nargs = ArrayGetNItems(ARR_NDIM(args), ARR_DIMS(args));
+	if (*nargs > 0 && (mode == MODE_XA || mode == MODE_AT))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s sagas take no values (args)", saga_mode_name(mode)),
+				 errhint("Use mode saga, tcc or msg for steps with bound values.")));
+	return args;
+}
+
+/* The number of values of saga id (0 on a schema from before 1.5). */
+static int
+saga_nargs(int64 id)
+{
+	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, false);
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(id)};
+	bool		isnull;
+	Datum		n;
+
+	if (!OidIsValid(get_relname_relid("gtx_args", nsp)))
+		return 0;
+	if (catalog_run("SELECT pg_catalog.cardinality(args) FROM saga.gtx_args WHERE gtx_id = $1",
+					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read the values of a saga");
+	if (SPI_processed == 0)
+		return 0;
+	n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(n);
+}
+
+/*
+ * The checks of the values ($n) an action, compensation and confirm use,
+ * for a saga of nargs values (see barrier_check_values).
+ */
+static void
+check_step_sql_values(const char *action, const char *compensation, const char *confirm,
+					  int nargs, const char *name, bool expect_rows)
+{
+	barrier_check_values(action, nargs, "action", name, expect_rows);
+	barrier_check_values(compensation, nargs, "compensation", name, false);
+	barrier_check_values(confirm, nargs, "confirm", name, false);
+}
+
 Datum
 saga_begin(PG_FUNCTION_ARGS)
 {
@@ -459,21 +522,38 @@ saga_begin(PG_FUNCTION_ARGS)
 	char	   *gid = optional_text(fcinfo, 0);
 	char	   *mode_name = required_text(fcinfo, 1, "mode");
 	SagaMode	mode;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID, TEXTARRAYOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *result;
+	ArrayType  *values;
+	int			nvalues;
 
 	mode = check_saga_args(fcinfo, gid, mode_name, 2);
+	values = read_args(fcinfo, 4, mode, &nvalues);
 	call_begin(&cx);
 	saga_row_args(fcinfo, &cx, gid, mode_name, 2, 3, args, nulls);
 
 	/* one statement: a duplicate gid inserts nothing and returns no row */
-	if (catalog_run("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
-				"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
-				"ON CONFLICT (gid) DO NOTHING RETURNING gid, id",
-				5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "pg_saga: could not create saga");
+	if (values == NULL)
+	{
+		if (catalog_run("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+					"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
+					"ON CONFLICT (gid) DO NOTHING RETURNING gid, id",
+					5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "pg_saga: could not create saga");
+	}
+	else
+	{
+		args[5] = PointerGetDatum(values);
+		if (catalog_run("WITH g AS (INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+					"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
+					"ON CONFLICT (gid) DO NOTHING RETURNING gid, id), "
+					"a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT id, $6 FROM g) "
+					"SELECT gid, id FROM g",
+					6, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "pg_saga: could not create saga");
+	}
 	if (SPI_processed == 0)
 		duplicate_gid(gid);
 	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -688,6 +768,10 @@ saga_add_step(PG_FUNCTION_ARGS)
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 			duplicate_step_name(name, gid);
 	}
+	if (strchr(action, '$') || (compensation && strchr(compensation, '$')) ||
+		(confirm && strchr(confirm, '$')))
+		check_step_sql_values(action, compensation, confirm, saga_nargs(row.id), name,
+							  !PG_ARGISNULL(7));
 	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -825,10 +909,12 @@ resolve_start_after(StartStep *steps, int number, const char *gid)
 /*
  * Reads and checks the elements of steps, with the rules of add_step(): a
  * step's own values, the mode's, the target and its user mapping for
- * owner, the names and what they come after.
+ * owner (unless owner is InvalidOid: a definition), the values ($n) of a
+ * saga of nargs of them, the names and what they come after.
  */
 static StartStep *
-read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int *nsteps)
+read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int nargs,
+				 int *nsteps)
 {
 	Oid			elemtype = ARR_ELEMTYPE(arr);
 	int16		typlen;
@@ -891,11 +977,14 @@ read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int 
 		check_mode_rules(mode, field_text(st, STEP_COMPENSATION), field_text(st, STEP_CONFIRM));
 		target = field_text(st, STEP_TARGET);
 		/* a saga's steps mostly share a few targets: check each once in a row */
-		if (checked_target == NULL || strcmp(checked_target, target) != 0)
+		if (OidIsValid(owner) && (checked_target == NULL || strcmp(checked_target, target) != 0))
 			target_check_usable(target, owner);
 		checked_target = target;
 		if (st->name == NULL)
 			st->name = psprintf("step%d", i + 1);
+		check_step_sql_values(field_text(st, STEP_ACTION), field_text(st, STEP_COMPENSATION),
+							  field_text(st, STEP_CONFIRM), nargs, st->name,
+							  !st->isnull[STEP_EXPECT_ROWS]);
 		for (k = 0; k < i; k++)
 			if (strcmp(steps[k].name, st->name) == 0)
 				duplicate_step_name(st->name, gid ? gid : "(new)");
@@ -937,7 +1026,31 @@ start_column(StartStep *steps, int n, int field, Oid type, char **strs)
 }
 
 /*
- * saga.start(steps, gid, mode, timeout, payload): begin(), one add_step()
+ * The statement of saga.start(): the saga, its steps, its submitted event,
+ * and (extra, START_ARGS_SQL or "") its values, in one statement.
+ */
+#define START_SQL(extra) \
+	"WITH g AS (" \
+	" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)" \
+	" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5," \
+	" 'pending', pg_catalog.clock_timestamp())" \
+	" ON CONFLICT (gid) DO NOTHING RETURNING gid, id)," \
+	" s AS (" \
+	" INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation," \
+	" confirm, after_steps, expect_rows, max_attempts, timeout)" \
+	" SELECT g.id, u.n, u.name, u.target, u.action, u.compensation, u.confirm," \
+	" u.after::int[], u.expect_rows, u.max_attempts, u.timeout" \
+	" FROM g, unnest($6, $7, $8, $9, $10, $11, $12, $13, $14) WITH ORDINALITY" \
+	" AS u (name, target, action, compensation, confirm, after, expect_rows," \
+	" max_attempts, timeout, n))," \
+	extra \
+	" e AS (" \
+	" INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)" \
+	" SELECT gid, id FROM g"
+#define START_ARGS_SQL " a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT g.id, $15 FROM g),"
+
+/*
+ * saga.start(steps, gid, mode, timeout, payload, args): begin(), one add_step()
  * per element and submit(), with their checks, in one SQL statement that
  * writes the saga, its steps and its submitted event.  A saga with a
  * timeout gets its deadline at commit, from a trigger on the insert.
@@ -954,21 +1067,24 @@ saga_start(PG_FUNCTION_ARGS)
 				i;
 	char	  **names;
 	char	  **afters;
-	Oid			argtypes[14] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID,
+	Oid			argtypes[15] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INTERVALARRAYOID};
-	Datum		args[14];
-	char		nulls[14];
+	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INTERVALARRAYOID, TEXTARRAYOID};
+	Datum		args[15];
+	char		nulls[15];
 	char	   *result;
 	int64		id;
 	bool		isnull;
+	ArrayType  *values;
+	int			nvalues;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("steps must not be null")));
 	mode = check_saga_args(fcinfo, gid, mode_name, 3);
-	steps = read_start_steps(PG_GETARG_ARRAYTYPE_P(0), mode, GetUserId(), gid, &n);
+	values = read_args(fcinfo, 5, mode, &nvalues);
+	steps = read_start_steps(PG_GETARG_ARRAYTYPE_P(0), mode, GetUserId(), gid, nvalues, &n);
 
 	names = palloc(sizeof(char *) * n);
 	afters = palloc(sizeof(char *) * n);
@@ -990,24 +1106,11 @@ saga_start(PG_FUNCTION_ARGS)
 	args[12] = start_column(steps, n, STEP_MAX_ATTEMPTS, INT4OID, NULL);
 	args[13] = start_column(steps, n, STEP_TIMEOUT, INTERVALOID, NULL);
 
-	/* a duplicate gid inserts nothing, so the steps and event do not either */
-	if (catalog_run("WITH g AS ("
-				" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)"
-				" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5,"
-				" 'pending', pg_catalog.clock_timestamp())"
-				" ON CONFLICT (gid) DO NOTHING RETURNING gid, id),"
-				" s AS ("
-				" INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation,"
-				" confirm, after_steps, expect_rows, max_attempts, timeout)"
-				" SELECT g.id, u.n, u.name, u.target, u.action, u.compensation, u.confirm,"
-				" u.after::int[], u.expect_rows, u.max_attempts, u.timeout"
-				" FROM g, unnest($6, $7, $8, $9, $10, $11, $12, $13, $14) WITH ORDINALITY"
-				" AS u (name, target, action, compensation, confirm, after, expect_rows,"
-				" max_attempts, timeout, n)),"
-				" e AS ("
-				" INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)"
-				" SELECT gid, id FROM g",
-				14, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+	/* a duplicate gid inserts nothing, so the steps, values and event do not either */
+	args[14] = values ? PointerGetDatum(values) : (Datum) 0;
+	nulls[14] = values ? ' ' : 'n';
+	if (catalog_run(values == NULL ? START_SQL("") : START_SQL(START_ARGS_SQL),
+					values == NULL ? 14 : 15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not start saga");
 	if (SPI_processed == 0)
 		duplicate_gid(gid);
@@ -1291,5 +1394,187 @@ saga_setup_participant(PG_FUNCTION_ARGS)
 	}
 	target_check_usable(target, caller);
 	remote_exec_in_backend(target, caller, sql.data);
+	PG_RETURN_VOID();
+}
+
+/* ---- definitions: a saga's steps stored once, started by name ---- */
+
+PG_FUNCTION_INFO_V1(saga_define);
+PG_FUNCTION_INFO_V1(saga_start_definition);
+PG_FUNCTION_INFO_V1(saga_drop_definition);
+
+/*
+ * The owner of definition name, InvalidOid if there is none; refuses a
+ * caller who may not change it (its owner, superusers and saga_admin
+ * members may).
+ */
+static Oid
+definition_owner(SagaCall *cx, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	Oid			owner;
+
+	if (catalog_run("SELECT owner FROM saga.definition WHERE name = $1 LIMIT 1",
+					1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
+	if (SPI_processed == 0)
+		return InvalidOid;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (owner != cx->caller && !is_saga_admin(cx->caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of definition \"%s\"", name),
+				 errhint("Only its owner, a superuser or a member of saga_admin may redefine or drop it.")));
+	return owner;
+}
+
+/*
+ * saga.define(name, steps, mode, timeout): stores the steps under name as
+ * its next version (1 for a new name) and returns that version.  The
+ * checks of saga.start but those that depend on the role that starts it
+ * (targets, mappings) and on its values (how many), made at start.
+ */
+Datum
+saga_define(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "name");
+	char	   *mode_name = required_text(fcinfo, 2, "mode");
+	SagaMode	mode;
+	int			n;
+	Oid			owner;
+	Oid			argtypes[5] = {TEXTOID, OIDOID, TEXTOID, INTERVALOID, InvalidOid};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int32		version;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("steps must not be null")));
+	if (is_blank(name) || strlen(name) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("definition name must be 1 to %d characters long", NAMEDATALEN - 1)));
+	mode = check_saga_args(fcinfo, NULL, mode_name, 3);
+	(void) read_start_steps(PG_GETARG_ARRAYTYPE_P(1), mode, InvalidOid, name, INT_MAX, &n);
+
+	call_begin(&cx);
+	owner = definition_owner(&cx, name);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(OidIsValid(owner) ? owner : cx.caller);
+	args[2] = CStringGetTextDatum(mode_name);
+	args[3] = arg_or_null(fcinfo, 3, nulls, 3);
+	args[4] = PG_GETARG_DATUM(1);
+	argtypes[4] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	if (catalog_run("INSERT INTO saga.definition (name, version, owner, mode, timeout, steps) "
+					"SELECT $1, COALESCE(pg_catalog.max(version), 0) + 1, $2, $3, $4, $5 "
+					"FROM saga.definition WHERE name = $1 RETURNING version",
+					5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "pg_saga: could not define \"%s\"", name);
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	call_end(&cx);
+	PG_RETURN_INT32(version);
+}
+
+/*
+ * saga.start(definition, args, gid, timeout, payload): saga.start() with
+ * the steps and mode of the newest version of definition, as the caller
+ * (its mappings, its USAGE), then the saga notes which version it runs.
+ */
+Datum
+saga_start_definition(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "definition");
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Datum		steps;
+	char	   *mode_name;
+	Datum		timeout = (Datum) 0;
+	bool		timeout_null;
+	int32		version;
+	bool		isnull;
+	Datum		result;
+	LOCAL_FCINFO(start, 6);
+
+	call_begin(&cx);
+	if (catalog_run("SELECT steps, mode, timeout, version FROM saga.definition "
+					"WHERE name = $1 ORDER BY version DESC LIMIT 1",
+					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga definition \"%s\" does not exist", name),
+				 errhint("Define it with saga.define().")));
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		steps = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
+		mode_name = SPI_getvalue(tup, desc, 2);
+		timeout = SPI_getbinval(tup, desc, 3, &timeout_null);
+		if (!timeout_null)
+			timeout = datumCopy(timeout, false, sizeof(Interval));
+		version = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	call_end(&cx);
+
+	/* saga.start(steps, gid, mode, timeout, payload, args), as the caller */
+	InitFunctionCallInfoData(*start, fcinfo->flinfo, 6, fcinfo->fncollation, NULL, NULL);
+	start->args[0].value = steps;
+	start->args[0].isnull = false;
+	start->args[1] = fcinfo->args[2];
+	start->args[2].value = CStringGetTextDatum(mode_name);
+	start->args[2].isnull = false;
+	if (!PG_ARGISNULL(3))
+		start->args[3] = fcinfo->args[3];
+	else
+	{
+		start->args[3].value = timeout;
+		start->args[3].isnull = timeout_null;
+	}
+	start->args[4] = fcinfo->args[4];
+	start->args[5] = fcinfo->args[1];
+	result = saga_start(start);
+
+	{
+		Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
+		Datum		vals[3] = {CStringGetTextDatum(name), Int32GetDatum(version), result};
+
+		call_begin(&cx);
+		if (catalog_run("UPDATE saga.gtx SET definition = $1, definition_version = $2 WHERE gid = $3",
+						3, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "pg_saga: could not note the definition of a saga");
+		call_end(&cx);
+	}
+	PG_RETURN_DATUM(result);
+}
+
+/* saga.drop_definition(name): drops every version; started sagas run on. */
+Datum
+saga_drop_definition(PG_FUNCTION_ARGS)
+{
+	SagaCall	cx;
+	char	   *name = required_text(fcinfo, 0, "name");
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+
+	call_begin(&cx);
+	if (!OidIsValid(definition_owner(&cx, name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("saga definition \"%s\" does not exist", name)));
+	if (catalog_run("DELETE FROM saga.definition WHERE name = $1",
+					1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "pg_saga: could not drop definition \"%s\"", name);
+	call_end(&cx);
 	PG_RETURN_VOID();
 }

@@ -134,6 +134,10 @@ typedef struct SagaStep
 	char	   *result_prefix[STEP_SQL_OPS];	/* the SQL before its last statement */
 	char	   *result_sql[STEP_SQL_OPS];	/* its last statement, answering its rows;
 											 * NULL if that returns none */
+	bool		bound_split[STEP_SQL_OPS];	/* the two below worked out */
+	char	   *bound_statements[STEP_SQL_OPS]; /* its statements as text[] text,
+												 * NULL if it references no value */
+	char	   *bound_refs[STEP_SQL_OPS];	/* the values each references, the same */
 	RemotePool *pool;			/* of its target and owner, once looked up */
 	RemoteConn *conn;			/* call in flight, or NULL */
 	RemoteConn *abandon;		/* a call the engine gave up on, for the worker */
@@ -157,6 +161,8 @@ typedef struct Saga
 	char	   *gid;
 	int64		key;			/* saga_key; 0: none (created before 1.5), its
 								 * barrier identity is the coordinator's */
+	int			nargs;			/* its bound values ($1 .. $n); 0: none */
+	char	   *args;			/* those values as text[] text, or NULL */
 	SagaMode	mode;
 	Oid			owner;
 	SagaStatus	status;

@@ -708,9 +708,10 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 }
 
 /*
- * Sends n step calls (of kind CALL_BATCH) as one batch on a connection of
- * pool; done(args[i], outcome) is called for each step when the batch
- * ends, in order.  A round of the batch may take its steps' timeouts and
+ * Sends n step calls (of kind CALL_BATCH or CALL_BATCH_BOUND) as one batch
+ * on a connection of pool; done(args[i], outcome) is called for each step
+ * when the batch ends, in order.  If any step binds values, every step
+ * goes through the statement that binds them (one statement per batch).  A round of the batch may take its steps' timeouts and
  * grace_ms.  Returns NULL, having called nothing, if no connection can be
  * had now.
  */
@@ -720,23 +721,30 @@ remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 {
 	RemoteConn *conn;
 	int64		longest = 0;
+	bool		bound = false;
 	int			i;
 
 	Assert(n > 0);
+	for (i = 0; i < n; i++)
+		bound |= calls[i]->kind == CALL_BATCH_BOUND;
 	conn = conn_for_call(pool);
 	if (conn == NULL)
 		return NULL;
 	conn->query = MemoryContextStrdup(remote_cxt, "");
 	/* the kind of call, for the set-up the connection needs */
 	conn->step_call = copy_step_call(calls[0]);
+	if (bound)
+		barrier_batch_as_bound(conn->step_call);
 	conn->nbatch = n;
 	conn->batch = MemoryContextAllocZero(remote_cxt, sizeof(BatchStep) * n);
 	/* a round: BEGIN or a rollback (3), 4 per step, COMMIT, Sync */
 	conn->slots = MemoryContextAlloc(remote_cxt, sizeof(PipelineSlot) * (3 + 4 * n + 2));
 	for (i = 0; i < n; i++)
 	{
-		Assert(calls[i]->kind == CALL_BATCH);
+		Assert(STEP_CALL_IS_BATCH(calls[i]->kind));
 		conn->batch[i].call = copy_step_call(calls[i]);
+		if (bound)
+			barrier_batch_as_bound(conn->batch[i].call);
 		conn->batch[i].arg = args[i];
 		longest = Max(longest, calls[i]->timeout_ms);
 	}
@@ -963,8 +971,11 @@ send_step_setup(RemoteConn *conn)
 		conn->setup = SETUP_PREPARE;
 		return PQsendPrepare(conn->pg, barrier_call_statement_name(kind), sql, nargs, types);
 	}
-	/* a batch sets each step's timeout in its pipeline */
-	if (statement == STEP_STATEMENT_READY && kind != CALL_BATCH &&
+	/*
+	 * a batch sets each step's timeout in its pipeline; a call that binds
+	 * values goes with its parameters also where it could not be prepared
+	 */
+	if ((statement == STEP_STATEMENT_READY || kind == CALL_BOUND) && !STEP_CALL_IS_BATCH(kind) &&
 		conn->session_timeout_ms != conn->step_call->timeout_ms)
 	{
 		char		sql[64];
@@ -1001,7 +1012,7 @@ step_statement_lost(RemoteConn *conn)
 static void
 batch_refused(RemoteConn *conn)
 {
-	conn->statements[CALL_BATCH] = STEP_STATEMENT_UNAVAILABLE;
+	conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
 	conn->pool->no_batch_until = GetCurrentTimestamp() + BATCH_RETRY_MS * INT64CONST(1000);
 	conn->refused = true;
 }
@@ -1054,7 +1065,7 @@ pipeline_send_step(RemoteConn *conn, int i)
 	conn->slots[conn->nslots].kind = SLOT_CALL;
 	conn->slots[conn->nslots].step = i;
 	conn->nslots++;
-	if (!PQsendQueryPrepared(conn->pg, barrier_call_statement_name(CALL_BATCH),
+	if (!PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
 							 step->call->nargs, step->call->values, NULL, NULL, 0))
 		return -1;
 	if (!pipeline_send(conn, "RELEASE SAVEPOINT " BATCH_SAVEPOINT, SLOT_STEP, i))
@@ -1133,7 +1144,8 @@ send_call_or_setup(RemoteConn *conn)
 		return PQsendQuery(conn->pg, conn->query);
 	}
 	statement = conn->statements[conn->step_call->kind];
-	if (statement != STEP_STATEMENT_UNAVAILABLE && send_step_setup(conn))
+	if ((statement != STEP_STATEMENT_UNAVAILABLE || conn->step_call->kind == CALL_BOUND) &&
+		send_step_setup(conn))
 		return true;
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
@@ -1145,8 +1157,18 @@ send_call_or_setup(RemoteConn *conn)
 		return PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
 								   conn->step_call->nargs, conn->step_call->values,
 								   NULL, NULL, 0);
-	if (conn->step_call->kind == CALL_BATCH)
+	if (STEP_CALL_IS_BATCH(conn->step_call->kind))
 		return false;			/* batches are sent prepared only: see conn_send */
+	if (conn->step_call->kind == CALL_BOUND)
+	{
+		/* its values are parameters: the statement goes with them, unnamed */
+		const Oid  *types;
+		int			nargs;
+		const char *sql = barrier_call_statement(CALL_BOUND, &types, &nargs);
+
+		return PQsendQueryParams(conn->pg, sql, conn->step_call->nargs, types,
+								 conn->step_call->values, NULL, NULL, 0);
+	}
 	conn->session_timeout_ms = -1;
 	return PQsendQuery(conn->pg, conn->query);
 }
@@ -1157,8 +1179,8 @@ conn_send(RemoteConn *conn)
 	int			rc;
 
 	conn_set_state(conn, CONN_BUSY);
-	if (conn->step_call && conn->step_call->kind == CALL_BATCH &&
-		conn->statements[CALL_BATCH] == STEP_STATEMENT_UNAVAILABLE)
+	if (conn->step_call && STEP_CALL_IS_BATCH(conn->step_call->kind) &&
+		conn->statements[conn->step_call->kind] == STEP_STATEMENT_UNAVAILABLE)
 	{
 		/* the participant has no run_batch(): its steps go one by one */
 		batch_refused(conn);
@@ -1551,7 +1573,7 @@ batch_round_done(RemoteConn *conn)
 		step->state = batch_statement_failed(failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_WAITING;
 	}
 	if (failed->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
-		conn->statements[CALL_BATCH] = STEP_STATEMENT_UNKNOWN;	/* prepared again next time */
+		conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNKNOWN;	/* prepared again next time */
 	else if (batch_statement_failed(failed))
 		batch_refused(conn);
 	/* the rollback puts back a timeout of an earlier step: set it again */
@@ -1647,7 +1669,7 @@ conn_read_results(RemoteConn *conn)
 						pfree(conn->result);
 					conn->reply = result_text(res, PQntuples(res) - 1, 0);
 					conn->result = conn->step_call == NULL ||
-						conn->step_call->kind == CALL_RUN_RESULT ?
+						conn->step_call->kind != CALL_RUN ?
 						result_text(res, PQntuples(res) - 1, 1) : NULL;
 				}
 				break;

@@ -69,17 +69,22 @@ typedef struct RemoteOutcome
  * The statements a connection prepares for step calls, one per kind (see
  * barrier.c): run() for a step whose last statement returns no rows (which
  * participants set up by any version have), run_step() for one that does,
- * run_batch_step() for a step in a batch.
+ * run_batch_step() for a step in a batch; and the same two with the
+ * saga's values bound (pg_saga 1.5), for an operation that references
+ * values.
  */
 typedef enum StepCallKind
 {
 	CALL_RUN,
 	CALL_RUN_RESULT,
-	CALL_BATCH
+	CALL_BATCH,
+	CALL_BOUND,
+	CALL_BATCH_BOUND
 } StepCallKind;
 
-#define STEP_CALL_KINDS 3
-#define STEP_CALL_MAX_NARGS 10
+#define STEP_CALL_KINDS 5
+#define STEP_CALL_MAX_NARGS 13
+#define STEP_CALL_IS_BATCH(kind) ((kind) == CALL_BATCH || (kind) == CALL_BATCH_BOUND)
 
 /* A step call as the parameters of its kind's statement, as text. */
 typedef struct RemoteStepCall

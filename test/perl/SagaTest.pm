@@ -51,7 +51,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
   new_coordinator new_participant create_coordinator_db create_bank add_target
-  standard_setup quote_literal move_sql submit_saga build_saga_sql build_start_sql
+  standard_setup quote_literal move_sql submit_saga build_saga_sql build_start_sql args_sql
   wait_saga saga_status is_final poll_until
   balances total_balance ledger_rows ledger_duplicates ledger_sum barrier_rows
   at_rows table_image
@@ -351,7 +351,23 @@ sub build_start_sql
 	  if defined $args{timeout};
 	push @b, 'payload => ' . quote_literal($args{payload}) . '::jsonb'
 	  if defined $args{payload};
+	push @b, 'args => ' . args_sql($args{args}) if defined $args{args};
 	return 'SELECT saga.start(' . join(', ', @b) . ");\n";
+}
+
+=item args_sql($values)
+
+The values of a saga (args => [...], undef elements NULL) as a text[]
+expression.
+
+=cut
+
+sub args_sql
+{
+	my ($values) = @_;
+	return 'ARRAY['
+	  . join(', ', map { defined $_ ? quote_literal($_) : 'NULL' } @$values)
+	  . ']::text[]';
 }
 
 =item build_saga_sql(%args)
@@ -370,6 +386,7 @@ sub build_saga_sql
 	  if defined $args{timeout};
 	push @b, 'payload => ' . quote_literal($args{payload}) . '::jsonb'
 	  if defined $args{payload};
+	push @b, 'args => ' . args_sql($args{args}) if defined $args{args};
 	my $sql = 'SELECT saga.begin(' . join(', ', @b) . ");\n";
 	foreach my $s (@{ $args{steps} })
 	{

@@ -4,12 +4,12 @@ BEGIN;
 SELECT plan(61);
 
 -- Functions: name, argument list with names and defaults, result type.
-SELECT has_function('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb'],
-	'saga.begin(text, text, interval, jsonb) exists');
-SELECT is(pg_get_function_arguments('saga.begin(text, text, interval, jsonb)'::regprocedure),
-	$$gid text DEFAULT NULL::text, mode text DEFAULT 'saga'::text, timeout interval DEFAULT NULL::interval, payload jsonb DEFAULT NULL::jsonb$$,
+SELECT has_function('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb', 'text[]'],
+	'saga.begin(text, text, interval, jsonb, text[]) exists');
+SELECT is(pg_get_function_arguments('saga.begin(text, text, interval, jsonb, text[])'::regprocedure),
+	$$gid text DEFAULT NULL::text, mode text DEFAULT 'saga'::text, timeout interval DEFAULT NULL::interval, payload jsonb DEFAULT NULL::jsonb, args text[] DEFAULT NULL::text[]$$,
 	'saga.begin has the documented arguments and defaults');
-SELECT function_returns('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb'], 'text',
+SELECT function_returns('saga', 'begin', ARRAY['text', 'text', 'interval', 'jsonb', 'text[]'], 'text',
 	'saga.begin returns text');
 
 SELECT has_function('saga', 'add_step',
@@ -90,7 +90,7 @@ SELECT is(
 CREATE ROLE pgtap_surface_nobody NOLOGIN;
 SELECT is(
 	ARRAY(SELECT f FROM unnest(ARRAY[
-			'saga.begin(text, text, interval, jsonb)',
+			'saga.begin(text, text, interval, jsonb, text[])',
 			'saga.add_step(text, text, text, text, text, text, text[], bigint, integer, interval)',
 			'saga.submit(text)', 'saga.wait(text, interval)', 'saga.status(text)',
 			'saga.abort(text, text)', 'saga.retry(text)', 'saga.purge(interval)',
@@ -117,7 +117,8 @@ SELECT is(
 SELECT has_view('saga', 'transactions', 'view saga.transactions exists');
 SELECT columns_are('saga', 'transactions', ARRAY[
 	'gid', 'mode', 'status', 'owner', 'payload', 'created_at', 'submitted_at',
-	'finished_at', 'deadline', 'steps', 'steps_done', 'last_error', 'saga_key'],
+	'finished_at', 'deadline', 'steps', 'steps_done', 'last_error', 'saga_key', 'args',
+	'definition', 'definition_version'],
 	'saga.transactions has the documented columns');
 SELECT col_type_is('saga', 'transactions', 'payload', 'jsonb', 'saga.transactions.payload is jsonb');
 SELECT col_type_is('saga', 'transactions', 'owner', 'text', 'saga.transactions.owner is text');

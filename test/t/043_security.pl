@@ -343,7 +343,7 @@ my @checks = (
 	    AND (has_sequence_privilege('bob', c.oid, 'USAGE') OR has_sequence_privilege('bob', c.oid, 'UPDATE'))}, '', 'no sequence is usable' ],
 	[ q{SELECT string_agg(c.relname, ',') FROM pg_class c WHERE c.relnamespace = 'saga'::regnamespace AND c.relkind = 'r' AND NOT c.relrowsecurity
 	    AND has_table_privilege('bob', c.oid, 'SELECT')}, '', 'every readable table has row-level security' ],
-	[ q{SELECT string_agg(f, ',' ORDER BY f) FROM unnest(ARRAY['saga.begin(text, text, interval, jsonb)', 'saga.add_step(text, text, text, text, text, text, text[], bigint, int, interval)',
+	[ q{SELECT string_agg(f, ',' ORDER BY f) FROM unnest(ARRAY['saga.begin(text, text, interval, jsonb, text[])', 'saga.add_step(text, text, text, text, text, text, text[], bigint, int, interval)',
 	      'saga.submit(text)', 'saga.wait(text, interval)', 'saga.status(text)', 'saga.abort(text, text)', 'saga.retry(text)', 'saga.purge(interval)', 'saga.setup_participant(text, text[])']) f
 	    WHERE NOT has_function_privilege('bob', f, 'EXECUTE')}, '', 'the SQL functions are executable by every role' ],
 	[ q{SELECT has_function_privilege('bob', 'saga._start_worker()', 'EXECUTE')}, 'f', 'saga._start_worker() is not' ],

@@ -1,0 +1,129 @@
+# 057_bound_values.pl: a saga's values ($1 .. $n) bound on the participant.
+#
+#  - A transfer between two databases with bound amounts and ids, by
+#    saga.start and by begin/add_step.
+#  - A value holding a quote, a semicolon, $$ and a newline reaches the
+#    participant byte for byte and changes nothing else.
+#  - A step using $1, $3 beside one using $2, $3.
+#  - A missing value is refused at start (22023) with nothing written.
+#  - A value of the wrong type fails its step for a business reason, with
+#    the participant's SQLSTATE, never retried, and the saga compensates.
+#  - A burst of sagas with values in one transaction goes in batches.
+#  - A participant whose objects predate bound values: the step fails with
+#    a hint to run saga.setup_participant.
+#  - The values are shown to the owner only, not to pg_monitor.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SagaTest;
+
+my ($coord, $part) = standard_setup();
+like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
+$part->safe_psql($_, 'CREATE TABLE note (id serial PRIMARY KEY, body text, tag text)')
+  for qw(bank_a bank_b);
+
+my @transfer = (
+	{ target => 'bank_a', action => 'UPDATE account SET balance = balance - $1 WHERE id = $2',
+	  compensation => 'UPDATE account SET balance = balance + $1 WHERE id = $2', expect_rows => 1 },
+	{ target => 'bank_b', action => 'UPDATE account SET balance = balance + $1 WHERE id = $3',
+	  compensation => 'UPDATE account SET balance = balance - $1 WHERE id = $3', expect_rows => 1 });
+
+# a transfer, both ways of submitting
+for my $via (qw(start steps))
+{
+	my $gid = submit_saga($coord, via => $via, steps => \@transfer, args => [ '7.25', '1', '2' ]);
+	is(wait_saga($coord, $gid), 'succeeded', "bound transfer ($via) succeeded");
+}
+is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 }, 'bank_a debited twice 7.25');
+is_deeply(balances($part, 'bank_b'), { 1 => 100, 2 => 114.5 }, 'bank_b credited twice 7.25');
+
+# a value that would break spliced SQL arrives byte for byte
+my $nasty = "it's; DELETE FROM account; \$\$ \$x\$ --\nnext line \\ done";
+my $gid = submit_saga($coord, steps => [
+	{ target => 'bank_a', action => 'INSERT INTO note (body, tag) VALUES ($1, $2)',
+	  compensation => 'DELETE FROM note WHERE tag = $2' } ],
+	args => [ $nasty, 'nasty' ]);
+is(wait_saga($coord, $gid), 'succeeded', 'saga with an awkward value succeeded');
+is($part->safe_psql('bank_a', "SELECT body FROM note WHERE tag = 'nasty'"), $nasty,
+	'the value arrived byte for byte');
+is($part->safe_psql('bank_a', 'SELECT count(*) FROM account'), '2', 'nothing else changed');
+is($part->safe_psql('bank_a',
+	"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%DELETE FROM ' || 'account%'"), '0',
+	'the value is in no statement text on the participant');
+
+# $1, $3 beside $2, $3
+$gid = submit_saga($coord, steps => [
+	{ target => 'bank_a', action => 'INSERT INTO note (body, tag) VALUES ($1, $3)' },
+	{ target => 'bank_b', action => 'INSERT INTO note (body, tag) VALUES ($2, $3)', after => [] } ],
+	args => [ 'one', 'two', 'pair' ]);
+is(wait_saga($coord, $gid), 'succeeded', 'steps using different values succeeded');
+is($part->safe_psql('bank_a', "SELECT body FROM note WHERE tag = 'pair'"), 'one', 'step 1 got $1, $3');
+is($part->safe_psql('bank_b', "SELECT body FROM note WHERE tag = 'pair'"), 'two', 'step 2 got $2, $3');
+
+# a missing value: refused at start, nothing written
+my $before = $coord->safe_psql('coord', 'SELECT count(*) FROM saga.gtx');
+my ($rc, $out, $err) = $coord->psql('coord',
+	build_start_sql(gid => 'missing', steps => \@transfer, args => [ '1', '1' ]),
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22023: the action of step "step2" references \$3, but the saga has 2 values/,
+	'a missing value is refused with 22023');
+is($coord->safe_psql('coord', 'SELECT count(*) FROM saga.gtx'), $before, 'nothing written');
+
+# a value of the wrong type: a business failure, compensated, not retried
+$gid = submit_saga($coord, steps => \@transfer, args => [ 'ten', '1', '2' ]);
+is(wait_saga($coord, $gid), 'aborted', 'a wrong type aborts the saga');
+is($coord->safe_psql('coord',
+	"SELECT status || ' ' || attempts || ' ' || last_sqlstate FROM saga.steps WHERE gid = '$gid' AND step = 1"),
+	'failed 1 22P02', 'the step failed once with the participant\'s 22P02');
+like($coord->safe_psql('coord', "SELECT last_error FROM saga.transactions WHERE gid = '$gid'"),
+	qr/invalid input syntax for type numeric: "ten"/, 'the user sees the participant\'s error');
+$gid = submit_saga($coord, steps => [
+	$transfer[0],
+	{ target => 'bank_b', action => 'UPDATE account SET balance = balance - $1 * 1000 WHERE id = $3' } ],
+	args => [ '1', '1', '2' ]);
+is(wait_saga($coord, $gid), 'aborted', 'a failing second step aborts the saga');
+is($coord->safe_psql('coord', "SELECT string_agg(status, ',' ORDER BY step) FROM saga.steps WHERE gid = '$gid'"),
+	'compensated,failed', 'the first step was compensated with its bound value');
+is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 }, 'bank_a back as it was');
+
+# a burst of sagas with values in one transaction: batched
+my $sql = "BEGIN;\n";
+$sql .= build_start_sql(gid => "burst-$_", steps => \@transfer, args => [ "0.$_", '2', '1' ]) for 1 .. 30;
+$sql .= "COMMIT;\n";
+$coord->safe_psql('coord', $sql);
+is(wait_saga($coord, "burst-$_"), 'succeeded', "burst saga $_ succeeded") for (1, 15, 30);
+poll_until($coord, 'coord',
+	"SELECT count(*) FROM saga.transactions WHERE gid LIKE 'burst-%' AND status = 'succeeded'", '30');
+my $burst = 0;
+$burst += "0.$_" for 1 .. 30;
+is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 - $burst }, 'bank_a: every burst amount debited');
+is_deeply(balances($part, 'bank_b'), { 1 => 100 + $burst, 2 => 114.5 }, 'bank_b: every burst amount credited');
+ok($part->safe_psql('bank_a',
+	"SELECT count(*) FROM saga_participant.barrier WHERE gid LIKE 'burst-%'") == 30,
+	'every burst step behind the barrier once');
+
+# the values are the owner's
+$coord->safe_psql('coord', 'CREATE ROLE watcher IN ROLE pg_monitor');
+is($coord->safe_psql('coord',
+	"SET ROLE watcher; SELECT count(*) || ' ' || count(args) FROM saga.transactions WHERE gid LIKE 'burst-%'"),
+	'30 0', 'pg_monitor sees the sagas, not their values');
+is($coord->safe_psql('coord', "SELECT args FROM saga.transactions WHERE gid = 'burst-2'"),
+	'{0.2,2,1}', 'the owner sees them');
+
+# a participant set up before bound values
+$part->safe_psql('bank_b', q{
+	DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text, text[], text[], text[]) CASCADE;
+	DROP FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text, text[], text[], text[]) CASCADE});
+$gid = submit_saga($coord, steps => \@transfer, args => [ '1', '1', '2' ]);
+is(wait_saga($coord, $gid), 'aborted', 'a bound step on an old participant fails');
+like($coord->safe_psql('coord', "SELECT last_error FROM saga.steps WHERE gid = '$gid' AND step = 2"),
+	qr/predate bound values \(pg_saga 1\.5\): run saga\.setup_participant\('bank_b'\)/,
+	'with a hint to set the participant up again');
+$coord->safe_psql('coord', "SELECT saga.setup_participant('bank_b')");
+$gid = submit_saga($coord, steps => \@transfer, args => [ '1', '1', '2' ]);
+is(wait_saga($coord, $gid), 'succeeded', 'after set-up, bound steps run there');
+
+done_testing();
