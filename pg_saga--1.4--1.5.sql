@@ -263,3 +263,48 @@ COMMENT ON FUNCTION saga.drop_definition(text) IS
 
 GRANT EXECUTE ON FUNCTION saga.define(text, saga.step[], text, interval),
 	saga.start(text, text[], text, interval, jsonb), saga.drop_definition(text) TO PUBLIC;
+
+/*
+ * saga.run: start, commit, wait, in one statement and one round trip, for
+ * a caller that wants the outcome.  A procedure, so that it can commit: it
+ * commits first of all, which PostgreSQL refuses (2D000) inside a
+ * transaction block or any caller that cannot commit, before anything is
+ * written; then it starts the saga as saga.start does, commits the
+ * submission (which wakes the worker) and waits as saga.wait does.  No SET
+ * clause (a procedure with one cannot commit): every name inside is
+ * schema-qualified instead.
+ */
+CREATE PROCEDURE saga.run(steps saga.step[], INOUT gid text DEFAULT NULL, mode text DEFAULT 'saga',
+						  timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL,
+						  args text[] DEFAULT NULL, wait interval DEFAULT '30 seconds',
+						  INOUT status text DEFAULT NULL)
+LANGUAGE plpgsql
+AS $run_steps$
+BEGIN
+	COMMIT;
+	run.gid := saga.start(run.steps, gid => run.gid, mode => run.mode, timeout => run.timeout,
+						  payload => run.payload, args => run.args);
+	COMMIT;
+	run.status := saga.wait(run.gid, run.wait);
+END
+$run_steps$;
+COMMENT ON PROCEDURE saga.run(saga.step[], text, text, interval, jsonb, text[], interval, text) IS
+	'starts a saga as saga.start does, commits, and waits as saga.wait does: returns its gid and status';
+
+CREATE PROCEDURE saga.run(definition text, args text[] DEFAULT '{}', INOUT gid text DEFAULT NULL,
+						  timeout interval DEFAULT NULL, payload jsonb DEFAULT NULL,
+						  wait interval DEFAULT '30 seconds', INOUT status text DEFAULT NULL)
+LANGUAGE plpgsql
+AS $run_definition$
+BEGIN
+	COMMIT;
+	run.gid := saga.start(run.definition, run.args, gid => run.gid, timeout => run.timeout,
+						  payload => run.payload);
+	COMMIT;
+	run.status := saga.wait(run.gid, run.wait);
+END
+$run_definition$;
+COMMENT ON PROCEDURE saga.run(text, text[], text, interval, jsonb, interval, text) IS
+	'starts the newest version of a definition, commits, and waits: returns the gid and status';
+GRANT EXECUTE ON PROCEDURE saga.run(saga.step[], text, text, interval, jsonb, text[], interval, text),
+	saga.run(text, text[], text, interval, jsonb, interval, text) TO PUBLIC;

@@ -18,6 +18,12 @@
  * MODE saga-open, start-open: the same, without waiting (open loop: the
  *   clients submit as fast as they can); an iteration counts once its
  *   submitting transaction committed, and the caller measures the drain.
+ * MODE define: the same transfer from a definition (bench_transfer, made
+ *   by the driver once), its amount and account bound values: the client
+ *   sends saga.start('bench_transfer', $1, gid => $2) with parameters,
+ *   then saga.wait()s.
+ * MODE run: the same as one CALL saga.run('bench_transfer', $1, gid => $2),
+ *   which starts, commits and waits.
  *
  * Prints one line: mode clients completed seconds per_second p50_ms p99_ms
  * (latency as the client sees it, submit to final status, in steady state
@@ -38,6 +44,15 @@ static const char *mode;
 static const char *conn_coord, *conn_a, *conn_b;
 static int	nclients, seconds, warmup, fail_pct;
 static int	one_statement, open_loop;	/* MODE start*, MODE *-open */
+static int	from_definition, run_call;	/* MODE define, MODE run */
+
+/* The transfer as a definition with bound values: $1 the amount, $2 the account. */
+static const char *define_sql =
+"SELECT saga.define('bench_transfer', ARRAY["
+"saga.step('bank_a', 'UPDATE account SET balance = balance - $1 WHERE id = $2 AND balance >= $1', "
+"'UPDATE account SET balance = balance + $1 WHERE id = $2', expect_rows => 1), "
+"saga.step('bank_b', 'UPDATE account SET balance = balance + $1 WHERE id = $2', "
+"'UPDATE account SET balance = balance - $1 WHERE id = $2', expect_rows => 1)])";
 static int	naccounts = 10000;	/* accounts 1..BENCH_ACCOUNTS on each bank */
 static double t_start;
 
@@ -136,7 +151,32 @@ client(void *arg)
 			char		gid[64];
 
 			snprintf(gid, sizeof(gid), "b%ld-%ld-%ld", run, id, n);
-			if (one_statement)
+			if (from_definition || run_call)
+			{
+				char		args[64];
+				const char *values[2] = {args, gid};
+
+				snprintf(args, sizeof(args), "{%d,%d}", amount, account);
+				r = PQexecParams(coord, run_call ?
+								 "CALL saga.run('bench_transfer', $1::text[], gid => $2)" :
+								 "SELECT saga.start('bench_transfer', $1::text[], gid => $2)",
+								 2, NULL, values, NULL, NULL, 0);
+				if (PQresultStatus(r) != PGRES_TUPLES_OK ||
+					(run_call && strcmp(PQgetvalue(r, 0, 1), "succeeded") != 0 &&
+					 strcmp(PQgetvalue(r, 0, 1), "aborted") != 0))
+				{
+					fprintf(stderr, "driver: %s: %s %s\n", gid, PQerrorMessage(coord),
+							PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 1) : "");
+					exit(1);
+				}
+				PQclear(r);
+				if (run_call)
+				{
+					record(t0, now_s());
+					continue;
+				}
+			}
+			else if (one_statement)
 				snprintf(sql, sizeof(sql),
 						 "SELECT saga.start(ARRAY["
 						 "saga.step('bank_a', 'UPDATE account SET balance = balance - %d WHERE id = %d AND balance >= %d', "
@@ -160,7 +200,8 @@ client(void *arg)
 					 "COMMIT;",
 					 gid, gid, amount, account, amount, amount, account,
 					 gid, amount, account, amount, account, gid);
-			exec_or_die(coord, sql, one_statement ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+			if (!from_definition)
+				exec_or_die(coord, sql, one_statement ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
 			if (open_loop)
 			{
 				record(t0, now_s());
@@ -208,7 +249,7 @@ main(int argc, char **argv)
 
 	if (argc < 8)
 	{
-		fprintf(stderr, "usage: driver baseline|saga|start|saga-open|start-open CLIENTS SECONDS WARMUP COORD A B [FAIL_PCT]\n");
+		fprintf(stderr, "usage: driver baseline|saga|start|saga-open|start-open|define|run CLIENTS SECONDS WARMUP COORD A B [FAIL_PCT]\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -223,6 +264,15 @@ main(int argc, char **argv)
 	conn_a = argv[6];
 	conn_b = argv[7];
 	fail_pct = argc > 8 ? atoi(argv[8]) : 0;
+	from_definition = strcmp(mode, "define") == 0;
+	run_call = strcmp(mode, "run") == 0;
+	if (from_definition || run_call)
+	{
+		PGconn	   *c = connect_or_die(conn_coord);
+
+		exec_or_die(c, define_sql, PGRES_TUPLES_OK);
+		PQfinish(c);
+	}
 	samples = malloc(sizeof(double) * MAX_SAMPLES);
 	threads = malloc(sizeof(pthread_t) * nclients);
 

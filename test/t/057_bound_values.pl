@@ -12,6 +12,8 @@
 #  - A participant whose objects predate bound values: the step fails with
 #    a hint to run saga.setup_participant.
 #  - The values are shown to the owner only, not to pg_monitor.
+#  - CALL saga.run, of steps and of a definition: one statement that
+#    answers the final status; refused inside a transaction block.
 use strict;
 use warnings;
 
@@ -112,6 +114,29 @@ is($coord->safe_psql('coord',
 	'30 0', 'pg_monitor sees the sagas, not their values');
 is($coord->safe_psql('coord', "SELECT args FROM saga.transactions WHERE gid = 'burst-2'"),
 	'{0.2,2,1}', 'the owner sees them');
+
+# CALL saga.run: start, commit and wait in one statement
+my $steps_sql = q{ARRAY[
+	saga.step('bank_a', 'UPDATE account SET balance = balance - $1 WHERE id = $2',
+			  'UPDATE account SET balance = balance + $1 WHERE id = $2', expect_rows => 1),
+	saga.step('bank_b', 'UPDATE account SET balance = balance + $1 WHERE id = $3',
+			  'UPDATE account SET balance = balance - $1 WHERE id = $3', expect_rows => 1)]::saga.step[]};
+my $a_before = balances($part, 'bank_a')->{1};
+my $b_before = balances($part, 'bank_b')->{2};
+is($coord->safe_psql('coord',
+	"CALL saga.run($steps_sql, gid => 'run-1', args => ARRAY['3', '1', '2'])"),
+	'run-1|succeeded', 'saga.run returns the gid and the final status');
+$coord->safe_psql('coord', "SELECT saga.define('xfer', $steps_sql)");
+is($coord->safe_psql('coord', "CALL saga.run('xfer', ARRAY['4', '1', '2'], gid => 'run-2')"),
+	'run-2|succeeded', 'saga.run of a definition returns its final status too');
+is(balances($part, 'bank_a')->{1}, $a_before - 7, 'both runs debited bank_a');
+is(balances($part, 'bank_b')->{2}, $b_before + 7, 'and credited bank_b');
+my (undef, undef, $run_err) = $coord->psql('coord',
+	"BEGIN; CALL saga.run($steps_sql, gid => 'run-3', args => ARRAY['5', '1', '2']); COMMIT;",
+	on_error_stop => 1, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($run_err, qr/2D000/, 'saga.run inside a transaction block is refused (2D000)');
+is($coord->safe_psql('coord', "SELECT count(*) FROM saga.transactions WHERE gid = 'run-3'"), '0',
+	'and nothing of it was written');
 
 # a participant set up before bound values
 $part->safe_psql('bank_b', q{
