@@ -4,6 +4,7 @@
 #   bash scripts/debian-root.sh RELEASE [ARG...]
 #   bash scripts/debian-root.sh RELEASE --prepare
 #   bash scripts/debian-root.sh RELEASE --campaign [ARG...]
+#   bash scripts/debian-root.sh RELEASE --demo
 #
 # runs `bash scripts/test.sh ARG...` (the README's test command) in a root
 # of Debian RELEASE (bookworm: PostgreSQL 15, trixie: PostgreSQL 17) made
@@ -27,7 +28,8 @@
 # --campaign runs `bash scripts/campaign.sh ARG...` (the long fault
 # campaign, e.g. --duration 120) there instead of the suite: campaign.sh
 # installs and runs PostgreSQL like scripts/test.sh, so on a shared machine
-# it belongs in a root too.
+# it belongs in a root too.  --demo runs `bash scripts/demo.sh` there, for
+# the same reason (it installs pg_saga and starts a cluster).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -187,6 +189,9 @@ copy_repo "$root"
 script=scripts/test.sh
 if [ "${1:-}" = --campaign ]; then
 	script=scripts/campaign.sh
+	shift
+elif [ "${1:-}" = --demo ]; then
+	script=scripts/demo.sh
 	shift
 fi
 log "PostgreSQL $version: bash $script $* (in the $release root)"

@@ -9,10 +9,12 @@
 # starts a throwaway cluster of the machine's PostgreSQL (15 on bookworm, 17 on
 # trixie; see scripts/lib.sh) on a free port of 127.0.0.1, and
 # runs sagas between two "banks" coordinated from a third database: a
-# transfer that succeeds, one that fails and is compensated, an order whose
-# id the next step uses (step results), and the failing transfer in at mode,
-# rolled back from row images.  The cluster and its files are removed at
-# the end, also on failure.
+# transfer defined once (saga.define) and started by name with its values
+# (bound values), once succeeding and once failing and compensated, an
+# order whose id the next step uses (step results), and a failing transfer
+# in at mode, rolled back from row images.  The cluster and its files are
+# removed at the end, also on failure.  On a shared machine, run it in a
+# Debian root: `bash scripts/debian-root.sh bookworm --demo`.
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -141,91 +143,88 @@ echo
 echo "Balances before:"
 balances
 
-heading "1. Transfer 30 from bank_a account 1 to bank_b account 1"
+heading "1. A transfer, defined once: \$1 from bank_a account \$2 to bank_b account \$3"
 
 cat <<'EOF'
-  BEGIN;
-  SELECT saga.begin('transfer-1', payload => '{"amount": 30}');
-  SELECT saga.add_step('transfer-1', 'bank_a',
-         action       => 'INSERT INTO ledger ...;
-                          UPDATE account SET balance = balance - 30 WHERE id = 1',
-         compensation => 'INSERT INTO ledger ...;
-                          UPDATE account SET balance = balance + 30 WHERE id = 1',
-         name => 'debit', expect_rows => 1);
-  SELECT saga.add_step('transfer-1', 'bank_b', ... 'credit' ...);
-  SELECT saga.submit('transfer-1');
-  COMMIT;
+  SELECT saga.define('transfer', ARRAY[
+      saga.step('bank_a',
+          action       => 'INSERT INTO ledger ... ($2, -$1, ''debit'');
+                           UPDATE account SET balance = balance - $1 WHERE id = $2',
+          compensation => 'INSERT INTO ledger ... ($2, $1, ''refund of debit'');
+                           UPDATE account SET balance = balance + $1 WHERE id = $2',
+          name => 'debit', expect_rows => 1),
+      saga.step('bank_b', ... $3 ... name => 'credit', expect_rows => 1)]);
+
+  The steps are stored once, as version 1 of 'transfer'; each saga started
+  from it brings its own values, bound on the participants as the
+  parameters of prepared statements (never spliced into the SQL).
+
+EOF
+
+qapp shop <<'SQL'
+SELECT saga.define('transfer', ARRAY[
+	saga.step('bank_a',
+		action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, $2, -$1::numeric, 'debit');
+				UPDATE account SET balance = balance - $1::numeric WHERE id = $2$$,
+		compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, $2, $1::numeric, 'refund of debit');
+				UPDATE account SET balance = balance + $1::numeric WHERE id = $2$$,
+		name => 'debit', expect_rows => 1),
+	saga.step('bank_b',
+		action => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, $3, $1::numeric, 'credit');
+				UPDATE account SET balance = balance + $1::numeric WHERE id = $3$$,
+		compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
+				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, $3, -$1::numeric, 'reversal of credit');
+				UPDATE account SET balance = balance - $1::numeric WHERE id = $3$$,
+		name => 'credit', expect_rows => 1)]) \g /dev/null
+SQL
+show shop "SELECT name, version, owner, mode, cardinality(steps) AS steps FROM saga.definitions"
+
+heading "2. Transfer 30 from bank_a account 1 to bank_b account 1"
+
+cat <<'EOF'
+  SELECT saga.start('transfer', ARRAY['30', '1', '1'], gid => 'transfer-1',
+                    payload => '{"amount": 30}');
   SELECT saga.wait('transfer-1');
 
 EOF
 
 qapp shop <<'SQL'
-BEGIN;
-SELECT saga.begin('transfer-1', payload => '{"from": "bank_a/1", "to": "bank_b/1", "amount": 30}') \g /dev/null
-SELECT saga.add_step('transfer-1', 'bank_a',
-	action => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -30, 'debit');
-				UPDATE account SET balance = balance - 30 WHERE id = 1$$,
-	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 30, 'refund of debit');
-				UPDATE account SET balance = balance + 30 WHERE id = 1$$,
-	name => 'debit', expect_rows => 1) \g /dev/null
-SELECT saga.add_step('transfer-1', 'bank_b',
-	action => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 30, 'credit');
-				UPDATE account SET balance = balance + 30 WHERE id = 1$$,
-	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -30, 'reversal of credit');
-				UPDATE account SET balance = balance - 30 WHERE id = 1$$,
-	name => 'credit', expect_rows => 1) \g /dev/null
-SELECT saga.submit('transfer-1') \g /dev/null
-COMMIT;
+SELECT saga.start('transfer', ARRAY['30', '1', '1'], gid => 'transfer-1',
+	payload => '{"from": "bank_a/1", "to": "bank_b/1", "amount": 30}') \g /dev/null
 SQL
 printf "saga.wait('transfer-1') returned: %s\n\n" \
 	"$(qapp shop -At -c "SELECT saga.wait('transfer-1')")"
 echo "Balances after:"
 balances
 
-heading "2. Transfer 500 from bank_b account 1 (balance too low) to bank_a account 2"
+heading "3. Transfer 30 from bank_a account 2 to bank_b account 3 (no such account)"
 
 cat <<'EOF'
-  Step 1 'credit' adds 500 on bank_a; step 2 'debit' takes 500 from bank_b,
-  which breaks CHECK (balance >= 0) there.  That is a business failure: the
-  debit's remote transaction rolls back and the credit is compensated.
+  SELECT saga.start('transfer', ARRAY['30', '2', '3'], gid => 'transfer-2');
+
+  Step 1 'debit' takes 30 from bank_a; step 2 'credit' finds no account 3
+  on bank_b: its UPDATE changes 0 rows where expect_rows says 1.  That is a
+  business failure: the credit's remote transaction rolls back and the
+  debit is compensated.
 
 EOF
 
 qapp shop <<'SQL'
-BEGIN;
-SELECT saga.begin('transfer-2', payload => '{"from": "bank_b/1", "to": "bank_a/2", "amount": 500}') \g /dev/null
-SELECT saga.add_step('transfer-2', 'bank_a',
-	action => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 2, 500, 'credit');
-				UPDATE account SET balance = balance + 500 WHERE id = 2$$,
-	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 2, -500, 'reversal of credit');
-				UPDATE account SET balance = balance - 500 WHERE id = 2$$,
-	name => 'credit', expect_rows => 1) \g /dev/null
-SELECT saga.add_step('transfer-2', 'bank_b',
-	action => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, -500, 'debit');
-				UPDATE account SET balance = balance - 500 WHERE id = 1$$,
-	compensation => $$INSERT INTO ledger (gid, step, account, amount, note)
-				VALUES (current_setting('saga.gid'), current_setting('saga.step')::int, 1, 500, 'refund of debit');
-				UPDATE account SET balance = balance + 500 WHERE id = 1$$,
-	name => 'debit', expect_rows => 1) \g /dev/null
-SELECT saga.submit('transfer-2') \g /dev/null
-COMMIT;
+SELECT saga.start('transfer', ARRAY['30', '2', '3'], gid => 'transfer-2',
+	payload => '{"from": "bank_a/2", "to": "bank_b/3", "amount": 30}') \g /dev/null
 SQL
 printf "saga.wait('transfer-2') returned: %s\n\n" \
 	"$(qapp shop -At -c "SELECT saga.wait('transfer-2')")"
 echo "Balances after (unchanged):"
 balances
 echo
-echo "Ledger of bank_a for transfer-2 (the credit and its compensation):"
+echo "Ledger of bank_a for transfer-2 (the debit and its compensation):"
 show bank_a "SELECT gid, step, account, amount, note FROM ledger WHERE gid = 'transfer-2' ORDER BY id"
 
-heading "3. An order on bank_a, paid on bank_b with the order's id (step results)"
+heading "4. An order on bank_a, paid on bank_b with the order's id (step results)"
 
 cat <<'EOF'
   SELECT saga.start(ARRAY[
@@ -255,15 +254,16 @@ printf "saga.result('order-1'): %s\n\n" "$(qapp shop -At -c "SELECT saga.result(
 echo "The payment on bank_b refers to the order bank_a made:"
 show bank_b "SELECT id, order_id, amount FROM payments"
 
-heading "4. The failing transfer again, in at mode: no compensation written"
+heading "5. Transfer 500 from bank_b account 1 (balance too low), in at mode: no compensation written"
 
 cat <<'EOF'
   SELECT saga.start(ARRAY[
       saga.step('bank_a', 'INSERT INTO ledger ...; UPDATE account SET balance = balance + 500 WHERE id = 2'),
       saga.step('bank_b', 'INSERT INTO ledger ...; UPDATE account SET balance = balance - 500 WHERE id = 1')],
       gid => 'transfer-at', mode => 'at');
-  The credit on bank_a ran; the debit failed; bank_a put back the rows the
-  credit changed, from the images it recorded.
+  The credit on bank_a ran; the debit broke CHECK (balance >= 0) on bank_b
+  and failed; bank_a put back the rows the credit changed, from the images
+  it recorded.
 
 EOF
 
@@ -284,8 +284,8 @@ balances
 show bank_a "SELECT count(*) AS ledger_rows_of_transfer_at FROM ledger WHERE gid = 'transfer-at'"
 
 heading "saga.transactions"
-show shop "SELECT gid, mode, status, owner, steps, steps_done,
-	finished_at - submitted_at AS took, last_error
+show shop "SELECT gid, mode, status, owner, definition, definition_version AS version, args,
+	steps, steps_done, finished_at - submitted_at AS took, last_error
 	FROM saga.transactions ORDER BY created_at"
 
 heading "saga.steps"

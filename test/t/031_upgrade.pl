@@ -12,7 +12,9 @@
 # the saga keys of 1.5: sagas from before the update keep none, and keep
 # the barrier records of their calls from before it, the new ones get a
 # key and records of their own, and a purged saga's records go, whichever
-# it is.  A database updated from 1.0 holds the same objects, indexes,
+# it is; and a definition (saga.define) started with values
+# (saga.start(definition, args)) runs its version with those values, as
+# the role that started it.  A database updated from 1.0 holds the same objects, indexes,
 # constraints and triggers as one created at the current version directly.
 use strict;
 use warnings;
@@ -205,6 +207,40 @@ $coord->safe_psql('coord', "SELECT saga.start(ARRAY[
 is(wait_saga($coord, 'before'), 'succeeded', 'its gid can be used again');
 is(ledger_rows($part, 'bank_a', 'before'), "1|action|2|-5\n1|action|2|-1",
 	'and the new saga really ran');
+
+# definitions and bound values: a transfer of $2 from account $1, defined
+# twice (version 2 writes its own tag), started with values
+sub def_move
+{
+	my ($op, $delta) = @_;
+	return "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
+	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', \$1, $delta)) "
+	  . "UPDATE account SET balance = balance + ($delta) WHERE id = \$1";
+}
+sub define_upgraded
+{
+	my ($op) = @_;
+	return "SELECT saga.define('upgraded', ARRAY["
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', def_move($op, '-$2::numeric'),
+		def_move("$op-comp", '$2::numeric')) . ', expect_rows => 1), '
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', def_move($op, '$2::numeric'),
+		def_move("$op-comp", '-$2::numeric')) . ', expect_rows => 1)])';
+}
+is($coord->safe_psql('coord', define_upgraded('u1')), '1', 'saga.define on the updated database: version 1');
+is($coord->safe_psql('coord', define_upgraded('u2')), '2', 'and a redefinition: version 2');
+my $a_before = balances($part, 'bank_a');
+my $b_before = balances($part, 'bank_b');
+is($coord->safe_psql('coord', "SELECT saga.start('upgraded', ARRAY['1', '2.5'], gid => 'defined')"),
+	'defined', 'saga.start(definition, args) on the updated database');
+is(wait_saga($coord, 'defined'), 'succeeded', 'the saga of the definition succeeds');
+is( $coord->safe_psql('coord',
+		"SELECT args::text || ' ' || definition || ' ' || definition_version || ' ' || (saga_key IS NOT NULL)
+		   FROM saga.transactions WHERE gid = 'defined'"),
+	'{1,2.5} upgraded 2 true', 'it keeps its values, its version and a saga key');
+is(ledger_rows($part, 'bank_a', 'defined') . ' / ' . ledger_rows($part, 'bank_b', 'defined'),
+	'1|u2|1|-2.5 / 2|u2|1|2.5', 'its steps ran version 2 with the values bound');
+is_deeply([ balances($part, 'bank_a')->{1}, balances($part, 'bank_b')->{1} ],
+	[ $a_before->{1} - 2.5, $b_before->{1} + 2.5 ], 'and moved 2.5 once');
 
 # --- the same objects as a fresh database ---------------------------------
 $coord->safe_psql('postgres', 'CREATE DATABASE fresh');

@@ -10,7 +10,12 @@
 # once the participant is back the pending saga completes on it exactly once.
 # The saga keys travel too (the sagas' barrier identities on the
 # participants), the key sequence goes on after them, and the queue of
-# barrier records to forget is restored with the sagas.
+# barrier records to forget is restored with the sagas.  So are the
+# definitions, every version of each, and a saga's values: a saga started
+# from a definition with values while the participant is down completes
+# after the restore with those values and its version, pg_monitor still
+# does not see the values, and a redefinition on the restored database
+# takes the next version.
 #
 # Two coordinators holding the same pending saga would both run it: the
 # original cluster is stopped before the participant comes back, as an
@@ -59,6 +64,41 @@ my $done = submit_saga(
 	]);
 is(wait_saga($coord, $done), 'succeeded', 'a saga finished before the dump');
 
+# --- definitions, in versions ------------------------------------------------
+# A statement adding $delta (of $2) to account $1, with a ledger row tagged $op.
+sub def_move
+{
+	my ($op, $delta) = @_;
+	return "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
+	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', \$1, $delta)) "
+	  . "UPDATE account SET balance = balance + ($delta) WHERE id = \$1";
+}
+
+# saga.define('xfer', ...): a debit of $2 from account $1 on bank_a and its
+# credit on bank_b, ledger rows tagged $op
+sub define_xfer
+{
+	my ($op, %opts) = @_;
+	my $more = $opts{max_attempts} ? ", max_attempts => $opts{max_attempts}" : '';
+	my $timeout = $opts{timeout} ? ', timeout => ' . quote_literal($opts{timeout}) : '';
+	return "SELECT saga.define('xfer', ARRAY["
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', def_move($op, '-$2::numeric'),
+		def_move("$op-comp", '$2::numeric')) . ", name => 'debit', expect_rows => 1$more), "
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', def_move($op, '$2::numeric'),
+		def_move("$op-comp", '-$2::numeric')) . ", name => 'credit', expect_rows => 1$more)]$timeout)";
+}
+is($coord->safe_psql('coord', define_xfer('x1')), '1', 'xfer defined: version 1');
+is($coord->safe_psql('coord', define_xfer('x2', max_attempts => 100000, timeout => '1 day')),
+	'2', 'xfer redefined: version 2');
+is($coord->safe_psql('coord',
+		"SELECT saga.define('ping', ARRAY[saga.step('bank_a', 'SELECT \$1::int')], mode => 'msg')"),
+	'1', 'ping defined: version 1');
+my $definitions_image = q{
+	SELECT string_agg(name || ' ' || version || ' ' || owner || ' ' || mode || ' '
+					  || coalesce(timeout::text, '-') || ' ' || created_at || ' ' || steps::text,
+					  E'\n' ORDER BY name, version) FROM saga.definitions};
+my $definitions_before = $coord->safe_psql('coord', $definitions_image);
+
 # --- a saga pending while its participant is down -----------------------------
 $part->stop;
 my $gid = submit_saga(
@@ -83,6 +123,12 @@ ok( poll_until(
 		$coord, 'coord',
 		"SELECT attempts >= 2 FROM saga.steps WHERE gid = 'moving-1' AND step = 1"),
 	'the saga retries while the participant is down');
+is($coord->safe_psql('coord', "SELECT saga.start('xfer', ARRAY['2', '4'], gid => 'def-moving')"),
+	'def-moving', 'a saga of xfer with values is started while the participant is down');
+ok( poll_until(
+		$coord, 'coord',
+		"SELECT attempts >= 2 FROM saga.steps WHERE gid = 'def-moving' AND step = 1"),
+	'it retries too');
 
 my $coordinator_id = $coord->safe_psql('coord', 'SELECT id FROM saga.coordinator');
 my $keys_before = $coord->safe_psql('coord',
@@ -125,10 +171,24 @@ is( $coord2->safe_psql('moved',
 is($coord2->safe_psql('moved', 'SELECT id FROM saga.coordinator'),
 	$coordinator_id, 'the coordinator id is the original one');
 is( $coord2->safe_psql('moved',
-		"SELECT string_agg(gid || ' ' || status || ' ' || payload::text, ', ' ORDER BY gid)
+		"SELECT string_agg(gid || ' ' || status || ' ' || coalesce(payload::text, '-'), ', ' ORDER BY gid)
 		   FROM saga.transactions"),
-	'finished-1 succeeded {"order": 1}, moving-1 running {"order": 2}',
+	'def-moving running -, finished-1 succeeded {"order": 1}, moving-1 running {"order": 2}',
 	'the sagas are restored');
+is($coord2->safe_psql('moved', $definitions_image), $definitions_before,
+	'the definitions are restored, every version as it was');
+is( $coord2->safe_psql('moved',
+		"SELECT string_agg(name || ' ' || version || ' ' || owner, ', ' ORDER BY name, version) FROM saga.definitions"),
+	'ping 1 postgres, xfer 1 postgres, xfer 2 postgres', 'both of xfer and the one of ping');
+is( $coord2->safe_psql('moved',
+		"SELECT args::text || ' ' || definition || ' ' || definition_version FROM saga.transactions WHERE gid = 'def-moving'"),
+	'{2,4} xfer 2', 'the saga of xfer keeps its values and its version');
+$coord2->safe_psql('moved', 'CREATE ROLE watcher IN ROLE pg_monitor');
+is( $coord2->safe_psql('moved',
+		"SET ROLE watcher; SELECT count(*) || ' ' || count(args) FROM saga.transactions"),
+	'3 0', 'pg_monitor sees the restored sagas, not their values');
+is($coord2->safe_psql('moved', 'SET ROLE watcher; SELECT count(*) FROM saga.gtx_args'),
+	'0', 'nor the table of values');
 is( $coord2->safe_psql('moved',
 		"SELECT count(*) FROM saga.history WHERE gid = 'finished-1'"),
 	$history_before, 'with their history');
@@ -149,10 +209,14 @@ is(wait_saga($coord2, $gid, 90, 'moved'), 'succeeded',
 	'the pending saga completes after the restore');
 is(step_rows($coord2, $gid, 'step, status', 'moved'), "1|succeeded\n2|succeeded",
 	'both steps succeeded');
-is_deeply(balances($part, 'bank_a'), { 1 => 75, 2 => 90 }, 'bank_a debited once');
-is_deeply(balances($part, 'bank_b'), { 1 => 125, 2 => 110 }, 'bank_b credited once');
+is(wait_saga($coord2, 'def-moving', 90, 'moved'), 'succeeded',
+	'the pending saga of xfer completes after the restore');
+is_deeply(balances($part, 'bank_a'), { 1 => 75, 2 => 86 }, 'bank_a debited once');
+is_deeply(balances($part, 'bank_b'), { 1 => 125, 2 => 114 }, 'bank_b credited once');
 is(ledger_rows($part, 'bank_a', $gid), '1|action|1|-25', 'bank_a: one ledger row');
 is(ledger_rows($part, 'bank_b', $gid), '2|action|1|25', 'bank_b: one ledger row');
+is(ledger_rows($part, 'bank_a', 'def-moving') . ' / ' . ledger_rows($part, 'bank_b', 'def-moving'),
+	'1|x2|2|-4 / 2|x2|2|4', 'the saga of xfer ran version 2 with its restored values, once');
 my $moving_key = $coord2->safe_psql('moved', "SELECT saga_key FROM saga.transactions WHERE gid = 'moving-1'");
 is( $part->safe_psql('bank_a',
 		"SELECT string_agg(DISTINCT coordinator, ' ') FROM saga_participant.barrier WHERE gid = 'moving-1'"),
@@ -170,6 +234,15 @@ is( $coord2->safe_psql('moved',
 		"SELECT saga_key > (SELECT max(saga_key) FROM saga.transactions WHERE gid <> 'after-restore')
 		   FROM saga.transactions WHERE gid = 'after-restore'"),
 	't', 'with a key after every restored one');
+is($coord2->safe_psql('moved', define_xfer('x3')), '3',
+	'a redefinition on the restored database is version 3');
+is($coord2->safe_psql('moved', "SELECT saga.start('xfer', ARRAY['1', '2'], gid => 'def-after')"),
+	'def-after', 'and starts');
+is(wait_saga($coord2, 'def-after', 90, 'moved'), 'succeeded', 'and succeeds');
+is( $coord2->safe_psql('moved',
+		"SELECT definition_version FROM saga.transactions WHERE gid = 'def-after'")
+	  . ' ' . ledger_rows($part, 'bank_a', 'def-after'),
+	'3 1|x3|1|-2', 'with version 3');
 my $diagram = $coord2->safe_psql('moved', "SELECT saga.diagram('moving-1')");
 like($diagram, qr/retry scheduled.*succeeded after/s, 'its diagram spans the move');
 
