@@ -5,7 +5,7 @@
 #
 # On the cluster of bench/cluster.sh, the transfer of bench/driver.c three
 # ways, one after the other and BOUND_ROUNDS (3) times over (A B C A B C
-# ...), at 16 clients and at 1:
+# ...), at 16 clients and at 1 (BOUND_CLIENTS):
 #   start   saga.start(ARRAY[saga.step(...), ...]) with the amount and the
 #           account spliced into each step's SQL text (what users wrote
 #           before 1.5): a different statement text for every saga, which
@@ -21,6 +21,7 @@
 # /proc over a window of BOUND_SECONDS (8) while the load runs.
 # Nothing here is a test.
 BOUND_ROUNDS="${BOUND_ROUNDS:-3}"
+BOUND_CLIENTS="${BOUND_CLIENTS:-16 1}"
 BOUND_SECONDS="${BOUND_SECONDS:-8}"
 
 # bound_run MODE CLIENTS -> "per_second p50 client_ms worker_ms participant_ms"
@@ -57,7 +58,7 @@ bound_run() {
 # Prints the markdown section.
 bench_bound() {
 	local clients mode round lines rows=()
-	for clients in 16 1; do
+	for clients in $BOUND_CLIENTS; do
 		declare -A runs=()
 		for ((round = 0; round < BOUND_ROUNDS; round++)); do
 			for mode in start define run; do
