@@ -72,6 +72,7 @@ static long started;			/* iterations begun so far, under lock */
 
 /* MODE floor: the coordinator's table, on the coordinator database. */
 static const char *floor_coord_sql =
+"SET client_min_messages = warning;"
 "CREATE SCHEMA IF NOT EXISTS floor;"
 "CREATE TABLE IF NOT EXISTS floor.saga ("
 " id bigserial PRIMARY KEY,"
@@ -89,6 +90,7 @@ static const char *floor_coord_sql =
  * changed.
  */
 static const char *floor_participant_sql =
+"SET client_min_messages = warning;"
 "CREATE TABLE IF NOT EXISTS floor_barrier ("
 " gid text, step int, op text, PRIMARY KEY (gid, step, op));"
 "CREATE OR REPLACE FUNCTION floor_run(gids text[], step int, sqls text[]) RETURNS int[]"

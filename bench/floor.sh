@@ -74,12 +74,24 @@ floor_table_stats() {
 	done
 }
 
+# "commits db N" per database, then "wal records fpi bytes syncs" for the
+# cluster
+floor_db_stats() {
+	sql bench "SELECT 'commits ' || datname || ' ' || xact_commit FROM pg_stat_database
+				WHERE datname IN ('bench', 'bank_a', 'bank_b')
+			   UNION ALL
+			   SELECT 'wal ' || wal_records || ' ' || wal_fpi || ' ' || wal_bytes || ' ' || wal_sync FROM pg_stat_wal"
+}
+
 # floor_count MODE: runs FLOOR_COUNT sagas; writes $work/writes.MODE, per
 # table written, "db table ins upd hot del indexes index_entries" per saga,
 # and $work/statements.MODE (with pg_stat_statements)
 floor_count() {
 	local mode="$1" before after line
+	sql bench "CHECKPOINT" >/dev/null
+	sleep "$FLOOR_SETTLE"
 	floor_table_stats >"$work/stats.before"
+	floor_db_stats >"$work/db.before"
 	if [ -n "$floor_pgss" ]; then
 		sql bench "SELECT pg_stat_statements_reset()" >/dev/null
 	fi
@@ -99,6 +111,15 @@ floor_count() {
 					ORDER BY d.datname, s.calls DESC" >"$work/statements.$mode"
 	fi
 	floor_table_stats >"$work/stats.after"
+	floor_db_stats >"$work/db.after"
+	# "db commits" per saga, then "wal records fpi bytes syncs" per saga
+	awk -v n="$FLOOR_COUNT" '
+		{ k = $1 == "wal" ? "wal" : $1 " " $2 }
+		NR == FNR { v[k] = $0; next }
+		{ split(v[k], b, " ") }
+		$1 == "commits" { printf "commits %s %.2f\n", $2, ($3 - b[3]) / n }
+		$1 == "wal" { printf "wal %.2f %.2f %.0f %.2f\n", ($2 - b[2]) / n, ($3 - b[3]) / n, ($4 - b[4]) / n, ($5 - b[5]) / n }' \
+		"$work/db.before" "$work/db.after" >"$work/db.$mode"
 	awk -v n="$FLOOR_COUNT" '
 		NR == FNR { ins[$1" "$2] = $3; upd[$1" "$2] = $4; hot[$1" "$2] = $5; del[$1" "$2] = $6; next }
 		{
@@ -188,6 +209,15 @@ bench_floor() {
 		awk -v m="$mode" '{ i[$1] += $3; u[$1] += $4; h[$1] += $5; d[$1] += $6; x[$1] += $8 }
 			END { for (db in i) printf "| %s | %s | %.2f | %.2f (%.2f) | %.2f | %.2f |\n", m, db, i[db], u[db], h[db], d[db], x[db] }' \
 			"$work/writes.$mode" | sort
+	done
+	echo
+	echo "Transactions committed per saga by database (pg_stat_database.xact_commit, read-only ones included), and WAL per saga for the whole cluster (pg_stat_wal; wal_sync is the number of WAL flushes to disk):"
+	echo
+	echo "| what | commits at bench | commits at bank_a | commits at bank_b | WAL records | full-page images | WAL bytes | WAL flushes |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for mode in $count_modes; do
+		awk -v m="$mode" '$1 == "commits" { c[$2] = $3 } $1 == "wal" { w = $2 " | " $3 " | " $4 " | " $5 }
+			END { printf "| %s | %s | %s | %s | %s |\n", m, c["bench"], c["bank_a"], c["bank_b"], w }' "$work/db.$mode"
 	done
 	if [ -n "$floor_pgss" ]; then
 		echo
