@@ -4,7 +4,8 @@
 # with durable commits and creates the coordinator database (bench) and the
 # two participants (bank_a, bank_b, BENCH_ACCOUNTS (10,000) accounts each).  It sets work, dir,
 # port, COORD, CONN_A, CONN_B and postmaster_pid, and defines sql DB QUERY.
-# BENCH_EXTENSION_VERSION installs an earlier version of the extension, to
+# cluster_cpu_ticks is the CPU the cluster used so far, in clock ticks
+# (ticks_per_s a second).  BENCH_EXTENSION_VERSION installs an earlier version of the extension, to
 # compare it with the current one (ALTER EXTENSION pg_saga UPDATE).
 
 sql() { saga_as_pg "${PSQL[@]}" -d "$1" -At -c "$2"; }
@@ -56,6 +57,33 @@ bench_cluster_up() {
 	CONN_B="host=$dir port=$port dbname=bank_b user=postgres"
 	postmaster_pid="$(head -1 "$dir/data/postmaster.pid")"
 }
+
+# The pids whose parent is $1, from /proc (no procps needed).
+children_of() {
+	local parent="$1" stat line fields
+	for stat in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$stat" || continue
+		read -r -a fields <<<"${line##*) }"	# after "pid (comm) ": state ppid ...
+		if [ "${fields[1]:-}" = "$parent" ]; then
+			stat="${stat#/proc/}"
+			echo "${stat%/stat}"
+		fi
+	done
+}
+
+# CPU seconds used by the cluster so far: the postmaster's reaped children
+# plus the live ones (utime + stime, in clock ticks).
+cluster_cpu_ticks() {
+	local total=0 pid f
+	f=($(cut -d' ' -f14-17 "/proc/$postmaster_pid/stat"))
+	total=$(( f[0] + f[1] + f[2] + f[3] ))
+	for pid in $(children_of "$postmaster_pid"); do
+		f=($(cut -d' ' -f14-15 "/proc/$pid/stat" 2>/dev/null || echo "0 0"))
+		total=$(( total + f[0] + f[1] ))
+	done
+	echo "$total"
+}
+ticks_per_s="$(getconf CLK_TCK)"
 
 # Can perf sample every CPU here?
 bench_can_profile() {

@@ -41,35 +41,9 @@ fi
 . bench/at.sh
 bench_cluster_up
 
-# The pids whose parent is $1, from /proc (no procps needed).
-children_of() {
-	local parent="$1" stat line fields
-	for stat in /proc/[0-9]*/stat; do
-		read -r line 2>/dev/null <"$stat" || continue
-		read -r -a fields <<<"${line##*) }"	# after "pid (comm) ": state ppid ...
-		if [ "${fields[1]:-}" = "$parent" ]; then
-			stat="${stat#/proc/}"
-			echo "${stat%/stat}"
-		fi
-	done
-}
-
-# CPU seconds used by the cluster so far: the postmaster's reaped children
-# plus the live ones (utime + stime, in clock ticks).
-cluster_cpu_ticks() {
-	local total=0 pid f
-	f=($(cut -d' ' -f14-17 "/proc/$postmaster_pid/stat"))
-	total=$(( f[0] + f[1] + f[2] + f[3] ))
-	for pid in $(children_of "$postmaster_pid"); do
-		f=($(cut -d' ' -f14-15 "/proc/$pid/stat" 2>/dev/null || echo "0 0"))
-		total=$(( total + f[0] + f[1] ))
-	done
-	echo "$total"
-}
 worker_pid() { sql bench "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND datname = 'bench'"; }
 # private memory only: RSS also counts the shared buffers the worker touched
 worker_rss_kb() { awk '/RssAnon/ {print $2}' "/proc/$(worker_pid)/status"; }
-ticks_per_s="$(getconf CLK_TCK)"
 
 # run MODE CLIENTS [FAIL_PCT] -> "per_second p50 p99 cpu_ms_per_op"
 run() {

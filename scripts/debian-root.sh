@@ -5,6 +5,7 @@
 #   bash scripts/debian-root.sh RELEASE --prepare
 #   bash scripts/debian-root.sh RELEASE --campaign [ARG...]
 #   bash scripts/debian-root.sh RELEASE --demo
+#   bash scripts/debian-root.sh RELEASE --bench SCRIPT [ARG...]
 #
 # runs `bash scripts/test.sh ARG...` (the README's test command) in a root
 # of Debian RELEASE (bookworm: PostgreSQL 15, trixie: PostgreSQL 17) made
@@ -29,7 +30,10 @@
 # campaign, e.g. --duration 120) there instead of the suite: campaign.sh
 # installs and runs PostgreSQL like scripts/test.sh, so on a shared machine
 # it belongs in a root too.  --demo runs `bash scripts/demo.sh` there, for
-# the same reason (it installs pg_saga and starts a cluster).
+# the same reason (it installs pg_saga and starts a cluster).  --bench runs
+# `bash SCRIPT ARG...` (a bench script that makes its own cluster, e.g.
+# bench/floor.sh or bench/shapes.sh) there, with the caller's BENCH_*,
+# FLOOR_*, SHAPES_* and BOUND_* knobs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -109,6 +113,7 @@ in_root() {
 		${SAGA_CAMPAIGN_DURATION:+SAGA_CAMPAIGN_DURATION="$SAGA_CAMPAIGN_DURATION"} \
 		${SAGA_CAMPAIGN_SAGAS:+SAGA_CAMPAIGN_SAGAS="$SAGA_CAMPAIGN_SAGAS"} \
 		${SAGA_FAILOVER_SEED:+SAGA_FAILOVER_SEED="$SAGA_FAILOVER_SEED"} \
+		"${bench_env[@]}" \
 		"$@" 9>&-
 }
 
@@ -124,6 +129,14 @@ copy_repo() {
 		-cf - . | tar -C "$r/srv/pg_saga" -xf - \
 		|| die "cannot copy the repository into $r"
 }
+
+# The bench scripts' knobs, passed into the root.
+bench_env=()
+for var in $(compgen -e); do
+	case "$var" in
+		BENCH_* | FLOOR_* | SHAPES_* | BOUND_*) bench_env+=("$var=${!var}") ;;
+	esac
+done
 
 active=""
 on_exit() {
@@ -193,6 +206,10 @@ if [ "${1:-}" = --campaign ]; then
 elif [ "${1:-}" = --demo ]; then
 	script=scripts/demo.sh
 	shift
+elif [ "${1:-}" = --bench ]; then
+	[ -n "${2:-}" ] || die "usage: scripts/debian-root.sh RELEASE --bench SCRIPT [ARG...]"
+	script="$2"
+	shift 2
 fi
 log "PostgreSQL $version: bash $script $* (in the $release root)"
 rc=0
