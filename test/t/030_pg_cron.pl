@@ -1,4 +1,5 @@
-# 030_pg_cron.pl: retention with pg_cron, as the README shows it.
+# 030_pg_cron.pl: retention with pg_cron, as docs/operations.md ("Retention
+# with pg_cron") shows it.
 #
 # pg_cron and pg_saga are preloaded together on the coordinator.  A job
 # scheduled with cron.schedule_in_database runs saga.purge('7 days') in the
@@ -81,7 +82,7 @@ ok( $coord->safe_psql('coord',
 		"SELECT count(*) FROM saga.gtx_event WHERE gtx_id IN ($old_ids)") > 0,
 	'the old sagas have history');
 
-# --- the job, as in the README ---------------------------------------------
+# --- the job, as in docs/operations.md -------------------------------------
 $coord->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 my $cron_version = $coord->safe_psql('postgres',
 	"SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'");

@@ -23,7 +23,8 @@
 # again (the failing step succeeds this time) and it succeeds: the first
 # step's compensation never ran, so money is conserved.  (With asynchronous
 # replication the same sequence ends with the first step compensated and the
-# saga succeeded on the new primary: see the README, "High availability".)
+# saga succeeded on the new primary: see docs/operations.md, "High
+# availability".)
 use strict;
 use warnings;
 

@@ -1,6 +1,6 @@
 # 044_lost_progress.pl: a crash of the coordinator loses the worker's last
-# progress (committed with synchronous_commit off, see README "Crash
-# recovery"), and then the saga is rolled back before its steps are called
+# progress (committed with synchronous_commit off, see docs/operations.md,
+# "Crash recovery"), and then the saga is rolled back before its steps are called
 # again.
 #
 # The worker records "step started" and "step done" asynchronously: after a
