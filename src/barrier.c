@@ -55,7 +55,6 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
-#include "parser/gram.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -217,8 +216,13 @@ referenced_values(const char *sql)
 		YYLTYPE		loc;
 		int			token;
 
+		/*
+		 * A parameter is the token that starts with "$" and a digit: a
+		 * dollar quote's tag cannot start with a digit, and the token
+		 * numbers (gram.h) are not installed from PostgreSQL 16 on.
+		 */
 		while ((token = core_yylex(&lval, &loc, scanner)) != 0)
-			if (token == PARAM)
+			if (sql[loc] == '$' && isdigit((unsigned char) sql[loc + 1]))
 				refs = list_append_unique_int(refs, lval.ival);
 		scanner_finish(scanner);
 	}
