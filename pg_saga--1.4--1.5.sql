@@ -36,7 +36,32 @@ ALTER SEQUENCE saga.gtx_saga_key_seq OWNED BY saga.gtx.saga_key;
 SELECT pg_catalog.pg_extension_config_dump('saga.gtx_saga_key_seq', '');
 REVOKE ALL ON SEQUENCE saga.gtx_saga_key_seq FROM PUBLIC;
 
-CREATE OR REPLACE VIEW saga.transactions WITH (security_invoker = true) AS
+/*
+ * Owners by name.  Until 1.4 a saga's owner was kept as a role OID, and
+ * pg_dump wrote it as a number: restored into another cluster, where the
+ * same role names have other OIDs, a saga belonged to whichever role had
+ * that number there (it could see and act on the saga), or to none.  From
+ * 1.5 on every owner column (saga.gtx.owner here; saga.definition.owner and
+ * saga.barrier_forget.owner below) is of type regrole: the same four bytes,
+ * binary-compatible with oid (the library reads it as an Oid, whichever
+ * version the database is at), but pg_dump writes it as the role's name and
+ * pg_restore looks that name up.  A restore into a cluster without one of
+ * the roles fails, naming it (role "x" does not exist), as it does for the
+ * owner of any other object: create the role and restore again.  An owner
+ * whose role was dropped is dumped as its number, as before.
+ *
+ * PostgreSQL changes no column that a view or policy uses: saga.transactions
+ * and the policy gtx_visible are dropped and made again around the change
+ * (with their grants and comment).  An update where a view of the user's
+ * own reads saga.transactions stops here, naming it: drop that view, update,
+ * and create it again.
+ */
+DROP VIEW saga.transactions;
+DROP POLICY gtx_visible ON saga.gtx;
+ALTER TABLE saga.gtx ALTER COLUMN owner TYPE regrole;
+CREATE POLICY gtx_visible ON saga.gtx FOR SELECT USING (saga._visible(owner));
+
+CREATE VIEW saga.transactions WITH (security_invoker = true) AS
 SELECT g.gid, g.mode, g.status,
 	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
 	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
@@ -45,6 +70,8 @@ SELECT g.gid, g.mode, g.status,
 		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
 	   g.last_error, g.saga_key
   FROM saga.gtx g;
+GRANT SELECT ON saga.transactions TO PUBLIC, pg_monitor;
+COMMENT ON VIEW saga.transactions IS 'one row per global transaction (saga) the caller may see';
 COMMENT ON COLUMN saga.transactions.saga_key IS
 	'a key unique to this saga for ever, also after a purge and a reuse of its gid; its barrier records on the participants are keyed by it (NULL: created before pg_saga 1.5)';
 
@@ -61,7 +88,7 @@ COMMENT ON COLUMN saga.transactions.saga_key IS
 CREATE TABLE saga.barrier_forget (
 	id			bigserial PRIMARY KEY,
 	target		text NOT NULL,
-	owner		oid NOT NULL,
+	owner		regrole NOT NULL,
 	barrier		text NOT NULL,
 	gid			text,
 	not_before	timestamptz NOT NULL
@@ -205,7 +232,7 @@ REVOKE ALL ON FUNCTION saga._gtx_truncated() FROM PUBLIC;
 CREATE TABLE saga.definition (
 	name		text NOT NULL,
 	version		int NOT NULL,
-	owner		oid NOT NULL,
+	owner		regrole NOT NULL,
 	mode		text NOT NULL,
 	timeout		interval,
 	steps		saga.step[] NOT NULL,

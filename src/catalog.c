@@ -779,7 +779,8 @@ catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContex
 		"SELECT id, target, owner, barrier, gid FROM ("
 		"SELECT f.id, f.target, f.owner, f.barrier, f.gid FROM saga.barrier_forget f "
 		"WHERE f.not_before <= pg_catalog.now() "
-		"AND (f.owner::text || '/' || f.target) <> ALL ($2) "
+		/* owner is a regrole (1.5): its number, as in keys, not its name */
+		"AND (f.owner::pg_catalog.oid::text || '/' || f.target) <> ALL ($2) "
 		"ORDER BY f.id LIMIT $1) AS due ORDER BY target, owner, id";
 	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
 	Datum		args[2];
