@@ -100,36 +100,6 @@ REVOKE ALL ON SEQUENCE saga.barrier_forget_id_seq FROM PUBLIC;
 COMMENT ON TABLE saga.barrier_forget IS
 	'barrier records of purged sagas that the worker has yet to delete on their participants';
 
-/*
- * The cascade of a DELETE of sagas (1.2) now also queues the forgetting of
- * the barrier records of those that were final, on every target they had a
- * step on.  A saga never submitted called nothing.  TRUNCATE queues nothing:
- * its records stay on the participants (a reused gid is safe all the same,
- * its new saga has a new key).
- */
-CREATE OR REPLACE FUNCTION saga._gtx_deleted() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	step_timeout interval := coalesce(current_setting('saga.step_timeout', true), '1min')::interval;
-	delay interval := coalesce(current_setting('saga.forget_delay', true), '10min')::interval;
-BEGIN
-	INSERT INTO saga.barrier_forget (target, owner, barrier, gid, not_before)
-	SELECT s.target, gone.owner,
-		   c.id || coalesce(':' || gone.saga_key, ''),
-		   CASE WHEN gone.saga_key IS NULL THEN gone.gid END,
-		   gone.finished_at + max(coalesce(s.timeout, step_timeout)) + delay
-	  FROM gone
-	  JOIN saga.gtx_step s ON s.gtx_id = gone.id
-	 CROSS JOIN saga.coordinator c
-	 WHERE gone.finished_at IS NOT NULL AND gone.submitted_at IS NOT NULL
-	 GROUP BY gone.id, gone.owner, gone.saga_key, gone.gid, gone.finished_at, s.target, c.id
-	 ORDER BY gone.id, s.target;
-	DELETE FROM saga.gtx_step s USING gone WHERE s.gtx_id = gone.id;
-	DELETE FROM saga.gtx_event e USING gone WHERE e.gtx_id = gone.id;
-	RETURN NULL;
-END
-$$;
-REVOKE ALL ON FUNCTION saga._gtx_deleted() FROM PUBLIC;
 
 /*
  * Bound values: a saga may carry a list of values (args), which its steps
@@ -186,7 +156,14 @@ COMMENT ON FUNCTION saga.start(saga.step[], text, text, interval, jsonb, text[])
 	'begins, fills and submits a saga in one statement and returns its gid';
 GRANT EXECUTE ON FUNCTION saga.start(saga.step[], text, text, interval, jsonb, text[]) TO PUBLIC;
 
--- a deleted saga takes its values along
+/*
+ * The cascade of a DELETE of sagas (1.2) now also queues the forgetting of
+ * the barrier records of those that were final, on every target they had a
+ * step on.  A saga never submitted called nothing.  TRUNCATE queues nothing:
+ * its records stay on the participants (a reused gid is safe all the same,
+ * its new saga has a new key).
+ * A deleted saga also takes its values (saga.gtx_args) along.
+ */
 CREATE OR REPLACE FUNCTION saga._gtx_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -308,6 +285,12 @@ CREATE PROCEDURE saga.run(steps saga.step[], INOUT gid text DEFAULT NULL, mode t
 LANGUAGE plpgsql
 AS $run_steps$
 BEGIN
+	-- what saga.wait would refuse only once the saga is committed
+	IF run.wait IS NULL THEN
+		RAISE EXCEPTION 'wait must not be NULL' USING ERRCODE = '22004';
+	ELSIF run.wait < interval '0' THEN
+		RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = '22023';
+	END IF;
 	COMMIT;
 	run.gid := saga.start(run.steps, gid => run.gid, mode => run.mode, timeout => run.timeout,
 						  payload => run.payload, args => run.args);
@@ -324,6 +307,12 @@ CREATE PROCEDURE saga.run(definition text, args text[] DEFAULT '{}', INOUT gid t
 LANGUAGE plpgsql
 AS $run_definition$
 BEGIN
+	-- what saga.wait would refuse only once the saga is committed
+	IF run.wait IS NULL THEN
+		RAISE EXCEPTION 'wait must not be NULL' USING ERRCODE = '22004';
+	ELSIF run.wait < interval '0' THEN
+		RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = '22023';
+	END IF;
 	COMMIT;
 	run.gid := saga.start(run.definition, run.args, gid => run.gid, timeout => run.timeout,
 						  payload => run.payload);
