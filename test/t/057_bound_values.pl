@@ -138,6 +138,13 @@ like($run_err, qr/2D000/, 'saga.run inside a transaction block is refused (2D000
 is($coord->safe_psql('coord', "SELECT count(*) FROM saga.transactions WHERE gid = 'run-3'"), '0',
 	'and nothing of it was written');
 
+my (undef, undef, $null_err) = $coord->psql('coord',
+	"CALL saga.run('xfer', ARRAY['5', '1', '2'], gid => 'run-4', wait => NULL)",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($null_err, qr/22004/, 'saga.run with a NULL wait is refused (22004)');
+is($coord->safe_psql('coord', "SELECT count(*) FROM saga.transactions WHERE gid = 'run-4'"), '0',
+	'before anything is written');
+
 # a participant set up before bound values
 $part->safe_psql('bank_b', q{
 	DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text, text[], text[], text[]) CASCADE;
