@@ -6,6 +6,7 @@ OBJS = \
 	src/settings.o \
 	src/launcher.o \
 	src/worker.o \
+	src/progress.o \
 	src/engine.o \
 	src/remote.o \
 	src/remote_backend.o \
@@ -18,7 +19,7 @@ OBJS = \
 
 EXTENSION = pg_saga
 DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga--1.2--1.3.sql \
-	pg_saga--1.3--1.4.sql pg_saga--1.4--1.5.sql \
+	pg_saga--1.3--1.4.sql pg_saga--1.4--1.5.sql pg_saga--1.5--1.6.sql \
 	pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 

@@ -56,6 +56,13 @@ static bool has_saga_key = false;
 static bool has_args = false;
 
 /*
+ * Whether the views show progress from shared memory and saga.history
+ * derives the ordinary events (pg_saga 1.6, saga._events): until then the
+ * worker writes all progress and every event, as before.
+ */
+static bool has_derived_history = false;
+
+/*
  * The highest saga id when this worker started.  A saga up to it may have
  * been started by the worker before a crash that lost that start (it is
  * committed without a flush), so its steps may have taken effect though
@@ -127,7 +134,18 @@ catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *
  * schema has them (%s).
  */
 #define SAGA_COLUMNS \
-	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, %s, %s"
+	"id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, %s, %s, %s"
+
+/*
+ * Whether the worker stored events of the saga (anything but what the SQL
+ * functions store: its submission, an abort request): then its history is
+ * stored, not derived (see worker.c).  A saga submitted after this worker
+ * started and still pending was never taken up before, so has none.
+ */
+#define SAGA_HISTORY_STORED_COLUMN \
+	"CASE WHEN status = 'pending' AND id > " INT64_FORMAT " THEN false ELSE EXISTS (" \
+	"SELECT FROM saga.gtx_event e WHERE e.gtx_id = gtx.id " \
+	"AND e.event NOT IN ('submitted', 'abort_requested')) END"
 
 #define SAGA_ARGS_COLUMNS \
 	"(SELECT pg_catalog.cardinality(a.args) FROM saga.gtx_args a WHERE a.gtx_id = gtx.id), " \
@@ -164,11 +182,17 @@ schema_has_saga_key(void)
 }
 
 static bool
-schema_has_args(void)
+schema_has_relation(const char *relname)
 {
 	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("gtx_args", nsp));
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(relname, nsp));
+}
+
+static bool
+schema_has_args(void)
+{
+	return schema_has_relation("gtx_args");
 }
 
 /* The statements that read sagas, for the schema there is. */
@@ -187,7 +211,8 @@ prepare_saga_plans(void)
 	has_saga_key = schema_has_saga_key();
 	has_args = schema_has_args();
 	columns = psprintf(SAGA_COLUMNS, has_saga_key ? "saga_key" : "NULL::bigint",
-					   has_args ? SAGA_ARGS_COLUMNS : "NULL::int, NULL::text");
+					   has_args ? SAGA_ARGS_COLUMNS : "NULL::int, NULL::text",
+					   psprintf(SAGA_HISTORY_STORED_COLUMN, startup_max_id));
 
 	/*
 	 * Unfinished sagas come from a partial index however much history the
@@ -246,7 +271,7 @@ prepare_step_plans(void)
 void
 catalog_recheck_schema(void)
 {
-	if (has_result_columns && has_saga_key && has_args)
+	if (has_result_columns && has_saga_key && has_args && has_derived_history)
 		return;
 
 	/*
@@ -260,6 +285,15 @@ catalog_recheck_schema(void)
 		prepare_step_plans();
 	if ((!has_saga_key && schema_has_saga_key()) || (!has_args && schema_has_args()))
 		prepare_saga_plans();
+	if (!has_derived_history)
+		has_derived_history = schema_has_relation("_events");
+}
+
+/* Does the schema derive ordinary history and show progress from memory (1.6)? */
+bool
+catalog_has_derived_history(void)
+{
+	return has_derived_history;
 }
 
 /* Is the schema one with saga keys and saga.barrier_forget (1.5)? */
@@ -286,6 +320,7 @@ catalog_prepare(void)
 	startup_max_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &(bool) {false}));
 	prepare_saga_plans();
+	has_derived_history = schema_has_relation("_events");
 	plan_aborts_upto = keep_plan(psprintf(
 		"SELECT id, abort_requested, abort_reason FROM saga.gtx "
 		"WHERE finished_at IS NULL AND id <= $1 AND abort_requested "
@@ -480,6 +515,7 @@ read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	saga->key = get_int64(tup, desc, 11, 0);
 	saga->nargs = get_int32(tup, desc, 12, 0);
 	saga->args = saga->nargs > 0 ? get_text(tup, desc, 13, cxt) : NULL;
+	saga->history_stored = get_bool(tup, desc, 14);
 	return saga;
 }
 

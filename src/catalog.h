@@ -28,6 +28,7 @@ extern Datum arg_or_null(FunctionCallInfo fcinfo, int argno, char *nulls, int i)
 extern void catalog_prepare(void);
 extern void catalog_recheck_schema(void);
 extern bool catalog_has_saga_key(void);
+extern bool catalog_has_derived_history(void);
 extern char *catalog_coordinator_id(void);
 /* Should a live saga just read be loaded?  Sees its abort request too. */
 typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);

@@ -234,6 +234,19 @@ wrong_state(SagaRow *row, const char *detail)
 			 errdetail("%s", detail)));
 }
 
+/*
+ * Whether saga.history derives the ordinary events (pg_saga 1.6, which has
+ * saga._events): then a submission stores no "submitted" event.  Two
+ * cache lookups: the library also serves older versions of the schema.
+ */
+static bool
+history_derived(void)
+{
+	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("_events", nsp));
+}
+
 static void
 add_event(SagaRow *row, int step, const char *event, const char *detail)
 {
@@ -824,7 +837,8 @@ saga_submit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
-	add_event(&row, 0, "submitted", NULL);
+	if (!history_derived())
+		add_event(&row, 0, "submitted", NULL);
 	forget_building(gid);
 	call_end(&cx);
 	saga_wake_worker_at_commit(row.id);
@@ -1026,10 +1040,12 @@ start_column(StartStep *steps, int n, int field, Oid type, char **strs)
 }
 
 /*
- * The statement of saga.start(): the saga, its steps, its submitted event,
- * and (extra, START_ARGS_SQL or "") its values, in one statement.
+ * The statement of saga.start(): the saga, its steps, and (extra,
+ * START_ARGS_SQL or "") its values, in one statement; and (event,
+ * START_EVENT_SQL or "") its submitted event, which saga.history derives
+ * from submitted_at since 1.6.
  */
-#define START_SQL(extra) \
+#define START_SQL(extra, event) \
 	"WITH g AS (" \
 	" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)" \
 	" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5," \
@@ -1042,12 +1058,12 @@ start_column(StartStep *steps, int n, int field, Oid type, char **strs)
 	" u.after::int[], u.expect_rows, u.max_attempts, u.timeout" \
 	" FROM g, unnest($6, $7, $8, $9, $10, $11, $12, $13, $14) WITH ORDINALITY" \
 	" AS u (name, target, action, compensation, confirm, after, expect_rows," \
-	" max_attempts, timeout, n))," \
-	extra \
-	" e AS (" \
-	" INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)" \
+	" max_attempts, timeout, n))" \
+	extra event \
 	" SELECT gid, id FROM g"
-#define START_ARGS_SQL " a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT g.id, $15 FROM g),"
+#define START_ARGS_SQL ", a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT g.id, $15 FROM g)"
+#define START_EVENT_SQL \
+	", e AS (INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)"
 
 /*
  * saga.start(steps, gid, mode, timeout, payload, args): begin(), one add_step()
@@ -1109,7 +1125,10 @@ saga_start(PG_FUNCTION_ARGS)
 	/* a duplicate gid inserts nothing, so the steps, values and event do not either */
 	args[14] = values ? PointerGetDatum(values) : (Datum) 0;
 	nulls[14] = values ? ' ' : 'n';
-	if (catalog_run(values == NULL ? START_SQL("") : START_SQL(START_ARGS_SQL),
+	if (catalog_run(history_derived() ?
+					(values == NULL ? START_SQL("", "") : START_SQL(START_ARGS_SQL, "")) :
+					(values == NULL ? START_SQL("", START_EVENT_SQL) :
+					 START_SQL(START_ARGS_SQL, START_EVENT_SQL)),
 					values == NULL ? 14 : 15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not start saga");
 	if (SPI_processed == 0)
@@ -1155,9 +1174,13 @@ saga_result(PG_FUNCTION_ARGS)
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, false, &row);
 	args[0] = Int64GetDatum(row.id);
-	if (catalog_run("SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
-				"FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
-				1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/* since 1.6 a result of no rows may still be in the worker's memory only */
+	if (catalog_run(history_derived() ?
+					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+					"FROM saga._steps WHERE gtx_id = $1 AND result IS NOT NULL" :
+					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+					"FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
+					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "pg_saga: could not read the results of saga \"%s\"", gid);
 	results = MemoryContextStrdup(caller_cxt,
 								  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));

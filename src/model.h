@@ -149,6 +149,7 @@ typedef struct SagaStep
 	bool		send_alone;		/* its last call did not run in a batch */
 	StepOp		flight_op;
 	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
+	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
 	bool		dirty;
 	struct Saga *saga;
 } SagaStep;
@@ -182,6 +183,9 @@ typedef struct Saga
 	bool		just_started;	/* taken from pending this turn */
 	bool		alert;			/* NOTIFY saga_alert when flushed */
 	List	   *events;			/* SagaEvent *, written at the next flush */
+	bool		history_stored;	/* saga.gtx_event has events of the worker's for
+								 * it: its history is stored, not derived */
+	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
 	TimestampTz last_event_at;	/* keeps the saga's events in order */
 } Saga;
 

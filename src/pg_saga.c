@@ -34,6 +34,7 @@
 
 #include "pg_saga.h"
 #include "model.h"
+#include "progress.h"
 #include "settings.h"
 #include "shmem.h"
 #include "worker.h"
@@ -74,6 +75,8 @@ saga_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(saga_shmem_size());
 	RequestNamedLWLockTranche("pg_saga", 1);
+	RequestAddinShmemSpace(progress_shmem_size());
+	progress_shmem_request();
 }
 
 static void
@@ -97,6 +100,7 @@ saga_shmem_startup(void)
 		for (i = 0; i < MaxBackends; i++)
 			pg_atomic_init_u64(&saga_shared->waiters[i].saga_id, 0);
 	}
+	progress_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

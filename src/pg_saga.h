@@ -9,6 +9,7 @@
  *		model.c		the saga in memory, and the names of its statuses (model.h)
  *		launcher.c	the launcher: one worker per database with the extension
  *		worker.c	a database's worker: the event loop (worker.h, both)
+ *		progress.c	running sagas' progress in shared memory, for the views
  *		engine.c	the state machine of a saga: what runs next, what an
  *					outcome means; modes are plans for the same steps
  *		remote.c	the worker's non-blocking libpq connections, pooled per

@@ -28,6 +28,7 @@ int			saga_max_connections_per_target = 8;
 int			saga_batch_size = 32;
 int			saga_batch_wait_ms = 10;
 int			saga_max_active_sagas = 1000;
+int			saga_progress_slots = 8192;
 int			saga_recovery_interval_ms = 60000;
 int			saga_max_result_size = 64 * 1024;
 int			saga_forget_delay_ms = 10 * 60 * 1000;
@@ -85,6 +86,15 @@ saga_define_settings(void)
 							"Further submitted sagas wait, in submission order, until earlier ones finish; this bounds the worker's memory.",
 							&saga_max_active_sagas, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("saga.progress_slots",
+							"Sagas and steps whose progress a worker shows from shared memory instead of writing it.",
+							"A running saga takes one slot and one per step. Its ordinary progress (started, a step "
+							"started or succeeded) is kept there, and written only with its final status or a decision; "
+							"a saga that finds no free slots has its progress written as it happens. 0 writes all "
+							"progress.",
+							&saga_progress_slots, 8192, 0, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("saga.batch_size",
 							"Most step calls the worker sends to one target in one remote transaction.",

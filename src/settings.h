@@ -18,6 +18,7 @@ extern int	saga_connect_timeout_ms;
 extern int	saga_max_workers;
 extern int	saga_max_connections_per_target;
 extern int	saga_max_active_sagas;
+extern int	saga_progress_slots;
 extern int	saga_batch_size;
 extern int	saga_batch_wait_ms;
 extern int	saga_max_result_size;

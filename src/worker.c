@@ -55,6 +55,7 @@
 #include "catalog.h"
 #include "engine.h"
 #include "forget.h"
+#include "progress.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"
@@ -205,6 +206,7 @@ static void
 forget_saga(Saga *saga)
 {
 	hash_search(saga_index, &saga->id, HASH_REMOVE, NULL);
+	progress_release(saga);
 	dlist_delete(&saga->node);
 	MemoryContextDelete(saga->cxt);
 	nlive--;
@@ -453,16 +455,178 @@ note_final(Saga *saga)
 }
 
 /*
- * Writes every change of every saga; true if one became final.
+ * Events the timestamps of a saga and its steps tell as well: saga.history
+ * derives them for a saga of mode saga or msg whose history holds nothing
+ * else (see pg_saga--1.5--1.6.sql).  An action found already applied is
+ * told by its event alone.
+ */
+static bool
+event_is_ordinary(const SagaEvent *event)
+{
+	if (event->step == 0)
+		return strcmp(event->event, "succeeded") == 0;
+	if (strcmp(event->event, "action_started") == 0)
+		return true;
+	return strcmp(event->event, "action_succeeded") == 0 &&
+		(event->detail == NULL || strncmp(event->detail, "already", 7) != 0);
+}
+
+static bool
+events_all_ordinary(Saga *saga)
+{
+	ListCell   *lc;
+
+	foreach(lc, saga->events)
+		if (!event_is_ordinary(lfirst(lc)))
+			return false;
+	return true;
+}
+
+/* The step's result is more than "no rows": it must be in its row. */
+static bool
+result_to_write(SagaStep *step)
+{
+	return step->result_dirty &&
+		((step->result != NULL && strcmp(step->result, "[]") != 0) ||
+		 step->confirm_result != NULL);
+}
+
+static bool
+saga_has_changes(Saga *saga)
+{
+	int			i;
+
+	if (saga->dirty || saga->events != NIL || saga->alert)
+		return true;
+	for (i = 0; i < saga->nsteps; i++)
+		if (saga->steps[i].dirty)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the saga's changes must reach its rows this turn.  What must be
+ * durable is written (a decision, a final status, a failure and its
+ * error, a retry's attempt count: none of them is an ordinary event, see
+ * SPEC "What is durable"), and so is everything of xa sagas (see
+ * write_saga) and of a second phase.  The rest, a forward phase's ordinary
+ * progress, stays in memory, shown from shared memory (progress.c), as
+ * long as there is room there; it is written with the next change that
+ * must be.
+ */
+static bool
+must_write(Saga *saga)
+{
+	int			i;
+
+	if (!catalog_has_derived_history())
+		return true;
+	if (saga->durable || saga->decided || saga->alert || saga->mode == MODE_XA ||
+		saga->phase != PHASE_FORWARD || saga_is_final(saga->status))
+		return true;
+	/* with a synchronous standby, the turn that starts a saga flushes */
+	if (saga->just_started && sync_standby_configured())
+		return true;
+	if (!events_all_ordinary(saga))
+		return true;
+	for (i = 0; i < saga->nsteps; i++)
+		if (result_to_write(&saga->steps[i]))
+			return true;
+	return !progress_publish(saga);
+}
+
+/*
+ * The saga's history may be left to saga.history to derive: it ends as
+ * its timestamps tell, and nothing else was stored of it.
+ */
+static bool
+history_derived(Saga *saga)
+{
+	return catalog_has_derived_history() && !saga->history_stored &&
+		saga_is_final(saga->status) &&
+		(saga->mode == MODE_SAGA || saga->mode == MODE_MSG) && events_all_ordinary(saga);
+}
+
+/* Writes the saga's rows and events; see write_changes. */
+static void
+write_saga(Saga *saga, bool *durable, bool *send_after_commit)
+{
+	ListCell   *lc;
+	int			i;
+
+	if (saga->dirty)
+	{
+		if (!catalog_write_saga(saga))
+		{
+			/* saga.abort() came first: it wins over the commit */
+			engine_commit_lost_to_abort(saga);
+			abandon_calls(saga);
+			saga->decided_commit = false;
+			(void) catalog_write_saga(saga);
+		}
+		saga->decided_commit = false;
+	}
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		if (saga->steps[i].dirty)
+		{
+			catalog_write_step(&saga->steps[i]);
+			saga->steps[i].dirty = false;
+		}
+	}
+	if (!history_derived(saga))
+	{
+		foreach(lc, saga->events)
+			catalog_write_event(saga, lfirst(lc));
+		saga->history_stored |= saga->events != NIL;
+	}
+	list_free(saga->events);
+	saga->events = NIL;
+	if (saga->alert)
+	{
+		Async_Notify("saga_alert", saga->gid);
+		saga->alert = false;
+	}
+	saga->dirty = false;
+
+	/*
+	 * xa: a lost "started" would let a step that reached PREPARE look
+	 * unsent after a crash; the call sent again would wait on the locks of
+	 * its own prepared transaction.  xa progress is flushed.
+	 */
+	*durable |= saga->durable || saga->mode == MODE_XA;
+	/* a decision is acted on only once it is on disk; xa, see above */
+	*send_after_commit |= saga->decided || saga->mode == MODE_XA;
+	saga->durable = false;
+	saga->decided = false;
+	if (saga->just_started)
+	{
+		/*
+		 * With a synchronous standby, the submission must also be there
+		 * before a step runs: flushing this turn waits for it.
+		 */
+		*durable |= sync_standby_configured();
+		*send_after_commit |= sync_standby_configured();
+	}
+	/* the views show memory where it is ahead of the rows */
+	if (saga->progress_entry != 0)
+		(void) progress_publish(saga);
+}
+
+/*
+ * Writes the changes of every saga that must be written (see must_write);
+ * true if one became final.
  *
  * Only decisions must reach the disk before the worker acts on them: to
  * roll back, to commit (tcc, xa), to stop as failed; and so must a saga's
- * final status (see saga_set_status).  Progress before (the saga started,
- * a step started or done) is written with synchronous_commit off: after a
- * crash that lost it, the worker calls those steps again and the barrier
- * answers that they are already done, or, if the saga is rolled back
- * instead, compensates them (a no-op where they never ran).  (Except in
- * mode xa: see below.)
+ * final status (see saga_set_status).  Progress (the saga started, a step
+ * started or done) stays in memory, or is written with synchronous_commit
+ * off: after a crash that lost it, the worker calls those steps again and
+ * the barrier answers that they are already done, or, if the saga is
+ * rolled back instead, compensates them (a no-op where they never ran).
+ * (Except in mode xa: see write_saga.)  A final status written with
+ * nothing else stored of the saga writes no events: saga.history derives
+ * them from the timestamps.
  */
 static bool
 write_changes(bool *send_after_commit)
@@ -474,60 +638,12 @@ write_changes(bool *send_after_commit)
 	dlist_foreach(iter, &live_sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
-		ListCell   *lc;
-		int			i;
 
-		if (saga->dirty)
-		{
-			if (!catalog_write_saga(saga))
-			{
-				/* saga.abort() came first: it wins over the commit */
-				engine_commit_lost_to_abort(saga);
-				abandon_calls(saga);
-				saga->decided_commit = false;
-				(void) catalog_write_saga(saga);
-			}
-			saga->decided_commit = false;
-		}
-		for (i = 0; i < saga->nsteps; i++)
-		{
-			if (saga->steps[i].dirty)
-			{
-				catalog_write_step(&saga->steps[i]);
-				saga->steps[i].dirty = false;
-			}
-		}
-		foreach(lc, saga->events)
-			catalog_write_event(saga, lfirst(lc));
-		list_free(saga->events);
-		saga->events = NIL;
-		if (saga->alert)
-		{
-			Async_Notify("saga_alert", saga->gid);
-			saga->alert = false;
-		}
-		saga->dirty = false;
-		/*
-		 * xa: a lost "started" would let a step that reached PREPARE look
-		 * unsent after a crash; the call sent again would wait on the locks
-		 * of its own prepared transaction.  xa progress is flushed.
-		 */
-		durable |= saga->durable || saga->mode == MODE_XA;
-		/* a decision is acted on only once it is on disk; xa, see above */
-		*send_after_commit |= saga->decided || saga->mode == MODE_XA;
-		saga->durable = false;
-		saga->decided = false;
 		if (saga->just_started)
-		{
-			/*
-			 * With a synchronous standby, the submission must also be there
-			 * before a step runs: flushing this turn waits for it.
-			 */
 			started_any = true;
-			durable |= sync_standby_configured();
-			*send_after_commit |= sync_standby_configured();
-			saga->just_started = false;
-		}
+		if (saga_has_changes(saga) && must_write(saga))
+			write_saga(saga, &durable, send_after_commit);
+		saga->just_started = false;
 		if (saga_is_final(saga->status))
 		{
 			any_final = true;
@@ -951,6 +1067,7 @@ saga_worker_main(Datum arg)
 	ctl.entrysize = sizeof(SagaEntry);
 	ctl.hcxt = worker_cxt;
 	saga_index = hash_create("pg_saga sagas", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	progress_attach(my_slot, worker_cxt);
 
 	begin_turn_transaction();
 	if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))

@@ -87,7 +87,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.5', 'updated to 1.5');
+	'1.6', 'updated to 1.6');
 is( $coord->safe_psql('coord',
 		"SELECT string_agg(status, ' ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'across-%'"),
 	'running running running', 'the sagas are still running after the update');
