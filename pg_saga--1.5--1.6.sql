@@ -86,45 +86,49 @@ SELECT g.gid, g.mode, g.live_status AS status,
  * timestamps.  id is the stored event's (NULL for a derived one).  A saga
  * submitted before 1.6 has its "submitted" stored; one whose worker stored
  * events of its own (anything but a submission or an abort request) has its
- * whole history stored.
+ * whole history stored.  Each saga's events are found from its row
+ * (LATERAL), so a filter on gid or id reads that saga's alone.
  */
 CREATE VIEW saga._events WITH (security_invoker = true) AS
-SELECT e.gtx_id, e.id, e.step, e.at, e.event, e.detail
-  FROM saga.gtx_event e
-UNION ALL
-SELECT g.id, NULL::bigint, NULL::int, g.submitted_at, 'submitted', NULL::text
-  FROM saga.gtx g
- WHERE g.submitted_at IS NOT NULL
-   AND NOT EXISTS (SELECT FROM saga.gtx_event e WHERE e.gtx_id = g.id AND e.event = 'submitted')
-UNION ALL
-SELECT g.id, NULL::bigint, d.step, d.at, d.event, d.detail
+SELECT g.id AS gtx_id, g.gid, x.id, x.step, x.at, x.event, x.detail
   FROM saga.gtx g
   CROSS JOIN LATERAL (
-	SELECT s.step, s.started_at AS at, 'action_started' AS event,
-		   'attempt 1 on ' || s.target AS detail
-	  FROM saga._steps s
-	 WHERE s.gtx_id = g.id AND s.started_at IS NOT NULL
+	SELECT e.id, e.step, e.at, e.event, e.detail
+	  FROM saga.gtx_event e
+	 WHERE e.gtx_id = g.id
 	UNION ALL
-	SELECT s.step, s.finished_at, 'action_succeeded',
-		   'applied' || CASE WHEN s.result IS NOT NULL AND s.result <> '[]'::jsonb
-							 THEN ', result of ' || pg_catalog.octet_length(s.result::text) || ' bytes'
-							 ELSE '' END
-	  FROM saga._steps s
-	 WHERE s.gtx_id = g.id AND s.status = 'succeeded' AND s.finished_at IS NOT NULL
+	SELECT NULL::bigint, NULL::int, g.submitted_at, 'submitted', NULL::text
+	 WHERE g.submitted_at IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM saga.gtx_event e WHERE e.gtx_id = g.id AND e.event = 'submitted')
 	UNION ALL
-	SELECT NULL::int, g.finished_at, g.status, coalesce(g.last_error, '')
-	 WHERE g.finished_at IS NOT NULL AND g.status IN ('succeeded', 'aborted', 'failed')
-  ) d
- WHERE g.mode IN ('saga', 'msg') AND g.submitted_at IS NOT NULL
-   AND NOT EXISTS (SELECT FROM saga.gtx_event e WHERE e.gtx_id = g.id
-					  AND e.event NOT IN ('submitted', 'abort_requested'));
+	SELECT NULL::bigint, d.step, d.at, d.event, d.detail
+	  FROM (
+		SELECT s.step, s.started_at AS at, 'action_started' AS event,
+			   'attempt 1 on ' || s.target AS detail
+		  FROM saga._steps s
+		 WHERE s.gtx_id = g.id AND s.started_at IS NOT NULL
+		UNION ALL
+		SELECT s.step, s.finished_at, 'action_succeeded',
+			   'applied' || CASE WHEN s.result IS NOT NULL AND s.result <> '[]'::jsonb
+								 THEN ', result of ' || pg_catalog.octet_length(s.result::text) || ' bytes'
+								 ELSE '' END
+		  FROM saga._steps s
+		 WHERE s.gtx_id = g.id AND s.status = 'succeeded' AND s.finished_at IS NOT NULL
+		UNION ALL
+		SELECT NULL::int, g.finished_at, g.status, coalesce(g.last_error, '')
+		 WHERE g.finished_at IS NOT NULL AND g.status IN ('succeeded', 'aborted', 'failed')
+	  ) d
+	 WHERE g.mode IN ('saga', 'msg') AND g.submitted_at IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM saga.gtx_event e WHERE e.gtx_id = g.id
+						  AND e.event NOT IN ('submitted', 'abort_requested'))
+  ) x;
 COMMENT ON VIEW saga._events IS
 	'internal: the events of every saga, stored or derived from its timestamps (id is NULL when derived)';
 GRANT SELECT ON saga._events TO PUBLIC;
 
 CREATE OR REPLACE VIEW saga.history WITH (security_invoker = true) AS
-SELECT g.gid, e.step, e.at, e.event, e.detail
-  FROM saga._events e JOIN saga.gtx g ON g.id = e.gtx_id;
+SELECT e.gid, e.step, e.at, e.event, e.detail
+  FROM saga._events e;
 
 /* saga.stats: a running saga counts as running, as its worker knows. */
 CREATE OR REPLACE VIEW saga.stats WITH (security_invoker = true) AS

@@ -1,4 +1,4 @@
-# 060_lean_path.pl: a running saga's ordinary progress lives in the
+# 061_lean_path.pl: a running saga's ordinary progress lives in the
 # worker's shared memory, and its ordinary history is derived (1.6).
 #
 #  - while step 2 of a transfer is held on its participant, the views show
