@@ -1,4 +1,7 @@
-# pg_saga: built with PGXS.  `make`, `make install`, `make installcheck`.
+# pg_saga: built with PGXS.  `make`, `make install`, then, as the OS user
+# postgres, `make installcheck` (pg_regress, then the TAP tests) and `make
+# pgtap` (the pgTAP files).  Each test makes its own throwaway clusters: no
+# server needs to be set up.  See docs/contributing.md.
 MODULE_big = pg_saga
 OBJS = \
 	src/pg_saga.o \
@@ -31,7 +34,40 @@ SHLIB_LINK_INTERNAL = $(libpq)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+# The TAP tests (test/t/*.pl, with PostgreSQL::Test::Cluster and the
+# modules of test/perl) run after pg_regress in `make installcheck`; some of
+# them: `make prove_installcheck PROVE_TESTS=test/t/001_transfer.pl`.
+TAP_TESTS = 1
+EXTRA_CLEAN = tmp_check_regress/
+
+# Warnings are errors; PG_CFLAGS= on the command line builds without them.
+PG_CFLAGS = -Wall -Werror
+
 include $(PGXS)
+
+# pg_regress starts its own instance, configured by test/regress.conf
+# (pg_saga preloaded), listening on 127.0.0.1 only (the tests' loopback
+# target connects there); the test database is UTF8 with the C locale,
+# whatever the environment says.  Another port: EXTRA_REGRESS_OPTS=--port=N.
+REGRESS_OPTS += --temp-instance=./tmp_check_regress --temp-config=test/regress.conf \
+	--host=127.0.0.1 --encoding=UTF8 --no-locale
+
+override PROVE_FLAGS += -I ./test/perl
+PROVE_TESTS ?= test/t/*.pl
+
+.PHONY: prove_installcheck pgtap
+
+prove_installcheck:
+	$(prove_installcheck)
+
+# The pgTAP files, run with pg_prove on a throwaway coordinator that
+# test/pgtap.pl starts (it needs the pgtap extension and pg_prove); some of
+# them: `make pgtap PGTAP_TESTS="test/pgtap/02_begin.sql ..."`.
+PGTAP_TESTS ?= $(sort $(wildcard test/pgtap/*.sql))
+
+pgtap:
+	SAGA_PGTAP_TESTS='$(PGTAP_TESTS)' $(MAKE) prove_installcheck PROVE_TESTS=test/pgtap.pl
 
 # Every object is rebuilt when a header changes: the headers share the
 # structs (a SagaStep laid out anew must not meet an object built before).

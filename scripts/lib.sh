@@ -18,7 +18,8 @@
 #   saga_run_as_root SCRIPT ARGS...  re-run SCRIPT (relative to the repository)
 #                               through sudo unless root already
 #   saga_install_deps           apt-get the build and test dependencies if missing
-#   saga_build_install          make with -Wall -Werror, then make install
+#   saga_build_install          make (warnings are errors: PG_CFLAGS in the
+#                               Makefile), then make install
 #   saga_pg_bindir              echo the PostgreSQL NN bin directory
 #   saga_as_pg CMD...           run CMD as the postgres OS user
 #   saga_workdir                echo a postgres-owned copy of the repository
@@ -136,8 +137,8 @@ saga_clean_if_other_pg() {
 saga_build_install() {
 	saga_need_root
 	saga_clean_if_other_pg
-	saga_log "building pg_saga (-Wall -Werror)"
-	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" PG_CFLAGS='-Wall -Werror' \
+	saga_log "building pg_saga"
+	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" \
 		|| saga_die "build failed"
 	saga_log "installing pg_saga"
 	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" install >/dev/null \

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # scripts/test.sh: runs every test of pg_saga.
 #
-# On a Debian bookworm machine, as root (a user with sudo: it re-runs itself
-# through sudo): installs the
-# dependencies, builds with -Wall -Werror, installs, and runs
-#   1. the pg_regress suite (REGRESS in the Makefile) with `make installcheck`
-#      against a throwaway cluster configured by test/regress.conf,
-#   2. the pgTAP files test/pgtap/*.sql with pg_prove, in a fresh database of
-#      that cluster,
-#   3. the TAP tests test/t/*.pl with prove; each starts its own clusters.
-# Tests run as the postgres OS user in a copy of the repository.  Exits
-# non-zero if anything failed; every cluster is stopped on exit.
+# The tests themselves run the usual PGXS way (see the Makefile and
+# docs/contributing.md): `make installcheck` (pg_regress on its own
+# throwaway instance, then the TAP tests), `make prove_installcheck
+# PROVE_TESTS=...` and `make pgtap`.  What this script adds: on a Debian
+# machine, as root (a user with sudo: it re-runs itself through sudo), it
+# installs the dependencies, builds (warnings are errors: PG_CFLAGS in the
+# Makefile), installs, and calls those targets as the postgres OS user in a
+# copy of the repository, one test at a time, for
+#   1. the pg_regress suite (REGRESS in the Makefile),
+#   2. the pgTAP files test/pgtap/*.sql, each with `make pgtap`,
+#   3. the TAP tests test/t/*.pl, each with `make prove_installcheck`;
+# then it adds up the results (`tests: N passed, N failed`), on every
+# PostgreSQL version asked for (the version matrix below).  Exits non-zero
+# if anything failed; every cluster is stopped on exit.
 #
 # Arguments select what runs (default: everything):
 #   regress              the pg_regress suite
@@ -146,79 +150,81 @@ work="$(saga_workdir)"
 saga_log "work directory $work"
 
 bindir="$(saga_pg_bindir)"
-pgxs_src="$(dirname "$(dirname "$("$(saga_pg_config)" --pgxs)")")"
-export PG_REGRESS="$pgxs_src/test/regress/pg_regress"
-export PERL5LIB="$pgxs_src/test/perl:$work/test/perl${PERL5LIB:+:$PERL5LIB}"
 export PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-90}"
-export PGUSER=postgres
-unset PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS
+unset PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS
 
-# --- 1 and 2: pg_regress and pgTAP on one throwaway cluster -------------
-if [ "$run_regress" -eq 1 ] || [ "${#pgtap_files[@]}" -gt 0 ]; then
-	port="$(saga_free_port)"
-	saga_start_cluster "$work/cluster" "$port"
-	export PGHOST="$work/cluster" PGPORT="$port"
+# run_make SECONDS TARGET VAR=VALUE...: a target of the Makefile, as
+# postgres, in the work directory, stopped after SECONDS (0: never).
+run_make() {
+	local seconds="$1"
+	shift
+	(cd "$work" && saga_as_pg timeout "$seconds" make -s PG_CONFIG="$bindir/pg_config" "$@")
+}
 
-	if [ "$run_regress" -eq 1 ]; then
-		saga_log "pg_regress (make installcheck)"
-		rc=0
-		(cd "$work" && saga_as_pg make -s PG_CONFIG="$bindir/pg_config" installcheck) \
-			>"$work/installcheck.out" 2>&1 || rc=$?
-		cat "$work/installcheck.out"
-		# pg_regress 15: "test NAME ... ok"; 16 and later: "ok 1 - NAME" (TAP)
-		n_ok=$(grep -cE '\.\.\. +ok|^ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
-		n_bad=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
-		passed=$((passed + n_ok))
-		for t in $(grep -E '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" \
-				| sed -E 's/^not ok [0-9]+ +[-+] +([^ ]+).*/\1/; s/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
-			fail "regress/$t"
-		done
-		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
-			fail "regress (make installcheck exited $rc)"
-		fi
-		if [ "$rc" -ne 0 ] && [ -f "$work/regression.diffs" ]; then
-			echo "=== regression.diffs ==="
-			cat "$work/regression.diffs"
-		fi
+# the logs of a TAP run (make prove_installcheck keeps them in tmp_check/log)
+show_tap_logs() {
+	local name="$1" log
+	for log in "$work"/tmp_check/log/*"$name"*; do
+		[ -f "$log" ] || continue
+		echo "=== $log (last 300 lines) ==="
+		tail -n 300 "$log"
+	done
+}
+
+# --- 1: pg_regress, on the instance it starts itself ---------------------
+if [ "$run_regress" -eq 1 ]; then
+	saga_log "pg_regress (make installcheck)"
+	rc=0
+	# a port nothing listens on: other clusters of this machine may use
+	# pg_regress's default
+	run_make 0 installcheck TAP_TESTS= EXTRA_REGRESS_OPTS="--port=$(saga_free_port)" \
+		>"$work/installcheck.out" 2>&1 || rc=$?
+	cat "$work/installcheck.out"
+	# pg_regress 15: "test NAME ... ok"; 16 and later: "ok 1 - NAME" (TAP)
+	n_ok=$(grep -cE '\.\.\. +ok|^ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
+	n_bad=$(grep -cE '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" || true)
+	passed=$((passed + n_ok))
+	for t in $(grep -E '\.\.\. +(FAILED|failed)|^not ok [0-9]+ +[-+] ' "$work/installcheck.out" \
+			| sed -E 's/^not ok [0-9]+ +[-+] +([^ ]+).*/\1/; s/^(test| )? *([^ ]+) +\.\.\..*/\2/'); do
+		fail "regress/$t"
+	done
+	if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
+		fail "regress (make installcheck exited $rc)"
 	fi
-
-	if [ "${#pgtap_files[@]}" -gt 0 ]; then
-		saga_log "pgTAP (${#pgtap_files[@]} files)"
-		PGOPTIONS='-c client_min_messages=warning' saga_as_pg psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-			-c 'DROP DATABASE IF EXISTS saga_pgtap' -c 'CREATE DATABASE saga_pgtap'
-		saga_as_pg psql -X -q -v ON_ERROR_STOP=1 -d saga_pgtap \
-			-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION pg_saga'
-		for f in "${pgtap_files[@]}"; do
-			if (cd "$work" && saga_as_pg timeout 600 pg_prove -d saga_pgtap "$f"); then
-				pass
-			else
-				fail "$f"
-			fi
-		done
-	elif [ "$run_pgtap" -eq 1 ]; then
-		saga_log "pgTAP: no files in test/pgtap, skipped"
+	if [ "$rc" -ne 0 ]; then
+		[ ! -f "$work/regression.diffs" ] || { echo "=== regression.diffs ==="; cat "$work/regression.diffs"; }
+		[ ! -f "$work/log/postmaster.log" ] || { echo "=== log/postmaster.log (last 300 lines) ==="; tail -n 300 "$work/log/postmaster.log"; }
 	fi
-
-	saga_stop_cluster "$work/cluster"
-	unset PGHOST PGPORT
 fi
 
-# --- 3: TAP tests, each with its own clusters ----------------------------
-if [ "${#tap_files[@]}" -gt 0 ]; then
-	export TESTDIR="$work/test" TESTDATADIR="$work/test/tmp_check"
-	for f in "${tap_files[@]}"; do
-		name="$(basename "$f" .pl)"
-		saga_log "TAP $f"
-		if (cd "$work" && saga_as_pg timeout 900 prove "$f"); then
+# --- 2: pgTAP, each file on a coordinator of its own ----------------------
+if [ "${#pgtap_files[@]}" -gt 0 ]; then
+	saga_log "pgTAP (${#pgtap_files[@]} files)"
+	for f in "${pgtap_files[@]}"; do
+		saga_log "pgTAP $f"
+		if run_make 600 pgtap PGTAP_TESTS="$f" PROVE_FLAGS=-v; then
 			pass
 		else
 			fail "$f"
 			saga_stop_leftovers
-			for log in "$work"/test/tmp_check/log/*"$name"*; do
-				[ -f "$log" ] || continue
-				echo "=== $log (last 300 lines) ==="
-				tail -n 300 "$log"
-			done
+			show_tap_logs pgtap
+		fi
+	done
+elif [ "$run_pgtap" -eq 1 ]; then
+	saga_log "pgTAP: no files in test/pgtap, skipped"
+fi
+
+# --- 3: TAP tests, each with its own clusters ----------------------------
+if [ "${#tap_files[@]}" -gt 0 ]; then
+	for f in "${tap_files[@]}"; do
+		name="$(basename "$f" .pl)"
+		saga_log "TAP $f"
+		if run_make 900 prove_installcheck PROVE_TESTS="$f"; then
+			pass
+		else
+			fail "$f"
+			saga_stop_leftovers
+			show_tap_logs "$name"
 		fi
 	done
 fi

@@ -71,13 +71,14 @@ SELECT saga.status('e1');
 SELECT try($$SELECT saga.abort('e1')$$);
 SELECT try($$SELECT saga.add_step('e1', 'loop', 'SELECT 1')$$);
 SELECT try($$SELECT saga.submit('e1')$$);
+SELECT try($$SELECT saga.retry('e1')$$);
 SELECT last_error FROM saga.transactions WHERE gid = 'e1';
 SELECT step, status FROM saga.steps WHERE gid = 'e1' ORDER BY step;
 
 -- nothing half-built: the failed calls above left no steps or sagas
 SELECT count(*) AS steps_of_m1 FROM saga.steps WHERE gid = 'm1';
 SELECT count(*) AS steps_of_x1 FROM saga.steps WHERE gid = 'x1';
-SELECT gid FROM saga.transactions WHERE gid IN ('', 'nosuch') ORDER BY gid;
+SELECT gid FROM saga.transactions WHERE gid IN ('', 'nosuch', repeat('x', 129)) ORDER BY gid;
 
 -- A saga built in one statement: each call sees the steps added before it.
 SELECT saga.begin('one-statement');

@@ -13,6 +13,7 @@ SELECT count(*) AS leftovers FROM saga.gtx WHERE gid = 'bad-1';
 SELECT saga.begin('bad-2');
 SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', name => repeat('n', 64))$$);
 SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', name => '  ')$$);
+SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', name => '')$$);
 SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', timeout => '25 days')$$);
 SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', timeout => '-1 second')$$);
 SELECT try($$SELECT saga.add_step('bad-2', 'loop', 'SELECT 1', max_attempts => -3)$$);

@@ -35,6 +35,7 @@ SELECT saga.add_step('b4', 'loop', 'SELECT 1');
 SELECT saga.submit('b4');
 SELECT try($$SELECT saga.add_step('b4', 'loop', 'SELECT 2')$$);
 SELECT try($$SELECT saga.submit('b4')$$);
+SELECT try($$SELECT saga.retry('b4')$$);
 SELECT saga.begin('b5');
 SELECT saga.abort('b5');
 SELECT try($$SELECT saga.add_step('b5', 'loop', 'SELECT 1')$$);

@@ -11,6 +11,14 @@ SET ROLE regress_saga_alice;
 SELECT saga.begin('alice-1');
 SELECT try($$SELECT saga.add_step('alice-1', 'loop', 'SELECT 1')$$);
 RESET ROLE;
+-- Nor may a mapping FOR PUBLIC without a password serve her.
+CREATE SERVER regress_saga_pub FOREIGN DATA WRAPPER pg_saga OPTIONS (host '127.0.0.1', dbname 'none');
+CREATE USER MAPPING FOR PUBLIC SERVER regress_saga_pub OPTIONS (user 'anyone');
+GRANT USAGE ON FOREIGN SERVER regress_saga_pub TO regress_saga_alice;
+SET ROLE regress_saga_alice;
+SELECT try($$SELECT saga.add_step('alice-1', 'regress_saga_pub', 'SELECT 1')$$);
+RESET ROLE;
+DROP SERVER regress_saga_pub CASCADE;
 ALTER USER MAPPING FOR regress_saga_alice SERVER loop OPTIONS (ADD password 'secret');
 SET ROLE regress_saga_alice;
 SELECT saga.add_step('alice-1', 'loop', 'SELECT 1');
@@ -41,6 +49,7 @@ SELECT try($$SELECT saga.abort('alice-1')$$);
 SELECT try($$SELECT saga.add_step('alice-1', 'loop', 'SELECT 1')$$);
 SELECT try($$SELECT saga.submit('alice-1')$$);
 SELECT try($$SELECT saga.retry('alice-1')$$);
+SELECT try($$SELECT saga.wait('alice-1', '0 seconds')$$);
 SELECT saga.purge('0 seconds');
 -- Bob has no USAGE on the server, nor a mapping
 SELECT saga.begin('bob-1');
@@ -56,6 +65,7 @@ SET ROLE regress_saga_watcher;
 SELECT gid FROM saga.transactions WHERE gid IN ('alice-1', 'bob-1') ORDER BY gid;
 SELECT saga.status('alice-1');
 SELECT try($$SELECT saga.abort('alice-1')$$);
+SELECT try($$SELECT saga.add_step('alice-1', 'loop', 'SELECT 1')$$);
 RESET ROLE;
 
 -- saga_admin members see and act on every saga.

@@ -56,6 +56,7 @@ our @EXPORT = qw(
   balances total_balance ledger_rows ledger_duplicates ledger_sum barrier_rows
   at_rows table_image
   worker_pid wait_for_worker step_rows history_rows reload_settings
+  psql_as psql_as_ok
 );
 
 our $COORD_DB = 'coord';
@@ -260,6 +261,8 @@ One statement that adds $delta to account $id and writes a ledger row
 (gid, step, $op, id, delta) from the saga.* settings.  $opts{sleep} seconds
 of pg_sleep run first; $opts{also} is one more data-modifying statement run
 with it (as a CTE).  The statement reports 1 row when the account exists.
+$id and $delta are SQL: in a definition's step, move_sql('$1',
+'-$2::numeric', 'action') moves the values the saga is started with.
 
 =cut
 
@@ -502,6 +505,40 @@ sub poll_until
 	diag "poll_until timed out: $query\nexpected: $expected\nlast: $out\nstderr: $err";
 	$timed_out = 1;
 	return 0;
+}
+
+=item psql_as($node, $db, $role, $sql, %opts)
+
+$sql run on database $db of $node by role $role, on a connection of its own
+(user=$role), with VERBOSITY verbose so that errors carry their SQLSTATE.
+Returns ($rc, $stdout, $stderr).  $opts{errors}: an array ref that gets
+every stderr that is not empty (e.g. to check later that no error text
+showed a secret).
+
+=cut
+
+sub psql_as
+{
+	my ($node, $db, $role, $sql, %opts) = @_;
+	my ($rc, $out, $err) = $node->psql(
+		$db, "\\set VERBOSITY verbose\n$sql",
+		connstr => $node->connstr($db) . " user=$role");
+	push @{ $opts{errors} }, $err if $opts{errors} && $err;
+	return ($rc, $out, $err);
+}
+
+=item psql_as_ok($node, $db, $role, $sql, %opts)
+
+psql_as that must succeed: returns $stdout, dies with the error otherwise.
+
+=cut
+
+sub psql_as_ok
+{
+	my ($node, $db, $role, $sql, %opts) = @_;
+	my ($rc, $out, $err) = psql_as($node, $db, $role, $sql, %opts);
+	die "as $role: $sql\n$err" if $rc;
+	return $out;
 }
 
 =back

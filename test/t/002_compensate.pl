@@ -11,8 +11,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use SagaTest;
+use SagaModes;
 
 my ($coord, $part) = standard_setup();
 
@@ -141,18 +141,8 @@ is( $coord->safe_psql(
 is_deeply(balances($part, 'bank_a'), { 1 => 100, 2 => 80 },
 	'bank_a: step 1 still applied');
 
-my $notified = 0;
-foreach (1 .. 50)
-{
-	my $o = $listener->query_safe('SELECT 1');
-	if ($o =~ /saga_alert.*compfail-1/)
-	{
-		$notified = 1;
-		last;
-	}
-	usleep(100_000);
-}
-ok($notified, 'NOTIFY saga_alert with the gid as payload');
+ok(wait_for_notify($listener, 'saga_alert', 'compfail-1'),
+	'NOTIFY saga_alert with the gid as payload');
 $listener->quit;
 
 # retry on a saga that is not failed is refused

@@ -210,21 +210,14 @@ is(ledger_rows($part, 'bank_a', 'before'), "1|action|2|-5\n1|action|2|-1",
 
 # definitions and bound values: a transfer of $2 from account $1, defined
 # twice (version 2 writes its own tag), started with values
-sub def_move
-{
-	my ($op, $delta) = @_;
-	return "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
-	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', \$1, $delta)) "
-	  . "UPDATE account SET balance = balance + ($delta) WHERE id = \$1";
-}
 sub define_upgraded
 {
 	my ($op) = @_;
 	return "SELECT saga.define('upgraded', ARRAY["
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', def_move($op, '-$2::numeric'),
-		def_move("$op-comp", '$2::numeric')) . ', expect_rows => 1), '
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', def_move($op, '$2::numeric'),
-		def_move("$op-comp", '-$2::numeric')) . ', expect_rows => 1)])';
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', move_sql('$1', '-$2::numeric', $op),
+		move_sql('$1', '$2::numeric', "$op-comp")) . ', expect_rows => 1), '
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', move_sql('$1', '$2::numeric', $op),
+		move_sql('$1', '-$2::numeric', "$op-comp")) . ', expect_rows => 1)])';
 }
 is($coord->safe_psql('coord', define_upgraded('u1')), '1', 'saga.define on the updated database: version 1');
 is($coord->safe_psql('coord', define_upgraded('u2')), '2', 'and a redefinition: version 2');

@@ -65,15 +65,6 @@ my $done = submit_saga(
 is(wait_saga($coord, $done), 'succeeded', 'a saga finished before the dump');
 
 # --- definitions, in versions ------------------------------------------------
-# A statement adding $delta (of $2) to account $1, with a ledger row tagged $op.
-sub def_move
-{
-	my ($op, $delta) = @_;
-	return "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
-	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', \$1, $delta)) "
-	  . "UPDATE account SET balance = balance + ($delta) WHERE id = \$1";
-}
-
 # saga.define('xfer', ...): a debit of $2 from account $1 on bank_a and its
 # credit on bank_b, ledger rows tagged $op
 sub define_xfer
@@ -82,10 +73,10 @@ sub define_xfer
 	my $more = $opts{max_attempts} ? ", max_attempts => $opts{max_attempts}" : '';
 	my $timeout = $opts{timeout} ? ', timeout => ' . quote_literal($opts{timeout}) : '';
 	return "SELECT saga.define('xfer', ARRAY["
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', def_move($op, '-$2::numeric'),
-		def_move("$op-comp", '$2::numeric')) . ", name => 'debit', expect_rows => 1$more), "
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', def_move($op, '$2::numeric'),
-		def_move("$op-comp", '-$2::numeric')) . ", name => 'credit', expect_rows => 1$more)]$timeout)";
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', move_sql('$1', '-$2::numeric', $op),
+		move_sql('$1', '$2::numeric', "$op-comp")) . ", name => 'debit', expect_rows => 1$more), "
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', move_sql('$1', '$2::numeric', $op),
+		move_sql('$1', '-$2::numeric', "$op-comp")) . ", name => 'credit', expect_rows => 1$more)]$timeout)";
 }
 is($coord->safe_psql('coord', define_xfer('x1')), '1', 'xfer defined: version 1');
 is($coord->safe_psql('coord', define_xfer('x2', max_attempts => 100000, timeout => '1 day')),

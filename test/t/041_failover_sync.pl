@@ -33,6 +33,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 use SagaTest;
+use SagaModes;
 use SagaFaults;
 
 srand($ENV{SAGA_FAILOVER_SEED} // 41);
@@ -122,17 +123,7 @@ cmp_ok(($bs->{aborted} // 0) + ($bs->{failed} // 0), '>', 0,
 my $p2 = new_coordinator('primary2', allows_streaming => 1);
 create_bank($part, 'gate_a', { 1 => 100 });
 create_bank($part, 'gate_b', { 1 => 100 });
-$part->safe_psql('gate_b', q{
-CREATE TABLE gate (closed bool NOT NULL);
-INSERT INTO gate VALUES (true);
-CREATE FUNCTION gate_check() RETURNS int LANGUAGE plpgsql AS $$
-BEGIN
-	IF (SELECT closed FROM gate) THEN
-		RAISE EXCEPTION 'gate closed' USING ERRCODE = 'P0001';
-	END IF;
-	RETURN 0;
-END
-$$;});
+create_gate($part, 'gate_b', 'P0001');
 create_coordinator_db($p2, 'coord');
 add_target($p2, 'gate_a', $part, 'gate_a');
 add_target($p2, 'gate_b', $part, 'gate_b');
@@ -160,10 +151,7 @@ my $g2 = submit_saga(
 		{ target => 'gate_a', action => move_sql(1, -10), compensation => move_sql(1, 10, 'compensation') },
 		{ target => 'gate_b', action => $gated, compensation => move_sql(1, -10, 'compensation'),
 		  expect_rows => 1 } ]);
-ok( poll_until(
-		$part, 'postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'gate_b' AND wait_event = 'PgSleep'"),
-	'step 2 is running');
+ok(wait_for_sleeper($part, 'gate_b'), 'step 2 is running');
 $s2->stop;
 ok( poll_until(
 		$p2, 'postgres',
@@ -178,7 +166,7 @@ is( $p2->safe_psql(
 		"SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'pg_saga worker'"),
 	'SyncRep',
 	'the worker still waits for the standby after the ledger was read');
-$part->safe_psql('gate_b', 'UPDATE gate SET closed = false');
+set_gate($part, 'gate_b', 0);
 $p2->stop('immediate');
 $s2->append_conf('postgresql.conf', "primary_conninfo = ''\n");
 $s2->start;

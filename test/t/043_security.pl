@@ -117,19 +117,12 @@ my @errors;    # every error text a user saw
 sub as_role
 {
 	my ($role, $sql) = @_;
-	my ($rc, $out, $err) = $coord->psql(
-		'coord', "\\set VERBOSITY verbose\n$sql",
-		connstr => $coord->connstr('coord') . " user=$role");
-	push @errors, $err if $err;
-	return ($rc, $out, $err);
+	return psql_as($coord, 'coord', $role, $sql, errors => \@errors);
 }
-
 sub as_role_ok
 {
 	my ($role, $sql) = @_;
-	my ($rc, $out, $err) = as_role($role, $sql);
-	die "as $role: $sql\n$err" if $rc;
-	return $out;
+	return psql_as_ok($coord, 'coord', $role, $sql, errors => \@errors);
 }
 
 sub submit_as

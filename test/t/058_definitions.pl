@@ -71,27 +71,12 @@ like(wait_for_worker($coord, 'coord'), qr/^\d+$/, 'worker running');
 sub as_role
 {
 	my ($role, $sql) = @_;
-	return $coord->psql('coord', "\\set VERBOSITY verbose\n$sql",
-		connstr => $coord->connstr('coord') . " user=$role");
+	return psql_as($coord, 'coord', $role, $sql);
 }
-
 sub as_role_ok
 {
 	my ($role, $sql) = @_;
-	my ($rc, $out, $err) = as_role($role, $sql);
-	die "as $role: $sql\n$err" if $rc;
-	return $out;
-}
-
-# A statement that adds $delta (an SQL expression of $2) to account $1 and
-# writes a ledger row tagged $op, after $sleep seconds of pg_sleep.
-sub move
-{
-	my ($op, $delta, $sleep) = @_;
-	my $from = $sleep ? " FROM (SELECT pg_sleep($sleep)) AS s" : '';
-	return "WITH l AS (INSERT INTO ledger (gid, step, op, id, delta) VALUES "
-	  . "(current_setting('saga.gid'), current_setting('saga.step')::int, '$op', \$1, $delta)) "
-	  . "UPDATE account SET balance = balance + ($delta)$from WHERE id = \$1";
+	return psql_as_ok($coord, 'coord', $role, $sql);
 }
 
 # saga.define('transfer', ...) of a debit on bank_a and a credit on bank_b,
@@ -102,10 +87,10 @@ sub define_sql
 	my $debit = $fee ? "-(\$2::numeric + $fee)" : '-$2::numeric';
 	my $refund = $fee ? "\$2::numeric + $fee" : '$2::numeric';
 	return 'SELECT saga.define(' . quote_literal('transfer') . ', ARRAY['
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', move($op, $debit, $sleep),
-		move("$op-comp", $refund)) . ', name => \'debit\', expect_rows => 1), '
-	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', move($op, '$2::numeric', $sleep),
-		move("$op-comp", '-$2::numeric')) . ', name => \'credit\', expect_rows => 1)])';
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_a', move_sql('$1', $debit, $op, sleep => $sleep),
+		move_sql('$1', $refund, "$op-comp")) . ', name => \'debit\', expect_rows => 1), '
+	  . 'saga.step(' . join(', ', map { quote_literal($_) } 'bank_b', move_sql('$1', '$2::numeric', $op, sleep => $sleep),
+		move_sql('$1', '-$2::numeric', "$op-comp")) . ', name => \'credit\', expect_rows => 1)])';
 }
 
 sub start_sql
