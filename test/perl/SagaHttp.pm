@@ -26,6 +26,7 @@
 #   location => URL            with a Location header (for a 3xx)
 #   delay => S                 act after sleeping S seconds, then answer
 #   drop => 1                  act, then close the connection without answering
+#   big => N                   act, then answer a JSON string of N bytes
 #   times => N                 how many requests it applies to (default: all)
 #
 # Every request is recorded (requests.jsonl: method, path, key, headers,
@@ -284,6 +285,8 @@ sub handle
 	my ($status, $answer) =
 	  $self->with_lock(sub { $self->act($req, $key, $body) }, 'key-' . ($step_key =~ s/\W/_/gr));
 	return if $rule && $rule->{drop};
+	# an answer of that many bytes (a JSON string), after acting
+	$answer = $json->encode('x' x $rule->{big}) if $rule && $rule->{big};
 	respond($c, $status, $answer);
 }
 

@@ -13,6 +13,8 @@
 #    one effect.
 #  - A slow service hits the step timeout: the action is compensated and
 #    never acts.  saga.abort mid-request likewise.
+#  - A results path that selects nothing fails the step (2203A), unsent;
+#    an answer over saga.max_result_size fails it (54000), compensated.
 #  - A role without USAGE on the target is refused.
 #  - Values in a path are percent-encoded; a redirect is a business
 #    failure, never followed.
@@ -205,6 +207,20 @@ my $abort_key = key_of($gid, 1, 'action');
 $deadline = time + 30;
 usleep(100_000) until -e $svc->key_file($abort_key) || time > $deadline;
 is(scalar @{ effects_of(qr/^\Q$abort_key\E$/, 'act') }, 0, 'the aborted action never acted');
+$svc->rules();
+
+# --- a results path that selects nothing; an answer over max_result_size ---
+$gid = start_saga('nodata', q{saga.step('pay', saga.http('POST', '/charges', '{"charge": "$.nosuch.id"}'), name => 'c')});
+is(wait_saga($coord, $gid), 'aborted', 'a results path that selects nothing fails the step');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), 'failed|2203A', 'with 2203A');
+is(scalar @{ requests_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/) }, 0, 'and nothing was sent');
+$svc->rules({ match => '^POST /v1/big$', big => 70000 });
+$gid = start_saga('big', qq{$debit, saga.step('pay', saga.http('POST', '/big'), saga.http('POST', '/big/undo'), name => 'big')});
+is(wait_saga($coord, $gid), 'aborted', 'an answer over saga.max_result_size fails the step');
+is(step_rows($coord, $gid, 'status, last_sqlstate', undef, 2), 'compensated|54000',
+	'54000, and compensated: the action took effect');
+is(scalar @{ effects_of(qr/^\Q@{[key_of($gid, 2, 'compensation')]}\E$/, 'undo') }, 1, 'the undo was sent');
+is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'the debit was compensated');
 $svc->rules();
 
 # --- USAGE ---
