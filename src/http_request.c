@@ -841,8 +841,9 @@ http_request_build(const HttpTarget *target, const char *coordinator, SagaStep *
 	call->headers = lappend(call->headers,
 							psprintf("Idempotency-Key: %s",
 									 http_idempotency_key(coordinator, step->saga, step, op)));
-	if (call->body)
-		call->headers = lappend(call->headers, pstrdup("Content-Type: application/json"));
+	/* without a body, no content type (curl would claim a form) */
+	call->headers = lappend(call->headers, pstrdup(call->body ? "Content-Type: application/json" :
+												   "Content-Type:"));
 	call->headers = lappend(call->headers, pstrdup("Accept: application/json"));
 	/* no "Expect: 100-continue" round trip before a body */
 	call->headers = lappend(call->headers, pstrdup("Expect:"));
