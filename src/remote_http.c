@@ -10,8 +10,9 @@
  * its wait set and the timer to its next wake-up, and hands each event to
  * curl_multi_socket_action.  DNS runs in curl's threaded resolver (Debian's
  * libcurl has it; the worker says so in its log if it does not), TLS and
- * transfers on the watched sockets.  curl keeps connections open in the
- * multi handle's cache between requests.
+ * transfers on the watched sockets.  curl keeps up to
+ * HTTP_IDLE_CONNECTIONS connections open in the multi handle's cache
+ * between requests.
  *
  * A request is one call: one step operation, one attempt, sent once (no
  * batching, redirects never followed, http and https only, TLS verified).
@@ -37,6 +38,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/json.h"
@@ -46,6 +48,15 @@
 #include "pg_saga.h"
 #include "remote_http.h"
 #include "settings.h"
+
+/*
+ * Idle connections curl keeps open for the next requests (its default
+ * follows the number of requests in flight, so a burst's connections
+ * would be closed as it ends).  They hold file descriptors PostgreSQL
+ * does not see: reserved once (ReserveExternalFD), as a request in flight
+ * holds one of its own (remote.c).
+ */
+#define HTTP_IDLE_CONNECTIONS	16
 
 /* How much of an error's body last_error shows. */
 #define ERROR_BODY_CHARS	200
@@ -142,6 +153,9 @@ remote_http_init(MemoryContext cxt)
 		elog(ERROR, "pg_saga: curl_multi_init failed");
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) HTTP_IDLE_CONNECTIONS);
+	for (int i = 0; i < HTTP_IDLE_CONNECTIONS; i++)
+		ReserveExternalFD();
 	info = curl_version_info(CURLVERSION_NOW);
 	if (!(info->features & CURL_VERSION_ASYNCHDNS))
 		ereport(WARNING,
