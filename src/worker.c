@@ -942,7 +942,10 @@ wait_for_work(TimestampTz next)
 		}
 		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 		{
-			/* handling a socket can close only its own connection */
+			/*
+			 * handling a socket can close only its own connection, or end
+			 * HTTP requests, which hold no socket of this set
+			 */
 			remote_handle_socket(events[i].user_data, events[i].events);
 		}
 	}
