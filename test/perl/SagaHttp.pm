@@ -267,8 +267,9 @@ sub handle
 	my $req = read_request($c) or return;
 	my $key = $req->{headers}{'idempotency-key'} // '';
 	my $body = eval { length $req->{body} ? $json->decode($req->{body}) : undef };
+	$req->{t} = Time::HiRes::time();
 	append_line("$self->{dir}/requests.jsonl",
-		{ method => $req->{method}, path => $req->{path}, key => $key, t => Time::HiRes::time(),
+		{ method => $req->{method}, path => $req->{path}, key => $key, t => $req->{t},
 		  headers => $req->{headers}, body => $req->{body} });
 	my $rule = $self->take_rule($req);
 	if ($rule && $rule->{status})
@@ -316,8 +317,10 @@ sub act
 				return $n;
 			});
 			my $object = { id => ($kind // 'obj') . "_$n", path => $req->{path}, body => $body };
+			# received at t0, acted at t1 (after a rule's delay): the request's span
 			append_line("$self->{dir}/effects.jsonl",
-				{ effect => 'act', key => $key, path => $req->{path}, body => $body, id => $object->{id} });
+				{ effect => 'act', key => $key, path => $req->{path}, body => $body, id => $object->{id},
+				  t0 => $req->{t}, t1 => Time::HiRes::time() });
 			($status, $answer) = (201, $json->encode($object));
 		}
 	}

@@ -6,7 +6,9 @@
 #    mapping's token and headers; the same key on every attempt.
 #  - A 4xx on a later step compensates the earlier ones (the HTTP one with
 #    its own key); the failed step records 38000 and the status.
-#  - 503 and 429 (Retry-After honoured) and 408 are retried with one key.
+#  - 503 and 429 (Retry-After honoured, in seconds and as a date) and 408
+#    are retried with one key.
+#  - saga.max_connections_per_target bounds the requests in flight.
 #  - A reply lost after the service acted leaves one effect.
 #  - A service down for a while is waited out.
 #  - kill -9 of the worker mid-request: the request repeats with its key,
@@ -28,6 +30,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use POSIX ();
 use Time::HiRes qw(usleep);
 use SagaTest;
 use SagaHttp;
@@ -139,6 +142,38 @@ is(scalar @$reqs, 4, 'four requests, all with the same key');
 is(scalar @{ effects_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/, 'act') }, 1, 'one effect');
 cmp_ok($reqs->[1]{t} - $reqs->[0]{t}, '>=', 0.9, 'Retry-After of the 503 was honoured');
 cmp_ok($reqs->[2]{t} - $reqs->[1]{t}, '>=', 0.9, 'Retry-After of the 429 was honoured');
+
+# Retry-After as an HTTP date, two seconds ahead
+my $when = POSIX::strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime(time + 2));
+$svc->rules({ match => '^POST /v1/charges$', status => 503, times => 1, retry_after => $when });
+$gid = start_saga('retrydate', $charge, args => q{ARRAY['5', 'o9b']});
+is(wait_saga($coord, $gid), 'succeeded', 'a charge answered 503 with a Retry-After date succeeded');
+$reqs = requests_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/);
+is(scalar @$reqs, 2, 'two requests, one key');
+cmp_ok($reqs->[1]{t} - $reqs->[0]{t}, '>=', 0.9, 'the Retry-After date was honoured');
+
+# --- saga.max_connections_per_target bounds the requests in flight ---
+# With 3, sagas that do not go first use at most 2 (one stays for those
+# that do): six slow charges at once never overlap more than 2 at the service.
+$coord->safe_psql('coord', "ALTER SYSTEM SET saga.max_connections_per_target = 3");
+reload_settings($coord);
+$svc->rules({ match => '^POST /v1/slowcharges$', delay => 1 });
+my @par = map { "par$_" } 1 .. 6;
+$coord->safe_psql('coord', join('', map {
+	"SELECT saga.start(ARRAY[saga.step('pay', saga.http('POST', '/slowcharges'), name => 'c')], gid => '$_');\n" } @par));
+is(wait_saga($coord, $_), 'succeeded', "$_ succeeded") foreach @par;
+my @spans = map { [ $_->{t0}, $_->{t1} ] } grep { $_->{path} eq '/v1/slowcharges' } @{ $svc->effects };
+is(scalar @spans, 6, 'six charges made');
+my $most = 0;
+foreach my $s (@spans)
+{
+	my $overlap = grep { $_->[0] <= $s->[0] && $_->[1] > $s->[0] } @spans;
+	$most = $overlap if $overlap > $most;
+}
+cmp_ok($most, '<=', 2, "at most 2 requests in flight at once (saw $most)");
+$coord->safe_psql('coord', "ALTER SYSTEM RESET saga.max_connections_per_target");
+reload_settings($coord);
+$svc->rules();
 
 # --- a reply lost after the service acted ---
 $svc->rules({ match => '^POST /v1/charges$', drop => 1, times => 1 });
