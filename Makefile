@@ -18,6 +18,8 @@ OBJS = \
 	src/forget.o \
 	src/catalog.o \
 	src/target.o \
+	src/http_request.o \
+	src/remote_http.o \
 	src/functions.o
 
 EXTENSION = pg_saga
@@ -26,11 +28,12 @@ DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga--1.2
 	pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 
-REGRESS = setup api_errors building lifecycle security pictures reference bad_input start results at bound definitions
+REGRESS = setup api_errors building lifecycle security pictures reference bad_input start results at bound definitions http
 REGRESS_OPTS = --load-extension=plpgsql
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
 SHLIB_LINK_INTERNAL = $(libpq)
+SHLIB_LINK = -lcurl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -56,7 +56,7 @@ root="$cache/$release"
 mirror="${SAGA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security="${SAGA_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # Bump when the way the root is made changes: older roots are rebuilt.
-recipe="pg_saga root 2 $release"
+recipe="pg_saga root 3 $release"
 ready="$root/.pg_saga_root"
 
 mkdir -p "$cache"

@@ -12,8 +12,10 @@
 # transfer defined once (saga.define) and started by name with its values
 # (bound values), once succeeding and once failing and compensated, an
 # order whose id the next step uses (step results), and a failing transfer
-# in at mode, rolled back from row images.  The cluster and its files are
-# removed at the end, also on failure.  On a shared machine, run it in a
+# in at mode, rolled back from row images, and a step that calls a small
+# payment service (scripts/demo_service.pl, started on another free port
+# of 127.0.0.1) with its idempotency key.  The cluster, the service and
+# their files are removed at the end, also on failure.  On a shared machine, run it in a
 # Debian root: `bash scripts/debian-root.sh bookworm --demo`.
 set -euo pipefail
 
@@ -59,6 +61,7 @@ balances() {
 demo_cleanup() {
 	local rc=$?
 	trap - EXIT
+	[ -n "${DEMO_SERVICE_PID:-}" ] && kill "$DEMO_SERVICE_PID" 2>/dev/null
 	saga_cleanup || true
 	[ -n "${DEMO_DIR:-}" ] && rm -rf "$DEMO_DIR"
 	if [ "$rc" -ne 0 ]; then
@@ -282,6 +285,54 @@ printf "saga.wait('transfer-at') returned: %s\n\n" \
 echo "Balances after (unchanged), and no ledger row of transfer-at left on bank_a:"
 balances
 show bank_a "SELECT count(*) AS ledger_rows_of_transfer_at FROM ledger WHERE gid = 'transfer-at'"
+
+heading "6. A debit on bank_a and a card charge through a payment service (HTTP target)"
+
+DEMO_SERVICE_PORT="$(saga_free_port)"
+perl "$SAGA_REPO_ROOT/scripts/demo_service.pl" "$DEMO_SERVICE_PORT" "$DEMO_DIR/service.log" &
+DEMO_SERVICE_PID=$!
+for _ in $(seq 50); do
+	perl -MIO::Socket::INET -e 'exit !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]")' \
+		"$DEMO_SERVICE_PORT" && break
+	sleep 0.1
+done
+q shop <<SQL
+CREATE SERVER pay FOREIGN DATA WRAPPER pg_saga OPTIONS (url 'http://127.0.0.1:$DEMO_SERVICE_PORT/v1');
+GRANT USAGE ON FOREIGN SERVER pay TO $DEMO_ROLE;
+CREATE USER MAPPING FOR $DEMO_ROLE SERVER pay OPTIONS (bearer_token 'demo-token');
+SQL
+
+cat <<EOF
+  CREATE SERVER pay FOREIGN DATA WRAPPER pg_saga OPTIONS (url 'http://127.0.0.1:$DEMO_SERVICE_PORT/v1');
+  CREATE USER MAPPING FOR $DEMO_ROLE SERVER pay OPTIONS (bearer_token '...');
+
+  SELECT saga.start(ARRAY[
+      saga.step('bank_a', 'UPDATE account SET balance = balance - \$1::numeric WHERE id = 2',
+                'UPDATE account SET balance = balance + \$1::numeric WHERE id = 2', expect_rows => 1),
+      saga.step('pay', saga.http('POST', '/charges', '{"amount": "\$1"}'),
+                saga.http('POST', '/charges/{\$.charge.id}/refund'), name => 'charge')],
+      gid => 'order-2', args => ARRAY['12']);
+
+  The service gets the saga's value as data, and an Idempotency-Key that
+  stays the same on every retry; the charge it answers is the step's result.
+
+EOF
+
+qapp shop <<'SQL'
+SELECT saga.start(ARRAY[
+	saga.step('bank_a', 'UPDATE account SET balance = balance - $1::numeric WHERE id = 2',
+			  'UPDATE account SET balance = balance + $1::numeric WHERE id = 2', expect_rows => 1),
+	saga.step('pay', saga.http('POST', '/charges', '{"amount": "$1"}'),
+			  saga.http('POST', '/charges/{$.charge.id}/refund'), name => 'charge')],
+	gid => 'order-2', args => ARRAY['12']) \g /dev/null
+SQL
+printf "saga.wait('order-2') returned: %s\n" "$(qapp shop -At -c "SELECT saga.wait('order-2')")"
+printf "saga.result('order-2'): %s\n\n" "$(qapp shop -At -c "SELECT saga.result('order-2')")"
+echo "What the service received:"
+sed -e 's/^/  /' "$DEMO_DIR/service.log"
+kill "$DEMO_SERVICE_PID" 2>/dev/null || true
+wait "$DEMO_SERVICE_PID" 2>/dev/null || true
+DEMO_SERVICE_PID=""
 
 heading "saga.transactions"
 show shop "SELECT gid, mode, status, owner, definition, definition_version AS version, args,

@@ -62,6 +62,7 @@ SAGA_INITDB_LOCALE=(--encoding=UTF8 --locale=C.UTF-8)
 SAGA_PACKAGES=("postgresql-$SAGA_PG_VERSION" "postgresql-server-dev-$SAGA_PG_VERSION" libpq-dev
 	"postgresql-$SAGA_PG_VERSION-cron" "postgresql-$SAGA_PG_VERSION-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+	libcurl4-openssl-dev openssl libio-socket-ssl-perl
 	perl make gcc locales)
 
 saga_log() {

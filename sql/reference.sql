@@ -179,6 +179,9 @@ SELECT saga.wait('ref-result');
 SELECT saga.result('ref-result');
 SELECT step, name, result FROM saga.steps WHERE gid = 'ref-result' ORDER BY step;
 
+-- saga.http: a request as a value
+SELECT saga.http('post', '/charges/{$.order.id}', '{"amount": "$1"}');
+
 -- (not in the reference) every ```sql block of docs/reference.md is in
 -- this file, and every result printed right under one (a plain ``` block
 -- that follows it at once) is in expected/reference.out, one result (a

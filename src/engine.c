@@ -847,6 +847,11 @@ static void
 schedule_retry(SagaStep *step, const char *what, TimestampTz now)
 {
 	step->next_attempt_at = backoff_until(step->attempts, now);
+	/* a target's "not before" (HTTP Retry-After), within the longest backoff */
+	if (step->not_before > step->next_attempt_at)
+		step->next_attempt_at = Min(step->not_before,
+									now + saga_max_retry_interval_ms * INT64CONST(1000));
+	step->not_before = 0;
 	step->dirty = true;
 	engine_add_event(step->saga, step->number, "retry_scheduled", "%s attempt %d failed: %s",
 					 what, step->attempts, step->last_error ? step->last_error : "");
@@ -878,7 +883,7 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		return;
 	}
 
-	if (outcome->kind == OUTCOME_UNKNOWN)
+	if (outcome->kind == OUTCOME_UNKNOWN || outcome->applied)
 	{
 		step->maybe_applied = true;
 		step->need_probe = saga->mode == MODE_XA;
@@ -890,8 +895,7 @@ finish_action(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 									   "set max_prepared_transactions above zero there",
 									   step->target);
 	step_set_call_error(step, outcome);
-	transient = outcome->kind == OUTCOME_UNKNOWN ||
-		remote_sqlstate_is_transient(outcome->error.sqlstate);
+	transient = remote_outcome_is_transient(outcome);
 
 	if (saga->phase == PHASE_FORWARD &&
 		(saga->mode == MODE_MSG ? (transient || step->attempts < step_max_attempts(step))
@@ -1014,7 +1018,7 @@ finish_second_phase(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 		return;
 	}
 	step_set_call_error(step, outcome);
-	if (outcome->kind == OUTCOME_UNKNOWN || remote_sqlstate_is_transient(outcome->error.sqlstate))
+	if (remote_outcome_is_transient(outcome))
 	{
 		schedule_retry(step, what, now);
 		return;
@@ -1119,6 +1123,7 @@ engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	explain_old_participant(step, outcome);
 	step->conn = NULL;
+	step->not_before = outcome->not_before;
 	step->send_alone = false;
 	if (step->flight_op == OP_ACTION)
 		finish_action(step, outcome, now);

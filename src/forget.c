@@ -187,6 +187,12 @@ send_group(CatalogForget *group, ForgetPool *fp, TimestampTz now)
 		note_failure(fp, sqlstate, error);
 		return false;
 	}
+	if (remote_pool_is_http(pool))
+	{
+		/* a service keeps its own keys: nothing to forget there */
+		note_done(group->ids, group->n);
+		return true;
+	}
 	/* the steps' calls first */
 	if (!remote_pool_has_room(pool, false, false))
 		return false;

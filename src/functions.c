@@ -29,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -38,6 +39,7 @@
 #include "pg_saga.h"
 #include "barrier.h"
 #include "catalog.h"
+#include "http_request.h"
 #include "model.h"
 #include "remote_backend.h"
 #include "settings.h"
@@ -528,6 +530,109 @@ check_step_sql_values(const char *action, const char *compensation, const char *
 	barrier_check_values(confirm, nargs, "confirm", name, false);
 }
 
+/* One operation of a step on an HTTP target: a request, checked. */
+static void
+check_http_op(const char *text, const char *what, const char *name, const char *target,
+			  int nargs)
+{
+	if (text == NULL)
+		return;
+	if (!http_is_request(text))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s of step \"%s\" is SQL text, but target \"%s\" is an HTTP target",
+						what, name, target),
+				 errhint("Give a request: saga.http('POST', '/path', body => ...).")));
+	http_request_check(text, nargs, what, name);
+}
+
+/* One operation of a step on a database target: SQL, not a request. */
+static void
+refuse_request_for_database(const char *text, const char *what, const char *name,
+							const char *target)
+{
+	if (http_is_request(text))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s of step \"%s\" is a request, but target \"%s\" is a database",
+						what, name, target),
+				 errhint("A request (saga.http()) goes to a server with the option url; a database takes SQL text.")));
+}
+
+/*
+ * The checks of what a step sends, which depend on its target's kind: SQL
+ * for a database (and its values, see check_step_sql_values), requests for
+ * an HTTP target, which modes xa and at cannot use (they need a database's
+ * transaction) and which have no row count.  A target that does not exist
+ * (yet: a definition) is checked by what each operation is.  nargs < 0:
+ * the values are not checked (the caller found no "$").
+ */
+static void
+check_step_ops(const char *target, SagaMode mode, const char *action,
+			   const char *compensation, const char *confirm, int nargs,
+			   const char *name, bool expect_rows)
+{
+	TargetKind	kind = target_kind(target);
+	int			n = nargs < 0 ? INT_MAX : nargs;
+
+	if (kind == TARGET_MISSING && http_is_request(action))
+		kind = TARGET_HTTP;
+	if (kind == TARGET_HTTP)
+	{
+		if (mode == MODE_XA || mode == MODE_AT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("mode %s cannot call HTTP target \"%s\"", saga_mode_name(mode), target),
+					 errdetail("Mode %s needs a database's transaction on every target.",
+							   saga_mode_name(mode)),
+					 errhint("Use mode saga, tcc or msg for a service.")));
+		if (expect_rows)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("step \"%s\" on HTTP target \"%s\" takes no expect_rows", name, target),
+					 errhint("A service's answer has no row count: any 2xx status succeeds.")));
+		check_http_op(action, "action", name, target, n);
+		check_http_op(compensation, "compensation", name, target, n);
+		check_http_op(confirm, "confirm", name, target, n);
+		return;
+	}
+	refuse_request_for_database(action, "action", name, target);
+	refuse_request_for_database(compensation, "compensation", name, target);
+	refuse_request_for_database(confirm, "confirm", name, target);
+	if (nargs >= 0)
+		check_step_sql_values(action, compensation, confirm, nargs, name, expect_rows);
+}
+
+/*
+ * saga.http(method, path, body, headers): a request as a value, checked
+ * but for the values it references (the saga it joins must have them).
+ */
+PG_FUNCTION_INFO_V1(saga_http);
+
+Datum
+saga_http(PG_FUNCTION_ARGS)
+{
+	char	   *method = required_text(fcinfo, 0, "method");
+	char	   *path = required_text(fcinfo, 1, "path");
+	char	   *body = NULL;
+	char	   *headers = NULL;
+
+	if (!PG_ARGISNULL(2))
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(2);
+
+		body = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(3);
+
+		headers = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+										CStringGetDatum(http_request_make(method, path, body, headers))));
+}
+
 Datum
 saga_begin(PG_FUNCTION_ARGS)
 {
@@ -781,10 +886,10 @@ saga_add_step(PG_FUNCTION_ARGS)
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 			duplicate_step_name(name, gid);
 	}
-	if (strchr(action, '$') || (compensation && strchr(compensation, '$')) ||
-		(confirm && strchr(confirm, '$')))
-		check_step_sql_values(action, compensation, confirm, saga_nargs(row.id), name,
-							  !PG_ARGISNULL(7));
+	check_step_ops(target, row.mode, action, compensation, confirm,
+				   strchr(action, '$') || (compensation && strchr(compensation, '$')) ||
+				   (confirm && strchr(confirm, '$')) ? saga_nargs(row.id) : -1,
+				   name, !PG_ARGISNULL(7));
 	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -996,9 +1101,9 @@ read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int 
 		checked_target = target;
 		if (st->name == NULL)
 			st->name = psprintf("step%d", i + 1);
-		check_step_sql_values(field_text(st, STEP_ACTION), field_text(st, STEP_COMPENSATION),
-							  field_text(st, STEP_CONFIRM), nargs, st->name,
-							  !st->isnull[STEP_EXPECT_ROWS]);
+		check_step_ops(target, mode, field_text(st, STEP_ACTION),
+					   field_text(st, STEP_COMPENSATION), field_text(st, STEP_CONFIRM),
+					   nargs, st->name, !st->isnull[STEP_EXPECT_ROWS]);
 		for (k = 0; k < i; k++)
 			if (strcmp(steps[k].name, st->name) == 0)
 				duplicate_step_name(st->name, gid ? gid : "(new)");
@@ -1415,6 +1520,11 @@ saga_setup_participant(PG_FUNCTION_ARGS)
 							 quote_literal_cstr(TextDatumGetCString(elems[i])));
 		}
 	}
+	if (target_kind(target) == TARGET_HTTP)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target \"%s\" is an HTTP target: it has no participant objects", target),
+				 errhint("A service keeps the barrier's rules itself, by its requests' Idempotency-Key; nothing needs setting up.")));
 	target_check_usable(target, caller);
 	remote_exec_in_backend(target, caller, sql.data);
 	PG_RETURN_VOID();

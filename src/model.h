@@ -121,6 +121,7 @@ typedef struct SagaStep
 	bool		maybe_applied;
 	int			attempts;
 	TimestampTz next_attempt_at;	/* 0: now */
+	TimestampTz not_before;		/* the last call's target asked to wait till then */
 	TimestampTz started_at;
 	TimestampTz finished_at;
 	char	   *last_error;

@@ -14,13 +14,18 @@
  *					outcome means; modes are plans for the same steps
  *		remote.c	the worker's non-blocking libpq connections, pooled per
  *					target and role
+ *		remote_http.c	the worker's HTTP requests: libcurl's multi interface in
+ *					its wait loop, a call of a pool like a libpq one
+ *		http_request.c	the request of a step on an HTTP target: saga.http(),
+ *					its checks, its data, its Idempotency-Key
  *		remote_backend.c	a user backend's blocking connection to a target
  *		barrier.c	the remote text of a step call and the participant set-up
  *		recovery.c	in-doubt prepared transactions of xa sagas
  *		forget.c	deleting the barrier records of purged sagas on the
  *					participants
  *		catalog.c	reading and writing the extension's tables with SPI
- *		target.c	the foreign-data wrapper, targets and user mappings
+ *		target.c	the foreign-data wrapper, targets (databases, HTTP
+ *					services) and user mappings
  *		functions.c	the SQL-callable functions (no header: SQL calls them)
  *		compat.h	what differs between PostgreSQL versions
  *

@@ -29,6 +29,12 @@
  * when their server or user mapping changes.  Each holds one of the file
  * descriptors PostgreSQL lets extensions use (AcquireExternalFD).
  *
+ * A pool of an HTTP target makes its calls as requests (remote_http.c)
+ * instead: each is a RemoteConn of the pool while it is in flight, so
+ * saga.max_connections_per_target bounds them as it bounds connections,
+ * and it holds a file descriptor too; it is freed when the request ends
+ * (curl keeps its connections open itself).  Requests never batch.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -46,7 +52,9 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
+#include "http_request.h"
 #include "remote.h"
+#include "remote_http.h"
 #include "settings.h"
 #include "target.h"
 
@@ -154,7 +162,9 @@ typedef struct PipelineSlot
 
 struct RemoteConn
 {
+	SocketOwner owner;			/* SOCKET_OWNER_LIBPQ: first, see SocketOwner */
 	dlist_node	node;			/* in the pool's list */
+	HttpTransfer *http;			/* an HTTP request in flight, instead of pg */
 	RemotePool *pool;
 	PGconn	   *pg;
 	ConnState	state;
@@ -209,6 +219,8 @@ struct RemotePool
 	const char **keywords;
 	const char **values;
 	bool		need_password;	/* owner is not a superuser */
+	bool		is_http;		/* an HTTP target: calls are requests */
+	HttpTarget	http;			/* its options, in remote_cxt */
 	int			nconns;
 	int			nactive;		/* connections connecting or busy */
 	int			reserved;		/* calls planned, not yet sent */
@@ -243,6 +255,7 @@ remote_init(MemoryContext cxt)
 	HASHCTL		ctl;
 
 	remote_cxt = AllocSetContextCreate(cxt, "pg_saga remote", ALLOCSET_DEFAULT_SIZES);
+	remote_http_init(cxt);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(PoolKey);
 	ctl.entrysize = sizeof(RemotePool);
@@ -272,6 +285,8 @@ remote_pool_lookup(const char *target, Oid owner)
 		pool->reserved_batchable = 0;
 		pool->no_batch_until = 0;
 		pool->step_call_ms = -1;
+		pool->is_http = false;
+		memset(&pool->http, 0, sizeof(pool->http));
 		dlist_init(&pool->conns);
 	}
 	return pool;
@@ -294,6 +309,47 @@ free_conninfo(RemotePool *pool)
 	pool->keywords = pool->values = NULL;
 }
 
+/* Frees what an HTTP pool kept of its target (secrets included). */
+static void
+free_http_target(RemotePool *pool)
+{
+	ListCell   *lc;
+
+	if (pool->http.url == NULL)
+		return;
+	pfree(pool->http.url);
+	if (pool->http.ca_file)
+		pfree(pool->http.ca_file);
+	if (pool->http.bearer_token)
+		pfree(pool->http.bearer_token);
+	foreach(lc, pool->http.headers)
+		pfree(lfirst(lc));
+	list_free(pool->http.headers);
+	memset(&pool->http, 0, sizeof(pool->http));
+}
+
+/* Reads an HTTP target's options and the owner's mapping (see target_http). */
+static bool
+resolve_http(RemotePool *pool, char **error, int *sqlstate)
+{
+	HttpTarget	http;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (!target_http(pool->key.target, pool->key.owner, &http, error, sqlstate))
+		return false;
+	free_http_target(pool);
+	old = MemoryContextSwitchTo(remote_cxt);
+	pool->http.url = pstrdup(http.url);
+	pool->http.ca_file = http.ca_file ? pstrdup(http.ca_file) : NULL;
+	pool->http.bearer_token = http.bearer_token ? pstrdup(http.bearer_token) : NULL;
+	foreach(lc, http.headers)
+		pool->http.headers = lappend(pool->http.headers, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
+	pool->resolved = true;
+	return true;
+}
+
 /*
  * Reads the pool's server and user mapping (inside a transaction).  On
  * failure returns false with a message and SQLSTATE for the step.
@@ -310,6 +366,9 @@ remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate)
 
 	if (pool->resolved)
 		return true;
+	pool->is_http = target_kind(pool->key.target) == TARGET_HTTP;
+	if (pool->is_http)
+		return resolve_http(pool, error, sqlstate);
 	if (!target_conninfo(pool->key.target, pool->key.owner, &keywords, &values,
 						 &need_password, error, sqlstate))
 		return false;
@@ -397,7 +456,7 @@ pool_connections_needed(RemotePool *pool, int single, int batchable)
 bool
 remote_pool_batches(RemotePool *pool, TimestampTz now)
 {
-	return saga_batch_size > 1 && pool->no_batch_until <= now;
+	return saga_batch_size > 1 && pool->no_batch_until <= now && !pool->is_http;
 }
 
 /*
@@ -558,6 +617,13 @@ conn_close(RemoteConn *conn)
 		ReleaseExternalFD();
 		nsockets--;
 	}
+	if (conn->http)
+	{
+		remote_http_cancel(conn->http);
+		conn->http = NULL;
+	}
+	if (conn->pool->is_http)
+		ReleaseExternalFD();
 	if (conn->state != CONN_IDLE)
 		pool->nactive--;
 	dlist_delete(&conn->node);
@@ -707,6 +773,68 @@ remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,
 	return conn;
 }
 
+bool
+remote_pool_is_http(RemotePool *pool)
+{
+	return pool->is_http;
+}
+
+const HttpTarget *
+remote_pool_http_target(RemotePool *pool)
+{
+	return &pool->http;
+}
+
+/* An HTTP request ended: the call's outcome, and its place in the pool freed. */
+static void
+http_call_done(void *arg, RemoteOutcome *outcome)
+{
+	RemoteConn *conn = (RemoteConn *) arg;
+	RemoteDoneCallback done = conn->done;
+	void	   *done_arg = conn->arg;
+
+	conn->http = NULL;			/* remote_http.c frees it */
+	conn_close(conn);
+	if (done)
+		done(done_arg, outcome);
+}
+
+/*
+ * Sends call to the pool's HTTP target, as a call of the pool that lasts
+ * until the request ends.  NULL if no file descriptor is free or curl
+ * cannot take it.  shown_path is the path as the step wrote it, for
+ * messages.
+ */
+RemoteConn *
+remote_call_http(RemotePool *pool, HttpCall *call, const char *shown_path, int timeout_ms,
+				 RemoteDoneCallback done, void *arg)
+{
+	RemoteConn *conn;
+
+	Assert(pool->is_http);
+	if (!AcquireExternalFD())
+		return NULL;
+	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
+	conn->pool = pool;
+	conn->state = CONN_BUSY;
+	conn->deadline = DT_NOEND;	/* curl ends it at its timeout */
+	conn->session_timeout_ms = -1;
+	conn->done = done;
+	conn->arg = arg;
+	pool->nactive++;
+	dlist_push_tail(&pool->conns, &conn->node);
+	pool->nconns++;
+	conn->http = remote_http_start(pool->key.target, &pool->http, call, shown_path, timeout_ms,
+								   http_call_done, conn);
+	if (conn->http == NULL)
+	{
+		conn->done = NULL;
+		conn_close(conn);
+		return NULL;
+	}
+	return conn;
+}
+
 /*
  * Sends n step calls (of kind CALL_BATCH or CALL_BATCH_BOUND) as one batch
  * on a connection of pool; done(args[i], outcome) is called for each step
@@ -766,7 +894,7 @@ set_need_flush(RemoteConn *conn, bool need)
 bool
 remote_wait_events_changed(void)
 {
-	bool		changed = events_changed;
+	bool		changed = remote_http_events_changed() || events_changed;
 
 	events_changed = false;
 	return changed;
@@ -1759,10 +1887,15 @@ connect_failure_sqlstate(char **text)
 
 /* The socket of the connection given as user_data is ready. */
 void
-remote_handle_socket(void *user_data)
+remote_handle_socket(void *user_data, uint32 events)
 {
 	RemoteConn *conn = (RemoteConn *) user_data;
 
+	if (*(SocketOwner *) user_data == SOCKET_OWNER_HTTP)
+	{
+		remote_http_handle_socket(user_data, events);
+		return;
+	}
 	switch (conn->state)
 	{
 		case CONN_CONNECTING:
@@ -1871,13 +2004,13 @@ remote_add_wait_events(WaitEventSet *set)
 		n++;
 	}
 	list_free(conns);
-	return n;
+	return n + remote_http_add_wait_events(set);
 }
 
 int
 remote_count_sockets(void)
 {
-	return nsockets;
+	return nsockets + remote_http_count_sockets();
 }
 
 /*
@@ -1887,14 +2020,16 @@ remote_count_sockets(void)
 void
 remote_check_deadlines(TimestampTz now)
 {
-	List	   *conns = all_connections();
+	List	   *conns;
 	ListCell   *lc;
 
+	remote_http_check_timer(now);
+	conns = all_connections();
 	foreach(lc, conns)
 	{
 		RemoteConn *conn = lfirst(lc);
 
-		if (conn->state == CONN_IDLE || conn->deadline > now)
+		if (conn->state == CONN_IDLE || conn->deadline > now || conn->http != NULL)
 			continue;
 		if (conn->state == CONN_CONNECTING || conn->setup != SETUP_NONE)
 		{
@@ -1922,7 +2057,7 @@ remote_next_deadline(void)
 {
 	List	   *conns = all_connections();
 	ListCell   *lc;
-	TimestampTz next = DT_NOEND;
+	TimestampTz next = remote_http_next_timer();
 
 	foreach(lc, conns)
 	{
@@ -1995,4 +2130,15 @@ remote_sqlstate_is_transient(int sqlstate)
 		default:
 			return false;
 	}
+}
+
+/* Is the failed call worth another attempt (see RemoteRetry)? */
+bool
+remote_outcome_is_transient(const RemoteOutcome *outcome)
+{
+	if (outcome->kind == OUTCOME_UNKNOWN)
+		return true;
+	if (outcome->retry != RETRY_BY_SQLSTATE)
+		return outcome->retry == RETRY_TRANSIENT;
+	return remote_sqlstate_is_transient(outcome->error.sqlstate);
 }

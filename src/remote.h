@@ -55,6 +55,18 @@ typedef struct RemoteError
 	char	   *text;			/* all of it as users read it (remote_error_text) */
 } RemoteError;
 
+/*
+ * Whether an error is worth another attempt.  A database's errors say it
+ * by their SQLSTATE's class (remote_sqlstate_is_transient); a transport
+ * whose errors do not follow those classes (HTTP) says it itself.
+ */
+typedef enum RemoteRetry
+{
+	RETRY_BY_SQLSTATE = 0,
+	RETRY_TRANSIENT,
+	RETRY_FINAL
+} RemoteRetry;
+
 typedef struct RemoteOutcome
 {
 	RemoteOutcomeKind kind;
@@ -63,6 +75,10 @@ typedef struct RemoteOutcome
 	char	   *text;			/* first column of the last row returned, as text */
 	char	   *result;			/* the step's result (jsonb text), if answered */
 	bool		lost_in_batch;	/* OUTCOME_UNKNOWN: its batch, not the step, was lost */
+	RemoteRetry retry;			/* OUTCOME_ERROR: transient or not */
+	bool		applied;		/* OUTCOME_ERROR: it took effect all the same (an
+								 * answer over saga.max_result_size): compensate */
+	TimestampTz not_before;		/* the target asks not to be called before (0: any time) */
 } RemoteOutcome;
 
 /*
@@ -95,6 +111,18 @@ typedef struct RemoteStepCall
 	int			timeout_ms;		/* the statement timeout it runs under */
 } RemoteStepCall;
 
+/*
+ * What the user data of a socket in the worker's wait set is (its first
+ * field says): a libpq connection, or a socket of the HTTP requests.
+ */
+typedef enum SocketOwner
+{
+	SOCKET_OWNER_LIBPQ = 0,
+	SOCKET_OWNER_HTTP
+} SocketOwner;
+
+struct HttpCall;
+
 /* Called when a call finishes; arg is what remote_call was given. */
 typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 
@@ -112,16 +140,22 @@ extern RemoteConn *remote_call(RemotePool *pool, char *query, RemoteStepCall *st
 							   TimestampTz deadline, RemoteDoneCallback done, void *arg);
 extern RemoteConn *remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 									 int grace_ms, RemoteDoneCallback done);
+extern bool remote_pool_is_http(RemotePool *pool);
+extern RemoteConn *remote_call_http(RemotePool *pool, struct HttpCall *call,
+									const char *shown_path, int timeout_ms,
+									RemoteDoneCallback done, void *arg);
+extern const struct HttpTarget *remote_pool_http_target(RemotePool *pool);
 extern void remote_abandon(RemoteConn *conn, void *arg);
 extern int	remote_add_wait_events(WaitEventSet *set);
 extern bool remote_wait_events_changed(void);
 extern int	remote_count_sockets(void);
-extern void remote_handle_socket(void *user_data);
+extern void remote_handle_socket(void *user_data, uint32 events);
 extern void remote_check_deadlines(TimestampTz now);
 extern TimestampTz remote_next_deadline(void);
 extern void remote_close_idle(TimestampTz now);
 extern void remote_invalidate_all(void);
 extern bool remote_sqlstate_is_transient(int sqlstate);
+extern bool remote_outcome_is_transient(const RemoteOutcome *outcome);
 extern char *remote_error_text(const RemoteError *error);
 
 #endif							/* PG_SAGA_REMOTE_H */

@@ -55,6 +55,7 @@
 #include "catalog.h"
 #include "engine.h"
 #include "forget.h"
+#include "http_request.h"
 #include "progress.h"
 #include "recovery.h"
 #include "remote.h"
@@ -692,6 +693,32 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
 	}
 }
 
+/*
+ * Sends one planned call to an HTTP target: the step's request with its
+ * data (http_request.c), as a request of the pool.  A request whose data
+ * selects nothing fails the attempt for a business reason, unsent.
+ */
+static void
+send_http(SagaStart *start)
+{
+	SagaStep   *step = start->step;
+	TimestampTz now = GetCurrentTimestamp();
+	HttpCall	call;
+	char	   *error;
+	int			sqlstate;
+
+	if (!http_request_build(remote_pool_http_target(start->pool), coordinator_id, step,
+							start->op, &call, &error, &sqlstate))
+	{
+		step->starting = false;
+		engine_call_failed_to_start(step, error, sqlstate, now);
+		work_pending = true;
+		return;
+	}
+	note_call_sent(step, remote_call_http(start->pool, &call, http_request_shown_path(step, start->op),
+										  step_timeout_ms(step), call_done, step), now);
+}
+
 /* Sends one planned call on its own. */
 static void
 send_alone(SagaStart *start)
@@ -700,10 +727,16 @@ send_alone(SagaStart *start)
 	Saga	   *saga = step->saga;
 	int			timeout = step_timeout_ms(step);
 	TimestampTz now = GetCurrentTimestamp();
-	RemoteStepCall *params = barrier_step_params(coordinator_id, saga, step, start->op, timeout);
+	RemoteStepCall *params;
 	char	   *query;
 	RemoteConn *conn;
 
+	if (remote_pool_is_http(start->pool))
+	{
+		send_http(start);
+		return;
+	}
+	params = barrier_step_params(coordinator_id, saga, step, start->op, timeout);
 	query = barrier_step_call(coordinator_id, saga, step, start->op, timeout, params);
 	conn = remote_call(start->pool, query, params,
 					   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
@@ -1025,8 +1058,11 @@ wait_for_work(TimestampTz next)
 		}
 		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 		{
-			/* handling a socket can close only its own connection */
-			remote_handle_socket(events[i].user_data);
+			/*
+			 * handling a socket can close only its own connection, or end
+			 * HTTP requests, which hold no socket of this set
+			 */
+			remote_handle_socket(events[i].user_data, events[i].events);
 		}
 	}
 	return latch_set;

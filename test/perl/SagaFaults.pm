@@ -82,6 +82,8 @@ While sagas are submitted, faults are injected at random moments:
                    (the kernel does) but never answers, like a stalled
                    network, then SIGCONT
   slow             a bank's knob set to 2.5 s for two to four seconds
+  http_down        the HTTP service (below) stopped for one to two and a
+                   half seconds, then started again on its port
 
 Each round of faults injects every kind once, in random order, so a short
 campaign still sees them all (a kind that cannot be injected at that moment
@@ -102,6 +104,11 @@ or it inserts a row that violates a DEFERRABLE INITIALLY DEFERRED foreign
 key (culprit_child, checked at what would be the step's commit: 23503, a
 business failure).  Its saga can only end aborted; the other sagas, the
 innocents, must end exactly as they would without it.
+
+HTTP steps: a quarter (http_rate) of the saga and tcc sagas end with a
+step on the HTTP target svc, a small idempotent service the campaign runs
+(SagaHttp.pm): a charge whose refund (its compensation) and capture (its
+tcc confirm) name the charge by the id the action answered.
 
 Once the faults stop, every saga must become final, and then:
 
@@ -150,6 +157,10 @@ Once the faults stop, every saga must become final, and then:
     culprit_child, the balances as the transfers alone make them), and a
     culprit's compensation, when an unknown outcome called for one, found
     its action never applied.
+  - HTTP steps, from the service's own record: every key (one per saga
+    key, step and operation) took effect at most once; the charge of a
+    succeeded saga was made, never refunded, and in tcc captured; the
+    charge of an aborted saga was never made, or made and refunded.
 
 =cut
 
@@ -165,7 +176,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use JSON::PP;
 use SagaTest;
+use SagaHttp;
 
 our @EXPORT = qw(
   run_campaign campaign_report try_psql prepared_total worker_rss
@@ -174,7 +187,9 @@ our @EXPORT = qw(
 
 my @final = qw(succeeded aborted failed);
 my %is_final = map { $_ => 1 } @final;
-our @FAULT_KINDS = qw(kill9 coord_immediate coord_twice part_restart part_kill9 stall slow);
+my $http_json = JSON::PP->new->canonical;
+
+our @FAULT_KINDS = qw(kill9 coord_immediate coord_twice part_restart part_kill9 stall slow http_down);
 our @MODES = qw(saga tcc xa msg at);
 
 =pod
@@ -321,7 +336,9 @@ steps 2), at_accounts (16: accounts per bank kept for at sagas, after the
 others), results_rate (0.5: the share of sequential sagas whose credit
 reads the debit's result), culprit_rate (0.2: the share of the burst's saga
 and tcc sagas that carry a culprit), culprit_attempts (3: max_attempts of
-a 57014 culprit).
+a 57014 culprit), http_rate (0.25: the share of saga and tcc sagas that
+end with a step on the HTTP target svc, an idempotent service the
+campaign runs, see SagaHttp.pm; 0: no service).
 
 =cut
 
@@ -345,6 +362,7 @@ sub new
 		deadline_rate => $o{deadline_rate} // 0.25,
 		culprit_rate => $o{culprit_rate} // 0.2,
 		culprit_attempts => $o{culprit_attempts} // 3,
+		http_rate => $o{http_rate} // 0.25,
 		prefix => $o{prefix} // 'fc',
 		intents => {},
 		order => [],
@@ -412,6 +430,15 @@ CREATE TABLE culprit_child (
 });
 	}
 	create_coordinator_db($self->{coord}, $self->{db}) unless $o{no_coordinator_db};
+	if ($self->{http_rate} > 0)
+	{
+		# the HTTP target: a service on 127.0.0.1 that keeps its own keys
+		$self->{http} = SagaHttp->new(PostgreSQL::Test::Utils::tempdir() . '/svc');
+		$self->{http}->start;
+		my $url = $self->{http}->url;
+		$self->{coord}->safe_psql($self->{db},
+			"CREATE SERVER svc FOREIGN DATA WRAPPER pg_saga OPTIONS (url '$url')");
+	}
 	foreach my $bank ($self->bank_names)
 	{
 		add_target($self->{coord}, $bank, $self->{banks}{$bank}, $bank,
@@ -633,6 +660,26 @@ sub gen_saga
 	}
 	$steps[1]{after} = [] if $parallel;
 
+	# a step on the HTTP target (saga, tcc): a charge, refunded (cancelled)
+	# by the id its action answered, or captured (tcc confirm); requests as
+	# their JSON text, which saga.step takes for an HTTP target
+	my $http;
+	if ($self->{http} && ($mode eq 'saga' || $mode eq 'tcc') && rand() < $self->{http_rate})
+	{
+		my $req = sub {
+			my ($method, $path, $body) = @_;
+			return $http_json->encode({ method => $method, path => $path, (defined $body ? (body => $body) : ()) });
+		};
+		$http = { step => scalar(@steps) + 1 };
+		push @steps, {
+			target => 'svc', name => 'charge', timeout => $self->{step_timeout},
+			max_attempts => $self->{max_attempts},
+			action => $req->('POST', '/charges', { gid => $gid, amount => "$m" }),
+			compensation => $req->('POST', '/charges/{$.charge.id}/refund'),
+			($mode eq 'tcc' ? (confirm => $req->('POST', '/charges/{$.charge.id}/capture')) : ()),
+		};
+	}
+
 	# a culprit (burst sagas of the batched modes, see culprit_step)
 	my $culprit;
 	if ($o{culprits} && ($mode eq 'saga' || $mode eq 'tcc') && rand() < $self->{culprit_rate})
@@ -664,6 +711,7 @@ sub gen_saga
 		fail_step => $fail =~ /^first/ ? 1 : $fail =~ /^last/ ? 2 : undef,
 		fail_sqlstate => $fail =~ /\((\w{5})\)$/ ? $1 : undef,
 		culprit => $culprit,
+		http => $http,
 		steps => \@steps,
 		deltas => $fail ? [] : [ [ $sb, $si, -$m ], [ $db, $di, $m ] ],
 		# what the debit answers and the credit reads, if it succeeds
@@ -952,7 +1000,28 @@ ORDER BY query ILIKE 'COMMIT PREPARED%' AND state = 'active' DESC, state = 'acti
 			},
 		};
 	}
-	elsif ($kind eq 'slow')
+	elsif ($kind eq 'http_down')
+	{
+		# the service stops for a second or two: its steps retry (58000)
+		my $svc = $self->{http};
+		return 0 unless $svc && !$self->{http_down};
+		$svc->stop;
+		$self->{http_down} = 1;
+		my $w = $self->open_window($kind);
+		$self->note_event('fault: the HTTP service is down');
+		push @{ $self->{repairs} }, {
+			at => time + 1 + rand(1.5),
+			what => 'start the HTTP service',
+			fn => sub {
+				$svc->start;
+				delete $self->{http_down};
+				$w->{to} = time + 3;
+				$self->note_event('the HTTP service is up again');
+				return 1;
+			},
+		};
+	}
+		elsif ($kind eq 'slow')
 	{
 		my @banks = grep { !$self->{slow_banks}{$_} && !$self->node_stalled($self->{banks}{$_}) }
 		  $self->bank_names;
@@ -1775,6 +1844,8 @@ ORDER BY h.at}))
 		my $rule = $ledger_rule{ $in->{mode} }{$st} // next;
 		foreach my $n (1 .. scalar @{ $in->{steps} })
 		{
+			# an HTTP step writes no ledger: check_http reads the service's record
+			next if $in->{http} && $n == $in->{http}{step};
 			my $o = $ops{$gid}{$n} // {};
 			if ($in->{culprit} && $n == $in->{culprit}{step})
 			{
@@ -1805,6 +1876,7 @@ ORDER BY h.at}))
 
 	push @v, $self->check_at_records(\%status);
 	push @v, $self->check_results(\%status);
+	push @v, $self->check_http(\%status);
 
 	my $prepared = prepared_total($coord, $self->bank_nodes);
 	push @v, 'prepared transactions left: ' . ($prepared // 'cannot ask')
@@ -1818,6 +1890,54 @@ ORDER BY h.at}))
 # at mode: once every saga is final (and none failed), no undo record and
 # no reservation is left on any bank: a success forgets them, a rollback
 # deletes them with the restore
+# The HTTP steps, from the service's own record (SagaHttp effects): each
+# key took effect at most once; an action acted iff its saga succeeded
+# (then confirmed, in tcc, and never refunded) or acted and was refunded
+# by its compensation (aborted); nothing acted for a saga that rolled back
+# before its HTTP step ran.  Returns the violations.
+sub check_http
+{
+	my ($self, $status) = @_;
+	my @v;
+	return @v unless $self->{http};
+	my (%by_key, %count);
+	foreach my $e (@{ $self->{http}->effects })
+	{
+		$count{ $e->{key} }++;
+		$by_key{ $e->{key} } = $e;
+	}
+	push @v, "HTTP key $_ took effect $count{$_} times" foreach grep { $count{$_} > 1 } sort keys %count;
+	my %keys = map { $_->[0] => "$_->[1]:$_->[2]" } rows($self->{coord}, $self->{db},
+		q{SELECT t.gid, c.id, t.saga_key FROM saga.transactions t, saga.coordinator c WHERE t.saga_key IS NOT NULL});
+	$self->{http_checked} = 0;
+	foreach my $gid ($self->submitted_gids)
+	{
+		my $in = $self->{intents}{$gid};
+		my $st = $status->{$gid} // '';
+		next unless $in->{http} && $keys{$gid} && ($st eq 'succeeded' || $st eq 'aborted');
+		my $prefix = "$keys{$gid}:$in->{http}{step}";
+		my $act = $by_key{"$prefix:action"};
+		my $undo = $by_key{"$prefix:compensation"};
+		my $confirm = $by_key{"$prefix:confirm"};
+		$act = undef if $act && $act->{effect} ne 'act';
+		$self->{http_checked}++;
+		if ($st eq 'succeeded')
+		{
+			push @v, "$gid (succeeded): its HTTP action did not act" unless $act;
+			push @v, "$gid (succeeded): its HTTP action was refunded" if $undo && $undo->{id};
+			push @v, "$gid (succeeded, tcc): its HTTP action was not confirmed"
+			  if $in->{mode} eq 'tcc' && !($confirm && $act && ($confirm->{id} // '') eq $act->{id});
+		}
+		elsif ($act && !($undo && ($undo->{id} // '') eq $act->{id}))
+		{
+			push @v, "$gid (aborted): its HTTP action acted ($act->{id}) and was not refunded";
+		}
+		push @v, "$gid: its HTTP action acted for another saga"
+		  if $act && ($act->{body}{gid} // '') ne $gid;
+	}
+	return @v;
+}
+
 sub check_at_records
 {
 	my ($self, $status) = @_;
@@ -2045,6 +2165,8 @@ sub campaign_report
 			@{ $c->{burst_sharing} // [ 0, 0 ] });
 	}
 	$r .= sprintf("at steps retried on a row another at saga held (40001): %d\n", $c->{at_conflicts} // 0);
+	$r .= sprintf("sagas with an HTTP step checked against the service's record: %d; effects recorded: %d\n",
+		$c->{http_checked} // 0, $c->{http} ? scalar @{ $c->{http}->effects } : 0);
 	my $with_results = grep { defined $c->{intents}{$_}{result} } @gids;
 	$r .= sprintf("passing the debit's result to the credit: %d; succeeded and checked: %d\n",
 		$with_results, $c->{results_checked} // 0);

@@ -84,6 +84,12 @@ is($coord->safe_psql('coord', define_xfer('x2', max_attempts => 100000, timeout 
 is($coord->safe_psql('coord',
 		"SELECT saga.define('ping', ARRAY[saga.step('bank_a', 'SELECT \$1::int')], mode => 'msg')"),
 	'1', 'ping defined: version 1');
+# an HTTP target, and a definition holding requests (1.6)
+$coord->safe_psql('coord', "CREATE SERVER pay FOREIGN DATA WRAPPER pg_saga OPTIONS (url 'http://127.0.0.1:9/v1')");
+is($coord->safe_psql('coord',
+		q{SELECT saga.define('charge', ARRAY[saga.step('pay', saga.http('POST', '/charges', '{"amount": "$1"}'),
+			saga.http('POST', '/charges/{$.step1.id}/refund'))])}),
+	'1', 'charge (an HTTP step) defined: version 1');
 my $definitions_image = q{
 	SELECT string_agg(name || ' ' || version || ' ' || owner || ' ' || mode || ' '
 					  || coalesce(timeout::text, '-') || ' ' || created_at || ' ' || steps::text,
@@ -150,7 +156,7 @@ is( $coord2->safe_psql('moved',
 is( $coord2->safe_psql('moved',
 		"SELECT string_agg(srvname || ' ' || fdw.fdwname, ', ' ORDER BY srvname)
 		   FROM pg_foreign_server s JOIN pg_foreign_data_wrapper fdw ON fdw.oid = s.srvfdw"),
-	'bank_a pg_saga, bank_b pg_saga', 'the targets are restored');
+	'bank_a pg_saga, bank_b pg_saga, pay pg_saga', 'the targets are restored');
 my $port = $part->port;
 is( $coord2->safe_psql('moved',
 		"SELECT string_agg(o, ' ' ORDER BY o) FROM pg_foreign_server, unnest(srvoptions) o
@@ -170,7 +176,7 @@ is($coord2->safe_psql('moved', $definitions_image), $definitions_before,
 	'the definitions are restored, every version as it was');
 is( $coord2->safe_psql('moved',
 		"SELECT string_agg(name || ' ' || version || ' ' || owner, ', ' ORDER BY name, version) FROM saga.definitions"),
-	'ping 1 postgres, xfer 1 postgres, xfer 2 postgres', 'both of xfer and the one of ping');
+	'charge 1 postgres, ping 1 postgres, xfer 1 postgres, xfer 2 postgres', 'both of xfer and the ones of ping and charge');
 is( $coord2->safe_psql('moved',
 		"SELECT args::text || ' ' || definition || ' ' || definition_version FROM saga.transactions WHERE gid = 'def-moving'"),
 	'{2,4} xfer 2', 'the saga of xfer keeps its values and its version');

@@ -62,6 +62,7 @@ foreach my $mode (@SagaFaults::MODES)
 cmp_ok($bs->{aborted} // 0, '>', 0, 'some sagas were rolled back');
 cmp_ok($c->{counts}{by_mode_status}{at}{aborted} // 0, '>', 0, 'some at sagas were rolled back');
 cmp_ok($c->{results_checked} // 0, '>', 0, "some succeeded sagas passed the debit's result to the credit");
+cmp_ok($c->{http_checked} // 0, '>', 0, 'some sagas ended with an HTTP step, checked against the service');
 # counted on the coordinator, not taken from the campaign's own argument
 my @burst = @{ $c->{burst_gids} // [] };
 is( @burst
