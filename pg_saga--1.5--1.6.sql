@@ -90,7 +90,7 @@ CREATE FUNCTION saga._progress()
 RETURNS TABLE (saga_id bigint, step int, status text, attempts int,
 			   next_attempt_at timestamptz, started_at timestamptz,
 			   finished_at timestamptz, result_empty boolean)
-	AS 'MODULE_PATHNAME', 'saga_progress' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+	AS 'MODULE_PATHNAME', 'saga_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION saga._progress() IS
 	'internal: the progress of running sagas that the worker keeps in shared memory';
 
@@ -194,8 +194,9 @@ WITH retries AS (
 	   AND e.at > pg_catalog.now() - interval '5 minutes'
 	 GROUP BY e.gtx_id
 ), waiting AS (
+	-- as the worker knows them: a retried step may have run since its row
 	SELECT s.gtx_id, pg_catalog.count(*) AS n
-	  FROM saga.gtx_step s
+	  FROM saga._steps s
 	 WHERE s.next_attempt_at IS NOT NULL
 	   AND s.gtx_id IN (SELECT l.id FROM saga.gtx l WHERE l.finished_at IS NULL
 						   AND l.status IN ('pending', 'running', 'committing', 'compensating'))
@@ -240,7 +241,7 @@ SELECT g.live_status AS status,
 CREATE OR REPLACE FUNCTION saga._timeline(gid text)
 RETURNS TABLE (seq int, elapsed interval, step int, step_name text, target text,
 			   event text, kind text, label text, detail text, attempt int, took interval)
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	saga_id bigint;
@@ -317,3 +318,7 @@ BEGIN
 	 ORDER BY m.id;
 END
 $$;
+
+-- They read saga._progress(), which only the leader of a parallel query can.
+ALTER FUNCTION saga.explain(text) PARALLEL RESTRICTED;
+ALTER FUNCTION saga.diagram(text) PARALLEL RESTRICTED;

@@ -853,6 +853,8 @@ schedule_retry(SagaStep *step, const char *what, TimestampTz now)
 									now + saga_max_retry_interval_ms * INT64CONST(1000));
 	step->not_before = 0;
 	step->dirty = true;
+	/* SPEC: a step's attempt count is durable once a retry was scheduled */
+	step->saga->durable = true;
 	engine_add_event(step->saga, step->number, "retry_scheduled", "%s attempt %d failed: %s",
 					 what, step->attempts, step->last_error ? step->last_error : "");
 }

@@ -41,6 +41,7 @@
 #include "catalog.h"
 #include "http_request.h"
 #include "model.h"
+#include "progress.h"
 #include "remote_backend.h"
 #include "settings.h"
 #include "shmem.h"
@@ -227,12 +228,29 @@ lookup_gtx(SagaCall *cx, const char *gid, bool acting, SagaRow *row)
 	row->phase = saga_phase_from_name(SPI_getvalue(tup, desc, 6));
 }
 
+/*
+ * The saga's status as its worker knows it: since 1.6 the row of a running
+ * saga may still say pending (its progress lives in the worker's memory,
+ * see progress.c).  A final status is always in the row.
+ */
+static SagaStatus
+live_status(int64 id, SagaStatus row_status)
+{
+	SagaStatus	status;
+
+	if (row_status != SAGA_BUILDING && !saga_is_final(row_status) &&
+		progress_saga_status(id, &status))
+		return status;
+	return row_status;
+}
+
 static void
 wrong_state(SagaRow *row, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("saga \"%s\" is %s", row->gid, saga_status_name(row->status)),
+			 errmsg("saga \"%s\" is %s", row->gid,
+					saga_status_name(live_status(row->id, row->status))),
 			 errdetail("%s", detail)));
 }
 
@@ -242,7 +260,7 @@ wrong_state(SagaRow *row, const char *detail)
  * cache lookups: the library also serves older versions of the schema.
  */
 static bool
-history_derived(void)
+schema_derives_history(void)
 {
 	Oid			nsp = get_namespace_oid(SAGA_SCHEMA, true);
 
@@ -942,7 +960,7 @@ saga_submit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("saga \"%s\" has no steps", gid),
 				 errhint("Add steps with saga.add_step() before submitting.")));
-	if (!history_derived())
+	if (!schema_derives_history())
 		add_event(&row, 0, "submitted", NULL);
 	forget_building(gid);
 	call_end(&cx);
@@ -1230,7 +1248,7 @@ saga_start(PG_FUNCTION_ARGS)
 	/* a duplicate gid inserts nothing, so the steps, values and event do not either */
 	args[14] = values ? PointerGetDatum(values) : (Datum) 0;
 	nulls[14] = values ? ' ' : 'n';
-	if (catalog_run(history_derived() ?
+	if (catalog_run(schema_derives_history() ?
 					(values == NULL ? START_SQL("", "") : START_SQL(START_ARGS_SQL, "")) :
 					(values == NULL ? START_SQL("", START_EVENT_SQL) :
 					 START_SQL(START_ARGS_SQL, START_EVENT_SQL)),
@@ -1258,7 +1276,7 @@ saga_status(PG_FUNCTION_ARGS)
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, false, &row);
 	call_end(&cx);
-	PG_RETURN_TEXT_P(cstring_to_text(saga_status_name(row.status)));
+	PG_RETURN_TEXT_P(cstring_to_text(saga_status_name(live_status(row.id, row.status))));
 }
 
 /*
@@ -1280,7 +1298,7 @@ saga_result(PG_FUNCTION_ARGS)
 	lookup_gtx(&cx, gid, false, &row);
 	args[0] = Int64GetDatum(row.id);
 	/* since 1.6 a result of no rows may still be in the worker's memory only */
-	if (catalog_run(history_derived() ?
+	if (catalog_run(schema_derives_history() ?
 					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
 					"FROM saga._steps WHERE gtx_id = $1 AND result IS NOT NULL" :
 					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
@@ -1350,7 +1368,9 @@ saga_wait(PG_FUNCTION_ARGS)
 		saga_wait_unregister();
 	}
 	PG_END_TRY();
-	status = MemoryContextStrdup(CurTransactionContext, status);
+	/* timed out: say what the saga is doing, not what its row says */
+	status = MemoryContextStrdup(CurTransactionContext,
+								 saga_status_name(live_status(row.id, saga_status_from_name(status))));
 	call_end(&cx);
 	PG_RETURN_TEXT_P(cstring_to_text(status));
 }

@@ -151,6 +151,7 @@ typedef struct SagaStep
 	StepOp		flight_op;
 	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
 	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
+	bool		row_behind;		/* changed in memory only: its row is older */
 	bool		dirty;
 	struct Saga *saga;
 } SagaStep;
@@ -187,6 +188,9 @@ typedef struct Saga
 	bool		history_stored;	/* saga.gtx_event has events of the worker's for
 								 * it: its history is stored, not derived */
 	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
+	bool		rows_behind;	/* changed in memory only: its row is older */
+	int			events_held;	/* of events, those held in memory already */
+	bool		publish_after_commit;	/* written this turn: show once committed */
 	TimestampTz last_event_at;	/* keeps the saga's events in order */
 } Saga;
 

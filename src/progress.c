@@ -42,7 +42,6 @@
 #include "pg_saga.h"
 #include "progress.h"
 #include "settings.h"
-#include "shmem.h"
 
 #define PROGRESS_TRANCHE "pg_saga progress"
 
@@ -63,6 +62,7 @@ typedef struct ProgressEntry
 typedef struct ProgressRegion
 {
 	LWLock	   *lock;
+	Oid			dboid;			/* whose worker writes it; InvalidOid: none */
 	ProgressEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } ProgressRegion;
 
@@ -114,18 +114,23 @@ progress_shmem_init(void)
 }
 
 static void
-clear_region(ProgressRegion *region)
+clear_region(ProgressRegion *region, Oid dboid)
 {
 	LWLockAcquire(region->lock, LW_EXCLUSIVE);
 	memset(region->entries, 0, sizeof(ProgressEntry) * saga_progress_slots);
+	region->dboid = dboid;
 	LWLockRelease(region->lock);
 }
 
+/*
+ * At exit.  No code path raises an error while holding the region's lock
+ * (only memory is touched under it), so it is free here.
+ */
 static void
 clear_my_region(int code, Datum arg)
 {
 	if (my_region != NULL)
-		clear_region(my_region);
+		clear_region(my_region, InvalidOid);
 }
 
 /*
@@ -138,7 +143,7 @@ progress_attach(int slot, MemoryContext cxt)
 	int			i;
 
 	my_region = region_of(slot);
-	clear_region(my_region);
+	clear_region(my_region, MyDatabaseId);
 	free_entries = MemoryContextAlloc(cxt, sizeof(int) * Max(saga_progress_slots, 1));
 	for (i = 0; i < saga_progress_slots; i++)
 		free_entries[nfree++] = saga_progress_slots - 1 - i;
@@ -240,16 +245,48 @@ progress_release(Saga *saga)
 
 /* ---- saga._progress(), for the views ---- */
 
-/* The slot of this database's worker, or -1. */
-static int
-worker_slot_of_my_database(void)
+/* The region of this database's worker, or NULL. */
+static ProgressRegion *
+region_of_my_database(void)
 {
 	int			i;
 
-	for (i = 0; i < saga_shared->nslots; i++)
-		if (saga_shared->slots[i].dboid == MyDatabaseId)
-			return i;
-	return -1;
+	if (progress_base == NULL || saga_progress_slots == 0)
+		return NULL;
+	for (i = 0; i < saga_max_workers; i++)
+		if (region_of(i)->dboid == MyDatabaseId)
+			return region_of(i);
+	return NULL;
+}
+
+/*
+ * The status of saga id as its worker knows it, if it is in memory there:
+ * a running saga's row may still say pending.  Checked under the lock, as
+ * a region may change hands when its worker exits.
+ */
+bool
+progress_saga_status(int64 id, SagaStatus *status)
+{
+	ProgressRegion *region = region_of_my_database();
+	bool		found = false;
+	int			i;
+
+	if (region == NULL)
+		return false;
+	LWLockAcquire(region->lock, LW_SHARED);
+	if (region->dboid == MyDatabaseId)
+	{
+		for (i = 0; i < saga_progress_slots && !found; i++)
+		{
+			if (region->entries[i].saga_id == id && region->entries[i].step == 0)
+			{
+				*status = (SagaStatus) region->entries[i].status;
+				found = true;
+			}
+		}
+	}
+	LWLockRelease(region->lock);
+	return found;
 }
 
 static Datum
@@ -303,7 +340,7 @@ Datum
 saga_progress(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			slot;
+	ProgressRegion *region;
 	ProgressEntry *copy;
 	int			n = 0;
 	int			i;
@@ -311,19 +348,19 @@ saga_progress(PG_FUNCTION_ARGS)
 	Oid			user = GetUserId();
 
 	InitMaterializedSRF(fcinfo, 0);
-	slot = progress_base != NULL ? worker_slot_of_my_database() : -1;
-	if (slot < 0 || saga_progress_slots == 0)
+	region = region_of_my_database();
+	if (region == NULL)
 		return (Datum) 0;
 	copy = palloc(sizeof(ProgressEntry) * saga_progress_slots);
-	LWLockAcquire(region_of(slot)->lock, LW_SHARED);
-	for (i = 0; i < saga_progress_slots; i++)
+	LWLockAcquire(region->lock, LW_SHARED);
+	for (i = 0; i < saga_progress_slots && region->dboid == MyDatabaseId; i++)
 	{
-		ProgressEntry *entry = &region_of(slot)->entries[i];
+		ProgressEntry *entry = &region->entries[i];
 
 		if (entry->saga_id != 0 && (all || entry->owner == user))
 			copy[n++] = *entry;
 	}
-	LWLockRelease(region_of(slot)->lock);
+	LWLockRelease(region->lock);
 	for (i = 0; i < n; i++)
 		put_entry(rsinfo, &copy[i]);
 	return (Datum) 0;

@@ -19,5 +19,6 @@ extern void progress_shmem_init(void);
 extern void progress_attach(int slot, MemoryContext cxt);
 extern bool progress_publish(Saga *saga);
 extern void progress_release(Saga *saga);
+extern bool progress_saga_status(int64 id, SagaStatus *status);
 
 #endif							/* PG_SAGA_PROGRESS_H */

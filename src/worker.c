@@ -497,12 +497,33 @@ saga_has_changes(Saga *saga)
 {
 	int			i;
 
-	if (saga->dirty || saga->events != NIL || saga->alert)
+	if (saga->dirty || saga->alert || list_length(saga->events) > saga->events_held)
 		return true;
 	for (i = 0; i < saga->nsteps; i++)
 		if (saga->steps[i].dirty)
 			return true;
 	return false;
+}
+
+/*
+ * The saga's changes of this turn stay in memory: its rows are now behind
+ * (written by write_saga with the next change that must be), its events
+ * held, and the dirty flags clear, so a saga that does not change costs a
+ * later turn nothing.
+ */
+static void
+hold_changes(Saga *saga)
+{
+	int			i;
+
+	saga->rows_behind |= saga->dirty;
+	saga->dirty = false;
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		saga->steps[i].row_behind |= saga->steps[i].dirty;
+		saga->steps[i].dirty = false;
+	}
+	saga->events_held = list_length(saga->events);
 }
 
 /*
@@ -530,6 +551,9 @@ must_write(Saga *saga)
 		return true;
 	if (!events_all_ordinary(saga))
 		return true;
+	/* a history that is stored goes on being stored, as it happens */
+	if (saga->history_stored && saga->events != NIL)
+		return true;
 	for (i = 0; i < saga->nsteps; i++)
 		if (result_to_write(&saga->steps[i]))
 			return true;
@@ -555,7 +579,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	ListCell   *lc;
 	int			i;
 
-	if (saga->dirty)
+	if (saga->dirty || saga->rows_behind)
 	{
 		if (!catalog_write_saga(saga))
 		{
@@ -569,12 +593,14 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	}
 	for (i = 0; i < saga->nsteps; i++)
 	{
-		if (saga->steps[i].dirty)
+		if (saga->steps[i].dirty || saga->steps[i].row_behind)
 		{
 			catalog_write_step(&saga->steps[i]);
 			saga->steps[i].dirty = false;
+			saga->steps[i].row_behind = false;
 		}
 	}
+	saga->rows_behind = false;
 	if (!history_derived(saga))
 	{
 		foreach(lc, saga->events)
@@ -583,6 +609,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	}
 	list_free(saga->events);
 	saga->events = NIL;
+	saga->events_held = 0;
 	if (saga->alert)
 	{
 		Async_Notify("saga_alert", saga->gid);
@@ -609,9 +636,30 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 		*durable |= sync_standby_configured();
 		*send_after_commit |= sync_standby_configured();
 	}
-	/* the views show memory where it is ahead of the rows */
-	if (saga->progress_entry != 0)
-		(void) progress_publish(saga);
+	/*
+	 * The views show memory where it is ahead of the rows, but not a
+	 * decision or a final status before its commit: they are published
+	 * once it is (publish_written_sagas).
+	 */
+	saga->publish_after_commit = saga->progress_entry != 0;
+}
+
+/* After the turn's commit: the views show what it wrote (see write_saga). */
+static void
+publish_written_sagas(void)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &live_sagas)
+	{
+		Saga	   *saga = dlist_container(Saga, node, iter.cur);
+
+		if (saga->publish_after_commit)
+		{
+			(void) progress_publish(saga);
+			saga->publish_after_commit = false;
+		}
+	}
 }
 
 /*
@@ -642,8 +690,13 @@ write_changes(bool *send_after_commit)
 
 		if (saga->just_started)
 			started_any = true;
-		if (saga_has_changes(saga) && must_write(saga))
-			write_saga(saga, &durable, send_after_commit);
+		if (saga_has_changes(saga))
+		{
+			if (must_write(saga))
+				write_saga(saga, &durable, send_after_commit);
+			else
+				hold_changes(saga);
+		}
 		saga->just_started = false;
 		if (saga_is_final(saga->status))
 		{
@@ -974,6 +1027,7 @@ run_turn(bool reload)
 	if (!send_after_commit)
 		send_turn_calls(starts);
 	end_turn_transaction();
+	publish_written_sagas();
 
 	if (any_final)
 		saga_wake_waiters(finals, nfinals);

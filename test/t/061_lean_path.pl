@@ -92,6 +92,11 @@ is(cq("SELECT count(*) FROM saga.gtx_event e JOIN saga.gtx g ON g.id = e.gtx_id 
 is(cq("SELECT saga.result('$gid')"), '{"step1": []}', 'saga.result() shows step 1\'s result from memory');
 is(cq("SELECT extract(epoch FROM started_at) IS NOT NULL FROM saga.steps WHERE gid = '$gid' AND step = 2"),
 	't', 'step 2 has its start time');
+is(cq("SELECT saga.status('$gid')"), 'running', 'saga.status() says running, as the worker knows it');
+is(cq("SELECT saga.wait('$gid', '10 ms')"), 'running', 'saga.wait() that times out says running too');
+my (undef, undef, $retry_err) = $coord->psql('coord', "SELECT saga.retry('$gid')");
+like($retry_err, qr/saga "lean-held" is running/,
+	'an error about its state names the status the worker knows');
 
 # another role sees nothing of it
 cq("CREATE ROLE lean_other LOGIN");
