@@ -85,11 +85,12 @@ GRANT EXECUTE ON FUNCTION saga.http(text, text, jsonb, jsonb),
 -- ---- the lean path ----
 
 -- What the worker keeps in shared memory: one row per saga (step 0: its
--- status) and per step, of the sagas the caller may see.
+-- status and how many of its steps are done) and per step, of the sagas
+-- the caller may see.
 CREATE FUNCTION saga._progress()
 RETURNS TABLE (saga_id bigint, step int, status text, attempts int,
 			   next_attempt_at timestamptz, started_at timestamptz,
-			   finished_at timestamptz, result_empty boolean)
+			   finished_at timestamptz, result_empty boolean, steps_done int)
 	AS 'MODULE_PATHNAME', 'saga_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION saga._progress() IS
 	'internal: the progress of running sagas that the worker keeps in shared memory';
@@ -109,9 +110,11 @@ SELECT s.gtx_id, s.step, s.name, s.target,
   LEFT JOIN saga._progress() p ON p.saga_id = s.gtx_id AND p.step = s.step;
 COMMENT ON VIEW saga._steps IS 'internal: saga.gtx_step with the progress the worker keeps in memory';
 
--- The sagas' statuses, likewise.
+-- The sagas' statuses, likewise, and the steps they have done where the
+-- worker knows it (NULL: count them in saga.gtx_step).  Joined once, not
+-- per saga: a listing of every saga costs what the two tables cost.
 CREATE VIEW saga._sagas WITH (security_invoker = true) AS
-SELECT g.*, coalesce(p.status, g.status) AS live_status
+SELECT g.*, coalesce(p.status, g.status) AS live_status, p.steps_done AS live_steps_done
   FROM saga.gtx g
   LEFT JOIN saga._progress() p ON p.saga_id = g.id AND p.step = 0;
 COMMENT ON VIEW saga._sagas IS 'internal: saga.gtx with the status the worker keeps in memory (live_status)';
@@ -129,8 +132,10 @@ SELECT g.gid, g.mode, g.live_status AS status,
 	   pg_catalog.pg_get_userbyid(g.owner)::text AS owner,
 	   g.payload, g.created_at, g.submitted_at, g.finished_at, g.deadline,
 	   (SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id)::int AS steps,
-	   (SELECT count(*) FROM saga._steps s WHERE s.gtx_id = g.id
-		  AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped'))::int AS steps_done,
+	   coalesce(g.live_steps_done,
+				(SELECT count(*) FROM saga.gtx_step s WHERE s.gtx_id = g.id
+				   AND s.status IN ('succeeded', 'confirmed', 'compensated', 'skipped')))::int
+		   AS steps_done,
 	   g.last_error, g.saga_key,
 	   (SELECT a.args FROM saga.gtx_args a WHERE a.gtx_id = g.id) AS args,
 	   g.definition, g.definition_version

@@ -50,7 +50,7 @@ typedef struct ProgressEntry
 	int64		saga_id;		/* 0: free */
 	Oid			owner;			/* the saga's: who may see the entry */
 	int32		step;			/* 0: the saga itself */
-	int32		attempts;
+	int32		attempts;		/* step 0: the saga's steps done, as saga.transactions counts */
 	uint8		status;			/* a SagaStatus for step 0, else a StepStatus */
 	bool		result_empty;	/* the action answered no rows, not written yet */
 	TimestampTz next_attempt_at;	/* 0: none */
@@ -199,6 +199,23 @@ set_step_entry(ProgressEntry *entry, SagaStep *step)
 	entry->result_empty = step->result != NULL && strcmp(step->result, "[]") == 0;
 }
 
+/* Steps settled for good, as saga.transactions.steps_done counts them. */
+static int
+steps_done(Saga *saga)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		StepStatus	status = saga->steps[i].status;
+
+		n += status == STEP_SUCCEEDED || status == STEP_CONFIRMED ||
+			status == STEP_COMPENSATED || status == STEP_SKIPPED;
+	}
+	return n;
+}
+
 /*
  * Shows the saga's state as it is in memory.  False when no entries are
  * left for it: its progress must then be written to the tables.
@@ -222,6 +239,7 @@ progress_publish(Saga *saga)
 	entry->owner = saga->owner;
 	entry->step = 0;
 	entry->status = (uint8) saga->status;
+	entry->attempts = steps_done(saga);
 	for (i = 0; i < saga->nsteps; i++)
 		set_step_entry(&my_region->entries[saga->steps[i].progress_entry - 1], &saga->steps[i]);
 	LWLockRelease(my_region->lock);
@@ -299,19 +317,21 @@ timestamp_or_null(TimestampTz t, bool *isnull)
 static void
 put_entry(ReturnSetInfo *rsinfo, const ProgressEntry *entry)
 {
-	Datum		values[8];
-	bool		nulls[8] = {false};
+	Datum		values[9];
+	bool		nulls[9] = {false};
 
 	values[0] = Int64GetDatum(entry->saga_id);
 	values[1] = Int32GetDatum(entry->step);
 	values[2] = CStringGetTextDatum(entry->step == 0 ?
 									saga_status_name((SagaStatus) entry->status) :
 									step_status_name((StepStatus) entry->status));
-	values[3] = Int32GetDatum(entry->attempts);
+	values[3] = Int32GetDatum(entry->step == 0 ? 0 : entry->attempts);
 	values[4] = timestamp_or_null(entry->next_attempt_at, &nulls[4]);
 	values[5] = timestamp_or_null(entry->started_at, &nulls[5]);
 	values[6] = timestamp_or_null(entry->finished_at, &nulls[6]);
 	values[7] = BoolGetDatum(entry->result_empty);
+	values[8] = Int32GetDatum(entry->attempts);
+	nulls[8] = entry->step != 0;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
