@@ -376,6 +376,38 @@ abandon_calls(Saga *saga)
 }
 
 /*
+ * Does the text op of step sends fit its target's kind (read just now)?
+ * A target altered or re-created as the other kind after the step was
+ * added holds SQL for a service or a request for a database; so does an
+ * xa call on a target turned HTTP.  Building or sending such a call would
+ * raise an error in the worker (or send JSON as SQL): the attempt fails
+ * instead, with 22023 in *error.
+ */
+static bool
+step_fits_target(SagaStep *step, StepOp op, RemotePool *pool, char **error)
+{
+	const char *text = op < STEP_SQL_OPS ? step->sql[op] : NULL;
+	bool		is_request = http_is_request(text);
+
+	if (remote_pool_is_http(pool) && !is_request)
+	{
+		*error = text == NULL ?
+			psprintf("the %s of step \"%s\" cannot be sent: target \"%s\" is now an HTTP target",
+					 step_op_name(op), step->name, step->target) :
+			psprintf("the %s of step \"%s\" is SQL text, but target \"%s\" is now an HTTP target",
+					 step_op_name(op), step->name, step->target);
+		return false;
+	}
+	if (!remote_pool_is_http(pool) && is_request)
+	{
+		*error = psprintf("the %s of step \"%s\" is a request, but target \"%s\" is now a database",
+						  step_op_name(op), step->name, step->target);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Starts the calls the engine wants for saga, in its order, as far as the
  * pools of their targets have room; the others wait for a later turn, in
  * saga order.  Pools live as long as the worker: a step looks its own up
@@ -400,6 +432,11 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 		if (!remote_pool_ready(step->pool) && !remote_pool_resolve(step->pool, &error, &sqlstate))
 		{
 			engine_call_refused(step, want->op, error, sqlstate, now);
+			continue;
+		}
+		if (!step_fits_target(step, want->op, step->pool, &error))
+		{
+			engine_call_refused(step, want->op, error, ERRCODE_INVALID_PARAMETER_VALUE, now);
 			continue;
 		}
 		batchable = engine_may_batch(step, want->op) && remote_pool_batches(step->pool, now);

@@ -17,6 +17,8 @@
 #    never acts.  saga.abort mid-request likewise.
 #  - A results path that selects nothing fails the step (2203A), unsent;
 #    an answer over saga.max_result_size fails it (54000), compensated.
+#  - A step whose target was altered into the other kind (SQL for a
+#    service, a request for a database) fails (22023); the worker runs on.
 #  - A role without USAGE on the target is refused.
 #  - Values in a path are percent-encoded; a redirect is a business
 #    failure, never followed.
@@ -256,6 +258,43 @@ is(step_rows($coord, $gid, 'status, last_sqlstate', undef, 2), 'compensated|5400
 	'54000, and compensated: the action took effect');
 is(scalar @{ effects_of(qr/^\Q@{[key_of($gid, 2, 'compensation')]}\E$/, 'undo') }, 1, 'the undo was sent');
 is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'the debit was compensated');
+$svc->rules();
+
+# --- a target altered into the other kind after its step was added ---
+# The step's text no longer fits its target: the attempt fails (22023),
+# the worker keeps running, other sagas go on.
+my %bank = map { split /=/, $_, 2 } split / /, $coord->safe_psql('coord',
+	q{SELECT array_to_string(srvoptions, ' ') FROM pg_foreign_server WHERE srvname = 'bank_a'});
+my $bank_user = $coord->safe_psql('coord',
+	q{SELECT option_value FROM pg_options_to_table((SELECT umoptions FROM pg_user_mappings
+	  WHERE srvname = 'bank_a' AND usename = CURRENT_USER)) WHERE option_name = 'user'});
+my $db_options = "host '$bank{host}', port '$bank{port}', dbname '$bank{dbname}'";
+$coord->safe_psql('coord', qq{CREATE SERVER bank_alt FOREIGN DATA WRAPPER pg_saga OPTIONS ($db_options);
+	CREATE USER MAPPING FOR CURRENT_USER SERVER bank_alt OPTIONS (user '$bank_user');});
+my $worker_before = worker_pid($coord);
+$svc->rules({ match => '^POST /v1/kindwait$', delay => 3 });
+my $wait_step = q{saga.step('pay', saga.http('POST', '/kindwait'), saga.http('POST', '/kindwait/undo'), name => 'w')};
+$gid = start_saga('kind_sql', qq{$wait_step, saga.step('bank_alt', \$\$UPDATE account SET balance = balance - 1 WHERE id = 2\$\$,
+	\$\$UPDATE account SET balance = balance + 1 WHERE id = 2\$\$, name => 'sql', after => '{w}')});
+$deadline = time + 60;
+usleep(50_000) until grep({ $_->{key} =~ /^\Q@{[key_of($gid, 1, 'action')]}\E$/ } @{ $svc->requests }) || time > $deadline;
+$coord->safe_psql('coord', "ALTER SERVER bank_alt OPTIONS (DROP host, DROP port, DROP dbname, ADD url '$url/v1')");
+is(wait_saga($coord, start_saga('kind_other', $charge, args => q{ARRAY['2', 'o-kind']})), 'succeeded',
+	'another saga runs meanwhile');
+is(wait_saga($coord, $gid), 'aborted', 'SQL for a target altered into an HTTP target fails its step');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), "compensated|\nfailed|22023", 'with 22023, the step before compensated');
+like(step_rows($coord, $gid, 'last_error', undef, 2),
+	qr/the action of step "sql" is SQL text, but target "bank_alt" is now an HTTP target/, 'last_error says why');
+$gid = start_saga('kind_http', qq{$wait_step, saga.step('bank_alt', saga.http('POST', '/charges'), name => 'h', after => '{w}')});
+$deadline = time + 60;
+usleep(50_000) until grep({ $_->{key} =~ /^\Q@{[key_of($gid, 1, 'action')]}\E$/ } @{ $svc->requests }) || time > $deadline;
+$coord->safe_psql('coord', "ALTER SERVER bank_alt OPTIONS (DROP url, ADD host '$bank{host}', ADD port '$bank{port}', ADD dbname '$bank{dbname}')");
+is(wait_saga($coord, $gid), 'aborted', 'a request for a target altered into a database fails its step');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), "compensated|\nfailed|22023", 'with 22023');
+like(step_rows($coord, $gid, 'last_error', undef, 2),
+	qr/the action of step "h" is a request, but target "bank_alt" is now a database/, 'last_error says why');
+is(worker_pid($coord), $worker_before, 'the worker never restarted');
+is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'nothing was debited');
 $svc->rules();
 
 # --- USAGE ---
