@@ -165,6 +165,7 @@ struct RemoteConn
 	SocketOwner owner;			/* SOCKET_OWNER_LIBPQ: first, see SocketOwner */
 	dlist_node	node;			/* in the pool's list */
 	HttpTransfer *http;			/* an HTTP request in flight, instead of pg */
+	bool		holds_request_fd;	/* an HTTP request's descriptor is counted */
 	RemotePool *pool;
 	PGconn	   *pg;
 	ConnState	state;
@@ -622,7 +623,8 @@ conn_close(RemoteConn *conn)
 		remote_http_cancel(conn->http);
 		conn->http = NULL;
 	}
-	if (conn->pool->is_http)
+	/* by the connection's own mark: the pool's kind changes when its target is re-read */
+	if (conn->holds_request_fd)
 		ReleaseExternalFD();
 	if (conn->state != CONN_IDLE)
 		pool->nactive--;
@@ -816,6 +818,7 @@ remote_call_http(RemotePool *pool, HttpCall *call, const char *shown_path, int t
 		return NULL;
 	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
 	conn->pool = pool;
+	conn->holds_request_fd = true;
 	conn->state = CONN_BUSY;
 	conn->deadline = DT_NOEND;	/* curl ends it at its timeout */
 	conn->session_timeout_ms = -1;
