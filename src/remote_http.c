@@ -270,6 +270,15 @@ set_options(HttpTransfer *t, const HttpTarget *http, const HttpCall *call)
 	ok &= curl_easy_setopt(e, CURLOPT_URL, call->url) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, t) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/*
+	 * Without it, removing a handle whose name is still being resolved
+	 * (a timeout, a cancel) waits for the resolver thread: the worker
+	 * would block on a slow DNS server.  With it, curl leaves the thread
+	 * behind.
+	 */
+	ok &= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) == CURLE_OK;
+#endif
 	ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
 	if (strcmp(call->method, "GET") == 0)
