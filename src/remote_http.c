@@ -299,7 +299,13 @@ set_options(HttpTransfer *t, const HttpTarget *http, const HttpCall *call)
 	ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
 	if (http->ca_file)
+	{
+		/* that CA alone: no directory of the system's CAs beside it */
 		ok &= curl_easy_setopt(e, CURLOPT_CAINFO, http->ca_file) == CURLE_OK;
+		ok &= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) == CURLE_OK;
+	}
+	/* never a proxy, whatever the server's environment says (http_proxy and the like) */
+	ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 						   (long) Min(t->timeout_ms, saga_connect_timeout_ms)) == CURLE_OK;
