@@ -19,6 +19,17 @@ SELECT try($$SELECT saga.http('GET', '/a#frag')$$);
 SELECT try($$SELECT saga.http('GET', E'/a\nb')$$);
 SELECT try($$SELECT saga.http('GET', '/a/x$1')$$);
 SELECT try($$SELECT saga.http('GET', '/a/{$.}')$$);
+-- no ";" (path parameters), no encoded "/", "\", ".", "%", NUL
+SELECT try($$SELECT saga.http('GET', '/a/..;/admin')$$);
+SELECT try($$SELECT saga.http('GET', '/a;x=1/b')$$);
+SELECT try($$SELECT saga.http('GET', '/a/x%2Fy')$$);
+SELECT try($$SELECT saga.http('GET', '/a/x%5cy')$$);
+SELECT try($$SELECT saga.http('GET', '/a/x%2E')$$);
+SELECT try($$SELECT saga.http('GET', '/a/%00')$$);
+SELECT try($$SELECT saga.http('GET', '/a/%252E%252E')$$);
+SELECT try($$SELECT saga.http('GET', '/a/%zz')$$);
+SELECT try($$SELECT saga.http('GET', '/a/x%4')$$);
+SELECT saga.http('GET', '/a/caf%C3%A9%20au%20lait');
 SELECT try($$SELECT saga.http('TRACE', '/a')$$);
 SELECT try($$SELECT saga.http(NULL, '/a')$$);
 SELECT try($$SELECT saga.http('GET', NULL)$$);
@@ -28,6 +39,9 @@ SELECT try($$SELECT saga.http('GET', '/a', headers => '{"Authorization": "Bearer
 SELECT try($$SELECT saga.http('GET', '/a', headers => '{"hOsT": "evil"}')$$);
 SELECT try($$SELECT saga.http('GET', '/a', headers => '{"Content-Length": "1"}')$$);
 SELECT try($$SELECT saga.http('GET', '/a', headers => '{"IDEMPOTENCY-KEY": "mine"}')$$);
+SELECT try($$SELECT saga.http('POST', '/a', headers => '{"content-type": "text/plain"}')$$);
+SELECT try($$SELECT saga.http('GET', '/a', headers => '{"Accept": "text/html"}')$$);
+SELECT try($$SELECT saga.http('POST', '/a', headers => '{"EXPECT": "100-continue"}')$$);
 SELECT try($$SELECT saga.http('GET', '/a', headers => E'{"X-A": "a\\r\\nHost: evil"}')$$);
 SELECT try($$SELECT saga.http('GET', '/a', headers => '{"X A": "b"}')$$);
 SELECT try($$SELECT saga.http('GET', '/a', headers => '{"X-N": 1}')$$);
@@ -73,6 +87,12 @@ SELECT try($$SELECT saga.add_step('http-build', 'loop', saga.http('POST', '/x'))
 SELECT step, target, action::jsonb, compensation::jsonb FROM saga.gtx_step s
   JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.gid = 'http-build';
 SELECT saga.abort('http-build');
+-- a saga begun before 1.5 has no saga key: no step on an HTTP target
+SELECT saga.begin('http-nokey');
+UPDATE saga.gtx SET saga_key = NULL WHERE gid = 'http-nokey';
+SELECT try($$SELECT saga.add_step('http-nokey', 'svc', saga.http('POST', '/charges'))$$);
+SELECT saga.add_step('http-nokey', 'loop', 'SELECT 1');
+SELECT saga.abort('http-nokey');
 
 -- the secrets are in no view of pg_saga
 SELECT count(*) AS views_showing_secrets FROM (

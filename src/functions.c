@@ -622,6 +622,31 @@ check_step_ops(const char *target, SagaMode mode, const char *action,
 }
 
 /*
+ * A saga begun before pg_saga 1.5 has no saga key (saga_key NULL): the
+ * Idempotency-Key of its requests would not be unique to it (a purged gid
+ * begun again would repeat it), so it takes no step on an HTTP target.
+ * Sagas begun in this transaction have one.
+ */
+static void
+refuse_http_without_saga_key(int64 id, const char *gid, const char *target)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		vals[1] = {Int64GetDatum(id)};
+	bool		isnull;
+
+	if (catalog_run("SELECT saga_key IS NULL FROM saga.gtx WHERE id = $1",
+					1, types, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_saga: could not read the saga key");
+	if (SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("saga \"%s\" has no saga key, so it cannot call HTTP target \"%s\"", gid, target),
+				 errdetail("Sagas begun before pg_saga 1.5 have none, and a request's Idempotency-Key needs one."),
+				 errhint("Begin a new saga for steps on HTTP targets.")));
+}
+
+/*
  * saga.http(method, path, body, headers): a request as a value, checked
  * but for the values it references (the saga it joins must have them).
  */
@@ -908,6 +933,8 @@ saga_add_step(PG_FUNCTION_ARGS)
 				   strchr(action, '$') || (compensation && strchr(compensation, '$')) ||
 				   (confirm && strchr(confirm, '$')) ? saga_nargs(row.id) : -1,
 				   name, !PG_ARGISNULL(7));
+	if (built == NULL && target_kind(target) == TARGET_HTTP)
+		refuse_http_without_saga_key(row.id, gid, target);
 	after = resolve_after(fcinfo, 6, row.id, number, name, gid);
 
 	memset(nulls, ' ', sizeof(nulls));

@@ -45,7 +45,7 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", N
 /* Headers pg_saga sets itself, or that would let a step speak for another. */
 static const char *const forbidden_headers[] = {
 	"authorization", "host", "content-length", "idempotency-key", "transfer-encoding",
-	"connection", NULL
+	"connection", "content-type", "accept", "expect", NULL
 };
 
 /* Is text a request (saga.http()) rather than SQL?  SQL never starts with "{". */
@@ -196,11 +196,64 @@ path_placeholder(const char *seg, int len, const char **inner, int *inner_len)
 	return false;
 }
 
-/* Is c allowed in a step's path (RFC 3986 pchar, "/" and the braces of "{$.x}")? */
+/* Is c an ASCII letter or digit (whatever the locale says)? */
+static bool
+ascii_alnum(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * Is c allowed in a step's path (RFC 3986 pchar, "/" and the braces of
+ * "{$.x}")?  Not ";": some servers read what follows it in a segment as
+ * parameters, so "/a/..;/admin" would climb out of the base.
+ */
 static bool
 path_char_ok(char c)
 {
-	return isalnum((unsigned char) c) || strchr("-._~!$&'()*+,;=:@%/{}[]", c) != NULL;
+	return ascii_alnum((unsigned char) c) || (c != '\0' && strchr("-._~!$&'()*+,=:@%/{}[]", c) != NULL);
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Checks the percent-encodings of fixed path text: "%XX" with two hex
+ * digits, of a character a server that decodes the path cannot read as
+ * structure ("/", "\\", ".", ";", "%" itself) or cut it at (NUL, controls).
+ */
+static void
+check_percent(const char *seg, int len, const char *what, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		int			hi,
+					lo,
+					c;
+
+		if (seg[i] != '%')
+			continue;
+		hi = i + 1 < len ? hex_value(seg[i + 1]) : -1;
+		lo = i + 2 < len ? hex_value(seg[i + 2]) : -1;
+		if (hi < 0 || lo < 0)
+			refuse(what, name, "\"%\" in the path must start a percent-encoding (%XX)", NULL);
+		c = hi * 16 + lo;
+		if (c < 0x20 || c == 0x7f || strchr("/\\.;%", c) != NULL)
+			refuse(what, name, psprintf("the path may not hold the percent-encoding \"%.3s\"", seg + i),
+				   "Encoded \"/\", \"\\\", \".\", \";\", \"%\" and control characters would let a server read the path otherwise; give data as values ($n) in a segment of their own.");
+		i += 2;
+	}
 }
 
 /* Is a path segment "." or "..", also percent-encoded? */
@@ -267,6 +320,8 @@ check_path(const char *path, const char *what, const char *name, int *top)
 		else if (memchr(seg, '{', len) || memchr(seg, '}', len) || memchr(seg, '$', len))
 			refuse(what, name, psprintf("the segment \"%.*s\" mixes text and data", len, seg),
 				   "A value ($n) or a result ({$.name.path}) is a whole segment.");
+		else
+			check_percent(seg, len, what, name);
 		seg += len;
 		if (*seg == '/')
 			seg++;
@@ -282,7 +337,7 @@ header_name_ok(const char *name, int len)
 	if (len == 0)
 		return false;
 	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char) name[i]) && strchr("!#$%&'*+-.^_`|~", name[i]) == NULL)
+		if (!ascii_alnum((unsigned char) name[i]) && strchr("!#$%&'*+-.^_`|~", name[i]) == NULL)
 			return false;
 	return true;
 }
@@ -585,6 +640,7 @@ typedef struct DataSource
 	Jsonb	   *results;		/* saga.results as the step sees it */
 	const char *own_name;		/* the step's name, when its own result is unknown */
 	char	   *error;			/* why a placeholder selects nothing */
+	int			sqlstate;		/* and its SQLSTATE (0: 2203A) */
 } DataSource;
 
 static JsonbValue *
@@ -720,7 +776,7 @@ append_segment(StringInfo buf, const char *s, int len)
 	{
 		unsigned char c = (unsigned char) s[i];
 
-		if (isalnum(c) || c == '-' || c == '_' || c == '~')
+		if (ascii_alnum(c) || c == '-' || c == '_' || c == '~')
 			appendStringInfoChar(buf, (char) c);
 		else
 			appendStringInfo(buf, "%%%02X", c);
@@ -760,7 +816,16 @@ fill_path(const char *path, DataSource *src)
 
 			if (v == NULL)
 				return NULL;
-			text = segment_text(v);
+			/* no empty, "." or ".." segment, encoded or not, and no "null" */
+			text = v->type == jbvNull ? NULL : segment_text(v);
+			if (text == NULL || text[0] == '\0' || strcmp(text, ".") == 0 || strcmp(text, "..") == 0)
+			{
+				src->error = psprintf("\"%.*s\" is %s, which cannot be a path segment", len, seg,
+									  text == NULL ? "null" : text[0] == '\0' ? "empty" :
+									  psprintf("\"%s\"", text));
+				src->sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+				return NULL;
+			}
 			append_segment(&buf, text, strlen(text));
 		}
 		else
@@ -798,6 +863,34 @@ add_headers(List *list, Jsonb *headers)
 }
 
 /*
+ * The name of a step header the user mapping also sets (any letter case),
+ * or NULL: a step may not shadow its mapping's headers.  Both lists hold
+ * "Name: value" strings; only names are compared and returned.
+ */
+static char *
+mapping_header_clash(List *step_headers, List *mapping_headers)
+{
+	ListCell   *a;
+	ListCell   *b;
+
+	foreach(a, step_headers)
+	{
+		const char *s = lfirst(a);
+		int			slen = strcspn(s, ":");
+
+		foreach(b, mapping_headers)
+		{
+			const char *m = lfirst(b);
+			int			mlen = strcspn(m, ":");
+
+			if (slen == mlen && pg_strncasecmp(s, m, slen) == 0)
+				return pnstrdup(s, slen);
+		}
+	}
+	return NULL;
+}
+
+/*
  * Builds the call op of step sends to its HTTP target: the URL under the
  * base, the body and path with their data, and the headers (the key, the
  * content type, the mapping's secrets).  A placeholder that selects
@@ -815,9 +908,20 @@ http_request_build(const HttpTarget *target, const char *coordinator, SagaStep *
 	bool		present;
 	char	   *path;
 	ListCell   *lc;
+	List	   *step_headers;
+	char	   *clash;
 
 	memset(call, 0, sizeof(*call));
 	memset(&src, 0, sizeof(src));
+	if (step->saga->key == 0)
+	{
+		/* begun before 1.5 (saga.add_step refuses these now): no unique key */
+		*error = pstrdup("the saga has no saga key (begun before pg_saga 1.5), so its requests would have no unique Idempotency-Key");
+		*sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+		return false;
+	}
+	/* an action's and a confirm's answers are kept; a compensation's is not */
+	call->keeps_result = op != OP_COMPENSATION;
 	req = parse_jsonb(step->sql[op]);
 	src.values = saga_values(step->saga);
 	src.nvalues = step->saga->nargs;
@@ -847,7 +951,15 @@ http_request_build(const HttpTarget *target, const char *coordinator, SagaStep *
 	call->headers = lappend(call->headers, pstrdup("Accept: application/json"));
 	/* no "Expect: 100-continue" round trip before a body */
 	call->headers = lappend(call->headers, pstrdup("Expect:"));
-	call->headers = add_headers(call->headers, object_jsonb(req, "headers"));
+	step_headers = add_headers(NIL, object_jsonb(req, "headers"));
+	if ((clash = mapping_header_clash(step_headers, target->headers)) != NULL)
+	{
+		*error = psprintf("%s %s: the header \"%s\" of the step is set by the user mapping of its target",
+						  call->method, path, clash);
+		*sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+		return false;
+	}
+	call->headers = list_concat(call->headers, step_headers);
 	foreach(lc, target->headers)
 		call->headers = lappend(call->headers, pstrdup(lfirst(lc)));
 	if (target->bearer_token)
@@ -857,7 +969,7 @@ http_request_build(const HttpTarget *target, const char *coordinator, SagaStep *
 
 no_data:
 	*error = psprintf("%s %s: %s", call->method, path, src.error);
-	*sqlstate = ERRCODE_SQL_JSON_MEMBER_NOT_FOUND;
+	*sqlstate = src.sqlstate ? src.sqlstate : ERRCODE_SQL_JSON_MEMBER_NOT_FOUND;
 	return false;
 }
 

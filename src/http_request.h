@@ -30,6 +30,7 @@ typedef struct HttpCall
 	char	   *path;			/* the path alone, for messages */
 	char	   *body;			/* JSON text, or NULL */
 	List	   *headers;		/* "Name: value" strings, the key and secrets included */
+	bool		keeps_result;	/* its 2xx body is kept (not a compensation's) */
 } HttpCall;
 
 extern bool http_is_request(const char *text);

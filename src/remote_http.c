@@ -24,6 +24,8 @@
  *		any other status, a TLS		ERROR, not retried
  *		verification failure
  *		a 2xx over max_result_size	ERROR, not retried, applied: compensated
+ *		(an action's or confirm's;	(a compensation's answer is not kept:
+ *		kept as its result)			its 2xx is OK, its result null)
  *
  * Messages name the target and the request's method and path as the step
  * wrote them, never the URL, the headers or a value: the mapping's bearer
@@ -71,6 +73,8 @@ struct HttpTransfer
 	StringInfoData response;
 	long		status;			/* once the status line arrived */
 	bool		too_big;		/* a 2xx answer over saga.max_result_size */
+	bool		keeps_result;	/* a 2xx body is the step's result, bounded */
+	bool		clipped;		/* the body was longer than was kept */
 	TimestampTz not_before;		/* from Retry-After */
 	int			timeout_ms;
 	RemoteDoneCallback done;
@@ -176,12 +180,16 @@ write_callback(char *data, size_t size, size_t nmemb, void *userp)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
 	if ((size_t) t->response.len + len > (size_t) saga_max_result_size)
 	{
-		/* a result too big ends the request; an error's body is kept in part */
-		if (t->status >= 200 && t->status < 300)
+		/*
+		 * A result too big ends the request; an error's body, or the body
+		 * of a compensation (whose answer is not kept), is kept in part.
+		 */
+		if (t->status >= 200 && t->status < 300 && t->keeps_result)
 		{
 			t->too_big = true;
 			return 0;
 		}
+		t->clipped = true;
 		keep = t->response.len < saga_max_result_size ?
 			saga_max_result_size - t->response.len : 0;
 	}
@@ -332,6 +340,7 @@ remote_http_start(const char *target, const HttpTarget *http, const HttpCall *ca
 
 	t->cxt = cxt;
 	t->timeout_ms = timeout_ms;
+	t->keeps_result = call->keeps_result;
 	t->done = done;
 	t->arg = arg;
 	t->what = MemoryContextStrdup(cxt, psprintf("%s %s on target \"%s\"", call->method,
@@ -504,7 +513,8 @@ request_outcome(HttpTransfer *t, CURLcode rc, RemoteOutcome *o)
 	{
 		o->kind = OUTCOME_OK;
 		o->reply = REPLY_DONE;
-		o->result = body_as_result(t);
+		/* a compensation's answer over max_result_size: it took effect; nothing kept */
+		o->result = t->clipped ? pstrdup("null") : body_as_result(t);
 		return;
 	}
 	if (t->status == 408 || t->status == 429)

@@ -258,6 +258,13 @@ is(step_rows($coord, $gid, 'status, last_sqlstate', undef, 2), 'compensated|5400
 	'54000, and compensated: the action took effect');
 is(scalar @{ effects_of(qr/^\Q@{[key_of($gid, 2, 'compensation')]}\E$/, 'undo') }, 1, 'the undo was sent');
 is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'the debit was compensated');
+# a compensation's answer is not kept: over max_result_size it still succeeded
+$svc->rules({ match => '^POST /v1/bigundo$', big => 70000 }, { match => '^POST /v1/failnow$', status => 422 });
+$gid = start_saga('bigundo', q{saga.step('pay', saga.http('POST', '/charges'), saga.http('POST', '/bigundo'), name => 'h1'),
+	saga.step('pay', saga.http('POST', '/failnow'), name => 'h2')});
+is(wait_saga($coord, $gid), 'aborted', 'a saga whose compensation answers a big body aborts');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), "compensated|\nfailed|38000",
+	'the compensation over max_result_size succeeded');
 $svc->rules();
 
 # --- a target altered into the other kind after its step was added ---
@@ -311,6 +318,27 @@ $gid = start_saga('escape', q{saga.step('pay', saga.http('POST', '/charges/$1/no
 is(wait_saga($coord, $gid), 'succeeded', 'a value with ../ in a path segment');
 is(requests_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/)->[0]{path}, '/v1/charges/%2E%2E%2F%2E%2E%2Fadmin%3Fx%3D1%23f/notes',
 	'the value was percent-encoded as one segment, dots included');
+foreach my $bad ('..', '.', '')
+{
+	$gid = start_saga("dots$bad", q{saga.step('pay', saga.http('POST', '/charges/$1/notes'), name => 'n')},
+		args => "ARRAY['$bad']");
+	is(wait_saga($coord, $gid), 'aborted', "a path value '$bad' fails the step");
+	is(step_rows($coord, $gid, 'status, last_sqlstate'), 'failed|22023', "'$bad': 22023");
+	is(scalar @{ requests_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/) }, 0, "'$bad': nothing was sent");
+}
+like(step_rows($coord, 'dots..', 'last_error'), qr/"\$1" is "\.\.", which cannot be a path segment/,
+	'last_error names the placeholder');
+$gid = start_saga('dotsnull', q{saga.step('pay', saga.http('POST', '/charges/$1/notes'), name => 'n')},
+	args => "ARRAY[NULL]::text[]");
+is(wait_saga($coord, $gid), 'aborted', 'a NULL path value fails the step');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), 'failed|22023', 'NULL: 22023');
+# a step may not shadow the headers of its target's user mapping
+$gid = start_saga('shadow', q{saga.step('pay', saga.http('POST', '/charges', headers => '{"x-API-key": "mine"}'), name => 'c')});
+is(wait_saga($coord, $gid), 'aborted', 'a step header the mapping sets fails the step');
+is(step_rows($coord, $gid, 'status, last_sqlstate'), 'failed|22023', 'with 22023');
+like(step_rows($coord, $gid, 'last_error'), qr/the header "x-API-key" of the step is set by the user mapping/,
+	'last_error names the header, not its value');
+is(scalar @{ requests_of(qr/^\Q@{[key_of($gid, 1, 'action')]}\E$/) }, 0, 'and nothing was sent');
 $svc->rules({ match => '^POST /v1/redirect$', status => 302, location => "$url/v1/elsewhere" });
 $gid = start_saga('redirect', q{saga.step('pay', saga.http('POST', '/redirect'), name => 'r')});
 is(wait_saga($coord, $gid), 'aborted', 'a redirect fails the step');
