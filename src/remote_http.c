@@ -29,7 +29,9 @@
  *
  * Messages name the target and the request's method and path as the step
  * wrote them, never the URL, the headers or a value: the mapping's bearer
- * token and headers never leave the request (no CURLOPT_VERBOSE either).
+ * token and headers never leave the request (no CURLOPT_VERBOSE either),
+ * and are redacted from the start of an error's body if a service echoes
+ * them.
  *
  *-------------------------------------------------------------------------
  */
@@ -70,6 +72,7 @@ struct HttpTransfer
 	struct curl_slist *headers;
 	char	   *request_body;
 	char	   *what;			/* "POST /charges on target \"pay\"", for messages */
+	List	   *secrets;		/* the mapping's token and header values, to redact */
 	StringInfoData response;
 	long		status;			/* once the status line arrived */
 	bool		too_big;		/* a 2xx answer over saga.max_result_size */
@@ -327,6 +330,36 @@ set_options(HttpTransfer *t, const HttpTarget *http, const HttpCall *call)
 }
 
 /*
+ * The secrets of a request, in cxt: the mapping's bearer token and the
+ * values of its headers, which a service may echo in an error's body.
+ * Very short ones are left out: redacting them would garble the message.
+ */
+static List *
+secrets_of(MemoryContext cxt, const HttpTarget *http)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	List	   *secrets = NIL;
+	ListCell   *lc;
+
+	if (http->bearer_token && strlen(http->bearer_token) >= 4)
+		secrets = lappend(secrets, pstrdup(http->bearer_token));
+	foreach(lc, http->headers)
+	{
+		const char *value = strchr(lfirst(lc), ':');
+
+		if (value == NULL)
+			continue;
+		value++;
+		while (*value == ' ')
+			value++;
+		if (strlen(value) >= 4)
+			secrets = lappend(secrets, pstrdup(value));
+	}
+	MemoryContextSwitchTo(old);
+	return secrets;
+}
+
+/*
  * Starts a request; done(arg, outcome) is called when it ends, unless it
  * is cancelled first.  NULL if curl could not take it.
  */
@@ -345,6 +378,7 @@ remote_http_start(const char *target, const HttpTarget *http, const HttpCall *ca
 	t->arg = arg;
 	t->what = MemoryContextStrdup(cxt, psprintf("%s %s on target \"%s\"", call->method,
 												shown_path, target));
+	t->secrets = secrets_of(cxt, http);
 	t->response.data = MemoryContextAlloc(cxt, 1024);
 	t->response.maxlen = 1024;
 	resetStringInfo(&t->response);
@@ -426,11 +460,43 @@ body_as_result(HttpTransfer *t)
 	return buf.data;
 }
 
-/* "HTTP 404 from POST /x on target "t": <start of the body>" */
+/* text with every secret of the request replaced by "[redacted]" */
+static char *
+redact(HttpTransfer *t, char *text)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->secrets)
+	{
+		const char *secret = lfirst(lc);
+		size_t		len = strlen(secret);
+		StringInfoData buf;
+		const char *p = text;
+		const char *hit;
+
+		if (strstr(text, secret) == NULL)
+			continue;
+		initStringInfo(&buf);
+		while ((hit = strstr(p, secret)) != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfoString(&buf, "[redacted]");
+			p = hit + len;
+		}
+		appendStringInfoString(&buf, p);
+		text = buf.data;
+	}
+	return text;
+}
+
+/*
+ * "HTTP 404 from POST /x on target "t": <start of the body>", the
+ * mapping's secrets redacted from the body (a service may echo them).
+ */
 static char *
 status_error(HttpTransfer *t)
 {
-	char	   *body = database_text(t->response.data, t->response.len);
+	char	   *body = redact(t, database_text(t->response.data, t->response.len));
 	int			clip = pg_mbcliplen(body, strlen(body), ERROR_BODY_CHARS);
 
 	return psprintf("HTTP %ld from %s%s%.*s%s", t->status, t->what,

@@ -24,6 +24,7 @@
 #   status => N                answer N without acting (503, 429, 408, 4xx, 302)
 #   retry_after => S           with a Retry-After header
 #   location => URL            with a Location header (for a 3xx)
+#   echo => 1                  with the request's headers in the answer's body
 #   delay => S                 act after sleeping S seconds, then answer
 #   drop => 1                  act, then close the connection without answering
 #   big => N                   act, then answer a JSON string of N bytes
@@ -277,7 +278,8 @@ sub handle
 		my %h;
 		$h{'Retry-After'} = $rule->{retry_after} if defined $rule->{retry_after};
 		$h{'Location'} = $rule->{location} if defined $rule->{location};
-		respond($c, $rule->{status}, $json->encode({ error => "scripted $rule->{status}" }), %h);
+		respond($c, $rule->{status}, $json->encode({ error => "scripted $rule->{status}",
+			$rule->{echo} ? (headers => $req->{headers}) : () }), %h);
 		return;
 	}
 	sleep($rule->{delay}) if $rule && $rule->{delay};

@@ -374,6 +374,13 @@ is(scalar @{ $tls->effects }, 1, 'the service acted over TLS');
 $tls->stop;
 
 # --- secrets ---
+# a service that echoes the request's headers in an error's body
+$svc->rules({ match => '^POST /v1/echo$', status => 400, echo => 1 });
+$gid = start_saga('echo', q{saga.step('pay', saga.http('POST', '/echo'), name => 'e')});
+is(wait_saga($coord, $gid), 'aborted', 'a 400 echoing the headers fails the step');
+like(step_rows($coord, $gid, 'last_error'), qr/"Bearer \[redacted\]"/,
+	'the bearer token is redacted from last_error');
+$svc->rules();
 my $views = $coord->safe_psql('coord', q{SELECT string_agg(t::text, ' ') FROM saga.transactions t});
 $views .= $coord->safe_psql('coord', q{SELECT string_agg(s::text, ' ') FROM saga.steps s});
 $views .= $coord->safe_psql('coord', q{SELECT string_agg(h::text, ' ') FROM saga.history h});
