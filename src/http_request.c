@@ -641,6 +641,7 @@ typedef struct DataSource
 	const char *own_name;		/* the step's name, when its own result is unknown */
 	char	   *error;			/* why a placeholder selects nothing */
 	int			sqlstate;		/* and its SQLSTATE (0: 2203A) */
+	bool		own_unknown;	/* the last lookup read the step's own unknown result */
 } DataSource;
 
 static JsonbValue *
@@ -664,7 +665,10 @@ lookup_results(DataSource *src, const char *s, int len)
 		return NULL;
 	/* a compensation whose action's outcome is unknown: null, its key finds it */
 	if (src->own_name != NULL && strcmp(linitial(segs), src->own_name) == 0)
+	{
+		src->own_unknown = true;
 		return null_value();
+	}
 	v = palloc0(sizeof(JsonbValue));
 	v->type = jbvBinary;
 	v->val.binary.data = &src->results->root;
@@ -811,13 +815,21 @@ fill_path(const char *path, DataSource *src)
 
 		if (path_placeholder(seg, len, &inner, &inner_len))
 		{
-			JsonbValue *v = placeholder_value(src, inner, inner_len, &is_placeholder);
+			JsonbValue *v;
 			char	   *text;
 
+			src->own_unknown = false;
+			v = placeholder_value(src, inner, inner_len, &is_placeholder);
 			if (v == NULL)
 				return NULL;
-			/* no empty, "." or ".." segment, encoded or not, and no "null" */
-			text = v->type == jbvNull ? NULL : segment_text(v);
+
+			/*
+			 * No empty, "." or ".." segment, encoded or not, and no "null";
+			 * but the step's own action's result when its outcome is
+			 * unknown is "null" by design: the service finds the action by
+			 * its key.
+			 */
+			text = v->type == jbvNull ? (src->own_unknown ? pstrdup("null") : NULL) : segment_text(v);
 			if (text == NULL || text[0] == '\0' || strcmp(text, ".") == 0 || strcmp(text, "..") == 0)
 			{
 				src->error = psprintf("\"%.*s\" is %s, which cannot be a path segment", len, seg,

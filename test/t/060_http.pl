@@ -232,6 +232,15 @@ ok(-e $svc->key_file($slow_key), 'the slow action finished at the service');
 is(scalar @{ effects_of(qr/^\Q$slow_key\E$/, 'act') }, 0, 'the action that came after its compensation did not act');
 is_deeply(balances($part, 'bank_a'), { 1 => 70, 2 => 100 }, 'the debit was compensated');
 
+# its compensation's path names its own result, unknown: the segment is "null", sent
+$svc->rules({ match => '^POST /v1/slowpath$', delay => 3 });
+$gid = start_saga('slowpath', q{saga.step('pay', saga.http('POST', '/slowpath'), saga.http('POST', '/slowpath/{$.sp.id}/undo'),
+	name => 'sp', timeout => '1s', max_attempts => 1)});
+is(wait_saga($coord, $gid), 'aborted', 'a timed-out step whose compensation path reads its own result aborts');
+is(step_rows($coord, $gid, 'status'), 'compensated', 'the compensation was sent');
+is(effects_of(qr/^\Q@{[key_of($gid, 1, 'compensation')]}\E$/, 'undo')->[0]{path}, '/v1/slowpath/null/undo',
+	'with "null" for the unknown result');
+
 # --- saga.abort mid-request ---
 $svc->rules({ match => '^POST /v1/abortme$', delay => 4 });
 $gid = start_saga('abortme', q{saga.step('pay', saga.http('POST', '/abortme'), saga.http('POST', '/abortme/undo'), name => 'a')});
