@@ -65,6 +65,31 @@ parse_jsonb(const char *text)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
 }
 
+/*
+ * text parsed as jsonb, or NULL if it is not JSON.  jsonb_in takes no lock,
+ * buffer or other resource, so its error can be caught and dropped without
+ * a subtransaction (PostgreSQL 16's soft errors do the same for it).
+ */
+Jsonb *
+http_jsonb_or_null(const char *text)
+{
+	Jsonb	   *volatile jb = NULL;
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		jb = parse_jsonb(text);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		FlushErrorState();
+		jb = NULL;
+	}
+	PG_END_TRY();
+	return jb;
+}
+
 static char *
 jsonb_text(Jsonb *jb)
 {
@@ -413,21 +438,13 @@ check_headers(Jsonb *headers, const char *what, const char *name, bool from_mapp
 void
 http_check_headers_json(const char *json, const char *what, bool from_mapping)
 {
-	Jsonb	   *headers;
+	Jsonb	   *headers = http_jsonb_or_null(json);
 
-	PG_TRY();
-	{
-		headers = parse_jsonb(json);
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
+	if (headers == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 				 errmsg("the option headers must be a JSON object"),
 				 errhint("For example: OPTIONS (headers '{\"X-Api-Version\": \"2\"}').")));
-	}
-	PG_END_TRY();
 	check_headers(headers, what, NULL, from_mapping);
 }
 
@@ -475,23 +492,11 @@ check_method(const char *method, const char *what, const char *name)
 void
 http_request_check(const char *text, int nargs, const char *what, const char *name)
 {
-	Jsonb	   *req;
+	Jsonb	   *req = http_jsonb_or_null(text);
 	Jsonb	   *part;
 	bool		present;
 	int			top = 0;
-	MemoryContext old = CurrentMemoryContext;
 
-	PG_TRY();
-	{
-		req = parse_jsonb(text);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		FlushErrorState();
-		req = NULL;
-	}
-	PG_END_TRY();
 	if (req == NULL || !JB_ROOT_IS_OBJECT(req))
 		refuse(what, name, "not a JSON object", "Make requests with saga.http().");
 	check_method(object_string(req, "method", &present), what, name);

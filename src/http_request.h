@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 #include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 #include "model.h"
 
 /* What the options of an HTTP target and its owner's user mapping give. */
@@ -33,6 +34,7 @@ typedef struct HttpCall
 	bool		keeps_result;	/* its 2xx body is kept (not a compensation's) */
 } HttpCall;
 
+extern Jsonb *http_jsonb_or_null(const char *text);
 extern bool http_is_request(const char *text);
 extern char *http_request_make(const char *method, const char *path, const char *body,
 							   const char *headers);

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "http_request.h"
 #include "remote_http.h"
 #include "settings.h"
 
@@ -434,27 +435,14 @@ static char *
 body_as_result(HttpTransfer *t)
 {
 	char	   *text = database_text(t->response.data, t->response.len);
-	char	   *result = NULL;
-	MemoryContext old = CurrentMemoryContext;
+	Jsonb	   *jb;
 	StringInfoData buf;
 
 	if (t->response.len == 0)
 		return pstrdup("null");
-	PG_TRY();
-	{
-		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-
-		result = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		FlushErrorState();
-		result = NULL;
-	}
-	PG_END_TRY();
-	if (result != NULL)
-		return result;
+	jb = http_jsonb_or_null(text);
+	if (jb != NULL)
+		return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 	initStringInfo(&buf);
 	escape_json(&buf, text);
 	return buf.data;
