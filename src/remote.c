@@ -1216,6 +1216,14 @@ batch_send_round(RemoteConn *conn)
 	int64		budget_ms = conn->batch_grace_ms;
 	int			i;
 
+	/*
+	 * Taken before anything of the round can reach the participant: libpq
+	 * may send it while it is queued, and the worker may be descheduled
+	 * after that, so a time taken once it is queued can be later than the
+	 * participant's start, and a step cancelled under the allowance would
+	 * seem to have raised its 57014 itself (batch_step_goes_alone).
+	 */
+	conn->round_sent_at = GetCurrentTimestamp();
 	conn->nslots = conn->slot_head = 0;
 	conn->slot_answered = false;
 	conn->round_failed = -1;
@@ -1252,8 +1260,7 @@ batch_send_round(RemoteConn *conn)
 	conn->nslots++;
 	if (!PQpipelineSync(conn->pg))
 		return false;
-	conn->round_sent_at = GetCurrentTimestamp();
-	conn->deadline = conn->round_sent_at + budget_ms * 1000;
+	conn->deadline = GetCurrentTimestamp() + budget_ms * 1000;
 	return true;
 }
 
