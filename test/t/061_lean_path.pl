@@ -12,7 +12,9 @@
 #    held in memory before the decision included;
 #  - another role sees none of it in saga._progress();
 #  - with saga.progress_slots too small for a second saga, that saga's
-#    progress is written as it happens, and the first one's is not.
+#    progress is written as it happens, and the first one's is not;
+#  - a retry's attempt count, once the views show it, survives an
+#    immediate shutdown: the step is called max_attempts times, not more.
 use strict;
 use warnings;
 
@@ -182,6 +184,42 @@ is(cq("SELECT count(*) FROM saga._progress()"), '3', 'slots: saga._progress() ho
 set_hold('false');
 is(wait_saga($coord, $g1) . '/' . wait_saga($coord, $g2), 'succeeded/succeeded', 'slots: both succeed');
 is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'), '', 'slots: no branch applied twice');
+
+# --- a retry's attempt count is durable once the views show it --------------
+# A step fails transiently (40001) on every call; bank_a counts its calls in
+# a sequence, which a rollback does not undo.  Once saga.steps shows the
+# first attempt and its retry, the coordinator stops in immediate mode: the
+# count must survive, so the step makes max_attempts (3) calls in all,
+# never a fourth.  saga.stats counts the step as waiting for its retry.
+$coord->safe_psql('coord', q{
+ALTER SYSTEM SET saga.retry_interval = '8s';
+ALTER SYSTEM SET saga.max_retry_interval = '8s';
+SELECT pg_reload_conf();
+});
+$part->safe_psql('bank_a', 'CREATE SEQUENCE tries');
+$gid = submit_saga(
+	$coord,
+	gid => 'lean-retry',
+	via => 'start',
+	steps => [
+		{ target => 'bank_a', max_attempts => 3,
+		  action => q{SELECT nextval('tries'); DO $$BEGIN RAISE EXCEPTION 'busy' USING ERRCODE = '40001'; END$$} } ]);
+ok(poll_until($coord, 'coord',
+		"SELECT attempts || ':' || status || ':' || (next_attempt_at IS NOT NULL) FROM saga.steps WHERE gid = '$gid'",
+		'1:running:true'),
+	'retry: saga.steps shows the first attempt and its retry');
+is(cq("SELECT sum(steps_waiting_retry) FROM saga.stats"), '1', 'retry: saga.stats counts the step waiting for its retry');
+$coord->stop('immediate');
+$coord->start;
+is(cq("SELECT attempts FROM saga.steps WHERE gid = '$gid'"), '1',
+	'retry: the attempt count survives an immediate shutdown');
+is(wait_saga($coord, $gid), 'aborted', 'retry: the saga is rolled back once its attempts are spent');
+is(cq("SELECT string_agg(event, ',' ORDER BY at) FROM saga.history WHERE gid = '$gid' AND step = 1"),
+	'action_started,retry_scheduled,action_started,retry_scheduled,action_started,action_failed,compensation_done',
+	'retry: its history has three attempts, two retries, and the unknown outcome compensated');
+is(cq("SELECT last_sqlstate FROM saga.steps WHERE gid = '$gid'"), '40001', 'retry: the last error is kept');
+is($part->safe_psql('bank_a', "SELECT last_value FROM tries"), '3',
+	'retry: the participant was called three times, not four');
 
 $coord->stop;
 $part->stop;
