@@ -606,7 +606,13 @@ advance_commit(Saga *saga, TimestampTz now, List **wants)
 		fail_when_idle(saga);
 }
 
-/* Can step i be compensated now, i.e. are the steps after it settled? */
+/*
+ * Can step i be compensated now, i.e. are the steps after it settled?  A
+ * step after it whose call is in flight is not, even if the call is only
+ * planned: the rollback may be decided in the turn that planned it (a
+ * sibling refused by its target), and that action is sent after the turn
+ * all the same.
+ */
 static bool
 dependents_settled(Saga *saga, int i)
 {
@@ -619,7 +625,7 @@ dependents_settled(Saga *saga, int i)
 
 		for (k = 0; k < other->ndeps; k++)
 			if (other->deps[k] == i &&
-				(step_call_sent(other) || step_needs_rollback(other)))
+				(step_in_flight(other) || step_needs_rollback(other)))
 				return false;
 	}
 	return true;
