@@ -158,7 +158,8 @@ typedef struct SagaStep
 	char	   *bound_refs[STEP_SQL_OPS];	/* the values each references, the same */
 	RemotePool *pool;			/* of its target and owner, once looked up */
 	StepCallState call_state;	/* its call: see StepCallState */
-	StepOp		flight_op;		/* what that call sends, or the last one sent */
+	StepOp		flight_op;		/* what that call sends; once it ended, what the
+								 * last one sent, which its outcome is read by */
 	RemoteConn *conn;			/* STEP_CALL_SENT: the call's connection */
 	RemoteConn *abandon;		/* a call the engine gave up on, for the worker */
 	bool		stuck;			/* second phase refused: needs an operator */
