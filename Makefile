@@ -47,6 +47,15 @@ EXTRA_CLEAN = tmp_check_regress/
 # Warnings are errors; PG_CFLAGS= on the command line builds without them.
 PG_CFLAGS = -Wall -Werror
 
+# SAGA_CHECKS=1 builds the checks of lifecycle transitions (SAGA_CHECK_STATE
+# in src/pg_saga.h): a transition that starts from a state it must not
+# raises an ERROR.  scripts/test.sh builds with them; a production build
+# leaves them out.  Objects built without them are not rebuilt by this
+# alone: `make clean` first (scripts/lib.sh does).
+ifeq ($(SAGA_CHECKS),1)
+PG_CPPFLAGS += -DSAGA_CHECKS
+endif
+
 include $(PGXS)
 
 # pg_regress starts its own instance, configured by test/regress.conf

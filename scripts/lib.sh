@@ -18,8 +18,9 @@
 #   saga_run_as_root SCRIPT ARGS...  re-run SCRIPT (relative to the repository)
 #                               through sudo unless root already
 #   saga_install_deps           apt-get the build and test dependencies if missing
-#   saga_build_install          make (warnings are errors: PG_CFLAGS in the
-#                               Makefile), then make install
+#   saga_build_install [VAR=VALUE...]  make (warnings are errors: PG_CFLAGS
+#                               in the Makefile) with those variables (e.g.
+#                               SAGA_CHECKS=1), then make install
 #   saga_pg_bindir              echo the PostgreSQL NN bin directory
 #   saga_as_pg CMD...           run CMD as the postgres OS user
 #   saga_workdir                echo a postgres-owned copy of the repository
@@ -125,24 +126,27 @@ saga_pg_config() {
 	echo "$(saga_pg_bindir)/pg_config"
 }
 
-# PGXS does not rebuild objects made for another PostgreSQL: clean when the
-# last build was for another pg_config (SAGA_PG_VERSION changed).
-saga_clean_if_other_pg() {
+# PGXS does not rebuild objects made for another PostgreSQL, nor with other
+# variables (SAGA_CHECKS=1): clean when the last build was for another
+# pg_config (SAGA_PG_VERSION changed) or with other variables ($@).
+saga_clean_if_other_build() {
 	local stamp="$SAGA_REPO_ROOT/.pg_saga_built_for"
-	if [ "$(cat "$stamp" 2>/dev/null)" != "$(saga_pg_config)" ]; then
+	local build
+	build="$(saga_pg_config) $*"
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$build" ]; then
 		make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" clean >/dev/null 2>&1 || true
-		saga_pg_config >"$stamp"
+		echo "$build" >"$stamp"
 	fi
 }
 
 saga_build_install() {
 	saga_need_root
-	saga_clean_if_other_pg
-	saga_log "building pg_saga"
-	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" \
+	saga_clean_if_other_build "$@"
+	saga_log "building pg_saga${*:+ ($*)}"
+	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" "$@" \
 		|| saga_die "build failed"
 	saga_log "installing pg_saga"
-	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" install >/dev/null \
+	make -C "$SAGA_REPO_ROOT" -s PG_CONFIG="$(saga_pg_config)" "$@" install >/dev/null \
 		|| saga_die "make install failed"
 }
 

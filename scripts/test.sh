@@ -7,7 +7,7 @@
 # PROVE_TESTS=...` and `make pgtap`.  What this script adds: on a Debian
 # machine, as root (a user with sudo: it re-runs itself through sudo), it
 # installs the dependencies, builds (warnings are errors: PG_CFLAGS in the
-# Makefile), installs, and calls those targets as the postgres OS user in a
+# Makefile; with SAGA_CHECKS=1, the checks of lifecycle transitions), installs, and calls those targets as the postgres OS user in a
 # copy of the repository, one test at a time, for
 #   1. the pg_regress suite (REGRESS in the Makefile),
 #   2. the pgTAP files test/pgtap/*.sql, each with `make pgtap`,
@@ -144,8 +144,11 @@ fail() { failed=$((failed + 1)); failures+=("$1"); }
 trap saga_exit_handler EXIT
 
 # --- build --------------------------------------------------------------
+# with the checks of lifecycle transitions (SAGA_CHECK_STATE, src/pg_saga.h),
+# which production builds leave out: a transition from a wrong state fails
+# the test that ran it
 saga_install_deps
-saga_build_install
+saga_build_install SAGA_CHECKS=1
 work="$(saga_workdir)"
 saga_log "work directory $work"
 
@@ -190,6 +193,11 @@ if [ "$run_regress" -eq 1 ]; then
 	done
 	if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
 		fail "regress (make installcheck exited $rc)"
+	fi
+	# a failed check of a lifecycle transition (see the build above)
+	if grep -q 'pg_saga state check failed' "$work/log/postmaster.log" 2>/dev/null; then
+		fail "regress (failed state checks in log/postmaster.log)"
+		grep 'pg_saga state check failed' "$work/log/postmaster.log"
 	fi
 	if [ "$rc" -ne 0 ]; then
 		[ ! -f "$work/regression.diffs" ] || { echo "=== regression.diffs ==="; cat "$work/regression.diffs"; }

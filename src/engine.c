@@ -227,7 +227,7 @@ any_in_flight(Saga *saga)
 	int			i;
 
 	for (i = 0; i < saga->nsteps; i++)
-		if (saga->steps[i].conn != NULL || saga->steps[i].starting)
+		if (step_in_flight(&saga->steps[i]))
 			return true;
 	return false;
 }
@@ -297,11 +297,14 @@ start_rollback(Saga *saga, const char *reason, bool cancel)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->conn && cancel)
+		/*
+		 * A call only planned (starting) has not left: it is sent after the
+		 * turn, and its outcome read as any other's.
+		 */
+		if (step_call_sent(step) && cancel)
 		{
 			/* the worker abandons the call (see worker.c) */
-			step->abandon = step->conn;
-			step->conn = NULL;
+			step->abandon = step_call_abandon(step);
 			if (step->flight_op == OP_ACTION)
 			{
 				step->maybe_applied = true;
@@ -365,7 +368,7 @@ sibling_starting_on_target(Saga *saga, SagaStep *step)
 	{
 		SagaStep   *other = &saga->steps[i];
 
-		if (other != step && other->starting && strcmp(other->target, step->target) == 0)
+		if (other != step && step_call_starting(other) && strcmp(other->target, step->target) == 0)
 			return true;
 	}
 	return false;
@@ -400,10 +403,9 @@ engine_call_starting(SagaStep *step, StepOp op, TimestampTz now)
 {
 	Saga	   *saga = step->saga;
 
+	step_call_plan(step, op);
 	if (op != OP_XA_PROBE)
 		step->attempts++;
-	step->flight_op = op;
-	step->starting = true;
 	step->next_attempt_at = 0;
 	if (op == OP_ACTION)
 	{
@@ -423,6 +425,7 @@ void
 engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 					TimestampTz now)
 {
+	step_call_check_idle(step, "engine_call_refused");
 	step->attempts++;
 	step->flight_op = op;
 	engine_call_failed_to_start(step, error, sqlstate, now);
@@ -447,7 +450,7 @@ deps_succeeded(Saga *saga, SagaStep *step)
 static bool
 due(SagaStep *step, TimestampTz now)
 {
-	return step->conn == NULL && !step->starting && step->next_attempt_at <= now;
+	return !step_in_flight(step) && step->next_attempt_at <= now;
 }
 
 static void
@@ -603,7 +606,13 @@ advance_commit(Saga *saga, TimestampTz now, List **wants)
 		fail_when_idle(saga);
 }
 
-/* Can step i be compensated now, i.e. are the steps after it settled? */
+/*
+ * Can step i be compensated now, i.e. are the steps after it settled?  A
+ * step after it whose call is in flight is not, even if the call is only
+ * planned: the rollback may be decided in the turn that planned it (a
+ * sibling refused by its target), and that action is sent after the turn
+ * all the same.
+ */
 static bool
 dependents_settled(Saga *saga, int i)
 {
@@ -616,7 +625,7 @@ dependents_settled(Saga *saga, int i)
 
 		for (k = 0; k < other->ndeps; k++)
 			if (other->deps[k] == i &&
-				(other->conn != NULL || step_needs_rollback(other)))
+				(step_in_flight(other) || step_needs_rollback(other)))
 				return false;
 	}
 	return true;
@@ -647,7 +656,7 @@ at_target_ready(Saga *saga, int i)
 
 		if (j == i || strcmp(other->target, step->target) != 0)
 			continue;
-		if ((other->conn != NULL || other->starting) && other->flight_op == OP_ACTION)
+		if (step_in_flight(other) && other->flight_op == OP_ACTION)
 			return false;
 		if (other->stuck && step_needs_rollback(other))
 			return false;
@@ -666,7 +675,7 @@ advance_rollback(Saga *saga, TimestampTz now, List **wants)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->conn != NULL || step->starting)
+		if (step_in_flight(step))
 		{
 			done = false;
 			progress = true;
@@ -1123,8 +1132,8 @@ explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
 void
 engine_finish_call(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
+	step_call_check_idle(step, "engine_finish_call");
 	explain_old_participant(step, outcome);
-	step->conn = NULL;
 	step->not_before = outcome->not_before;
 	step->send_alone = false;
 	if (step->flight_op == OP_ACTION)
@@ -1158,8 +1167,7 @@ engine_call_failed_to_start(SagaStep *step, const char *error,
 void
 engine_call_not_sent(SagaStep *step)
 {
-	step->conn = NULL;
-	step->starting = false;
+	step_call_check_idle(step, "engine_call_not_sent");
 	step->send_alone = true;
 	if (step->flight_op != OP_XA_PROBE && step->attempts > 0)
 		step->attempts--;
@@ -1196,7 +1204,7 @@ engine_next_wakeup(Saga *saga)
 	{
 		SagaStep   *step = &saga->steps[i];
 
-		if (step->conn == NULL && step->next_attempt_at != 0 && step->next_attempt_at < next)
+		if (!step_in_flight(step) && step->next_attempt_at != 0 && step->next_attempt_at < next)
 			next = step->next_attempt_at;
 	}
 	return next;

@@ -2,7 +2,10 @@
  *
  * model.c
  *		The names of modes, statuses, phases and step operations, as the
- *		tables store them and the views show them, in one place.
+ *		tables store them and the views show them, in one place; and the
+ *		lifecycle of a step's call (StepCallState, model.h): one predicate
+ *		per question asked of it, and its transitions, each checking the
+ *		state it starts from, so that no other file reads it off the fields.
  *
  * Each enum of model.h has one table of names here, in enum order; the C
  * code and the CHECK constraints of the tables (saga._valid_name) both
@@ -17,6 +20,7 @@
 #include "utils/memutils.h"
 #include "utils/builtins.h"
 
+#include "pg_saga.h"
 #include "model.h"
 
 static const char *const mode_names[] = {"saga", "tcc", "xa", "msg", "at"};
@@ -223,4 +227,101 @@ bool
 saga_is_final(SagaStatus status)
 {
 	return status == SAGA_SUCCEEDED || status == SAGA_ABORTED || status == SAGA_FAILED;
+}
+
+/* ---- a step's call (see StepCallState in model.h) ---- */
+
+static const char *const step_call_state_names[] = {"idle", "starting", "sent"};
+
+const char *
+step_call_state_name(StepCallState state)
+{
+	return step_call_state_names[state];
+}
+
+/*
+ * Is a call of the step planned or on its way?  Then the step gets no other
+ * call, and what it did is not known until that call's outcome arrives.
+ */
+bool
+step_in_flight(const SagaStep *step)
+{
+	return step->call_state != STEP_CALL_IDLE;
+}
+
+/* Planned this turn, to be sent once the turn is committed. */
+bool
+step_call_starting(const SagaStep *step)
+{
+	return step->call_state == STEP_CALL_STARTING;
+}
+
+/* Sent on a connection (step->conn), which abandoning the call closes. */
+bool
+step_call_sent(const SagaStep *step)
+{
+	return step->call_state == STEP_CALL_SENT;
+}
+
+/* Checks that the step has no call, before a transition that needs none. */
+void
+step_call_check_idle(const SagaStep *step, const char *transition)
+{
+	SAGA_CHECK_STATE(step->call_state == STEP_CALL_IDLE,
+					 "%s: the call of step %d is %s, not idle",
+					 transition, step->number, step_call_state_name(step->call_state));
+}
+
+/*
+ * The engine plans a call of op.  A step with a call already would lose
+ * track of it (the first call's outcome would be read as the second's), so
+ * this is checked in every build: the worker restarts from what its tables
+ * hold rather than go on.
+ */
+void
+step_call_plan(SagaStep *step, StepOp op)
+{
+	if (step->call_state != STEP_CALL_IDLE)
+		elog(ERROR, "step %d of saga %s planned for a call while its call is %s",
+			 step->number, step->saga->gid, step_call_state_name(step->call_state));
+	step->flight_op = op;
+	step->call_state = STEP_CALL_STARTING;
+}
+
+/* The worker sent the planned call on conn. */
+void
+step_call_send(SagaStep *step, RemoteConn *conn)
+{
+	SAGA_CHECK_STATE(step->call_state == STEP_CALL_STARTING,
+					 "step_call_send: the call of step %d is %s, not starting",
+					 step->number, step_call_state_name(step->call_state));
+	step->conn = conn;
+	step->call_state = STEP_CALL_SENT;
+}
+
+/* The call ended: its outcome arrived, or it could not be sent. */
+void
+step_call_end(SagaStep *step)
+{
+	SAGA_CHECK_STATE(step->call_state != STEP_CALL_IDLE,
+					 "step_call_end: step %d has no call", step->number);
+	step->conn = NULL;
+	step->call_state = STEP_CALL_IDLE;
+}
+
+/*
+ * The engine gives up on the sent call: the step is idle, and the call's
+ * connection is returned, for the worker to abandon.
+ */
+RemoteConn *
+step_call_abandon(SagaStep *step)
+{
+	RemoteConn *conn = step->conn;
+
+	SAGA_CHECK_STATE(step->call_state == STEP_CALL_SENT,
+					 "step_call_abandon: the call of step %d is %s, not sent",
+					 step->number, step_call_state_name(step->call_state));
+	step->conn = NULL;
+	step->call_state = STEP_CALL_IDLE;
+	return conn;
 }

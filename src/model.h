@@ -104,6 +104,23 @@ extern bool saga_is_final(SagaStatus status);
 typedef struct RemotePool RemotePool;
 typedef struct RemoteConn RemoteConn;
 
+/*
+ * Where a step's call is; a step has one call at a time.  The engine plans
+ * it (STARTING: counted as an attempt and written with the turn), the
+ * worker sends it once the turn is committed (SENT: step->conn is its
+ * connection), and its outcome, or a failure to send it, makes the step
+ * IDLE again.  A sent call the engine gives up on (abort, deadline) makes
+ * it IDLE at once, its connection left in step->abandon for the worker.
+ * Only the transitions below change it; each checks the state it starts
+ * from (SAGA_CHECK_STATE, pg_saga.h).
+ */
+typedef enum StepCallState
+{
+	STEP_CALL_IDLE,
+	STEP_CALL_STARTING,
+	STEP_CALL_SENT
+} StepCallState;
+
 typedef struct SagaStep
 {
 	int			number;			/* 1-based, as users see it */
@@ -140,15 +157,16 @@ typedef struct SagaStep
 												 * NULL if it references no value */
 	char	   *bound_refs[STEP_SQL_OPS];	/* the values each references, the same */
 	RemotePool *pool;			/* of its target and owner, once looked up */
-	RemoteConn *conn;			/* call in flight, or NULL */
+	StepCallState call_state;	/* its call: see StepCallState */
+	StepOp		flight_op;		/* what that call sends; once it ended, what the
+								 * last one sent, which its outcome is read by */
+	RemoteConn *conn;			/* STEP_CALL_SENT: the call's connection */
 	RemoteConn *abandon;		/* a call the engine gave up on, for the worker */
-	bool		starting;		/* planned this turn, sent after the commit */
 	bool		stuck;			/* second phase refused: needs an operator */
 	bool		need_probe;		/* xa: an earlier attempt may have prepared */
 	bool		redo_prepared;	/* xa: roll back the attempt found prepared,
 								 * whose result is unknown, and run again */
 	bool		send_alone;		/* its last call did not run in a batch */
-	StepOp		flight_op;
 	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
 	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
 	bool		row_behind;		/* changed in memory only: its row is older */
@@ -201,5 +219,16 @@ typedef struct SagaEvent
 	char	   *detail;
 	TimestampTz at;				/* when it happened */
 } SagaEvent;
+
+/* A step's call: the questions asked of it, and its transitions (model.c). */
+extern bool step_in_flight(const SagaStep *step);
+extern bool step_call_starting(const SagaStep *step);
+extern bool step_call_sent(const SagaStep *step);
+extern const char *step_call_state_name(StepCallState state);
+extern void step_call_plan(SagaStep *step, StepOp op);
+extern void step_call_send(SagaStep *step, RemoteConn *conn);
+extern void step_call_end(SagaStep *step);
+extern RemoteConn *step_call_abandon(SagaStep *step);
+extern void step_call_check_idle(const SagaStep *step, const char *transition);
 
 #endif							/* PG_SAGA_MODEL_H */

@@ -44,4 +44,28 @@
 #define SAGA_SCHEMA				"saga"
 #define SAGA_MAX_GID_LEN		128
 
+/*
+ * SAGA_CHECK_STATE(cond, format, ...): a check that a lifecycle transition
+ * (a step's call, a connection: docs/architecture.md) starts from a state
+ * it may start from.  PostgreSQL's Assert is compiled out of the server
+ * packages the tests run against, so the extension has its own: built with
+ * SAGA_CHECKS defined (`make SAGA_CHECKS=1`, which scripts/test.sh does), a
+ * failed check raises an ERROR saying which transition found which state
+ * (in the worker, the worker exits and restarts, and the test suite fails
+ * on the message in the log: see test/perl/SagaTest.pm).  Built without it
+ * the check is compiled but never runs, and the transition goes on as it
+ * always did: a production worker does not stop for a state it copes with.
+ */
+#ifdef SAGA_CHECKS
+#define SAGA_CHECKS_ON true
+#else
+#define SAGA_CHECKS_ON false
+#endif
+/* compiled either way (its format checked, its names used), run with checks */
+#define SAGA_CHECK_STATE(cond, ...) \
+	do { \
+		if (SAGA_CHECKS_ON && !(cond)) \
+			elog(ERROR, "pg_saga state check failed: " __VA_ARGS__); \
+	} while (0)
+
 #endif							/* PG_SAGA_H */

@@ -170,7 +170,7 @@ decide(dlist_head *live, int64 id, int stepno)
 		if (saga->phase != PHASE_ROLLBACK || stepno < 1 || stepno > saga->nsteps)
 			return 0;			/* the engine delivers it */
 		step = &saga->steps[stepno - 1];
-		if (step->conn != NULL || step->starting ||
+		if (step_in_flight(step) ||
 			(step->status != STEP_COMPENSATED && step->status != STEP_SKIPPED &&
 			 !(step->status == STEP_FAILED && !step->maybe_applied)))
 			return 0;

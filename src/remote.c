@@ -60,6 +60,15 @@
 
 #define IDLE_CONNECTION_TIMEOUT_MS	60000
 
+/*
+ * The lifecycle of a connection (docs/architecture.md).  It is opened for a
+ * call (CONNECTING), then is BUSY while a set-up command (below) or a call
+ * is in flight and IDLE between calls, until it is closed: broken, unused
+ * for a minute, or its call abandoned.  A connection starts CONNECTING
+ * (conn_open), and conn_set_state moves it on (checked: conn_may_move).  An
+ * HTTP request is a RemoteConn that is BUSY from its start
+ * (remote_call_http) to its end, then freed.
+ */
 typedef enum ConnState
 {
 	CONN_CONNECTING,
@@ -67,7 +76,14 @@ typedef enum ConnState
 	CONN_BUSY
 } ConnState;
 
-/* A command that readies the session for the call waiting to be sent. */
+/*
+ * A command that readies the session, in flight on a BUSY connection
+ * instead of a call: after connecting, the session settings; before a
+ * call, what it needs; after a failed call, the cleaning (no call waits on
+ * the connection then).  One at a time: conn_begin_setup starts one from
+ * SETUP_NONE, and the command's result, or the end of the connection's
+ * call, brings it back there.
+ */
 typedef enum SetupCommand
 {
 	SETUP_NONE,
@@ -179,9 +195,10 @@ struct RemoteConn
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statements[STEP_CALL_KINDS];	/* by StepCallKind */
+	/* flags independent of the state (a set-up command may set them) */
 	bool		sent_prepared;	/* the call in flight is a prepared statement */
-	bool		needs_clean;	/* a call failed: clean the session now */
-	bool		discard;		/* cannot be cleaned: close after this call */
+	bool		discard;		/* cannot be cleaned, or must not be used: close
+								 * after this call, or this cleaning */
 	bool		refused;		/* the batch could not run: not sent */
 	/* a batch (see "Batches" above) */
 	int			nbatch;
@@ -513,15 +530,43 @@ remote_pool_release(RemotePool *pool, bool batchable)
 		pool->reserved_batchable--;
 }
 
+/* for the checks' messages, in enum order */
+static const char *const conn_state_names[] = {"connecting", "idle", "busy"};
+static const char *const setup_names[] = {"none", "session", "prepare", "timeout", "clean"};
+
+/*
+ * May a connection move from one state to the other?  Connecting is only
+ * where a connection starts, and an idle one has nothing to end.
+ */
+static bool
+conn_may_move(ConnState from, ConnState to)
+{
+	return to != CONN_CONNECTING && !(from == CONN_IDLE && to == CONN_IDLE);
+}
+
 static void
 conn_set_state(RemoteConn *conn, ConnState state)
 {
 	bool		was_active = conn->state != CONN_IDLE;
 	bool		is_active = state != CONN_IDLE;
 
+	SAGA_CHECK_STATE(conn_may_move(conn->state, state),
+					 "a connection to target \"%s\" moved from %s to %s",
+					 conn->pool->key.target, conn_state_names[conn->state],
+					 conn_state_names[state]);
 	conn->pool->nactive += (int) is_active - (int) was_active;
 	conn->state = state;
 	note_wait_change(conn);
+}
+
+/* Notes that the set-up command cmd is being sent on conn (see SetupCommand). */
+static void
+conn_begin_setup(RemoteConn *conn, SetupCommand cmd)
+{
+	SAGA_CHECK_STATE(conn->setup == SETUP_NONE,
+					 "set-up command %s begun on a connection to target \"%s\" while %s is in flight",
+					 setup_names[cmd], conn->pool->key.target, setup_names[conn->setup]);
+	conn->setup = cmd;
 }
 
 static void
@@ -1099,7 +1144,7 @@ send_step_setup(RemoteConn *conn)
 		int			nargs;
 		const char *sql = barrier_call_statement(kind, &types, &nargs);
 
-		conn->setup = SETUP_PREPARE;
+		conn_begin_setup(conn, SETUP_PREPARE);
 		return PQsendPrepare(conn->pg, barrier_call_statement_name(kind), sql, nargs, types);
 	}
 	/*
@@ -1112,7 +1157,7 @@ send_step_setup(RemoteConn *conn)
 		char		sql[64];
 
 		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->step_call->timeout_ms);
-		conn->setup = SETUP_TIMEOUT;
+		conn_begin_setup(conn, SETUP_TIMEOUT);
 		return PQsendQuery(conn->pg, sql);
 	}
 	return false;
@@ -1359,7 +1404,7 @@ conn_start_clean(RemoteConn *conn)
 	int			rc;
 
 	conn_set_state(conn, CONN_BUSY);
-	conn->setup = SETUP_CLEAN;
+	conn_begin_setup(conn, SETUP_CLEAN);
 	conn->got_error = false;
 	clear_error(&conn->error);
 	conn->deadline = GetCurrentTimestamp() + (int64) saga_connect_timeout_ms * 1000;
@@ -1428,6 +1473,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	RemoteDoneCallback done = conn->done;
 	void	   *arg = conn->arg;
 	bool		broken;
+	bool		clean;
 	int			i;
 
 	/* a connection whose cleaning failed or timed out is not used again */
@@ -1435,7 +1481,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 			  conn->pg == NULL || PQstatus(conn->pg) != CONNECTION_OK ||
 			  PQtransactionStatus(conn->pg) != PQTRANS_IDLE);
 	/* a step that failed leaves what its rollback does not undo: clean it */
-	conn->needs_clean = kind == OUTCOME_ERROR && conn->setup == SETUP_NONE;
+	clean = kind == OUTCOME_ERROR && conn->setup == SETUP_NONE;
 
 	pool_time_call(conn, kind);
 	memset(&outcome, 0, sizeof(outcome));
@@ -1467,7 +1513,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 
 	if (broken)
 		conn_close(conn);
-	else if (conn->needs_clean)
+	else if (clean)
 		conn_start_clean(conn);
 	else
 	{
@@ -1511,7 +1557,7 @@ conn_established(RemoteConn *conn)
 	if (PQserverVersion(conn->pg) >= 140000 &&
 		PQsendQuery(conn->pg, "SET client_connection_check_interval = 1000"))
 	{
-		conn->setup = SETUP_SESSION;
+		conn_begin_setup(conn, SETUP_SESSION);
 		conn_set_state(conn, CONN_BUSY);
 		return;
 	}
@@ -1534,7 +1580,6 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 				failed ? STEP_STATEMENT_UNAVAILABLE : STEP_STATEMENT_READY;
 			break;
 		case SETUP_CLEAN:
-			conn->needs_clean = false;
 			/* what cannot be cleaned costs the connection, not a later step */
 			conn->discard = failed;
 			break;
@@ -1550,7 +1595,11 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 	}
 }
 
-/* The session is ready: send the call waiting for it, if any. */
+/*
+ * The session is ready: send the call waiting for it, if any.  Also called
+ * with no set-up command in flight, where the server needs no session
+ * settings (see conn_established).
+ */
 static void
 conn_setup_done(RemoteConn *conn)
 {

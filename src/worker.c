@@ -752,9 +752,9 @@ call_done(void *arg, RemoteOutcome *outcome)
 {
 	SagaStep   *step = (SagaStep *) arg;
 
-	if (step->conn == NULL && !step->starting)
+	if (!step_in_flight(step))
 		return;					/* given up on meanwhile: its outcome was decided */
-	step->starting = false;
+	step_call_end(step);
 	if (outcome->kind == OUTCOME_NOT_SENT)
 		engine_call_not_sent(step);
 	else if (outcome->kind == OUTCOME_UNKNOWN && outcome->lost_in_batch)
@@ -770,17 +770,14 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
 {
 	if (conn == NULL)
 	{
-		step->starting = false;
+		step_call_end(step);
 		engine_call_failed_to_start(step, "no file descriptor free for a new connection",
 									ERRCODE_INSUFFICIENT_RESOURCES, now);
 		work_pending = true;
 	}
-	else if (step->starting)
-	{
-		/* not finished already, as a call that cannot be sent is */
-		step->starting = false;
-		step->conn = conn;
-	}
+	else if (step_call_starting(step))
+		step_call_send(step, conn);
+	/* else finished already, as a call that cannot be sent is */
 }
 
 /*
@@ -800,7 +797,7 @@ send_http(SagaStart *start)
 	if (!http_request_build(remote_pool_http_target(start->pool), coordinator_id, step,
 							start->op, &call, &error, &sqlstate))
 	{
-		step->starting = false;
+		step_call_end(step);
 		engine_call_failed_to_start(step, error, sqlstate, now);
 		work_pending = true;
 		return;
@@ -970,7 +967,7 @@ forget_final_sagas(void)
 		if (!saga_is_final(saga->status) || saga->dirty)
 			continue;
 		for (i = 0; i < saga->nsteps; i++)
-			in_flight |= saga->steps[i].conn != NULL || saga->steps[i].starting;
+			in_flight |= step_in_flight(&saga->steps[i]);
 		if (!in_flight)
 			forget_saga(saga);
 	}

@@ -42,7 +42,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-use File::Basename qw(dirname);
+use File::Basename qw(basename dirname);
 use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -60,6 +60,32 @@ our @EXPORT = qw(
 );
 
 our $COORD_DB = 'coord';
+
+# A failed check of a lifecycle transition (SAGA_CHECK_STATE in
+# src/pg_saga.h, built in by scripts/test.sh) raises an ERROR, which the
+# worker survives by restarting, so the test may pass all the same: it
+# fails here instead, on that message in a server log of the test's nodes.
+END
+{
+	my $status = $?;
+	my $test = basename($0);
+	$test =~ s/\.[^.]+$//;
+	my @failed;
+	foreach my $log (glob("$PostgreSQL::Test::Utils::log_path/${test}_*.log"))
+	{
+		open(my $fh, '<', $log) or next;
+		while (my $line = <$fh>)
+		{
+			push @failed, $line if $line =~ /pg_saga state check failed/;
+		}
+		close($fh);
+	}
+	if (@failed)
+	{
+		diag("failed state checks in the server logs:\n", @failed);
+		$? = 1 if $status == 0;
+	}
+}
 my $regress_conf =
   File::Spec->catfile(dirname(__FILE__), '..', 'regress.conf');
 
