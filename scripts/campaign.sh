@@ -9,7 +9,9 @@
 # As root, or as a user with sudo (it re-runs itself through sudo).
 #
 # It prints the campaign's figures and exits non-zero on an invariant
-# violation.  SAGA_KEEP_WORKDIR=1 keeps the logs (test/tmp_check/log).
+# violation (a failed lifecycle check in a server log counts as one: it
+# builds with SAGA_CHECKS=1, as scripts/test.sh).  SAGA_KEEP_WORKDIR=1
+# keeps the logs (test/tmp_check/log).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -18,7 +20,7 @@ saga_run_as_root scripts/campaign.sh "$@"
 trap saga_exit_handler EXIT
 
 saga_install_deps
-saga_build_install
+saga_build_install SAGA_CHECKS=1
 work="$(saga_workdir)"
 saga_log "work directory $work"
 
