@@ -378,17 +378,13 @@ remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate)
 	for (n = 0; keywords[n] != NULL; n++)
 		;
 	old = MemoryContextSwitchTo(remote_cxt);
-	pool->keywords = palloc0((n + 4) * sizeof(char *));
-	pool->values = palloc0((n + 4) * sizeof(char *));
+	pool->keywords = palloc0((n + 1) * sizeof(char *));
+	pool->values = palloc0((n + 1) * sizeof(char *));
 	for (i = 0; i < n; i++)
 	{
 		pool->keywords[i] = pstrdup(keywords[i]);
 		pool->values[i] = pstrdup(values[i]);
 	}
-	pool->keywords[n] = pstrdup("fallback_application_name");
-	pool->values[n++] = pstrdup("pg_saga");
-	pool->keywords[n] = pstrdup("client_encoding");
-	pool->values[n++] = pstrdup(GetDatabaseEncodingName());
 	MemoryContextSwitchTo(old);
 	pool->need_password = need_password;
 	pool->resolved = true;
@@ -614,8 +610,7 @@ conn_close(RemoteConn *conn)
 
 	if (conn->pg)
 	{
-		PQfinish(conn->pg);
-		ReleaseExternalFD();
+		remote_connect_close(conn->pg);
 		nsockets--;
 	}
 	if (conn->http)
@@ -638,6 +633,59 @@ conn_close(RemoteConn *conn)
 	pfree(conn);
 }
 
+/*
+ * Starts a connection with the options target_conninfo() made, without
+ * waiting: the half of connecting that the worker's connections, which
+ * its event loop finishes (remote_handle_socket), and a user backend's,
+ * which waits for it (remote_backend.c), share.  The connection holds one
+ * of the file descriptors PostgreSQL lets extensions use, until
+ * remote_connect_close().  NULL when none is free (*no_descriptor, if
+ * given, says so) or libpq is out of memory.
+ */
+PGconn *
+remote_connect_start(const char *const *keywords, const char *const *values,
+					 bool *no_descriptor)
+{
+	PGconn	   *pg;
+
+	if (no_descriptor)
+		*no_descriptor = false;
+	if (!AcquireExternalFD())
+	{
+		if (no_descriptor)
+			*no_descriptor = true;
+		return NULL;
+	}
+	pg = PQconnectStartParams(keywords, values, false);
+	if (pg == NULL)
+	{
+		ReleaseExternalFD();
+		return NULL;
+	}
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
+	return pg;
+}
+
+/* Closes a connection remote_connect_start() made, and gives its descriptor back. */
+void
+remote_connect_close(PGconn *pg)
+{
+	PQfinish(pg);
+	ReleaseExternalFD();
+}
+
+/*
+ * Did the target let in a role that must use a password without asking
+ * for it (trust, peer)?  Then the connection is not to be used: as in
+ * dblink and postgres_fdw, a non-superuser may reach a target only with a
+ * password, and the target must have used it.
+ */
+bool
+remote_connect_skipped_password(PGconn *pg, bool need_password)
+{
+	return need_password && !PQconnectionUsedPassword(pg);
+}
+
 /* Starts a new connection; NULL when no file descriptor is free. */
 static RemoteConn *
 conn_open(RemotePool *pool)
@@ -645,17 +693,11 @@ conn_open(RemotePool *pool)
 	RemoteConn *conn;
 	PGconn	   *pg;
 
-	if (!AcquireExternalFD())
-		return NULL;
-	pg = PQconnectStartParams(pool->keywords, pool->values, false);
+	pg = remote_connect_start(pool->keywords, pool->values, NULL);
 	if (pg == NULL)
-	{
-		ReleaseExternalFD();
 		return NULL;
-	}
 	/* a refused login says its SQLSTATE in the text (connect_failure_sqlstate) */
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
-	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
 	conn->pool = pool;
 	conn->pg = pg;
@@ -913,43 +955,19 @@ conn_set_error(RemoteConn *conn, int sqlstate, const char *message)
 	conn->error.message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
 }
 
-static char *
-remote_text(const char *text)
-{
-	return text && *text ? MemoryContextStrdup(remote_cxt, text) : NULL;
-}
-
-/* A SQLSTATE as libpq gives it, as an integer; 0 for none. */
-static int
-sqlstate_from_text(const char *text)
-{
-	if (text == NULL || strlen(text) != 5)
-		return 0;
-	return MAKE_SQLSTATE(text[0], text[1], text[2], text[3], text[4]);
-}
-
-/* An error the target reported, kept in its parts. */
+/* An error the target reported, kept in its parts in the worker's context. */
 static void
-keep_error(RemoteError *error, const char *sqlstate, const char *message,
-		   const char *detail, const char *hint, const char *context)
+keep_result_error(RemoteError *error, PGresult *res)
 {
 	clear_error(error);
-	error->sqlstate = sqlstate_from_text(sqlstate);
-	error->message = MemoryContextStrdup(remote_cxt, message && *message ? message : "unknown error");
-	error->detail = remote_text(detail);
-	error->hint = remote_text(hint);
-	error->context = remote_text(context);
+	remote_error_from_result(error, res, remote_cxt);
 }
 
 static void
 conn_keep_result_error(RemoteConn *conn, PGresult *res)
 {
 	conn->got_error = true;
-	keep_error(&conn->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
-			   PQresultErrorField(res, PG_DIAG_CONTEXT));
+	keep_result_error(&conn->error, res);
 }
 
 /* A copy of error in the current memory context, with its text for users. */
@@ -984,89 +1002,6 @@ parse_reply(const char *text)
 		if (strcmp(text, replies[i].text) == 0)
 			return replies[i].reply;
 	return REPLY_OTHER;
-}
-
-/*
- * The CONTEXT lines of a remote error that say something about the step:
- * not the frames of the participant's own functions, nor the line quoting
- * the step's SQL right above the frame that ran it.
- */
-/*
- * If line starts the quotation of a statement that the participant's own
- * frame ran (the step's SQL), the end of that quotation, which may span
- * lines; NULL otherwise.
- */
-static const char *
-step_statement_end(const char *line)
-{
-	const char *end;
-	const char *frame;
-
-	if (strncmp(line, "SQL statement \"", 15) != 0 &&
-		strncmp(line, "SQL expression \"", 16) != 0)
-		return NULL;
-	end = strstr(line, "\"\nPL/pgSQL function saga_participant.");
-	if (end == NULL)
-		return NULL;
-	/* another frame in between: the statement is not the step's */
-	frame = strstr(line, "\nPL/pgSQL function ");
-	if (frame != NULL && frame < end + 1)
-		return NULL;
-	frame = strstr(line, "\nSQL function ");
-	if (frame != NULL && frame < end + 1)
-		return NULL;
-	return end + 1;
-}
-
-static void
-append_context(StringInfo buf, const char *context)
-{
-	const char *line = context;
-	bool		first = true;
-
-	while (line && *line)
-	{
-		const char *skip_to = step_statement_end(line);
-		const char *next;
-
-		if (skip_to != NULL)
-		{
-			line = *skip_to == '\n' ? skip_to + 1 : skip_to;
-			continue;
-		}
-		next = strchr(line, '\n');
-		if (!(strncmp(line, "PL/pgSQL function saga_participant.", 35) == 0 ||
-			  strncmp(line, "SQL function \"run", 17) == 0 ||
-			  (strstr(line, "saga_participant.") != NULL &&
-			   (next == NULL || strstr(line, "saga_participant.") < next))))
-		{
-			appendStringInfoString(buf, first ? "\nCONTEXT: " : "\n");
-			appendBinaryStringInfo(buf, line, next ? next - line : (int) strlen(line));
-			first = false;
-		}
-		line = next ? next + 1 : NULL;
-	}
-}
-
-/*
- * The text of a remote error as the step records it: the message, then its
- * DETAIL, HINT and CONTEXT lines where the remote gave them, so that an
- * operator sees what the participant said.
- */
-char *
-remote_error_text(const RemoteError *error)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, error->message ? error->message : "unknown error");
-	if (error->detail && *error->detail)
-		appendStringInfo(&buf, "\nDETAIL: %s", error->detail);
-	if (error->hint && *error->hint)
-		appendStringInfo(&buf, "\nHINT: %s", error->hint);
-	if (error->context && *error->context)
-		append_context(&buf, error->context);
-	return buf.data;
 }
 
 /* The libpq error text of the connection, without its trailing newline. */
@@ -1482,7 +1417,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 static void
 conn_established(RemoteConn *conn)
 {
-	if (conn->pool->need_password && !PQconnectionUsedPassword(conn->pg))
+	if (remote_connect_skipped_password(conn->pg, conn->pool->need_password))
 	{
 		conn->discard = true;	/* never to be used for another call either */
 		conn_set_error(conn, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED, "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
@@ -1598,11 +1533,7 @@ batch_note_result(RemoteConn *conn, PGresult *res)
 			else if (conn->round_failed < 0)
 			{
 				conn->round_failed = slot->step;
-				keep_error(&step->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
-						   PQresultErrorField(res, PG_DIAG_CONTEXT));
+				keep_result_error(&step->error, res);
 			}
 			break;
 		case PGRES_TUPLES_OK:
