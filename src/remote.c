@@ -27,7 +27,9 @@
  *
  * Connections stay open between calls and close after a minute unused, or
  * when their server or user mapping changes.  Each holds one of the file
- * descriptors PostgreSQL lets extensions use (AcquireExternalFD).
+ * descriptors PostgreSQL lets extensions use (AcquireExternalFD).  Once
+ * up, each asks its participant which pg_saga set its objects up
+ * (saga_participant.version()): the step statements it may send follow.
  *
  * A pool of an HTTP target makes its calls as requests (remote_http.c)
  * instead: each is a RemoteConn of the pool while it is in flight, so
@@ -72,6 +74,7 @@ typedef enum SetupCommand
 {
 	SETUP_NONE,
 	SETUP_SESSION,				/* after connecting: session settings */
+	SETUP_VERSION,				/* then: the participant objects' version */
 	SETUP_PREPARE,				/* prepare the statement of the call's kind */
 	SETUP_TIMEOUT,				/* set the session's statement_timeout */
 	SETUP_CLEAN					/* what a failed call may have left */
@@ -179,6 +182,7 @@ struct RemoteConn
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statements[STEP_CALL_KINDS];	/* by StepCallKind */
+	int			participant_version;	/* PARTICIPANT_VERSION_UNKNOWN: no version() */
 	bool		sent_prepared;	/* the call in flight is a prepared statement */
 	bool		needs_clean;	/* a call failed: clean the session now */
 	bool		discard;		/* cannot be cleaned: close after this call */
@@ -247,6 +251,8 @@ ignore_notice(void *arg, const char *message)
 static void conn_send(RemoteConn *conn);
 static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
 static void conn_setup_done(RemoteConn *conn);
+static bool conn_ask_version(RemoteConn *conn);
+static bool participant_has(RemoteConn *conn, StepCallKind kind);
 static void conn_start_clean(RemoteConn *conn);
 static void set_need_flush(RemoteConn *conn, bool need);
 
@@ -1028,6 +1034,9 @@ send_step_setup(RemoteConn *conn)
 	StepCallKind kind = conn->step_call->kind;
 	StepStatement statement = conn->statements[kind];
 
+	/* a participant that says it lacks the function: the call goes as text */
+	if (statement == STEP_STATEMENT_UNKNOWN && !participant_has(conn, kind))
+		statement = conn->statements[kind] = STEP_STATEMENT_UNAVAILABLE;
 	if (statement == STEP_STATEMENT_UNKNOWN)
 	{
 		const Oid  *types;
@@ -1246,9 +1255,10 @@ conn_send(RemoteConn *conn)
 
 	conn_set_state(conn, CONN_BUSY);
 	if (conn->step_call && STEP_CALL_IS_BATCH(conn->step_call->kind) &&
-		conn->statements[conn->step_call->kind] == STEP_STATEMENT_UNAVAILABLE)
+		(conn->statements[conn->step_call->kind] == STEP_STATEMENT_UNAVAILABLE ||
+		 !participant_has(conn, conn->step_call->kind)))
 	{
-		/* the participant has no run_batch(): its steps go one by one */
+		/* the participant has no run_batch_step(): its steps go one by one */
 		batch_refused(conn);
 		conn_finish_call(conn, OUTCOME_NOT_SENT);
 		return;
@@ -1313,6 +1323,7 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcomeKind kind, RemoteOutcom
 	BatchStep  *step = &conn->batch[i];
 
 	memset(outcome, 0, sizeof(RemoteOutcome));
+	outcome->participant_version = conn->participant_version;
 	switch (step->state)
 	{
 		case BATCH_STEP_FAILED:
@@ -1368,6 +1379,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	pool_time_call(conn, kind);
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = kind;
+	outcome.participant_version = conn->participant_version;
 	if (conn->got_error || kind != OUTCOME_OK)
 		copy_error(&outcome.error, &conn->error);
 	outcome.reply = parse_reply(conn->reply);
@@ -1443,7 +1455,56 @@ conn_established(RemoteConn *conn)
 		conn_set_state(conn, CONN_BUSY);
 		return;
 	}
-	conn_setup_done(conn);
+	if (!conn_ask_version(conn))
+		conn_setup_done(conn);
+}
+
+/*
+ * Asks the participant which version of pg_saga set its objects up, once
+ * per connection, after the session settings: which step statements it has
+ * follows from that (participant_has).  False if the query could not be
+ * sent; the version then stays unknown, as for objects without version().
+ */
+static bool
+conn_ask_version(RemoteConn *conn)
+{
+	int			rc;
+
+	if (!PQsendQuery(conn->pg, "SELECT saga_participant.version()") ||
+		(rc = PQflush(conn->pg)) < 0)
+		return false;
+	conn->setup = SETUP_VERSION;
+	conn_set_state(conn, CONN_BUSY);
+	set_need_flush(conn, rc == 1);
+	return true;
+}
+
+/* saga_participant.version()'s answer ("1.6") as a number; unknown if it is none. */
+static int
+parse_participant_version(const char *text)
+{
+	int			major;
+	int			minor;
+	char		extra;
+
+	if (text == NULL || sscanf(text, "%d.%d%c", &major, &minor, &extra) != 2 ||
+		major < 1 || minor < 0 || minor > 99)
+		return PARTICIPANT_VERSION_UNKNOWN;
+	return PARTICIPANT_VERSION(major, minor);
+}
+
+/*
+ * May a call of kind go to conn's participant?  When its objects say their
+ * version, that decides; objects of pg_saga 1.5 or earlier do not, and
+ * their calls are tried: a step statement that cannot be prepared goes as
+ * text, a batch whose statement fails goes step by step (see
+ * batch_statement_failed), as before version() existed.
+ */
+static bool
+participant_has(RemoteConn *conn, StepCallKind kind)
+{
+	return conn->participant_version == PARTICIPANT_VERSION_UNKNOWN ||
+		conn->participant_version >= barrier_call_since(kind);
 }
 
 /*
@@ -1466,6 +1527,13 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 			/* what cannot be cleaned costs the connection, not a later step */
 			conn->discard = failed;
 			break;
+		case SETUP_VERSION:
+			/* an error (42883: no version()) means objects of pg_saga 1.5 or earlier */
+			conn->participant_version = failed ? PARTICIPANT_VERSION_UNKNOWN :
+				parse_participant_version(conn->reply);
+			free_text(&conn->reply);
+			free_text(&conn->result);
+			break;
 		case SETUP_TIMEOUT:
 			if (failed)
 				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
@@ -1483,6 +1551,7 @@ static void
 conn_setup_done(RemoteConn *conn)
 {
 	bool		cleaned = conn->setup == SETUP_CLEAN;
+	bool		session = conn->setup == SETUP_SESSION;
 
 	conn_note_setup_result(conn, conn->got_error);
 	if (cleaned && conn->discard)
@@ -1493,6 +1562,8 @@ conn_setup_done(RemoteConn *conn)
 	conn->setup = SETUP_NONE;
 	conn->got_error = false;
 	clear_error(&conn->error);
+	if (session && conn_ask_version(conn))
+		return;
 	if (conn->query)
 	{
 		/* the call's own time runs from when it, not its set-up, is sent */
@@ -2075,4 +2146,24 @@ remote_outcome_is_transient(const RemoteOutcome *outcome)
 	if (outcome->retry != RETRY_BY_SQLSTATE)
 		return outcome->retry == RETRY_TRANSIENT;
 	return remote_sqlstate_is_transient(outcome->error.sqlstate);
+}
+
+/*
+ * Does the participant that answered outcome lack what the call needed,
+ * its objects predating pg_saga version since?  Only a 42883 raised by the
+ * statement the worker sent can say so: an error of the step's own SQL
+ * carries the context of the participant function that ran it.  Where the
+ * participant said its version, that decides; objects of pg_saga 1.5 or
+ * earlier have no version(), and for them such a 42883 is taken to mean
+ * it, as before version() existed.
+ */
+bool
+remote_participant_predates(const RemoteOutcome *outcome, int since)
+{
+	if (outcome->kind != OUTCOME_ERROR ||
+		outcome->error.sqlstate != ERRCODE_UNDEFINED_FUNCTION ||
+		(outcome->error.context != NULL && outcome->error.context[0] != '\0'))
+		return false;
+	return outcome->participant_version == PARTICIPANT_VERSION_UNKNOWN ||
+		outcome->participant_version < since;
 }
