@@ -13,6 +13,7 @@ OBJS = \
 	src/engine.o \
 	src/remote.o \
 	src/remote_backend.o \
+	src/remote_error.o \
 	src/barrier.o \
 	src/recovery.o \
 	src/forget.o \

@@ -34,6 +34,15 @@
  * (saga._events) as long as nothing else was stored of it; a saga that
  * retries, fails, compensates or is aborted stores its whole history, as
  * before.  Submissions store no "submitted" event any more.
+ *
+ * Participants.  Nothing here: the participant objects are not the
+ * extension's, and come from pg_saga_participant.sql, which
+ * saga.setup_participant() installs.  That of 1.6 adds
+ * saga_participant.version() ('1.6'), which the worker reads once per
+ * connection to know which participant functions it may call.  A
+ * participant set up by an earlier pg_saga has none, and the worker finds
+ * out what it lacks as before, from a missing function's error (42883),
+ * until saga.setup_participant() runs there again.
  */
 
 \echo Use "ALTER EXTENSION pg_saga UPDATE TO '1.6'" to load this file. \quit

@@ -29,6 +29,26 @@ SELECT tgname, pg_get_triggerdef(oid) ~ 'at_capture\(''id''\)' AS keyed
 -- a table without a primary key, an unknown table, a NULL: refused, nothing done
 SELECT try($$SELECT saga.setup_participant('loop', at_tables => '{at_plain, at_nokey}')$$);
 SELECT try($$SELECT saga.setup_participant('loop', at_tables => '{no_such_table}')$$);
+-- the participant's error keeps its detail, hint and context
+DO $$
+DECLARE
+	code text;
+	msg text;
+	detail text;
+	hint text;
+	context text;
+BEGIN
+	PERFORM saga.setup_participant('loop', at_tables => '{at_nokey}');
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT, context = PG_EXCEPTION_CONTEXT;
+	RAISE NOTICE '%: %', code, msg;
+	RAISE NOTICE 'detail: %', detail;
+	RAISE NOTICE 'hint: %', hint;
+	RAISE NOTICE 'context names the participant function: %',
+		context LIKE '%PL/pgSQL function saga_participant.at_enable(regclass) line % at RAISE%';
+END
+$$;
 SELECT try($$SELECT saga.setup_participant('loop', at_tables => '{at_plain, NULL}')$$);
 SELECT count(*) AS at_plain_triggers FROM pg_trigger WHERE tgrelid = 'at_plain'::regclass;
 -- by hand on the participant, for a DBA

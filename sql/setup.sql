@@ -44,6 +44,9 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER loop OPTIONS (user 'postgres');
 SELECT saga.setup_participant('loop');
 SELECT saga.setup_participant('loop');	-- idempotent
 SELECT count(*) AS barrier_rows FROM saga_participant.barrier;
+-- The participant objects say the version of pg_saga that set them up.
+SELECT saga_participant.version() = extversion AS participant_says_its_version
+  FROM pg_extension WHERE extname = 'pg_saga';
 
 CREATE TABLE account (id int PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0));
 INSERT INTO account VALUES (1, 100), (2, 100);

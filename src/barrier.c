@@ -512,6 +512,26 @@ barrier_call_statement_name(StepCallKind kind)
 }
 
 /*
+ * The first pg_saga version whose participant objects have the function
+ * that kind's statement calls: run() every version, run_step() 1.4,
+ * run_batch_step() and the forms that bind values 1.5.  The worker calls
+ * nothing a participant that says its version lacks (remote.c).
+ */
+int
+barrier_call_since(StepCallKind kind)
+{
+	static const int since[STEP_CALL_KINDS] = {
+		PARTICIPANT_VERSION(1, 0),	/* CALL_RUN */
+		PARTICIPANT_VERSION(1, 4),	/* CALL_RUN_RESULT */
+		PARTICIPANT_VERSION(1, 5),	/* CALL_BATCH */
+		PARTICIPANT_VERSION(1, 5),	/* CALL_BOUND */
+		PARTICIPANT_VERSION(1, 5)	/* CALL_BATCH_BOUND */
+	};
+
+	return since[kind];
+}
+
+/*
  * Does op of step need its own action's result, which the worker does not
  * have (the action's reply was lost), but the action's barrier record may?
  */

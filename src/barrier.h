@@ -22,6 +22,7 @@ extern RemoteStepCall *barrier_step_params(const char *coordinator, Saga *saga,
 										   SagaStep *step, StepOp op, int timeout_ms);
 extern const char *barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs);
 extern const char *barrier_call_statement_name(StepCallKind kind);
+extern int	barrier_call_since(StepCallKind kind);
 extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaStep *step,
 												 StepOp op, int timeout_ms);
 extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
@@ -30,6 +31,9 @@ extern bool barrier_binds_values(SagaStep *step, StepOp op);
 extern void barrier_check_values(const char *sql, int nargs, const char *what,
 								 const char *name, bool count_last);
 extern void barrier_batch_as_bound(RemoteStepCall *call);
+/* saga_participant.forget() is there since pg_saga 1.5 */
+#define BARRIER_FORGET_SINCE PARTICIPANT_VERSION(1, 5)
+
 extern char *barrier_forget_call(const char **identities, const char **gids, int n,
 								 int timeout_ms);
 extern char *barrier_xa_prefix(const char *coordinator);

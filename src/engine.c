@@ -1107,22 +1107,20 @@ finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 
 /*
  * A participant set up by pg_saga before 1.4 has no run_step(), which steps
- * that return rows or read results need: say what to do about it.  The
- * function the worker called is missing when 42883 comes from the statement
- * it sent (the step's own SQL runs inside that function, so its errors have
- * a context).
+ * that return rows or read results need, nor before 1.5 the forms that bind
+ * values: say what to do about it.  Whether the participant predates them
+ * is its version's to say (remote_participant_predates).
  */
 static void
 explain_old_participant(SagaStep *step, RemoteOutcome *outcome)
 {
-	if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
-		raised_by_statement_sent(outcome) && barrier_binds_values(step, step->flight_op))
+	if (barrier_binds_values(step, step->flight_op) &&
+		remote_participant_predates(outcome, barrier_call_since(CALL_BOUND)))
 		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
 									   "bound values (pg_saga 1.5): run saga.setup_participant('%s') "
 									   "on the coordinator.",
 									   outcome->error.text, step->target, step->target);
-	else if (outcome->kind == OUTCOME_ERROR && outcome->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION &&
-		raised_by_statement_sent(outcome))
+	else if (remote_participant_predates(outcome, barrier_call_since(CALL_RUN_RESULT)))
 		outcome->error.text = psprintf("%s\nHINT: The participant objects on target \"%s\" predate "
 									   "step results (pg_saga 1.4): run saga.setup_participant('%s') "
 									   "on the coordinator.",

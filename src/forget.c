@@ -116,16 +116,20 @@ note_done(const int64 *ids, int n)
 	ndone += n;
 }
 
-/* A call on fp failed: leave it alone for a while, longer each time. */
+/*
+ * A call on fp failed: leave it alone for a while, longer each time, or
+ * for the longest interval if the participant predates forget() (until
+ * saga.setup_participant() runs there again).
+ */
 static void
-note_failure(ForgetPool *fp, int sqlstate, const char *error)
+note_failure(ForgetPool *fp, const char *error, bool predates_forget)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int64		wait_ms;
 	int			i;
 
 	fp->failures++;
-	if (sqlstate == ERRCODE_UNDEFINED_FUNCTION)
+	if (predates_forget)
 	{
 		if (!fp->told_old)
 			ereport(LOG,
@@ -168,7 +172,8 @@ forget_done(void *arg, RemoteOutcome *outcome)
 		next_check = 0;			/* more may be due */
 	}
 	else
-		note_failure(fp, outcome->error.sqlstate, outcome->error.text);
+		note_failure(fp, outcome->error.text,
+					 remote_participant_predates(outcome, BARRIER_FORGET_SINCE));
 	pfree(call->ids);
 	pfree(call);
 }
@@ -184,7 +189,7 @@ send_group(CatalogForget *group, ForgetPool *fp, TimestampTz now)
 
 	if (!remote_pool_ready(pool) && !remote_pool_resolve(pool, &error, &sqlstate))
 	{
-		note_failure(fp, sqlstate, error);
+		note_failure(fp, error, false);
 		return false;
 	}
 	if (remote_pool_is_http(pool))

@@ -27,7 +27,9 @@
  *
  * Connections stay open between calls and close after a minute unused, or
  * when their server or user mapping changes.  Each holds one of the file
- * descriptors PostgreSQL lets extensions use (AcquireExternalFD).
+ * descriptors PostgreSQL lets extensions use (AcquireExternalFD).  Once
+ * up, each asks its participant which pg_saga set its objects up
+ * (saga_participant.version()): the step statements it may send follow.
  *
  * A pool of an HTTP target makes its calls as requests (remote_http.c)
  * instead: each is a RemoteConn of the pool while it is in flight, so
@@ -88,6 +90,7 @@ typedef enum SetupCommand
 {
 	SETUP_NONE,
 	SETUP_SESSION,				/* after connecting: session settings */
+	SETUP_VERSION,				/* then: the participant objects' version */
 	SETUP_PREPARE,				/* prepare the statement of the call's kind */
 	SETUP_TIMEOUT,				/* set the session's statement_timeout */
 	SETUP_CLEAN					/* what a failed call may have left */
@@ -195,6 +198,7 @@ struct RemoteConn
 	int64		call_timeout_us;	/* the call's deadline, once it is sent */
 	SetupCommand setup;			/* in flight instead of the call, if any */
 	StepStatement statements[STEP_CALL_KINDS];	/* by StepCallKind */
+	int			participant_version;	/* PARTICIPANT_VERSION_UNKNOWN: no version() */
 	/* flags independent of the state (a set-up command may set them) */
 	bool		sent_prepared;	/* the call in flight is a prepared statement */
 	bool		discard;		/* cannot be cleaned, or must not be used: close
@@ -264,6 +268,8 @@ ignore_notice(void *arg, const char *message)
 static void conn_send(RemoteConn *conn);
 static void conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind);
 static void conn_setup_done(RemoteConn *conn);
+static bool conn_ask_version(RemoteConn *conn);
+static bool participant_has(RemoteConn *conn, StepCallKind kind);
 static void conn_start_clean(RemoteConn *conn);
 static void set_need_flush(RemoteConn *conn, bool need);
 
@@ -395,17 +401,13 @@ remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate)
 	for (n = 0; keywords[n] != NULL; n++)
 		;
 	old = MemoryContextSwitchTo(remote_cxt);
-	pool->keywords = palloc0((n + 4) * sizeof(char *));
-	pool->values = palloc0((n + 4) * sizeof(char *));
+	pool->keywords = palloc0((n + 1) * sizeof(char *));
+	pool->values = palloc0((n + 1) * sizeof(char *));
 	for (i = 0; i < n; i++)
 	{
 		pool->keywords[i] = pstrdup(keywords[i]);
 		pool->values[i] = pstrdup(values[i]);
 	}
-	pool->keywords[n] = pstrdup("fallback_application_name");
-	pool->values[n++] = pstrdup("pg_saga");
-	pool->keywords[n] = pstrdup("client_encoding");
-	pool->values[n++] = pstrdup(GetDatabaseEncodingName());
 	MemoryContextSwitchTo(old);
 	pool->need_password = need_password;
 	pool->resolved = true;
@@ -532,7 +534,8 @@ remote_pool_release(RemotePool *pool, bool batchable)
 
 /* for the checks' messages, in enum order */
 static const char *const conn_state_names[] = {"connecting", "idle", "busy"};
-static const char *const setup_names[] = {"none", "session", "prepare", "timeout", "clean"};
+static const char *const setup_names[] = {"none", "session", "version", "prepare", "timeout", "clean"};
+StaticAssertDecl(lengthof(setup_names) == SETUP_CLEAN + 1, "a name for each set-up command");
 
 /*
  * May a connection move from one state to the other?  Connecting is only
@@ -659,8 +662,7 @@ conn_close(RemoteConn *conn)
 
 	if (conn->pg)
 	{
-		PQfinish(conn->pg);
-		ReleaseExternalFD();
+		remote_connect_close(conn->pg);
 		nsockets--;
 	}
 	if (conn->http)
@@ -683,6 +685,59 @@ conn_close(RemoteConn *conn)
 	pfree(conn);
 }
 
+/*
+ * Starts a connection with the options target_conninfo() made, without
+ * waiting: the half of connecting that the worker's connections, which
+ * its event loop finishes (remote_handle_socket), and a user backend's,
+ * which waits for it (remote_backend.c), share.  The connection holds one
+ * of the file descriptors PostgreSQL lets extensions use, until
+ * remote_connect_close().  NULL when none is free (*no_descriptor, if
+ * given, says so) or libpq is out of memory.
+ */
+PGconn *
+remote_connect_start(const char *const *keywords, const char *const *values,
+					 bool *no_descriptor)
+{
+	PGconn	   *pg;
+
+	if (no_descriptor)
+		*no_descriptor = false;
+	if (!AcquireExternalFD())
+	{
+		if (no_descriptor)
+			*no_descriptor = true;
+		return NULL;
+	}
+	pg = PQconnectStartParams(keywords, values, false);
+	if (pg == NULL)
+	{
+		ReleaseExternalFD();
+		return NULL;
+	}
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
+	return pg;
+}
+
+/* Closes a connection remote_connect_start() made, and gives its descriptor back. */
+void
+remote_connect_close(PGconn *pg)
+{
+	PQfinish(pg);
+	ReleaseExternalFD();
+}
+
+/*
+ * Did the target let in a role that must use a password without asking
+ * for it (trust, peer)?  Then the connection is not to be used: as in
+ * dblink and postgres_fdw, a non-superuser may reach a target only with a
+ * password, and the target must have used it.
+ */
+bool
+remote_connect_skipped_password(PGconn *pg, bool need_password)
+{
+	return need_password && !PQconnectionUsedPassword(pg);
+}
+
 /* Starts a new connection; NULL when no file descriptor is free. */
 static RemoteConn *
 conn_open(RemotePool *pool)
@@ -690,17 +745,11 @@ conn_open(RemotePool *pool)
 	RemoteConn *conn;
 	PGconn	   *pg;
 
-	if (!AcquireExternalFD())
-		return NULL;
-	pg = PQconnectStartParams(pool->keywords, pool->values, false);
+	pg = remote_connect_start(pool->keywords, pool->values, NULL);
 	if (pg == NULL)
-	{
-		ReleaseExternalFD();
 		return NULL;
-	}
 	/* a refused login says its SQLSTATE in the text (connect_failure_sqlstate) */
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
-	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	conn = MemoryContextAllocZero(remote_cxt, sizeof(RemoteConn));
 	conn->pool = pool;
 	conn->pg = pg;
@@ -958,43 +1007,19 @@ conn_set_error(RemoteConn *conn, int sqlstate, const char *message)
 	conn->error.message = MemoryContextStrdup(remote_cxt, message ? message : "unknown error");
 }
 
-static char *
-remote_text(const char *text)
-{
-	return text && *text ? MemoryContextStrdup(remote_cxt, text) : NULL;
-}
-
-/* A SQLSTATE as libpq gives it, as an integer; 0 for none. */
-static int
-sqlstate_from_text(const char *text)
-{
-	if (text == NULL || strlen(text) != 5)
-		return 0;
-	return MAKE_SQLSTATE(text[0], text[1], text[2], text[3], text[4]);
-}
-
-/* An error the target reported, kept in its parts. */
+/* An error the target reported, kept in its parts in the worker's context. */
 static void
-keep_error(RemoteError *error, const char *sqlstate, const char *message,
-		   const char *detail, const char *hint, const char *context)
+keep_result_error(RemoteError *error, PGresult *res)
 {
 	clear_error(error);
-	error->sqlstate = sqlstate_from_text(sqlstate);
-	error->message = MemoryContextStrdup(remote_cxt, message && *message ? message : "unknown error");
-	error->detail = remote_text(detail);
-	error->hint = remote_text(hint);
-	error->context = remote_text(context);
+	remote_error_from_result(error, res, remote_cxt);
 }
 
 static void
 conn_keep_result_error(RemoteConn *conn, PGresult *res)
 {
 	conn->got_error = true;
-	keep_error(&conn->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-			   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
-			   PQresultErrorField(res, PG_DIAG_CONTEXT));
+	keep_result_error(&conn->error, res);
 }
 
 /* A copy of error in the current memory context, with its text for users. */
@@ -1031,89 +1056,6 @@ parse_reply(const char *text)
 	return REPLY_OTHER;
 }
 
-/*
- * The CONTEXT lines of a remote error that say something about the step:
- * not the frames of the participant's own functions, nor the line quoting
- * the step's SQL right above the frame that ran it.
- */
-/*
- * If line starts the quotation of a statement that the participant's own
- * frame ran (the step's SQL), the end of that quotation, which may span
- * lines; NULL otherwise.
- */
-static const char *
-step_statement_end(const char *line)
-{
-	const char *end;
-	const char *frame;
-
-	if (strncmp(line, "SQL statement \"", 15) != 0 &&
-		strncmp(line, "SQL expression \"", 16) != 0)
-		return NULL;
-	end = strstr(line, "\"\nPL/pgSQL function saga_participant.");
-	if (end == NULL)
-		return NULL;
-	/* another frame in between: the statement is not the step's */
-	frame = strstr(line, "\nPL/pgSQL function ");
-	if (frame != NULL && frame < end + 1)
-		return NULL;
-	frame = strstr(line, "\nSQL function ");
-	if (frame != NULL && frame < end + 1)
-		return NULL;
-	return end + 1;
-}
-
-static void
-append_context(StringInfo buf, const char *context)
-{
-	const char *line = context;
-	bool		first = true;
-
-	while (line && *line)
-	{
-		const char *skip_to = step_statement_end(line);
-		const char *next;
-
-		if (skip_to != NULL)
-		{
-			line = *skip_to == '\n' ? skip_to + 1 : skip_to;
-			continue;
-		}
-		next = strchr(line, '\n');
-		if (!(strncmp(line, "PL/pgSQL function saga_participant.", 35) == 0 ||
-			  strncmp(line, "SQL function \"run", 17) == 0 ||
-			  (strstr(line, "saga_participant.") != NULL &&
-			   (next == NULL || strstr(line, "saga_participant.") < next))))
-		{
-			appendStringInfoString(buf, first ? "\nCONTEXT: " : "\n");
-			appendBinaryStringInfo(buf, line, next ? next - line : (int) strlen(line));
-			first = false;
-		}
-		line = next ? next + 1 : NULL;
-	}
-}
-
-/*
- * The text of a remote error as the step records it: the message, then its
- * DETAIL, HINT and CONTEXT lines where the remote gave them, so that an
- * operator sees what the participant said.
- */
-char *
-remote_error_text(const RemoteError *error)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, error->message ? error->message : "unknown error");
-	if (error->detail && *error->detail)
-		appendStringInfo(&buf, "\nDETAIL: %s", error->detail);
-	if (error->hint && *error->hint)
-		appendStringInfo(&buf, "\nHINT: %s", error->hint);
-	if (error->context && *error->context)
-		append_context(&buf, error->context);
-	return buf.data;
-}
-
 /* The libpq error text of the connection, without its trailing newline. */
 static char *
 conn_error_text(RemoteConn *conn)
@@ -1138,6 +1080,9 @@ send_step_setup(RemoteConn *conn)
 	StepCallKind kind = conn->step_call->kind;
 	StepStatement statement = conn->statements[kind];
 
+	/* a participant that says it lacks the function: the call goes as text */
+	if (statement == STEP_STATEMENT_UNKNOWN && !participant_has(conn, kind))
+		statement = conn->statements[kind] = STEP_STATEMENT_UNAVAILABLE;
 	if (statement == STEP_STATEMENT_UNKNOWN)
 	{
 		const Oid  *types;
@@ -1363,9 +1308,10 @@ conn_send(RemoteConn *conn)
 
 	conn_set_state(conn, CONN_BUSY);
 	if (conn->step_call && STEP_CALL_IS_BATCH(conn->step_call->kind) &&
-		conn->statements[conn->step_call->kind] == STEP_STATEMENT_UNAVAILABLE)
+		(conn->statements[conn->step_call->kind] == STEP_STATEMENT_UNAVAILABLE ||
+		 !participant_has(conn, conn->step_call->kind)))
 	{
-		/* the participant has no run_batch(): its steps go one by one */
+		/* the participant has no run_batch_step(): its steps go one by one */
 		batch_refused(conn);
 		conn_finish_call(conn, OUTCOME_NOT_SENT);
 		return;
@@ -1430,6 +1376,7 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcomeKind kind, RemoteOutcom
 	BatchStep  *step = &conn->batch[i];
 
 	memset(outcome, 0, sizeof(RemoteOutcome));
+	outcome->participant_version = conn->participant_version;
 	switch (step->state)
 	{
 		case BATCH_STEP_FAILED:
@@ -1486,6 +1433,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	pool_time_call(conn, kind);
 	memset(&outcome, 0, sizeof(outcome));
 	outcome.kind = kind;
+	outcome.participant_version = conn->participant_version;
 	if (conn->got_error || kind != OUTCOME_OK)
 		copy_error(&outcome.error, &conn->error);
 	outcome.reply = parse_reply(conn->reply);
@@ -1535,7 +1483,7 @@ conn_finish_call(RemoteConn *conn, RemoteOutcomeKind kind)
 static void
 conn_established(RemoteConn *conn)
 {
-	if (conn->pool->need_password && !PQconnectionUsedPassword(conn->pg))
+	if (remote_connect_skipped_password(conn->pg, conn->pool->need_password))
 	{
 		conn->discard = true;	/* never to be used for another call either */
 		conn_set_error(conn, ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED, "password is required: the target did not ask for the password of the user mapping (non-superusers must use password authentication)");
@@ -1561,7 +1509,56 @@ conn_established(RemoteConn *conn)
 		conn_set_state(conn, CONN_BUSY);
 		return;
 	}
-	conn_setup_done(conn);
+	if (!conn_ask_version(conn))
+		conn_setup_done(conn);
+}
+
+/*
+ * Asks the participant which version of pg_saga set its objects up, once
+ * per connection, after the session settings: which step statements it has
+ * follows from that (participant_has).  False if the query could not be
+ * sent; the version then stays unknown, as for objects without version().
+ */
+static bool
+conn_ask_version(RemoteConn *conn)
+{
+	int			rc;
+
+	if (!PQsendQuery(conn->pg, "SELECT saga_participant.version()") ||
+		(rc = PQflush(conn->pg)) < 0)
+		return false;
+	conn_begin_setup(conn, SETUP_VERSION);
+	conn_set_state(conn, CONN_BUSY);
+	set_need_flush(conn, rc == 1);
+	return true;
+}
+
+/* saga_participant.version()'s answer ("1.6") as a number; unknown if it is none. */
+static int
+parse_participant_version(const char *text)
+{
+	int			major;
+	int			minor;
+	char		extra;
+
+	if (text == NULL || sscanf(text, "%d.%d%c", &major, &minor, &extra) != 2 ||
+		major < 1 || minor < 0 || minor > 99)
+		return PARTICIPANT_VERSION_UNKNOWN;
+	return PARTICIPANT_VERSION(major, minor);
+}
+
+/*
+ * May a call of kind go to conn's participant?  When its objects say their
+ * version, that decides; objects of pg_saga 1.5 or earlier do not, and
+ * their calls are tried: a step statement that cannot be prepared goes as
+ * text, a batch whose statement fails goes step by step (see
+ * batch_statement_failed), as before version() existed.
+ */
+static bool
+participant_has(RemoteConn *conn, StepCallKind kind)
+{
+	return conn->participant_version == PARTICIPANT_VERSION_UNKNOWN ||
+		conn->participant_version >= barrier_call_since(kind);
 }
 
 /*
@@ -1582,6 +1579,13 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 		case SETUP_CLEAN:
 			/* what cannot be cleaned costs the connection, not a later step */
 			conn->discard = failed;
+			break;
+		case SETUP_VERSION:
+			/* an error (42883: no version()) means objects of pg_saga 1.5 or earlier */
+			conn->participant_version = failed ? PARTICIPANT_VERSION_UNKNOWN :
+				parse_participant_version(conn->reply);
+			free_text(&conn->reply);
+			free_text(&conn->result);
 			break;
 		case SETUP_TIMEOUT:
 			if (failed)
@@ -1604,6 +1608,7 @@ static void
 conn_setup_done(RemoteConn *conn)
 {
 	bool		cleaned = conn->setup == SETUP_CLEAN;
+	bool		session = conn->setup == SETUP_SESSION;
 
 	conn_note_setup_result(conn, conn->got_error);
 	if (cleaned && conn->discard)
@@ -1614,6 +1619,8 @@ conn_setup_done(RemoteConn *conn)
 	conn->setup = SETUP_NONE;
 	conn->got_error = false;
 	clear_error(&conn->error);
+	if (session && conn_ask_version(conn))
+		return;
 	if (conn->query)
 	{
 		/* the call's own time runs from when it, not its set-up, is sent */
@@ -1654,11 +1661,7 @@ batch_note_result(RemoteConn *conn, PGresult *res)
 			else if (conn->round_failed < 0)
 			{
 				conn->round_failed = slot->step;
-				keep_error(&step->error, PQresultErrorField(res, PG_DIAG_SQLSTATE),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-						   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
-						   PQresultErrorField(res, PG_DIAG_CONTEXT));
+				keep_result_error(&step->error, res);
 			}
 			break;
 		case PGRES_TUPLES_OK:
@@ -2200,4 +2203,24 @@ remote_outcome_is_transient(const RemoteOutcome *outcome)
 	if (outcome->retry != RETRY_BY_SQLSTATE)
 		return outcome->retry == RETRY_TRANSIENT;
 	return remote_sqlstate_is_transient(outcome->error.sqlstate);
+}
+
+/*
+ * Does the participant that answered outcome lack what the call needed,
+ * its objects predating pg_saga version since?  Only a 42883 raised by the
+ * statement the worker sent can say so: an error of the step's own SQL
+ * carries the context of the participant function that ran it.  Where the
+ * participant said its version, that decides; objects of pg_saga 1.5 or
+ * earlier have no version(), and for them such a 42883 is taken to mean
+ * it, as before version() existed.
+ */
+bool
+remote_participant_predates(const RemoteOutcome *outcome, int since)
+{
+	if (outcome->kind != OUTCOME_ERROR ||
+		outcome->error.sqlstate != ERRCODE_UNDEFINED_FUNCTION ||
+		(outcome->error.context != NULL && outcome->error.context[0] != '\0'))
+		return false;
+	return outcome->participant_version == PARTICIPANT_VERSION_UNKNOWN ||
+		outcome->participant_version < since;
 }

@@ -67,6 +67,15 @@ typedef enum RemoteRetry
 	RETRY_FINAL
 } RemoteRetry;
 
+/*
+ * The version of a participant's objects, as saga_participant.version()
+ * says it (since pg_saga 1.6), as major * 100 + minor: what the worker
+ * knows of which participant functions it may call.  Objects set up by an
+ * earlier pg_saga have no version(): unknown.
+ */
+#define PARTICIPANT_VERSION(major, minor) ((major) * 100 + (minor))
+#define PARTICIPANT_VERSION_UNKNOWN 0
+
 typedef struct RemoteOutcome
 {
 	RemoteOutcomeKind kind;
@@ -79,6 +88,7 @@ typedef struct RemoteOutcome
 	bool		applied;		/* OUTCOME_ERROR: it took effect all the same (an
 								 * answer over saga.max_result_size): compensate */
 	TimestampTz not_before;		/* the target asks not to be called before (0: any time) */
+	int			participant_version;	/* of the connection's participant, if known */
 } RemoteOutcome;
 
 /*
@@ -126,7 +136,14 @@ struct HttpCall;
 /* Called when a call finishes; arg is what remote_call was given. */
 typedef void (*RemoteDoneCallback) (void *arg, RemoteOutcome *outcome);
 
+struct pg_conn;
+
 extern void remote_init(MemoryContext cxt);
+extern struct pg_conn *remote_connect_start(const char *const *keywords,
+											const char *const *values,
+											bool *no_descriptor);
+extern void remote_connect_close(struct pg_conn *pg);
+extern bool remote_connect_skipped_password(struct pg_conn *pg, bool need_password);
 extern RemotePool *remote_pool_lookup(const char *target, Oid owner);
 extern bool remote_pool_resolve(RemotePool *pool, char **error, int *sqlstate);
 extern bool remote_pool_has_room(RemotePool *pool, bool batchable, bool priority);
@@ -156,6 +173,13 @@ extern void remote_close_idle(TimestampTz now);
 extern void remote_invalidate_all(void);
 extern bool remote_sqlstate_is_transient(int sqlstate);
 extern bool remote_outcome_is_transient(const RemoteOutcome *outcome);
+extern bool remote_participant_predates(const RemoteOutcome *outcome, int since);
+
+/* remote_error.c: a remote error's parts, its text, raising it again */
+struct pg_result;
+extern void remote_error_from_result(RemoteError *error, const struct pg_result *res,
+									 MemoryContext cxt);
 extern char *remote_error_text(const RemoteError *error);
+extern void remote_error_raise(int elevel, const RemoteError *error, const char *target);
 
 #endif							/* PG_SAGA_REMOTE_H */

@@ -8,27 +8,30 @@
  * its rights.  The worker never does: a blocking call would stop its
  * event loop, so it talks to targets through remote.c only.
  *
+ * There is one remote layer all the same.  A connection is made with the
+ * options target_conninfo() gives and started by remote_connect_start(),
+ * as the worker's are; only its other half differs: the worker's event
+ * loop finishes the worker's, and this file waits for its own
+ * (backend_connect_finish), the blocking wrapper over the same start.  An
+ * error the target reports is raised again by remote_error_raise(), with
+ * its SQLSTATE, detail, hint and context.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "libpq-fe.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "remote.h"
 #include "remote_backend.h"
 #include "settings.h"
 #include "target.h"
 
-/* Notices of the target (a NOTICE from CREATE ... IF NOT EXISTS) are not the user's. */
-static void
-ignore_notice(void *arg, const char *message)
-{
-}
-
+/* Waits until pg's socket is ready for events, the deadline, or a latch. */
 static void
 backend_wait_socket(PGconn *pg, int events, TimestampTz deadline)
 {
@@ -46,14 +49,16 @@ backend_wait_socket(PGconn *pg, int events, TimestampTz deadline)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * The other half of remote_connect_start() for a user backend: polls the
+ * connection to the end, waiting on its socket within
+ * saga.connect_timeout, then checks the password rule.
+ */
 static void
-backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql)
+backend_connect_finish(PGconn *pg, const char *target, bool need_password)
 {
 	TimestampTz deadline = GetCurrentTimestamp() + (int64) saga_connect_timeout_ms * 1000;
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
-	PGresult   *res;
-	char	   *error = NULL;
-	int			sqlstate = 0;
 
 	while (poll != PGRES_POLLING_OK)
 	{
@@ -66,14 +71,27 @@ backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql
 							WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline);
 		poll = PQconnectPoll(pg);
 	}
-	if (need_password && !PQconnectionUsedPassword(pg))
+	if (remote_connect_skipped_password(pg, need_password))
 		ereport(ERROR,
 				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 				 errmsg("password is required"),
 				 errdetail("Non-superusers must connect to targets with password authentication, and target \"%s\" did not ask for a password.", target),
 				 errhint("Set a password in the user mapping and require password authentication on the target.")));
+}
 
-	deadline = GetCurrentTimestamp() + (int64) saga_step_timeout_ms * 1000;
+/*
+ * Runs sql on the open connection within saga.step_timeout and reads every
+ * result; the first error the target reports is raised again once the
+ * connection is idle, with all its parts (remote_error_raise).
+ */
+static void
+backend_exec(PGconn *pg, const char *target, const char *sql)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (int64) saga_step_timeout_ms * 1000;
+	PGresult   *res;
+	RemoteError error;
+	bool		failed = false;
+
 	if (!PQsendQuery(pg, sql))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -93,20 +111,16 @@ backend_exec(PGconn *pg, const char *target, bool need_password, const char *sql
 		res = PQgetResult(pg);
 		if (res == NULL)
 			break;
-		if (PQresultStatus(res) == PGRES_FATAL_ERROR && error == NULL)
+		/* copied out, so that the result is freed before anything is raised */
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && !failed)
 		{
-			const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-			error = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-			sqlstate = code && strlen(code) == 5 ?
-				MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]) : ERRCODE_INTERNAL_ERROR;
+			remote_error_from_result(&error, res, CurrentMemoryContext);
+			failed = true;
 		}
 		PQclear(res);
 	}
-	if (error)
-		ereport(ERROR,
-				(errcode(sqlstate),
-				 errmsg("target \"%s\" reported an error: %s", target, error)));
+	if (failed)
+		remote_error_raise(ERROR, &error, target);
 }
 
 /*
@@ -119,6 +133,7 @@ remote_exec_in_backend(const char *target, Oid owner, const char *sql)
 	const char **keywords;
 	const char **values;
 	bool		need_password;
+	bool		no_descriptor;
 	char	   *error;
 	int			sqlstate;
 	PGconn	   *volatile pg = NULL;
@@ -127,29 +142,25 @@ remote_exec_in_backend(const char *target, Oid owner, const char *sql)
 		ereport(ERROR,
 				(errcode(sqlstate),
 				 errmsg("%s", error)));
-	if (!AcquireExternalFD())
+	pg = remote_connect_start(keywords, values, &no_descriptor);
+	if (pg == NULL && no_descriptor)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to target \"%s\"", target),
 				 errdetail("There are too many open files on the local server."),
 				 errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
-	pg = PQconnectStartParams(keywords, values, false);
 	if (pg == NULL)
-	{
-		ReleaseExternalFD();
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	}
-	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	PG_TRY();
 	{
-		backend_exec(pg, target, need_password, sql);
+		backend_connect_finish(pg, target, need_password);
+		backend_exec(pg, target, sql);
 	}
 	PG_FINALLY();
 	{
-		PQfinish(pg);
-		ReleaseExternalFD();
+		remote_connect_close(pg);
 	}
 	PG_END_TRY();
 }

@@ -27,6 +27,7 @@
 #include "catalog/pg_user_mapping.h"
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -311,7 +312,11 @@ target_check_usable(const char *target, Oid owner)
 
 /*
  * Builds the libpq keywords and values to reach target as owner (inside a
- * transaction).  Returns false, with error and SQLSTATE, if it cannot.
+ * transaction): the server's options, the mapping's, and those pg_saga
+ * sets itself (an application name, and the client encoding of this
+ * database, so that what the target says arrives in it).  Every connection
+ * to a target, the worker's and a user backend's, is made with these.
+ * Returns false, with error and SQLSTATE, if it cannot.
  */
 bool
 target_conninfo(const char *target, Oid owner, const char ***keywords_out,
@@ -335,8 +340,8 @@ target_conninfo(const char *target, Oid owner, const char ***keywords_out,
 		return false;
 	}
 
-	keywords = palloc0((list_length(server->options) + list_length(mapping) + 1) * sizeof(char *));
-	values = palloc0((list_length(server->options) + list_length(mapping) + 1) * sizeof(char *));
+	keywords = palloc0((list_length(server->options) + list_length(mapping) + 3) * sizeof(char *));
+	values = palloc0((list_length(server->options) + list_length(mapping) + 3) * sizeof(char *));
 	foreach(lc, server->options)
 	{
 		DefElem    *def = lfirst(lc);
@@ -356,6 +361,11 @@ target_conninfo(const char *target, Oid owner, const char ***keywords_out,
 		keywords[n] = def->defname;
 		values[n++] = defGetString(def);
 	}
+	/* refused as options (refused_options): only these values are used */
+	keywords[n] = "fallback_application_name";
+	values[n++] = "pg_saga";
+	keywords[n] = "client_encoding";
+	values[n++] = GetDatabaseEncodingName();
 	*keywords_out = keywords;
 	*values_out = values;
 	*need_password = !superuser_arg(owner);

@@ -410,6 +410,7 @@ $part->safe_psql('bank_old', q{
 DROP FUNCTION saga_participant.run_batch(text, text[], int[], text[], text[], bigint[], text[], text[], int, text[]);
 DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text);
 DROP FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text) CASCADE;
+DROP FUNCTION saga_participant.version();
 CREATE OR REPLACE FUNCTION saga_participant.run(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql AS $$

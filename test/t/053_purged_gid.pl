@@ -160,8 +160,9 @@ is(records_of("$coordinator:$key3"), '0 0', 'its records are gone from both bank
 is_deeply(balances($part, 'bank_b'), { 1 => 155, 2 => 100 }, 'and its transfer stays');
 
 # --- a participant set up before 1.5 -----------------------------------------
-# without forget() and run_batch_step()
+# without forget(), run_batch_step() and version()
 $part->safe_psql('bank_b', q{
+DROP FUNCTION saga_participant.version();
 DROP FUNCTION saga_participant.forget(text[], text[]);
 DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint,
 											  text, text, int, text);

@@ -183,7 +183,7 @@ DECLARE
 BEGIN
 	FOR f IN SELECT oid::regprocedure FROM pg_proc
 			 WHERE pronamespace = 'saga_participant'::regnamespace
-			   AND proname IN ('run_step', 'run_batch', 'run_batch_step')
+			   AND proname IN ('run_step', 'run_batch', 'run_batch_step', 'version')
 	LOOP
 		EXECUTE 'DROP FUNCTION ' || f || ' CASCADE';
 	END LOOP;
