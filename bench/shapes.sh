@@ -37,7 +37,11 @@
 # SHAPES_SECONDS.  Prints each state's rates and cluster CPU per saga, the
 # ratios kept/none, the scans of the saga tables meanwhile, and with N kept
 # the plans and times of the worker's statements on saga.gtx and of
-# saga.transactions and saga.history for one gid.
+# saga.transactions and saga.history for one gid.  SHAPES_KEPT_EXPLAIN_MS=3
+# (diagnosis, off by default) also preloads auto_explain (plans of
+# statements over that many ms, to the server log) and pg_stat_statements,
+# and prints per state the worker's slow statements and the coordinator's
+# statements by total time.
 
 SHAPES_SECONDS="${SHAPES_SECONDS:-10}"
 SHAPES_OPEN_SECONDS="${SHAPES_OPEN_SECONDS:-20}"
@@ -239,13 +243,22 @@ shapes_scans() {
 				 FROM pg_stat_user_tables WHERE schemaname = 'saga' AND relname IN ('gtx', 'gtx_step', 'gtx_event')"
 }
 
+# CPU ticks of the pg_saga worker so far
+shapes_worker_ticks() {
+	local pid
+	pid="$(sql bench "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND datname = 'bench'")"
+	awk '{ print $14 + $15 }' "/proc/$pid/stat"
+}
+
 # One state of bench_shapes_kept: empties the tables, keeps N finished sagas
 # (0: none), vacuums, then the burst and the closed loop.  Prints
-# "burst_per_s burst_cpu_ms loop_per_s loop_cpu_ms" and then the scans'
-# deltas over both (gtx seq_scan seq_tup_read idx_scan, the same of
-# gtx_step and gtx_event).
+# "burst_per_s burst_cpu_ms loop_per_s loop_cpu_ms burst_worker_cpu_ms",
+# then the scans' deltas over both (gtx seq_scan seq_tup_read idx_scan,
+# the same of gtx_event and gtx_step), then what else happened: events
+# stored, statuses of the sagas run, the server log's new lines (the
+# first few of them after that).
 shapes_kept_state() {
-	local n="$1" label="$2" t0 t1 s0 s1 line burst_s burst_rate loop_rate loop_cpu
+	local n="$1" label="$2" t0 t1 s0 s1 line burst_s burst_rate loop_rate loop_cpu w0 w1 log0
 	[ "$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NULL")" = 0 ] ||
 		saga_die "sagas are unfinished: cannot empty the tables"
 	sql bench "TRUNCATE saga.gtx"
@@ -259,9 +272,13 @@ shapes_kept_state() {
 	sql bench "CHECKPOINT"
 	sleep 2
 	s0="$(shapes_scans)"
+	[ -z "${SHAPES_KEPT_EXPLAIN_MS:-}" ] || sql bench "SELECT pg_stat_statements_reset()" >/dev/null
+	log0="$(wc -l <"$dir/postmaster.log")"
 	saga_log "shapes: $label: burst of $SHAPES_KEPT_BURST, then 16 clients for $SHAPES_SECONDS s"
 	t0="$(cluster_cpu_ticks)"
+	w0="$(shapes_worker_ticks)"
 	read -r burst_s burst_rate _ <<<"$(shapes_burst "$SHAPES_KEPT_BURST" "burst-$label")"
+	w1="$(shapes_worker_ticks)"
 	t1="$(cluster_cpu_ticks)"
 	local burst_cpu
 	burst_cpu="$(awk -v t=$((t1 - t0)) -v hz="$ticks_per_s" -v n="$SHAPES_KEPT_BURST" 'BEGIN { printf "%.2f", t / hz * 1000 / n }')"
@@ -275,8 +292,29 @@ shapes_kept_state() {
 		'BEGIN { if (n > 0) printf "%.2f", t / hz * 1000 / (n * (s + 1) / s); else print "-" }')"
 	sleep 2
 	s1="$(shapes_scans)"
-	echo "$burst_rate $burst_cpu $loop_rate $loop_cpu"
+	echo "$burst_rate $burst_cpu $loop_rate $loop_cpu $(awk -v t=$((w1 - w0)) -v hz="$ticks_per_s" -v n="$SHAPES_KEPT_BURST" 'BEGIN { printf "%.2f", t / hz * 1000 / n }')"
 	paste -d' ' <(tr ' ' '\n' <<<"$s1") <(tr ' ' '\n' <<<"$s0") | awk '{ printf "%d ", $1 - $2 } END { print "" }'
+	echo "events stored: $(sql bench "SELECT coalesce(string_agg(event || ' ' || n, ', '), 'none')
+										FROM (SELECT event, count(*) n FROM saga.gtx_event GROUP BY event ORDER BY event) x");" \
+		"sagas run: $(sql bench "SELECT string_agg(status || ' ' || n, ', ')
+								   FROM (SELECT status, count(*) n FROM saga.gtx WHERE gid NOT LIKE 'history-%' GROUP BY status ORDER BY status) x");" \
+		"server log: $(($(wc -l <"$dir/postmaster.log") - log0)) lines," \
+		"$(awk -v from="$log0" 'NR > from && /canceling statement due to statement timeout/ { n++ } END { print n + 0 }' "$dir/postmaster.log")" \
+		"statements cancelled by statement_timeout (steps of batches over their allowance, sent again alone)"
+	awk -v from="$log0" 'NR > from && NR <= from + 5 { print substr($0, 1, 200) }' "$dir/postmaster.log"
+	if [ -n "${SHAPES_KEPT_EXPLAIN_MS:-}" ]; then
+		echo "statements of the worker slower than $SHAPES_KEPT_EXPLAIN_MS ms (auto_explain), by text:"
+		awk -v from="$log0" 'NR > from && /pg_saga worker LOG:  duration:/ { w = 1; split($0, d, "duration: "); ms = d[2] + 0; next }
+			w && /Query Text:/ { q = substr($0, index($0, "Query Text:") + 12, 140); n[q]++; t[q] += ms; w = 0; plan[q] = ""; cur = q; next }
+			w { w = 0 }
+			cur != "" && /^\t/ && (/Scan/ || /Sort/) && length(plan[cur]) < 300 { p = $0; gsub(/^[ \t]+/, "", p); plan[cur] = plan[cur] " | " substr(p, 1, 80); next }
+			!/^\t/ { cur = "" }
+			END { for (q in n) printf "  %d x, %.0f ms: %s%s\n", n[q], t[q], q, plan[q] }' "$dir/postmaster.log" | sort -t' ' -k3,3nr | head -n 6
+		echo "the coordinator's statements by total time (pg_stat_statements): calls, total ms, mean ms, rows, text"
+		sql bench "SELECT '  ' || calls || ', ' || round(total_exec_time) || ', ' || round(mean_exec_time::numeric, 3) || ', ' || rows || ', ' || left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+					 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+					 ORDER BY total_exec_time DESC LIMIT 8"
+	fi
 }
 
 # With history kept: the plans and times of the worker's statements on
@@ -333,7 +371,7 @@ shapes_kept_plans() {
 
 # Prints the markdown section of SHAPES_KEPT.
 bench_shapes_kept() {
-	local n="$SHAPES_KEPT" r state label order rows=() scans=() plans=""
+	local n="$SHAPES_KEPT" r state label order rows=() scans=() notes=() plans=""
 	local -A sum
 	for ((r = 1; r <= SHAPES_KEPT_ROUNDS; r++)); do
 		order="none kept"
@@ -346,9 +384,10 @@ bench_shapes_kept() {
 			out="$(shapes_kept_state "$kept" "$label")"
 			line="$(sed -n 1p <<<"$out")"
 			scan="$(sed -n 2p <<<"$out")"
-			local b bc l lc
-			read -r b bc l lc <<<"$line"
-			rows+=("| $r | $state | $b | $bc | $l | $lc | $(cut -d' ' -f1-3 /proc/loadavg) |")
+			notes+=("round $r, $state: $(sed -n '3,$p' <<<"$out")")
+			local b bc l lc wc
+			read -r b bc l lc wc <<<"$line"
+			rows+=("| $r | $state | $b | $bc | $wc | $l | $lc | $(cut -d' ' -f1-3 /proc/loadavg) |")
 			scan="${scan% }"
 			scans+=("| $r | $state | ${scan// / | } |")
 			sum[$state.b]=$(awk -v a="${sum[$state.b]:-0}" -v b="$b" 'BEGIN { print a + b }')
@@ -372,8 +411,8 @@ bench_shapes_kept() {
 	cat <<EOF
 $n finished 2-step sagas kept against none; each round on the same cluster, the tables emptied (TRUNCATE) and, for kept, filled, then VACUUM ANALYZE and CHECKPOINT:
 
-| round | state | burst of $SHAPES_KEPT_BURST: sagas/s | burst: cluster CPU ms per saga | closed loop, 16 clients, saga.start: sagas/s | closed loop: cluster CPU ms per saga | load (1, 5, 15 min) after |
-|---|---|---|---|---|---|---|
+| round | state | burst of $SHAPES_KEPT_BURST: sagas/s | burst: cluster CPU ms per saga | burst: worker CPU ms per saga | closed loop, 16 clients, saga.start: sagas/s | closed loop: cluster CPU ms per saga | load (1, 5, 15 min) after |
+|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 | round | burst drain rate, kept/none | closed loop, kept/none | burst CPU per saga, kept/none | closed loop CPU per saga, kept/none |
@@ -388,6 +427,8 @@ Scans of the saga tables during each state's burst and closed loop (pg_stat_user
 $(printf '%s\n' "${scans[@]}")
 
 \`\`\`
+$(printf '%s\n' "${notes[@]}")
+
 $plans
 \`\`\`
 EOF
@@ -401,6 +442,17 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	saga_run_as_root bench/shapes.sh "$@"
 	. bench/cluster.sh
 	bench_cluster_up
+	if [ -n "${SHAPES_KEPT_EXPLAIN_MS:-}" ]; then
+		# diagnosis: the plans of statements slower than this, the worker's included
+		saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<-EOF
+		shared_preload_libraries = 'pg_saga,auto_explain,pg_stat_statements'
+		auto_explain.log_min_duration = '${SHAPES_KEPT_EXPLAIN_MS}ms'
+		auto_explain.log_level = log
+		EOF
+		saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w restart >/dev/null
+		postmaster_pid="$(head -1 "$dir/data/postmaster.pid")"
+		sql bench "CREATE EXTENSION pg_stat_statements"
+	fi
 	if [ -n "${SHAPES_BATCH_SIZE:-}" ]; then
 		sql bench "ALTER SYSTEM SET saga.batch_size = $SHAPES_BATCH_SIZE"
 		sql bench "SELECT pg_reload_conf()" >/dev/null
