@@ -21,10 +21,34 @@
 # SHAPES_BURSTS ("2000 100000") and SHAPES_SECONDS (10) change the sizes.
 # Timings come from the tables (submitted_at, started_at, finished_at) and
 # the driver; nothing here is a test.
+#
+#   SHAPES_KEPT=1000000 bash bench/shapes.sh   # history kept against none
+#
+# SHAPES_KEPT=N (default off: each state with history takes minutes to
+# make, about 10 minutes in all for a million) measures instead of the
+# shapes whether N finished sagas kept in the tables slow the worker down
+# (issue 24): in SHAPES_KEPT_ROUNDS (2) rounds, ordered none-kept then
+# kept-none (so a drift of the machine's load falls on both), the tables
+# are emptied (TRUNCATE saga.gtx, which empties the others without queuing
+# barrier records to forget) and, for "kept", filled with N finished 2-step
+# sagas copied from a real one (bench_keep_history); then VACUUM ANALYZE,
+# CHECKPOINT, and on the same cluster a burst of SHAPES_KEPT_BURST (20,000)
+# sagas drained and the closed loop at 16 clients (saga.start) for
+# SHAPES_SECONDS.  Prints each state's rates and cluster CPU per saga, the
+# ratios kept/none, the scans of the saga tables meanwhile, and with N kept
+# the plans and times of the worker's statements on saga.gtx and of
+# saga.transactions and saga.history for one gid.  SHAPES_KEPT_EXPLAIN_MS=3
+# (diagnosis, off by default) also preloads auto_explain (plans of
+# statements over that many ms, to the server log) and pg_stat_statements,
+# and prints per state the worker's slow statements and the coordinator's
+# statements by total time.
 
 SHAPES_SECONDS="${SHAPES_SECONDS:-10}"
 SHAPES_OPEN_SECONDS="${SHAPES_OPEN_SECONDS:-20}"
 SHAPES_BURSTS="${SHAPES_BURSTS:-2000 100000}"
+SHAPES_KEPT="${SHAPES_KEPT:-0}"
+SHAPES_KEPT_ROUNDS="${SHAPES_KEPT_ROUNDS:-2}"
+SHAPES_KEPT_BURST="${SHAPES_KEPT_BURST:-20000}"
 
 # Waits until no saga whose gid matches $1 is unfinished.
 shapes_drain() {
@@ -156,6 +180,260 @@ $(printf '%s\n' "${bursts[@]}")
 EOF
 }
 
+# bench_keep_history N PREFIX: N finished 2-step sagas in the tables, gids
+# PREFIX-0 .. PREFIX-(N-1), as the worker leaves them.  PREFIX-0 is a real
+# one (the burst's transfer, run and waited for); the others are copies of
+# its rows in saga.gtx, saga.gtx_step and saga.gtx_event (none at 1.6 for
+# an ordinary saga), every column as it has it (statuses, attempts, result,
+# saga key from the sequence), the account of the steps' text varied and
+# the timestamps shifted so that saga i finished i x 50 ms after a day ago,
+# in id order, the steps' times within it as the real one's.  So the views
+# show them as they show a real one (saga.transactions, saga.history), and
+# a schema change that the copy does not follow fails here.  The
+# participants get no barrier records for the copies.
+bench_keep_history() {
+	local n="$1" prefix="$2"
+	sql bench "SELECT saga.start(ARRAY[
+		saga.step('bank_a', 'UPDATE account SET balance = balance - 1 WHERE id = 1',
+				  'UPDATE account SET balance = balance + 1 WHERE id = 1', expect_rows => 1),
+		saga.step('bank_b', 'UPDATE account SET balance = balance + 1 WHERE id = 1',
+				  'UPDATE account SET balance = balance - 1 WHERE id = 1', expect_rows => 1)],
+		gid => '$prefix-0')" >/dev/null
+	[ "$(sql bench "SELECT saga.wait('$prefix-0', '60 seconds')")" = succeeded ] ||
+		saga_die "the saga $prefix-0 that bench_keep_history copies did not succeed"
+	sql bench "WITH t AS (SELECT * FROM saga.gtx WHERE gid = '$prefix-0'),
+		new AS (
+			INSERT INTO saga.gtx (gid, mode, status, phase, owner, payload, timeout, created_at,
+								  submitted_at, finished_at, deadline, abort_requested, abort_reason,
+								  last_error, definition, definition_version)
+			SELECT '$prefix-' || g, t.mode, t.status, t.phase, t.owner, t.payload, t.timeout,
+				   t.created_at - d.shift, t.submitted_at - d.shift, t.finished_at - d.shift,
+				   t.deadline - d.shift, t.abort_requested, t.abort_reason, t.last_error,
+				   t.definition, t.definition_version
+			  FROM t, generate_series(1, $n - 1) g,
+				   LATERAL (SELECT t.finished_at - (now() - interval '1 day' + g * interval '50 ms') AS shift) d
+			 ORDER BY g
+			RETURNING id, finished_at),
+		steps AS (
+			INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation, confirm,
+									   after_steps, expect_rows, max_attempts, timeout, status,
+									   maybe_applied, attempts, next_attempt_at, last_error,
+									   last_sqlstate, started_at, finished_at, result, confirm_result)
+			SELECT new.id, s.step, s.name, s.target,
+				   replace(s.action, 'WHERE id = 1', 'WHERE id = ' || (new.id % ${BENCH_ACCOUNTS:-10000} + 1)),
+				   replace(s.compensation, 'WHERE id = 1', 'WHERE id = ' || (new.id % ${BENCH_ACCOUNTS:-10000} + 1)),
+				   s.confirm, s.after_steps, s.expect_rows, s.max_attempts, s.timeout, s.status,
+				   s.maybe_applied, s.attempts, s.next_attempt_at - d.shift, s.last_error,
+				   s.last_sqlstate, s.started_at - d.shift, s.finished_at - d.shift, s.result,
+				   s.confirm_result
+			  FROM new CROSS JOIN t JOIN saga.gtx_step s ON s.gtx_id = t.id,
+				   LATERAL (SELECT t.finished_at - new.finished_at AS shift) d
+			 ORDER BY new.id, s.step
+			RETURNING 1)
+		INSERT INTO saga.gtx_event (gtx_id, step, at, event, detail)
+		SELECT new.id, e.step, e.at - (t.finished_at - new.finished_at), e.event, e.detail
+		  FROM new CROSS JOIN t JOIN saga.gtx_event e ON e.gtx_id = t.id
+		 ORDER BY new.id, e.id" >/dev/null
+}
+
+# The scans of the saga tables so far: "seq_scan seq_tup_read idx_scan" of
+# saga.gtx, then of saga.gtx_step, then of saga.gtx_event.
+shapes_scans() {
+	sql bench "SELECT string_agg(seq_scan || ' ' || seq_tup_read || ' ' || coalesce(idx_scan, 0), ' ' ORDER BY relname)
+				 FROM pg_stat_user_tables WHERE schemaname = 'saga' AND relname IN ('gtx', 'gtx_step', 'gtx_event')"
+}
+
+# CPU ticks of the pg_saga worker so far
+shapes_worker_ticks() {
+	local pid
+	pid="$(sql bench "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saga worker' AND datname = 'bench'")"
+	awk '{ print $14 + $15 }' "/proc/$pid/stat"
+}
+
+# One state of bench_shapes_kept: empties the tables, keeps N finished sagas
+# (0: none), vacuums, then the burst and the closed loop.  Prints
+# "burst_per_s burst_cpu_ms loop_per_s loop_cpu_ms burst_worker_cpu_ms",
+# then the scans' deltas over both (gtx seq_scan seq_tup_read idx_scan,
+# the same of gtx_event and gtx_step), then what else happened: events
+# stored, statuses of the sagas run, the server log's new lines (the
+# first few of them after that).
+shapes_kept_state() {
+	local n="$1" label="$2" t0 t1 s0 s1 line burst_s burst_rate loop_rate loop_cpu w0 w1 log0
+	[ "$(sql bench "SELECT count(*) FROM saga.gtx WHERE finished_at IS NULL")" = 0 ] ||
+		saga_die "sagas are unfinished: cannot empty the tables"
+	sql bench "TRUNCATE saga.gtx"
+	if [ "$n" -gt 0 ]; then
+		saga_log "shapes: keeping $n finished sagas"
+		bench_keep_history "$n" history
+	fi
+	sql bench "VACUUM ANALYZE saga.gtx"
+	sql bench "VACUUM ANALYZE saga.gtx_step"
+	sql bench "VACUUM ANALYZE saga.gtx_event"
+	sql bench "CHECKPOINT"
+	sleep 2
+	s0="$(shapes_scans)"
+	[ -z "${SHAPES_KEPT_EXPLAIN_MS:-}" ] || sql bench "SELECT pg_stat_statements_reset()" >/dev/null
+	log0="$(wc -l <"$dir/postmaster.log")"
+	saga_log "shapes: $label: burst of $SHAPES_KEPT_BURST, then 16 clients for $SHAPES_SECONDS s"
+	t0="$(cluster_cpu_ticks)"
+	w0="$(shapes_worker_ticks)"
+	read -r burst_s burst_rate _ <<<"$(shapes_burst "$SHAPES_KEPT_BURST" "burst-$label")"
+	w1="$(shapes_worker_ticks)"
+	t1="$(cluster_cpu_ticks)"
+	local burst_cpu
+	burst_cpu="$(awk -v t=$((t1 - t0)) -v hz="$ticks_per_s" -v n="$SHAPES_KEPT_BURST" 'BEGIN { printf "%.2f", t / hz * 1000 / n }')"
+	t0="$(cluster_cpu_ticks)"
+	line="$(saga_as_pg "$work/driver" start 16 "$SHAPES_SECONDS" 1 "$COORD" "$CONN_A" "$CONN_B" 0)"
+	t1="$(cluster_cpu_ticks)"
+	# fields: mode clients completed seconds per_second p50 p99
+	set -- $line
+	loop_rate="$5"
+	loop_cpu="$(awk -v t=$((t1 - t0)) -v hz="$ticks_per_s" -v n="$3" -v s="$4" \
+		'BEGIN { if (n > 0) printf "%.2f", t / hz * 1000 / (n * (s + 1) / s); else print "-" }')"
+	sleep 2
+	s1="$(shapes_scans)"
+	echo "$burst_rate $burst_cpu $loop_rate $loop_cpu $(awk -v t=$((w1 - w0)) -v hz="$ticks_per_s" -v n="$SHAPES_KEPT_BURST" 'BEGIN { printf "%.2f", t / hz * 1000 / n }')"
+	paste -d' ' <(tr ' ' '\n' <<<"$s1") <(tr ' ' '\n' <<<"$s0") | awk '{ printf "%d ", $1 - $2 } END { print "" }'
+	echo "events stored: $(sql bench "SELECT coalesce(string_agg(event || ' ' || n, ', '), 'none')
+										FROM (SELECT event, count(*) n FROM saga.gtx_event GROUP BY event ORDER BY event) x");" \
+		"sagas run: $(sql bench "SELECT string_agg(status || ' ' || n, ', ')
+								   FROM (SELECT status, count(*) n FROM saga.gtx WHERE gid NOT LIKE 'history-%' GROUP BY status ORDER BY status) x");" \
+		"server log: $(($(wc -l <"$dir/postmaster.log") - log0)) lines," \
+		"$(awk -v from="$log0" 'NR > from && /canceling statement due to statement timeout/ { n++ } END { print n + 0 }' "$dir/postmaster.log")" \
+		"statements cancelled by statement_timeout (steps of batches over their allowance, sent again alone)"
+	awk -v from="$log0" 'NR > from && NR <= from + 5 { print substr($0, 1, 200) }' "$dir/postmaster.log"
+	if [ -n "${SHAPES_KEPT_EXPLAIN_MS:-}" ]; then
+		echo "statements of the worker slower than $SHAPES_KEPT_EXPLAIN_MS ms (auto_explain), by text:"
+		awk -v from="$log0" 'NR > from && /pg_saga worker LOG:  duration:/ { w = 1; split($0, d, "duration: "); ms = d[2] + 0; next }
+			w && /Query Text:/ { q = substr($0, index($0, "Query Text:") + 12, 140); n[q]++; t[q] += ms; w = 0; plan[q] = ""; cur = q; next }
+			w { w = 0 }
+			cur != "" && /^\t/ && (/Scan/ || /Sort/) && length(plan[cur]) < 300 { p = $0; gsub(/^[ \t]+/, "", p); plan[cur] = plan[cur] " | " substr(p, 1, 80); next }
+			!/^\t/ { cur = "" }
+			END { for (q in n) printf "  %d x, %.0f ms: %s%s\n", n[q], t[q], q, plan[q] }' "$dir/postmaster.log" | sort -t' ' -k3,3nr | head -n 6
+		echo "the coordinator's statements by total time (pg_stat_statements): calls, total ms, mean ms, rows, text"
+		sql bench "SELECT '  ' || calls || ', ' || round(total_exec_time) || ', ' || round(mean_exec_time::numeric, 3) || ', ' || rows || ', ' || left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+					 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+					 ORDER BY total_exec_time DESC LIMIT 8"
+	fi
+}
+
+# With history kept: the plans and times of the worker's statements on
+# saga.gtx (generic plans, as it keeps them) and of the views for one gid.
+shapes_kept_plans() {
+	local n="$1" some="history-$(( $1 / 2 ))"
+	echo "Rows kept: $(sql bench "SELECT count(*) FROM saga.gtx") sagas, $(sql bench "SELECT count(*) FROM saga.gtx_step") steps, $(sql bench "SELECT count(*) FROM saga.gtx_event") events; saga.gtx $(sql bench "SELECT pg_size_pretty(pg_total_relation_size('saga.gtx'))"), saga.gtx_step $(sql bench "SELECT pg_size_pretty(pg_total_relation_size('saga.gtx_step'))") with indexes"
+	echo
+	echo "A real finished saga (history-0, burst-$2-1) and copies (history-1, $some), in the views:"
+	echo
+	saga_as_pg "${PSQL[@]}" -d bench -c "SELECT gid, mode, status, owner, steps, steps_done, last_error, finished_at - submitted_at AS took
+		FROM saga.transactions WHERE gid IN ('history-0', 'history-1', '$some', 'burst-$2-1') ORDER BY gid"
+	saga_as_pg "${PSQL[@]}" -d bench -c "SELECT gid, step, event, detail, at - min(at) OVER (PARTITION BY gid) AS since_first
+		FROM saga.history WHERE gid IN ('history-0', '$some', 'burst-$2-1') ORDER BY gid, at, step NULLS FIRST"
+	saga_as_pg "${PSQL[@]}" -d bench -c "SELECT gid, step, name, target, status, attempts, result, finished_at - started_at AS took
+		FROM saga.steps WHERE gid IN ('history-0', '$some') ORDER BY gid, step"
+	echo "The views for one gid ($some), EXPLAIN ANALYZE:"
+	echo
+	local view
+	for view in transactions history; do
+		saga_as_pg "${PSQL[@]}" -d bench -c "SELECT * FROM saga.$view WHERE gid = '$some'" >/dev/null
+		echo "saga.$view:"
+		saga_as_pg "${PSQL[@]}" -d bench -c "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) SELECT * FROM saga.$view WHERE gid = '$some'"
+	done
+	echo "The worker's statements on saga.gtx (generic plans), the pick-up after the last id taken, the aborts, the steps of a saga, the bench's drain poll:"
+	echo
+	saga_as_pg "${PSQL[@]}" -d bench <<-EOF
+	SET plan_cache_mode = force_generic_plan;
+	PREPARE live_after(bigint, int) AS
+		SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, saga_key,
+			   (SELECT pg_catalog.cardinality(a.args) FROM saga.gtx_args a WHERE a.gtx_id = gtx.id),
+			   (SELECT a.args::text FROM saga.gtx_args a WHERE a.gtx_id = gtx.id),
+			   CASE WHEN status = 'pending' AND id > 0 THEN false ELSE EXISTS (
+				   SELECT FROM saga.gtx_event e WHERE e.gtx_id = gtx.id
+				   AND e.event NOT IN ('submitted', 'abort_requested')) END
+		  FROM saga.gtx
+		 WHERE finished_at IS NULL AND status IN ('pending', 'running', 'committing', 'compensating')
+		   AND id > \$1 ORDER BY id LIMIT \$2;
+	EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE live_after(0, 64);
+	PREPARE aborts(bigint) AS
+		SELECT id, abort_requested, abort_reason FROM saga.gtx
+		 WHERE finished_at IS NULL AND id <= \$1 AND abort_requested
+		   AND status IN ('pending', 'running', 'committing', 'compensating');
+	EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE aborts(9223372036854775807);
+	PREPARE steps(bigint[]) AS
+		SELECT * FROM saga.gtx_step WHERE gtx_id = ANY (\$1) ORDER BY gtx_id, step;
+	SELECT max(id) AS last_id FROM saga.gtx \\gset
+	EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE steps(ARRAY[:last_id::bigint]);
+	RESET plan_cache_mode;
+	EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON)
+		SELECT 1 FROM saga.gtx WHERE gid LIKE 'burst-$2-%' AND finished_at IS NULL;
+	EOF
+}
+
+# Prints the markdown section of SHAPES_KEPT.
+bench_shapes_kept() {
+	local n="$SHAPES_KEPT" r state label order rows=() scans=() notes=() plans=""
+	local -A sum
+	for ((r = 1; r <= SHAPES_KEPT_ROUNDS; r++)); do
+		order="none kept"
+		[ $((r % 2)) -eq 1 ] || order="kept none"
+		for state in $order; do
+			label="$state$r"
+			local kept=0 out line scan
+			[ "$state" = none ] || kept="$n"
+			saga_log "shapes: round $r, $state ($(cut -d' ' -f1-3 /proc/loadavg))"
+			out="$(shapes_kept_state "$kept" "$label")"
+			line="$(sed -n 1p <<<"$out")"
+			scan="$(sed -n 2p <<<"$out")"
+			notes+=("round $r, $state: $(sed -n '3,$p' <<<"$out")")
+			local b bc l lc wc
+			read -r b bc l lc wc <<<"$line"
+			rows+=("| $r | $state | $b | $bc | $wc | $l | $lc | $(cut -d' ' -f1-3 /proc/loadavg) |")
+			scan="${scan% }"
+			scans+=("| $r | $state | ${scan// / | } |")
+			sum[$state.b]=$(awk -v a="${sum[$state.b]:-0}" -v b="$b" 'BEGIN { print a + b }')
+			sum[$state.l]=$(awk -v a="${sum[$state.l]:-0}" -v b="$l" 'BEGIN { print a + b }')
+			declare -g "kept_round_${r}_${state}_b=$b" "kept_round_${r}_${state}_l=$l" \
+				"kept_round_${r}_${state}_bc=$bc" "kept_round_${r}_${state}_lc=$lc"
+			if [ "$state" = kept ] && [ -z "$plans" ]; then
+				plans="$(shapes_kept_plans "$n" "$label")"
+			fi
+		done
+	done
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+	local per_round=() v
+	for ((r = 1; r <= SHAPES_KEPT_ROUNDS; r++)); do
+		v="kept_round_${r}_"
+		local kb="${v}kept_b" nb="${v}none_b" kl="${v}kept_l" nl="${v}none_l" kbc="${v}kept_bc" nbc="${v}none_bc" klc="${v}kept_lc" nlc="${v}none_lc"
+		per_round+=("| $r | **$(ratio "${!kb}" "${!nb}")** | **$(ratio "${!kl}" "${!nl}")** | $(ratio "${!kbc}" "${!nbc}") | $(ratio "${!klc}" "${!nlc}") |")
+	done
+	shape_kept_burst="$(ratio "${sum[kept.b]}" "${sum[none.b]}")"
+	shape_kept_loop="$(ratio "${sum[kept.l]}" "${sum[none.l]}")"
+	cat <<EOF
+$n finished 2-step sagas kept against none; each round on the same cluster, the tables emptied (TRUNCATE) and, for kept, filled, then VACUUM ANALYZE and CHECKPOINT:
+
+| round | state | burst of $SHAPES_KEPT_BURST: sagas/s | burst: cluster CPU ms per saga | burst: worker CPU ms per saga | closed loop, 16 clients, saga.start: sagas/s | closed loop: cluster CPU ms per saga | load (1, 5, 15 min) after |
+|---|---|---|---|---|---|---|---|
+$(printf '%s\n' "${rows[@]}")
+
+| round | burst drain rate, kept/none | closed loop, kept/none | burst CPU per saga, kept/none | closed loop CPU per saga, kept/none |
+|---|---|---|---|---|
+$(printf '%s\n' "${per_round[@]}")
+| all rounds (sum of rates) | **$shape_kept_burst** | **$shape_kept_loop** | | |
+
+Scans of the saga tables during each state's burst and closed loop (pg_stat_user_tables deltas; the bench's own polling included):
+
+| round | state | gtx seq_scan | gtx seq_tup_read | gtx idx_scan | gtx_event seq_scan | gtx_event seq_tup_read | gtx_event idx_scan | gtx_step seq_scan | gtx_step seq_tup_read | gtx_step idx_scan |
+|---|---|---|---|---|---|---|---|---|---|---|
+$(printf '%s\n' "${scans[@]}")
+
+\`\`\`
+$(printf '%s\n' "${notes[@]}")
+
+$plans
+\`\`\`
+EOF
+}
+
 # Run on its own: a cluster of its own, and the section on stdout.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -euo pipefail
@@ -164,9 +442,24 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	saga_run_as_root bench/shapes.sh "$@"
 	. bench/cluster.sh
 	bench_cluster_up
+	if [ -n "${SHAPES_KEPT_EXPLAIN_MS:-}" ]; then
+		# diagnosis: the plans of statements slower than this, the worker's included
+		saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<-EOF
+		shared_preload_libraries = 'pg_saga,auto_explain,pg_stat_statements'
+		auto_explain.log_min_duration = '${SHAPES_KEPT_EXPLAIN_MS}ms'
+		auto_explain.log_level = log
+		EOF
+		saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w restart >/dev/null
+		postmaster_pid="$(head -1 "$dir/data/postmaster.pid")"
+		sql bench "CREATE EXTENSION pg_stat_statements"
+	fi
 	if [ -n "${SHAPES_BATCH_SIZE:-}" ]; then
 		sql bench "ALTER SYSTEM SET saga.batch_size = $SHAPES_BATCH_SIZE"
 		sql bench "SELECT pg_reload_conf()" >/dev/null
 	fi
-	bench_shapes
+	if [ "$SHAPES_KEPT" -gt 0 ]; then
+		bench_shapes_kept
+	else
+		bench_shapes
+	fi
 fi

@@ -176,3 +176,36 @@ SELECT status, sagas FROM saga.stats ORDER BY status;
 SELECT saga.purge('1 hour');
 SELECT saga.purge('0 seconds') > 0 AS purged;
 SELECT count(*) AS left_final FROM saga.transactions WHERE status IN ('succeeded', 'aborted', 'failed');
+
+-- The xa recovery sweep's list of targets (catalog_xa_targets in
+-- src/catalog.c, every saga.recovery_interval) reads the xa sagas alone,
+-- through gtx_xa_idx, however many finished sagas of other modes are kept.
+CREATE FUNCTION plan_uses(query text, index_name text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+		IF position(index_name IN line) > 0 THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END
+$$;
+BEGIN;
+INSERT INTO saga.gtx (gid, mode, status, owner, created_at, submitted_at, finished_at)
+SELECT 'kept-' || g, 'saga', 'succeeded', current_user::regrole, now() - interval '1 hour',
+	   now() - interval '1 hour', now() - interval '1 hour'
+  FROM generate_series(1, 20000) g;
+INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, status)
+SELECT id, s, 'step' || s, 'loop', 'SELECT 1', 'succeeded'
+  FROM saga.gtx, generate_series(1, 2) s WHERE gid LIKE 'kept-%';
+ANALYZE saga.gtx;
+ANALYZE saga.gtx_step;
+SELECT plan_uses($$SELECT DISTINCT s.target, g.owner FROM saga.gtx_step s
+				   JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.mode = 'xa'
+				   AND (g.finished_at IS NULL OR g.finished_at > pg_catalog.now() - interval '1 day')$$,
+				 'gtx_xa_idx') AS sweep_reads_xa_sagas_alone;
+ROLLBACK;
+DROP FUNCTION plan_uses(text, text);

@@ -756,7 +756,9 @@ catalog_write_event(Saga *saga, SagaEvent *event)
 /*
  * The targets of xa sagas that are unfinished or finished within a day,
  * each with its owner, in cxt: where in-doubt prepared transactions of
- * this coordinator may be.
+ * this coordinator may be.  The partial index gtx_xa_idx (1.6) answers it
+ * from the xa sagas alone, however many others the tables keep
+ * (sql/lifecycle.sql checks the plan).
  */
 List *
 catalog_xa_targets(MemoryContext cxt)
