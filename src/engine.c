@@ -42,6 +42,7 @@
 #include "barrier.h"
 #include "engine.h"
 #include "remote.h"
+#include "results.h"
 #include "settings.h"
 
 void
@@ -787,7 +788,7 @@ engine_step_results(SagaStep *step, StepOp op)
 	 * rows; otherwise the participant adds it from the barrier record.
 	 */
 	bool		own_empty = op != OP_ACTION && step->result == NULL &&
-		!barrier_returns_rows(step, OP_ACTION);
+		!results_returns_rows(step, OP_ACTION);
 
 	for (i = 0; i < saga->nsteps && !any; i++)
 		any = saga->steps[i].result != NULL;
@@ -1063,7 +1064,7 @@ static void
 finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	if (outcome->kind == OUTCOME_OK && outcome->reply == REPLY_PREPARED &&
-		step->saga->phase == PHASE_FORWARD && barrier_returns_rows(step, OP_ACTION))
+		step->saga->phase == PHASE_FORWARD && results_returns_rows(step, OP_ACTION))
 	{
 		/*
 		 * The attempt's result went with its lost reply, and its barrier
