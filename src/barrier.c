@@ -61,7 +61,6 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "engine.h"
 #include "results.h"
 #include "settings.h"
 
@@ -430,7 +429,7 @@ step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op, int ti
 	RemoteStepCall *call = palloc0(sizeof(RemoteStepCall));
 	const char *sql;
 	char	   *result_sql = results_step_sql(step, op, &sql);
-	char	   *results = engine_step_results(step, op);
+	char	   *results = results_for_step(step, op);
 
 	call->values[0] = barrier_identity(coordinator, saga);
 	call->values[1] = saga->gid;
@@ -529,7 +528,7 @@ append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaSte
 	append_literal(buf, saga->gid, "text");
 	appendStringInfo(buf, ", true), pg_catalog.set_config('saga.step', '%d', true), "
 					 "pg_catalog.set_config('saga.results', ", step->number);
-	append_literal(buf, engine_step_results(step, op), "text");
+	append_literal(buf, results_for_step(step, op), "text");
 	appendStringInfoString(buf, ", true); SELECT reply, result FROM saga_participant.run_at(");
 	append_literal(buf, barrier_identity(coordinator, saga), "text");
 	appendStringInfoString(buf, ", ");

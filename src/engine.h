@@ -41,7 +41,6 @@ extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										int sqlstate, TimestampTz now);
 extern void engine_call_not_sent(SagaStep *step);
 extern void engine_call_lost_in_batch(SagaStep *step);
-extern char *engine_step_results(SagaStep *step, StepOp op);
 extern TimestampTz engine_next_wakeup(Saga *saga);
 extern int	step_timeout_ms(SagaStep *step);
 

@@ -21,8 +21,10 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "pg_saga.h"
@@ -150,4 +152,73 @@ results_returns_rows(SagaStep *step, StepOp op)
 	const char *prefix;
 
 	return results_step_sql(step, op, &prefix) != NULL;
+}
+
+/* ---- what a step reads of the results before it ---- */
+
+/* Marks step i and every step it comes after, directly or not. */
+static void
+mark_with_deps(Saga *saga, int i, bool *marked)
+{
+	int			k;
+
+	if (marked[i])
+		return;
+	marked[i] = true;
+	for (k = 0; k < saga->steps[i].ndeps; k++)
+		mark_with_deps(saga, saga->steps[i].deps[k], marked);
+}
+
+/*
+ * What op of step finds in saga.results: a jsonb object (as text) with the
+ * result of every step it runs after, directly or through their own
+ * dependencies, under the step's name; in a compensation or confirm also
+ * its own action's.  "{}" when there is none.
+ */
+char *
+results_for_step(SagaStep *step, StepOp op)
+{
+	Saga	   *saga = step->saga;
+	int			self = step - saga->steps;
+	bool	   *marked;
+	StringInfoData buf;
+	int			i;
+	bool		any = false;
+
+	/*
+	 * Its own action's result, which the worker lacks when the action's
+	 * reply was lost: [] for an action whose last statement returns no
+	 * rows; otherwise the participant adds it from the barrier record.
+	 */
+	bool		own_empty = op != OP_ACTION && step->result == NULL &&
+		!results_returns_rows(step, OP_ACTION);
+
+	for (i = 0; i < saga->nsteps && !any; i++)
+		any = saga->steps[i].result != NULL;
+	if (!any && !own_empty)
+		return "{}";
+	marked = palloc0(sizeof(bool) * saga->nsteps);
+	mark_with_deps(saga, self, marked);
+	if (op == OP_ACTION)
+		marked[self] = false;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *other = &saga->steps[i];
+
+		const char *result = other->result ? other->result :
+			(i == self && own_empty) ? "[]" : NULL;
+
+		if (!marked[i] || result == NULL)
+			continue;
+		if (buf.len > 1)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, other->name);
+		appendStringInfoString(&buf, ": ");
+		appendStringInfoString(&buf, result);
+	}
+	appendStringInfoChar(&buf, '}');
+	pfree(marked);
+	return buf.data;
 }
