@@ -72,14 +72,18 @@
 /* A batch carries at most this much SQL text (and saga.batch_size steps). */
 #define MAX_BATCH_BYTES			(1024 * 1024)
 
-/* A call started this turn, to send once the turn's changes are written. */
-typedef struct SagaStart
+/*
+ * A planned call: one the engine wanted and the worker started this turn
+ * (engine_call_starting: the step's call is "starting"), to send once the
+ * turn's changes are written.
+ */
+typedef struct PlannedCall
 {
 	SagaStep   *step;
 	StepOp		op;
 	RemotePool *pool;
 	bool		batchable;		/* may share a batch with other sagas' steps */
-} SagaStart;
+} PlannedCall;
 
 typedef struct SagaEntry
 {
@@ -478,7 +482,7 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 	{
 		CallWant   *want = lfirst(lc);
 		SagaStep   *step = want->step;
-		SagaStart  *start;
+		PlannedCall *start;
 		char	   *error;
 		int			sqlstate;
 		bool		batchable;
@@ -500,7 +504,7 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 			continue;
 		remote_pool_reserve(step->pool, batchable);
 		engine_call_starting(step, want->op, now);
-		start = palloc(sizeof(SagaStart));
+		start = palloc(sizeof(PlannedCall));
 		start->step = step;
 		start->op = want->op;
 		start->pool = step->pool;
@@ -837,7 +841,7 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
  * selects nothing fails the attempt for a business reason, unsent.
  */
 static void
-send_http(SagaStart *start)
+send_http(PlannedCall *start)
 {
 	SagaStep   *step = start->step;
 	TimestampTz now = GetCurrentTimestamp();
@@ -859,7 +863,7 @@ send_http(SagaStart *start)
 
 /* Sends one planned call on its own. */
 static void
-send_alone(SagaStart *start)
+send_alone(PlannedCall *start)
 {
 	SagaStep   *step = start->step;
 	Saga	   *saga = step->saga;
@@ -884,7 +888,7 @@ send_alone(SagaStart *start)
 
 /* Sends n planned calls of one pool as one batch (alone if n is 1). */
 static void
-send_batch(SagaStart **starts, int n)
+send_batch(PlannedCall **starts, int n)
 {
 	RemoteStepCall **calls;
 	void	  **args;
@@ -927,13 +931,13 @@ send_batch(SagaStart **starts, int n)
 static void
 send_pool_batches(List *starts)
 {
-	RemotePool *pool = ((SagaStart *) linitial(starts))->pool;
+	RemotePool *pool = ((PlannedCall *) linitial(starts))->pool;
 	int			m = list_length(starts);
 	int			size = Max(saga_batch_size, 1);
 	int			per_batch = remote_pool_batch_steps(pool);
 	int			nbatches = (m + per_batch - 1) / per_batch;
 	int			per;
-	SagaStart **chunk;
+	PlannedCall **chunk;
 	int			n = 0;
 	Size		bytes = 0;
 	ListCell   *lc;
@@ -941,11 +945,11 @@ send_pool_batches(List *starts)
 	if (nbatches > remote_pool_free(pool))
 		nbatches = Max(remote_pool_free(pool), (m + size - 1) / size);
 	per = (m + nbatches - 1) / nbatches;
-	chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
+	chunk = palloc(sizeof(PlannedCall *) * Max(per, 1));
 
 	foreach(lc, starts)
 	{
-		SagaStart  *start = lfirst(lc);
+		PlannedCall *start = lfirst(lc);
 		Size		len = strlen(start->step->sql[start->op]);
 
 		if (n > 0 && (n == per || bytes + len > MAX_BATCH_BYTES))
@@ -969,14 +973,14 @@ static void
 send_calls(List *starts)
 {
 	List	   *pools = NIL;	/* RemotePool *, in order of first call */
-	List	   *batchable = NIL;	/* List * of SagaStart *, one per pool */
+	List	   *batchable = NIL;	/* List * of PlannedCall *, one per pool */
 	ListCell   *lc,
 			   *lp,
 			   *lb;
 
 	foreach(lc, starts)
 	{
-		SagaStart  *start = lfirst(lc);
+		PlannedCall *start = lfirst(lc);
 		bool		found = false;
 
 		remote_pool_release(start->pool, start->batchable);
