@@ -15,6 +15,7 @@ OBJS = \
 	src/remote_backend.o \
 	src/remote_error.o \
 	src/barrier.o \
+	src/batch.o \
 	src/results.o \
 	src/recovery.o \
 	src/forget.o \

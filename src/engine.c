@@ -352,28 +352,6 @@ engine_commit_lost_to_abort(Saga *saga)
 
 /* ---- planning ---- */
 
-/*
- * Is another step of the saga being started on step's target this turn?
- * Then step goes alone: the steps of one batch run one after the other,
- * and steps of one saga that do not depend on each other run concurrently
- * (they may wait for each other), so a batch holds at most one step of a
- * saga.
- */
-static bool
-sibling_starting_on_target(Saga *saga, SagaStep *step)
-{
-	int			i;
-
-	for (i = 0; i < saga->nsteps; i++)
-	{
-		SagaStep   *other = &saga->steps[i];
-
-		if (other != step && step_call_starting(other) && strcmp(other->target, step->target) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Asks the worker to start op of step (see engine_call_starting). */
 static void
 want_call(SagaStep *step, StepOp op, List **wants)
@@ -383,14 +361,6 @@ want_call(SagaStep *step, StepOp op, List **wants)
 	want->step = step;
 	want->op = op;
 	*wants = lappend(*wants, want);
-}
-
-/* May this call share a batch with calls of other sagas? */
-bool
-engine_may_batch(SagaStep *step, StepOp op)
-{
-	return barrier_batchable(step->saga, step, op) && !step->send_alone &&
-		!sibling_starting_on_target(step->saga, step);
 }
 
 /*

@@ -31,7 +31,6 @@ extern void engine_add_event(Saga *saga, int step, const char *event, const char
 extern void engine_request_abort(Saga *saga, const char *reason);
 extern void engine_commit_lost_to_abort(Saga *saga);
 extern void engine_advance(Saga *saga, TimestampTz now, List **wants);
-extern bool engine_may_batch(SagaStep *step, StepOp op);
 extern void engine_call_starting(SagaStep *step, StepOp op, TimestampTz now);
 extern void engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 								TimestampTz now);

@@ -52,6 +52,7 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
+#include "batch.h"
 #include "catalog.h"
 #include "engine.h"
 #include "forget.h"
@@ -499,7 +500,7 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 			engine_call_refused(step, want->op, error, ERRCODE_INVALID_PARAMETER_VALUE, now);
 			continue;
 		}
-		batchable = engine_may_batch(step, want->op) && remote_pool_batches(step->pool, now);
+		batchable = batch_may_share(step, want->op) && remote_pool_batches(step->pool, now);
 		if (!remote_pool_has_room(step->pool, batchable, engine_goes_first(saga)))
 			continue;
 		remote_pool_reserve(step->pool, batchable);
