@@ -634,19 +634,6 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 }
 
 /*
- * Can this call share a batch with others (see barrier_batch_step_params)?
- * Not in mode xa, where each step is a prepared transaction of its own, nor
- * in mode at, whose calls go through run_at().  A step of a batch runs
- * under a timeout of its own, so one with its own timeout may join.
- */
-bool
-barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
-{
-	return saga->mode != MODE_XA && saga->mode != MODE_AT &&
-		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
-}
-
-/*
  * The parameters of op of step as one element of a batch: run_step()'s,
  * for run_batch_step() (see pg_saga_participant.sql), under timeout_ms.
  */

@@ -15,10 +15,22 @@
 #include "postgres.h"
 
 #include "pg_saga.h"
-#include "barrier.h"
 #include "batch.h"
 
 /* ---- which calls may share a batch ---- */
+
+/*
+ * Can this call share a batch with others (see barrier_batch_step_params)?
+ * Not in mode xa, where each step is a prepared transaction of its own, nor
+ * in mode at, whose calls go through run_at().  A step of a batch runs
+ * under a timeout of its own, so one with its own timeout may join.
+ */
+static bool
+batchable_in_mode(Saga *saga, SagaStep *step, StepOp op)
+{
+	return saga->mode != MODE_XA && saga->mode != MODE_AT &&
+		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
+}
 
 /*
  * Is another step of the saga being started on step's target this turn?
@@ -46,6 +58,6 @@ sibling_starting_on_target(Saga *saga, SagaStep *step)
 bool
 batch_may_share(SagaStep *step, StepOp op)
 {
-	return barrier_batchable(step->saga, step, op) && !step->send_alone &&
+	return batchable_in_mode(step->saga, step, op) && !step->send_alone &&
 		!sibling_starting_on_target(step->saga, step);
 }
