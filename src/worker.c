@@ -70,21 +70,6 @@
 #define MAX_WAIT_MS				5000
 /* A call's local deadline: the remote statement_timeout fires first. */
 #define CALL_GRACE_MS			2000
-/* A batch carries at most this much SQL text (and saga.batch_size steps). */
-#define MAX_BATCH_BYTES			(1024 * 1024)
-
-/*
- * A planned call: one the engine wanted and the worker started this turn
- * (engine_call_starting: the step's call is "starting"), to send once the
- * turn's changes are written.
- */
-typedef struct PlannedCall
-{
-	SagaStep   *step;
-	StepOp		op;
-	RemotePool *pool;
-	bool		batchable;		/* may share a batch with other sagas' steps */
-} PlannedCall;
 
 typedef struct SagaEntry
 {
@@ -917,98 +902,6 @@ send_batch(PlannedCall **starts, int n)
 		note_call_sent(starts[i]->step, conn, now);
 }
 
-/*
- * Sends the batchable calls of one pool, in batches of at most
- * saga.batch_size steps and MAX_BATCH_BYTES of SQL: one round trip and one
- * remote commit serve a whole batch.  While connections are free, a batch
- * takes as many steps as the pool's steps have been quick enough to share
- * (see remote_pool_batch_steps): transfers fill batches even in a closed
- * loop, where on a busy server the commits and round trips saved are worth
- * more than the parallelism (16 clients, A/B: +25-35% sagas/s, -25% CPU
- * per saga), while slow steps take a connection each and wait for no
- * other.  With more batches needed than connections are free, they share
- * what is free, in equal shares.
- */
-static void
-send_pool_batches(List *starts)
-{
-	RemotePool *pool = ((PlannedCall *) linitial(starts))->pool;
-	int			m = list_length(starts);
-	int			size = Max(saga_batch_size, 1);
-	int			per_batch = remote_pool_batch_steps(pool);
-	int			nbatches = (m + per_batch - 1) / per_batch;
-	int			per;
-	PlannedCall **chunk;
-	int			n = 0;
-	Size		bytes = 0;
-	ListCell   *lc;
-
-	if (nbatches > remote_pool_free(pool))
-		nbatches = Max(remote_pool_free(pool), (m + size - 1) / size);
-	per = (m + nbatches - 1) / nbatches;
-	chunk = palloc(sizeof(PlannedCall *) * Max(per, 1));
-
-	foreach(lc, starts)
-	{
-		PlannedCall *start = lfirst(lc);
-		Size		len = strlen(start->step->sql[start->op]);
-
-		if (n > 0 && (n == per || bytes + len > MAX_BATCH_BYTES))
-		{
-			send_batch(chunk, n);
-			n = 0;
-			bytes = 0;
-		}
-		chunk[n++] = start;
-		bytes += len;
-	}
-	if (n > 0)
-		send_batch(chunk, n);
-}
-
-/*
- * Sends the calls planned this turn, now that they are recorded: those that
- * may share a batch grouped by pool, the others alone.
- */
-static void
-send_calls(List *starts)
-{
-	List	   *pools = NIL;	/* RemotePool *, in order of first call */
-	List	   *batchable = NIL;	/* List * of PlannedCall *, one per pool */
-	ListCell   *lc,
-			   *lp,
-			   *lb;
-
-	foreach(lc, starts)
-	{
-		PlannedCall *start = lfirst(lc);
-		bool		found = false;
-
-		remote_pool_release(start->pool, start->batchable);
-		if (!start->batchable)
-		{
-			send_alone(start);
-			continue;
-		}
-		forboth(lp, pools, lb, batchable)
-		{
-			if (lfirst(lp) == start->pool)
-			{
-				lfirst(lb) = lappend(lfirst(lb), start);
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-		{
-			pools = lappend(pools, start->pool);
-			batchable = lappend(batchable, list_make1(start));
-		}
-	}
-	foreach(lb, batchable)
-		send_pool_batches(lfirst(lb));
-}
-
 static void
 forget_final_sagas(void)
 {
@@ -1053,10 +946,12 @@ refresh_coordinator_id(void)
 static void
 send_turn_calls(List *starts)
 {
+	static const BatchSender sender = {send_alone, send_batch};
+
 	if (worker.turn.started_any && !XLogRecPtrIsInvalid(worker.turn.submits_end))
 		XLogFlush(worker.turn.submits_end);
 	worker.turn.started_any = false;
-	send_calls(starts);
+	batch_send_calls(starts, &sender);
 }
 
 /* One turn: read, advance, write, then send. */
