@@ -19,7 +19,7 @@ OBJS = \
 	src/results.o \
 	src/recovery.o \
 	src/forget.o \
-	src/catalog.o \
+	src/store.o \
 	src/target.o \
 	src/http_request.o \
 	src/remote_http.o \

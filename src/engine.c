@@ -139,7 +139,7 @@ backoff_until(int attempts, TimestampTz now)
  * decision, as saga.wait() reports it to users and it must therefore stand;
  * the rest of a saga's progress is not (see worker.c), its first start
  * included: a saga whose start a crash lost reads as pending, and the
- * worker treats its steps as maybe applied (see catalog.c).
+ * worker treats its steps as maybe applied (see store.c).
  */
 static void
 saga_set_status(Saga *saga, SagaStatus status)

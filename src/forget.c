@@ -35,7 +35,7 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
+#include "store.h"
 #include "forget.h"
 #include "remote.h"
 #include "settings.h"

@@ -38,7 +38,7 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
+#include "store.h"
 #include "http_request.h"
 #include "model.h"
 #include "progress.h"

@@ -27,7 +27,7 @@
  *		recovery.c	in-doubt prepared transactions of xa sagas
  *		forget.c	deleting the barrier records of purged sagas on the
  *					participants
- *		catalog.c	reading and writing the extension's tables with SPI
+ *		store.c		reading and writing the extension's tables with SPI
  *		target.c	the foreign-data wrapper, targets (databases, HTTP
  *					services) and user mappings
  *		functions.c	the SQL-callable functions (no header: SQL calls them)

@@ -34,7 +34,7 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
+#include "store.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"

@@ -53,7 +53,7 @@
 #include "pg_saga.h"
 #include "barrier.h"
 #include "batch.h"
-#include "catalog.h"
+#include "store.h"
 #include "engine.h"
 #include "forget.h"
 #include "http_request.h"
@@ -1005,7 +1005,7 @@ run_turn(bool reload)
 	 * A turn that decides nothing sends its calls before it commits: the
 	 * participants work while the commit waits for its flush (a final
 	 * status is flushed).  That is safe outside xa: a call whose start a
-	 * crash then lost counts as maybe applied (see catalog.c), and the
+	 * crash then lost counts as maybe applied (see store.c), and the
 	 * barrier makes its repetition a no-op.  A decision to roll back or to
 	 * commit must be on disk before the calls that act on it.
 	 */

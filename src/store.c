@@ -1,7 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.c
+ * store.c
  *		The worker's reads and writes of the extension's tables, with SPI.
+ *
+ * The extension's own tables (saga.gtx and its kin), not PostgreSQL's
+ * catalog: the file was catalog.c, and its functions keep the catalog_
+ * prefix they have always had.
  *
  * Every function here runs inside the worker's transaction of the moment
  * (SPI connected, snapshot pushed).  The worker writes all the state
@@ -27,7 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
-#include "catalog.h"
+#include "store.h"
 
 static SPIPlanPtr plan_coordinator = NULL;
 static SPIPlanPtr plan_live_after = NULL;

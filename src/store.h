@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.h
- *		The extension's tables (catalog.c): what the worker reads and writes
+ * store.h
+ *		The extension's tables (store.c): what the worker reads and writes
  *		of its sagas, with SPI.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PG_SAGA_CATALOG_H
-#define PG_SAGA_CATALOG_H
+#ifndef PG_SAGA_STORE_H
+#define PG_SAGA_STORE_H
 
 #include "postgres.h"
 #include "fmgr.h"
@@ -65,4 +65,4 @@ extern List *catalog_forget_due(int limit, const CatalogTarget *skip, int nskip,
 extern void catalog_forget_done(const int64 *ids, int n);
 extern bool catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase);
 
-#endif							/* PG_SAGA_CATALOG_H */
+#endif							/* PG_SAGA_STORE_H */
