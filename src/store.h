@@ -21,48 +21,48 @@ typedef struct LiveSagaRef
 } LiveSagaRef;
 
 
-extern int	catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args,
-						const char *nulls, bool read_only, long count);
+extern int	store_run(const char *sql, int nargs, Oid *argtypes, Datum *args,
+					  const char *nulls, bool read_only, long count);
 extern Datum text_or_null(const char *s, char *nulls, int i);
 extern Datum arg_or_null(FunctionCallInfo fcinfo, int argno, char *nulls, int i);
-extern void catalog_prepare(void);
-extern void catalog_recheck_schema(void);
-extern bool catalog_has_saga_key(void);
-extern bool catalog_has_derived_history(void);
-extern char *catalog_coordinator_id(void);
+extern void store_prepare(void);
+extern void store_recheck_schema(void);
+extern bool store_has_saga_key(void);
+extern bool store_has_derived_history(void);
+extern char *store_coordinator_id(void);
 /* Should a live saga just read be loaded?  Sees its abort request too. */
 typedef bool (*SagaWanted) (int64 id, bool abort_requested, const char *abort_reason);
-extern List *catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
-									  int64 *last, bool *exhausted, MemoryContext parent);
-extern List *catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
-									  int64 *last, MemoryContext parent);
-extern List *catalog_abort_requests(int64 upto);
-extern bool catalog_write_saga(Saga *saga);
-extern void catalog_write_step(SagaStep *step);
-extern void catalog_write_event(Saga *saga, SagaEvent *event);
+extern List *store_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
+									int64 *last, bool *exhausted, MemoryContext parent);
+extern List *store_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
+									int64 *last, MemoryContext parent);
+extern List *store_abort_requests(int64 upto);
+extern bool store_write_saga(Saga *saga);
+extern void store_write_step(SagaStep *step);
+extern void store_write_event(Saga *saga, SagaEvent *event);
 
 /* A target and the role whose user mapping reaches it. */
-typedef struct CatalogTarget
+typedef struct StoreTarget
 {
 	char	   *target;
 	Oid			owner;
-} CatalogTarget;
+} StoreTarget;
 
-extern List *catalog_xa_targets(MemoryContext cxt);
+extern List *store_xa_targets(MemoryContext cxt);
 
 /* Queued barrier records of purged sagas for one target and role. */
-typedef struct CatalogForget
+typedef struct StoreForget
 {
-	CatalogTarget where;
+	StoreTarget where;
 	int			n;
 	int64	   *ids;			/* rows of saga.barrier_forget */
 	char	  **identities;		/* barrier identity of each saga */
 	char	  **gids;			/* its gid if it has no key, else NULL */
-} CatalogForget;
+} StoreForget;
 
-extern List *catalog_forget_due(int limit, const CatalogTarget *skip, int nskip,
-								MemoryContext cxt);
-extern void catalog_forget_done(const int64 *ids, int n);
-extern bool catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase);
+extern List *store_forget_due(int limit, const StoreTarget *skip, int nskip,
+							  MemoryContext cxt);
+extern void store_forget_done(const int64 *ids, int n);
+extern bool store_saga_state(int64 id, SagaStatus *status, SagaPhase *phase);
 
 #endif							/* PG_SAGA_STORE_H */

@@ -369,7 +369,7 @@ take_up_sagas(bool recheck)
 	{
 		ListCell   *lc;
 
-		foreach(lc, catalog_abort_requests(worker.take_up.highest_loaded))
+		foreach(lc, store_abort_requests(worker.take_up.highest_loaded))
 		{
 			LiveSagaRef *ref = lfirst(lc);
 			SagaEntry  *entry = find_saga(ref->id);
@@ -383,8 +383,8 @@ take_up_sagas(bool recheck)
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
 	if (worker.take_up.nqueued > 0)
 	{
-		add_live_sagas(catalog_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued, INT_MAX, want_named,
-												&last, worker.cxt));
+		add_live_sagas(store_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued, INT_MAX, want_named,
+											  &last, worker.cxt));
 		worker.take_up.nqueued = 0;
 	}
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
@@ -394,8 +394,8 @@ take_up_sagas(bool recheck)
 		bool		exhausted;
 
 		last = worker.take_up.taken_upto;
-		add_live_sagas(catalog_live_sagas_after(worker.take_up.taken_upto, limit, worker.take_up.room_left, want_scanned,
-												&last, &exhausted, worker.cxt));
+		add_live_sagas(store_live_sagas_after(worker.take_up.taken_upto, limit, worker.take_up.room_left, want_scanned,
+											  &last, &exhausted, worker.cxt));
 		worker.take_up.taken_upto = last;
 		worker.take_up.more_to_take = !exhausted;
 	}
@@ -619,7 +619,7 @@ must_write(Saga *saga)
 {
 	int			i;
 
-	if (!catalog_has_derived_history())
+	if (!store_has_derived_history())
 		return true;
 	if (saga->durable || saga->decided || saga->alert || saga->mode == MODE_XA ||
 		saga->phase != PHASE_FORWARD || saga_is_final(saga->status))
@@ -645,7 +645,7 @@ must_write(Saga *saga)
 static bool
 history_derived(Saga *saga)
 {
-	return catalog_has_derived_history() && !saga->history_stored &&
+	return store_has_derived_history() && !saga->history_stored &&
 		saga_is_final(saga->status) &&
 		(saga->mode == MODE_SAGA || saga->mode == MODE_MSG) && events_all_ordinary(saga);
 }
@@ -659,13 +659,13 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 
 	if (saga->dirty || saga->rows_behind)
 	{
-		if (!catalog_write_saga(saga))
+		if (!store_write_saga(saga))
 		{
 			/* saga.abort() came first: it wins over the commit */
 			engine_commit_lost_to_abort(saga);
 			abandon_calls(saga);
 			saga->decided_commit = false;
-			(void) catalog_write_saga(saga);
+			(void) store_write_saga(saga);
 		}
 		saga->decided_commit = false;
 	}
@@ -673,7 +673,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	{
 		if (saga->steps[i].dirty || saga->steps[i].row_behind)
 		{
-			catalog_write_step(&saga->steps[i]);
+			store_write_step(&saga->steps[i]);
 			saga->steps[i].dirty = false;
 			saga->steps[i].row_behind = false;
 		}
@@ -682,7 +682,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	if (!history_derived(saga))
 	{
 		foreach(lc, saga->events)
-			catalog_write_event(saga, lfirst(lc));
+			store_write_event(saga, lfirst(lc));
 		saga->history_stored |= saga->events != NIL;
 	}
 	list_free(saga->events);
@@ -931,7 +931,7 @@ forget_final_sagas(void)
 static void
 refresh_coordinator_id(void)
 {
-	char	   *id = catalog_coordinator_id();
+	char	   *id = store_coordinator_id();
 
 	if (worker.coordinator_id == NULL || strcmp(id, worker.coordinator_id) != 0)
 	{
@@ -967,7 +967,7 @@ run_turn(bool reload)
 	begin_turn_transaction();
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
-	catalog_recheck_schema();
+	store_recheck_schema();
 	if (reload || worker.take_up.nqueued > 0 || (worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
 	{
 		/* the sagas read now were submitted by commits before this point */
@@ -1138,7 +1138,7 @@ saga_worker_main(Datum arg)
 	begin_turn_transaction();
 	if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
-	catalog_prepare();
+	store_prepare();
 	ereport(LOG, (errmsg("pg_saga worker started for database \"%s\"",
 						 get_database_name(MyDatabaseId))));
 	end_turn_transaction();
