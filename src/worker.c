@@ -383,8 +383,8 @@ take_up_sagas(bool recheck)
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
 	if (worker.take_up.nqueued > 0)
 	{
-		add_live_sagas(store_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued, INT_MAX, want_named,
-											  &last, worker.cxt));
+		add_live_sagas(store_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued,
+											  INT_MAX, want_named, &last, worker.cxt));
 		worker.take_up.nqueued = 0;
 	}
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
@@ -394,7 +394,8 @@ take_up_sagas(bool recheck)
 		bool		exhausted;
 
 		last = worker.take_up.taken_upto;
-		add_live_sagas(store_live_sagas_after(worker.take_up.taken_upto, limit, worker.take_up.room_left, want_scanned,
+		add_live_sagas(store_live_sagas_after(worker.take_up.taken_upto, limit,
+											  worker.take_up.room_left, want_scanned,
 											  &last, &exhausted, worker.cxt));
 		worker.take_up.taken_upto = last;
 		worker.take_up.more_to_take = !exhausted;
@@ -527,7 +528,8 @@ note_final(Saga *saga)
 	if (worker.turn.nfinals == worker.turn.maxfinals)
 	{
 		worker.turn.maxfinals = Max(64, worker.turn.maxfinals * 2);
-		worker.turn.finals = worker.turn.finals ? repalloc(worker.turn.finals, worker.turn.maxfinals * sizeof(int64)) :
+		worker.turn.finals = worker.turn.finals ?
+			repalloc(worker.turn.finals, worker.turn.maxfinals * sizeof(int64)) :
 			MemoryContextAlloc(worker.cxt, worker.turn.maxfinals * sizeof(int64));
 	}
 	worker.turn.finals[worker.turn.nfinals++] = saga->id;
@@ -968,7 +970,8 @@ run_turn(bool reload)
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
 	store_recheck_schema();
-	if (reload || worker.take_up.nqueued > 0 || (worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
+	if (reload || worker.take_up.nqueued > 0 ||
+		(worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
 	{
 		/* the sagas read now were submitted by commits before this point */
 		worker.turn.submits_end = Max(worker.turn.submits_end, GetXLogInsertRecPtr());
@@ -1132,7 +1135,8 @@ saga_worker_main(Datum arg)
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(SagaEntry);
 	ctl.hcxt = worker.cxt;
-	worker.live.index = hash_create("pg_saga sagas", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	worker.live.index = hash_create("pg_saga sagas", 1024, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	progress_attach(worker.slot, worker.cxt);
 
 	begin_turn_transaction();
@@ -1187,7 +1191,8 @@ saga_worker_main(Datum arg)
 
 			if (worker.take_up.nqueued > 0)
 				next_reload = 0;	/* not taken up yet: reread everything */
-			worker.take_up.nqueued = saga_take_queue(worker.slot, worker.take_up.queued, &overflow, &rescan, &submit_lsn);
+			worker.take_up.nqueued = saga_take_queue(worker.slot, worker.take_up.queued,
+													 &overflow, &rescan, &submit_lsn);
 			worker.turn.submits_end = Max(worker.turn.submits_end, submit_lsn);
 			if (overflow)
 				next_reload = 0;
