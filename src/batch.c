@@ -14,11 +14,11 @@
  *
  * What a batched call says is barrier.c's (barrier_batch_step_params,
  * barrier_batch_as_bound), as for any call.  The pipeline that sends a
- * batch and reads its replies stays in remote.c (its "Batches" section):
- * it drives a connection's state (ConnState, the set-up commands, the
- * timeouts, a step that failed sent on without it) like any other call,
- * and is I/O on one connection, not a decision about which calls go
- * together.
+ * batch and reads its replies stays in remote.c (see "Batches" there): it
+ * drives a connection's state (ConnState, the set-up commands, the
+ * timeouts, the rest of a batch sent on after one of its steps failed)
+ * as any other call does, and is I/O on one connection, not a decision
+ * about which calls go together.
  *
  *-------------------------------------------------------------------------
  */
