@@ -13,9 +13,9 @@
  * built here and passed by barrier.c (as a parameter or a quoted literal)
  * or http_request.c (as the request's data).
  *
- * This file holds no state and does no I/O; it reads a step and its
- * saga, and is called by the engine, barrier.c and http_request.c, none
- * of which it calls back.
+ * This file holds no state of its own (where a step's SQL splits is kept
+ * in the step) and does no I/O; it is called by the engine, barrier.c and
+ * http_request.c, none of which it calls back.
  *
  *-------------------------------------------------------------------------
  */
