@@ -35,10 +35,10 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "store.h"
 #include "forget.h"
 #include "remote.h"
 #include "settings.h"
+#include "store.h"
 
 /* How often the queue is read while nothing was forgotten. */
 #define FORGET_INTERVAL_MS		5000

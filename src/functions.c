@@ -38,13 +38,13 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "store.h"
 #include "http_request.h"
 #include "model.h"
 #include "progress.h"
 #include "remote_backend.h"
 #include "settings.h"
 #include "shmem.h"
+#include "store.h"
 #include "target.h"
 
 PG_FUNCTION_INFO_V1(saga_begin);

@@ -34,10 +34,10 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "store.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"
+#include "store.h"
 
 typedef struct FoundXact
 {

@@ -53,7 +53,6 @@
 #include "pg_saga.h"
 #include "barrier.h"
 #include "batch.h"
-#include "store.h"
 #include "engine.h"
 #include "forget.h"
 #include "http_request.h"
@@ -62,6 +61,7 @@
 #include "remote.h"
 #include "settings.h"
 #include "shmem.h"
+#include "store.h"
 #include "worker.h"
 
 /* Live sagas are re-read at least this often, whatever wakes the worker. */
