@@ -15,9 +15,11 @@ OBJS = \
 	src/remote_backend.o \
 	src/remote_error.o \
 	src/barrier.o \
+	src/batch.o \
+	src/results.o \
 	src/recovery.o \
 	src/forget.o \
-	src/catalog.o \
+	src/store.o \
 	src/target.o \
 	src/http_request.o \
 	src/remote_http.o \

@@ -12,7 +12,7 @@
  * transaction rolls back, barrier record included.
  *
  * Step results: when the last statement of an action or confirm returns
- * rows, the worker sends it apart (the raw grammar finds where it starts),
+ * rows, the worker sends it apart (results.c finds where it starts),
  * and the participant's run_step() collects its rows as one jsonb array,
  * kept with the barrier record and answered with the reply.  Steps whose last statement
  * returns no rows call run(), which participants set up by any version
@@ -61,134 +61,10 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "engine.h"
+#include "results.h"
 #include "settings.h"
 
 static char *array_text(const char **values, int n);
-
-/* ---- results: the rows of a step's last statement ---- */
-
-/*
- * Does this statement return rows, which are then a step's result: a query
- * (but SELECT INTO, which makes a table), or INSERT, UPDATE, DELETE (or,
- * where the grammar has it, MERGE) with RETURNING?
- */
-static bool
-statement_returns_rows(Node *stmt)
-{
-	switch (nodeTag(stmt))
-	{
-		case T_SelectStmt:
-			{
-				SelectStmt *select = (SelectStmt *) stmt;
-				SelectStmt *leftmost = select;
-
-				while (leftmost->larg != NULL)
-					leftmost = leftmost->larg;
-				return leftmost->intoClause == NULL && select->intoClause == NULL;
-			}
-		case T_InsertStmt:
-			return ((InsertStmt *) stmt)->returningList != NIL;
-		case T_UpdateStmt:
-			return ((UpdateStmt *) stmt)->returningList != NIL;
-		case T_DeleteStmt:
-			return ((DeleteStmt *) stmt)->returningList != NIL;
-#if PG_VERSION_NUM >= 170000
-		case T_MergeStmt:
-			return ((MergeStmt *) stmt)->returningList != NIL;
-#endif
-		default:
-			return false;
-	}
-}
-
-/*
- * Splits sql before its last statement, if that returns rows: *prefix is
- * what comes before it ("" if nothing), *last the statement itself, whose
- * rows the participant collects (see run_step() there).  Returns false
- * (the SQL runs as it is, with no result) when the last statement returns
- * no rows, or when this server's grammar cannot read the SQL: the
- * participant then reports the syntax error, or runs what its own grammar
- * accepts.
- *
- * Only the raw grammar runs here, which touches no catalog and needs no
- * transaction; the error it may raise is caught and dropped, as nothing
- * but memory, in a context of its own, is left to clean.
- */
-static bool
-split_result_statement(const char *sql, char **prefix, char **last)
-{
-	MemoryContext parse_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_saga step parse",
-													ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(parse_cxt);
-	List	   *volatile parsed = NIL;
-	bool		found = false;
-
-	PG_TRY();
-	{
-		parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(parse_cxt);
-		FlushErrorState();
-		parsed = NIL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
-
-	if (parsed != NIL)
-	{
-		RawStmt    *stmt = llast_node(RawStmt, parsed);
-
-		if (statement_returns_rows(stmt->stmt))
-		{
-			int			len = stmt->stmt_len > 0 ? stmt->stmt_len :
-				(int) strlen(sql + stmt->stmt_location);
-
-			*prefix = list_length(parsed) > 1 ? pnstrdup(sql, stmt->stmt_location) : pstrdup("");
-			*last = pnstrdup(sql + stmt->stmt_location, len);
-			found = true;
-		}
-	}
-	MemoryContextDelete(parse_cxt);
-	return found;
-}
-
-/*
- * The last statement of op of step, whose rows are its result; NULL when
- * op keeps none (a compensation) or that statement returns no rows.  The
- * SQL to run before it in *prefix.  Worked out once per step and operation.
- */
-static char *
-step_result_sql(SagaStep *step, StepOp op, const char **prefix)
-{
-	*prefix = step->sql[op];
-	if (op != OP_ACTION && op != OP_CONFIRM)
-		return NULL;
-	if (!step->result_split[op])
-	{
-		MemoryContext old = MemoryContextSwitchTo(step->saga->cxt);
-
-		if (!split_result_statement(step->sql[op], &step->result_prefix[op],
-									&step->result_sql[op]))
-			step->result_prefix[op] = step->result_sql[op] = NULL;
-		step->result_split[op] = true;
-		MemoryContextSwitchTo(old);
-	}
-	if (step->result_sql[op] != NULL)
-		*prefix = step->result_prefix[op];
-	return step->result_sql[op];
-}
-
-/* Does op of step end with a statement that returns rows (its result)? */
-bool
-barrier_returns_rows(SagaStep *step, StepOp op)
-{
-	const char *prefix;
-
-	return step_result_sql(step, op, &prefix) != NULL;
-}
 
 /* ---- bound values ----
  *
@@ -244,7 +120,7 @@ statement_preparable(Node *stmt)
 	switch (nodeTag(stmt))
 	{
 		case T_SelectStmt:
-			return statement_returns_rows(stmt);	/* not SELECT INTO */
+			return results_statement_returns_rows(stmt);	/* not SELECT INTO */
 		case T_InsertStmt:
 		case T_UpdateStmt:
 		case T_DeleteStmt:
@@ -326,7 +202,7 @@ bound_split(const char *sql, bool count_last, char **statements, char **refs,
 			return -1;
 		}
 		if (mine != NIL && count_last && lnext(parsed, lc) == NULL &&
-			!statement_returns_rows(stmt->stmt))
+			!results_statement_returns_rows(stmt->stmt))
 		{
 			if (IsA(stmt->stmt, MergeStmt))
 			{
@@ -538,7 +414,7 @@ barrier_call_since(StepCallKind kind)
 static bool
 needs_own_result(SagaStep *step, StepOp op)
 {
-	return op != OP_ACTION && step->result == NULL && barrier_returns_rows(step, OP_ACTION);
+	return op != OP_ACTION && step->result == NULL && results_returns_rows(step, OP_ACTION);
 }
 
 /*
@@ -552,8 +428,8 @@ step_call(const char *coordinator, Saga *saga, SagaStep *step, StepOp op, int ti
 {
 	RemoteStepCall *call = palloc0(sizeof(RemoteStepCall));
 	const char *sql;
-	char	   *result_sql = step_result_sql(step, op, &sql);
-	char	   *results = engine_step_results(step, op);
+	char	   *result_sql = results_step_sql(step, op, &sql);
+	char	   *results = results_for_step(step, op);
 
 	call->values[0] = barrier_identity(coordinator, saga);
 	call->values[1] = saga->gid;
@@ -646,13 +522,13 @@ append_at_call_text(StringInfo buf, const char *coordinator, Saga *saga, SagaSte
 					StepOp op)
 {
 	const char *sql;
-	char	   *result_sql = step_result_sql(step, op, &sql);
+	char	   *result_sql = results_step_sql(step, op, &sql);
 
 	appendStringInfoString(buf, "SELECT pg_catalog.set_config('saga.gid', ");
 	append_literal(buf, saga->gid, "text");
 	appendStringInfo(buf, ", true), pg_catalog.set_config('saga.step', '%d', true), "
 					 "pg_catalog.set_config('saga.results', ", step->number);
-	append_literal(buf, engine_step_results(step, op), "text");
+	append_literal(buf, results_for_step(step, op), "text");
 	appendStringInfoString(buf, ", true); SELECT reply, result FROM saga_participant.run_at(");
 	append_literal(buf, barrier_identity(coordinator, saga), "text");
 	appendStringInfoString(buf, ", ");
@@ -755,19 +631,6 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 		(op != OP_ACTION && op != OP_COMPENSATION && op != OP_CONFIRM))
 		return NULL;
 	return step_call(coordinator, saga, step, op, timeout_ms);
-}
-
-/*
- * Can this call share a batch with others (see barrier_batch_step_params)?
- * Not in mode xa, where each step is a prepared transaction of its own, nor
- * in mode at, whose calls go through run_at().  A step of a batch runs
- * under a timeout of its own, so one with its own timeout may join.
- */
-bool
-barrier_batchable(Saga *saga, SagaStep *step, StepOp op)
-{
-	return saga->mode != MODE_XA && saga->mode != MODE_AT &&
-		(op == OP_ACTION || op == OP_COMPENSATION || op == OP_CONFIRM);
 }
 
 /*

@@ -25,8 +25,6 @@ extern const char *barrier_call_statement_name(StepCallKind kind);
 extern int	barrier_call_since(StepCallKind kind);
 extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaStep *step,
 												 StepOp op, int timeout_ms);
-extern bool barrier_batchable(Saga *saga, SagaStep *step, StepOp op);
-extern bool barrier_returns_rows(SagaStep *step, StepOp op);
 extern bool barrier_binds_values(SagaStep *step, StepOp op);
 extern void barrier_check_values(const char *sql, int nargs, const char *what,
 								 const char *name, bool count_last);

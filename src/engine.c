@@ -34,7 +34,6 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -42,6 +41,7 @@
 #include "barrier.h"
 #include "engine.h"
 #include "remote.h"
+#include "results.h"
 #include "settings.h"
 
 void
@@ -139,7 +139,7 @@ backoff_until(int attempts, TimestampTz now)
  * decision, as saga.wait() reports it to users and it must therefore stand;
  * the rest of a saga's progress is not (see worker.c), its first start
  * included: a saga whose start a crash lost reads as pending, and the
- * worker treats its steps as maybe applied (see catalog.c).
+ * worker treats its steps as maybe applied (see store.c).
  */
 static void
 saga_set_status(Saga *saga, SagaStatus status)
@@ -352,28 +352,6 @@ engine_commit_lost_to_abort(Saga *saga)
 
 /* ---- planning ---- */
 
-/*
- * Is another step of the saga being started on step's target this turn?
- * Then step goes alone: the steps of one batch run one after the other,
- * and steps of one saga that do not depend on each other run concurrently
- * (they may wait for each other), so a batch holds at most one step of a
- * saga.
- */
-static bool
-sibling_starting_on_target(Saga *saga, SagaStep *step)
-{
-	int			i;
-
-	for (i = 0; i < saga->nsteps; i++)
-	{
-		SagaStep   *other = &saga->steps[i];
-
-		if (other != step && step_call_starting(other) && strcmp(other->target, step->target) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Asks the worker to start op of step (see engine_call_starting). */
 static void
 want_call(SagaStep *step, StepOp op, List **wants)
@@ -383,14 +361,6 @@ want_call(SagaStep *step, StepOp op, List **wants)
 	want->step = step;
 	want->op = op;
 	*wants = lappend(*wants, want);
-}
-
-/* May this call share a batch with calls of other sagas? */
-bool
-engine_may_batch(SagaStep *step, StepOp op)
-{
-	return barrier_batchable(step->saga, step, op) && !step->send_alone &&
-		!sibling_starting_on_target(step->saga, step);
 }
 
 /*
@@ -752,73 +722,6 @@ engine_advance(Saga *saga, TimestampTz now, List **wants)
 
 /* ---- results ---- */
 
-/* Marks step i and every step it comes after, directly or not. */
-static void
-mark_with_deps(Saga *saga, int i, bool *marked)
-{
-	int			k;
-
-	if (marked[i])
-		return;
-	marked[i] = true;
-	for (k = 0; k < saga->steps[i].ndeps; k++)
-		mark_with_deps(saga, saga->steps[i].deps[k], marked);
-}
-
-/*
- * What op of step finds in saga.results: a jsonb object (as text) with the
- * result of every step it runs after, directly or through their own
- * dependencies, under the step's name; in a compensation or confirm also
- * its own action's.  "{}" when there is none.
- */
-char *
-engine_step_results(SagaStep *step, StepOp op)
-{
-	Saga	   *saga = step->saga;
-	int			self = step - saga->steps;
-	bool	   *marked;
-	StringInfoData buf;
-	int			i;
-	bool		any = false;
-
-	/*
-	 * Its own action's result, which the worker lacks when the action's
-	 * reply was lost: [] for an action whose last statement returns no
-	 * rows; otherwise the participant adds it from the barrier record.
-	 */
-	bool		own_empty = op != OP_ACTION && step->result == NULL &&
-		!barrier_returns_rows(step, OP_ACTION);
-
-	for (i = 0; i < saga->nsteps && !any; i++)
-		any = saga->steps[i].result != NULL;
-	if (!any && !own_empty)
-		return "{}";
-	marked = palloc0(sizeof(bool) * saga->nsteps);
-	mark_with_deps(saga, self, marked);
-	if (op == OP_ACTION)
-		marked[self] = false;
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < saga->nsteps; i++)
-	{
-		SagaStep   *other = &saga->steps[i];
-
-		const char *result = other->result ? other->result :
-			(i == self && own_empty) ? "[]" : NULL;
-
-		if (!marked[i] || result == NULL)
-			continue;
-		if (buf.len > 1)
-			appendStringInfoString(&buf, ", ");
-		escape_json(&buf, other->name);
-		appendStringInfoString(&buf, ": ");
-		appendStringInfoString(&buf, result);
-	}
-	appendStringInfoChar(&buf, '}');
-	pfree(marked);
-	return buf.data;
-}
-
 /*
  * Keeps the result an action or confirm answered; an operation whose last
  * statement returns no rows answers none, which is "[]".  Returns how the
@@ -1063,7 +966,7 @@ static void
 finish_probe(SagaStep *step, RemoteOutcome *outcome, TimestampTz now)
 {
 	if (outcome->kind == OUTCOME_OK && outcome->reply == REPLY_PREPARED &&
-		step->saga->phase == PHASE_FORWARD && barrier_returns_rows(step, OP_ACTION))
+		step->saga->phase == PHASE_FORWARD && results_returns_rows(step, OP_ACTION))
 	{
 		/*
 		 * The attempt's result went with its lost reply, and its barrier

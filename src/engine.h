@@ -31,7 +31,6 @@ extern void engine_add_event(Saga *saga, int step, const char *event, const char
 extern void engine_request_abort(Saga *saga, const char *reason);
 extern void engine_commit_lost_to_abort(Saga *saga);
 extern void engine_advance(Saga *saga, TimestampTz now, List **wants);
-extern bool engine_may_batch(SagaStep *step, StepOp op);
 extern void engine_call_starting(SagaStep *step, StepOp op, TimestampTz now);
 extern void engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 								TimestampTz now);
@@ -41,7 +40,6 @@ extern void engine_call_failed_to_start(SagaStep *step, const char *error,
 										int sqlstate, TimestampTz now);
 extern void engine_call_not_sent(SagaStep *step);
 extern void engine_call_lost_in_batch(SagaStep *step);
-extern char *engine_step_results(SagaStep *step, StepOp op);
 extern TimestampTz engine_next_wakeup(Saga *saga);
 extern int	step_timeout_ms(SagaStep *step);
 

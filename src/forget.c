@@ -35,10 +35,10 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
 #include "forget.h"
 #include "remote.h"
 #include "settings.h"
+#include "store.h"
 
 /* How often the queue is read while nothing was forgotten. */
 #define FORGET_INTERVAL_MS		5000
@@ -180,7 +180,7 @@ forget_done(void *arg, RemoteOutcome *outcome)
 
 /* Sends one group of queued rows to its participant; false if it cannot now. */
 static bool
-send_group(CatalogForget *group, ForgetPool *fp, TimestampTz now)
+send_group(StoreForget *group, ForgetPool *fp, TimestampTz now)
 {
 	RemotePool *pool = remote_pool_lookup(group->where.target, group->where.owner);
 	ForgetCall *call;
@@ -232,17 +232,17 @@ send_group(CatalogForget *group, ForgetPool *fp, TimestampTz now)
 void
 forget_turn(TimestampTz now)
 {
-	CatalogTarget *skip;
+	StoreTarget *skip;
 	int			nskip = 0;
 	ListCell   *lc;
 	List	   *groups;
 	bool		all_sent = true;
 
-	if (!catalog_has_saga_key())
+	if (!store_has_saga_key())
 		return;
 	if (ndone > 0)
 	{
-		catalog_forget_done(done_ids, ndone);
+		store_forget_done(done_ids, ndone);
 		ndone = 0;
 	}
 	if (now < next_check)
@@ -250,7 +250,7 @@ forget_turn(TimestampTz now)
 	next_check = now + FORGET_INTERVAL_MS * INT64CONST(1000);
 
 	/* what the read leaves out: calls in flight, participants that failed */
-	skip = palloc(sizeof(CatalogTarget) * Max(list_length(forget_pools), 1));
+	skip = palloc(sizeof(StoreTarget) * Max(list_length(forget_pools), 1));
 	foreach(lc, forget_pools)
 	{
 		ForgetPool *fp = lfirst(lc);
@@ -262,10 +262,10 @@ forget_turn(TimestampTz now)
 			nskip++;
 		}
 	}
-	groups = catalog_forget_due(FORGET_BATCH_ROWS, skip, nskip, CurrentMemoryContext);
+	groups = store_forget_due(FORGET_BATCH_ROWS, skip, nskip, CurrentMemoryContext);
 	foreach(lc, groups)
 	{
-		CatalogForget *group = lfirst(lc);
+		StoreForget *group = lfirst(lc);
 
 		all_sent &= send_group(group, forget_pool(group->where.target, group->where.owner), now);
 	}

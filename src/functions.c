@@ -38,13 +38,13 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
 #include "http_request.h"
 #include "model.h"
 #include "progress.h"
 #include "remote_backend.h"
 #include "settings.h"
 #include "shmem.h"
+#include "store.h"
 #include "target.h"
 
 PG_FUNCTION_INFO_V1(saga_begin);
@@ -205,7 +205,7 @@ lookup_gtx(SagaCall *cx, const char *gid, bool acting, SagaRow *row)
 		"SELECT id, mode, status, owner, xmin::text, phase FROM saga.gtx WHERE gid = $1 FOR UPDATE" :
 		"SELECT id, mode, status, owner, xmin::text, phase FROM saga.gtx WHERE gid = $1";
 
-	if (catalog_run(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (store_run(sql, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not look up saga \"%s\"", gid);
 	visible = SPI_processed == 1;
 	if (visible)
@@ -280,7 +280,7 @@ add_event(SagaRow *row, int step, const char *event, const char *detail)
 		nulls[1] = 'n';
 	args[2] = CStringGetTextDatum(event);
 	args[3] = text_or_null(detail, nulls, 3);
-	if (catalog_run("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
+	if (store_run("INSERT INTO saga.gtx_event (gtx_id, step, event, detail) "
 							  "VALUES ($1, $2, $3, $4)",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_saga: could not record an event");
@@ -292,7 +292,7 @@ read_status(const char *gid)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(gid)};
 
-	if (catalog_run("SELECT status FROM saga.gtx WHERE gid = $1",
+	if (store_run("SELECT status FROM saga.gtx WHERE gid = $1",
 							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read saga \"%s\"", gid);
 	if (SPI_processed != 1)
@@ -526,8 +526,8 @@ saga_nargs(int64 id)
 
 	if (!OidIsValid(get_relname_relid("gtx_args", nsp)))
 		return 0;
-	if (catalog_run("SELECT pg_catalog.cardinality(args) FROM saga.gtx_args WHERE gtx_id = $1",
-					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (store_run("SELECT pg_catalog.cardinality(args) FROM saga.gtx_args WHERE gtx_id = $1",
+				  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read the values of a saga");
 	if (SPI_processed == 0)
 		return 0;
@@ -634,8 +634,8 @@ refuse_http_without_saga_key(int64 id, const char *gid, const char *target)
 	Datum		vals[1] = {Int64GetDatum(id)};
 	bool		isnull;
 
-	if (catalog_run("SELECT saga_key IS NULL FROM saga.gtx WHERE id = $1",
-					1, types, vals, NULL, false, 1) != SPI_OK_SELECT)
+	if (store_run("SELECT saga_key IS NULL FROM saga.gtx WHERE id = $1",
+				  1, types, vals, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read the saga key");
 	if (SPI_processed == 1 &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
@@ -698,7 +698,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	/* one statement: a duplicate gid inserts nothing and returns no row */
 	if (values == NULL)
 	{
-		if (catalog_run("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+		if (store_run("INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
 					"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
 					"ON CONFLICT (gid) DO NOTHING RETURNING gid, id",
 					5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
@@ -707,7 +707,7 @@ saga_begin(PG_FUNCTION_ARGS)
 	else
 	{
 		args[5] = PointerGetDatum(values);
-		if (catalog_run("WITH g AS (INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
+		if (store_run("WITH g AS (INSERT INTO saga.gtx (gid, mode, owner, payload, timeout) "
 					"VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5) "
 					"ON CONFLICT (gid) DO NOTHING RETURNING gid, id), "
 					"a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT id, $6 FROM g) "
@@ -770,7 +770,7 @@ step_by_name(int64 saga_id, const char *name)
 	Datum		args[2] = {Int64GetDatum(saga_id), CStringGetTextDatum(name)};
 	bool		isnull;
 
-	if (catalog_run("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
+	if (store_run("SELECT step FROM saga.gtx_step WHERE gtx_id = $1 AND name = $2",
 							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read steps");
 	if (SPI_processed == 0)
@@ -917,7 +917,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 			vals[1] = CStringGetTextDatum(name);
 			valnulls[1] = ' ';
 		}
-		if (catalog_run("SELECT n, EXISTS (SELECT 1 FROM saga.gtx_step "
+		if (store_run("SELECT n, EXISTS (SELECT 1 FROM saga.gtx_step "
 					"WHERE gtx_id = $1 AND name = COALESCE($2, 'step' || n)) "
 					"FROM (SELECT COALESCE(max(step), 0) + 1 AS n "
 					"FROM saga.gtx_step WHERE gtx_id = $1) AS next",
@@ -949,7 +949,7 @@ saga_add_step(PG_FUNCTION_ARGS)
 	args[8] = arg_or_null(fcinfo, 7, nulls, 8);
 	args[9] = arg_or_null(fcinfo, 8, nulls, 9);
 	args[10] = arg_or_null(fcinfo, 9, nulls, 10);
-	if (catalog_run("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
+	if (store_run("INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, "
 							  "compensation, confirm, after_steps, expect_rows, max_attempts, timeout) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
@@ -977,7 +977,7 @@ saga_submit(PG_FUNCTION_ARGS)
 		wrong_state(&row, "Only a saga that is building can be submitted.");
 	idarg[0] = Int64GetDatum(row.id);
 	/* with a timeout, a trigger stamps submitted_at and the deadline at commit */
-	if (catalog_run("UPDATE saga.gtx SET status = 'pending', "
+	if (store_run("UPDATE saga.gtx SET status = 'pending', "
 				"submitted_at = pg_catalog.clock_timestamp() WHERE id = $1 "
 				"AND EXISTS (SELECT 1 FROM saga.gtx_step WHERE gtx_id = $1)",
 				1, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
@@ -1275,11 +1275,11 @@ saga_start(PG_FUNCTION_ARGS)
 	/* a duplicate gid inserts nothing, so the steps, values and event do not either */
 	args[14] = values ? PointerGetDatum(values) : (Datum) 0;
 	nulls[14] = values ? ' ' : 'n';
-	if (catalog_run(schema_derives_history() ?
-					(values == NULL ? START_SQL("", "") : START_SQL(START_ARGS_SQL, "")) :
-					(values == NULL ? START_SQL("", START_EVENT_SQL) :
+	if (store_run(schema_derives_history() ?
+				  (values == NULL ? START_SQL("", "") : START_SQL(START_ARGS_SQL, "")) :
+				  (values == NULL ? START_SQL("", START_EVENT_SQL) :
 					 START_SQL(START_ARGS_SQL, START_EVENT_SQL)),
-					values == NULL ? 14 : 15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+				  values == NULL ? 14 : 15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not start saga");
 	if (SPI_processed == 0)
 		duplicate_gid(gid);
@@ -1325,12 +1325,12 @@ saga_result(PG_FUNCTION_ARGS)
 	lookup_gtx(&cx, gid, false, &row);
 	args[0] = Int64GetDatum(row.id);
 	/* since 1.6 a result of no rows may still be in the worker's memory only */
-	if (catalog_run(schema_derives_history() ?
-					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
-					"FROM saga._steps WHERE gtx_id = $1 AND result IS NOT NULL" :
-					"SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
-					"FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
-					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (store_run(schema_derives_history() ?
+				  "SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+				  "FROM saga._steps WHERE gtx_id = $1 AND result IS NOT NULL" :
+				  "SELECT COALESCE(pg_catalog.jsonb_object_agg(name, result), '{}'::jsonb)::text "
+				  "FROM saga.gtx_step WHERE gtx_id = $1 AND result IS NOT NULL",
+				  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "pg_saga: could not read the results of saga \"%s\"", gid);
 	results = MemoryContextStrdup(caller_cxt,
 								  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
@@ -1423,14 +1423,14 @@ saga_abort(PG_FUNCTION_ARGS)
 	{
 		case SAGA_BUILDING:
 			/* nothing ran: discard it */
-			if (catalog_run("UPDATE saga.gtx SET status = 'aborted', "
+			if (store_run("UPDATE saga.gtx SET status = 'aborted', "
 									  "finished_at = pg_catalog.clock_timestamp(), "
 									  "abort_requested = true, abort_reason = $2, "
 									  "last_error = COALESCE('aborted: ' || $2, 'aborted before submit') "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
-			if (catalog_run("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
+			if (store_run("UPDATE saga.gtx_step SET status = 'skipped' WHERE gtx_id = $1",
 									  1, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "aborted", "discarded before submit");
@@ -1443,7 +1443,7 @@ saga_abort(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("msg saga \"%s\" cannot be aborted once submitted", gid),
 						 errdetail("A msg saga is delivered until done: nothing can be rolled back.")));
-			if (catalog_run("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
+			if (store_run("UPDATE saga.gtx SET abort_requested = true, abort_reason = $2 "
 									  "WHERE id = $1",
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
@@ -1473,11 +1473,11 @@ saga_retry(PG_FUNCTION_ARGS)
 	idarg[0] = Int64GetDatum(row.id);
 	/* it resumes its phase, with the status the worker gives that phase */
 	idarg[1] = CStringGetTextDatum(saga_status_name(saga_phase_status(row.phase)));
-	if (catalog_run("UPDATE saga.gtx SET finished_at = NULL, status = $2 WHERE id = $1",
-					2, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
+	if (store_run("UPDATE saga.gtx SET finished_at = NULL, status = $2 WHERE id = $1",
+				  2, idtype, idarg, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_saga: could not retry saga");
 	/* fresh attempt counters; a refused delivery is delivered again */
-	if (catalog_run("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
+	if (store_run("UPDATE saga.gtx_step s SET attempts = 0, next_attempt_at = NULL, "
 							  "finished_at = NULL, "
 							  "status = CASE WHEN s.status = 'failed' AND g.mode = 'msg' "
 							  "THEN 'pending' ELSE s.status END "
@@ -1494,7 +1494,7 @@ saga_retry(PG_FUNCTION_ARGS)
 
 /* ---- saga.purge ---- */
 
-/* built once: catalog_run keeps plans by the address of their text */
+/* built once: store_run keeps plans by the address of their text */
 static const char *purge_sql = NULL;
 
 Datum
@@ -1524,7 +1524,7 @@ saga_purge(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(cx.caller);
 	args[2] = BoolGetDatum(is_saga_admin(cx.caller));
-	if (catalog_run(purge_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (store_run(purge_sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_saga: could not purge sagas");
 	count = (int64) SPI_processed;
 	call_end(&cx);
@@ -1596,8 +1596,8 @@ definition_owner(SagaCall *cx, const char *name)
 	bool		isnull;
 	Oid			owner;
 
-	if (catalog_run("SELECT owner FROM saga.definition WHERE name = $1 LIMIT 1",
-					1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (store_run("SELECT owner FROM saga.definition WHERE name = $1 LIMIT 1",
+				  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
 	if (SPI_processed == 0)
 		return InvalidOid;
@@ -1650,10 +1650,10 @@ saga_define(PG_FUNCTION_ARGS)
 	args[3] = arg_or_null(fcinfo, 3, nulls, 3);
 	args[4] = PG_GETARG_DATUM(1);
 	argtypes[4] = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	if (catalog_run("INSERT INTO saga.definition (name, version, owner, mode, timeout, steps) "
-					"SELECT $1, COALESCE(pg_catalog.max(version), 0) + 1, $2, $3, $4, $5 "
-					"FROM saga.definition WHERE name = $1 RETURNING version",
-					5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (store_run("INSERT INTO saga.definition (name, version, owner, mode, timeout, steps) "
+				  "SELECT $1, COALESCE(pg_catalog.max(version), 0) + 1, $2, $3, $4, $5 "
+				  "FROM saga.definition WHERE name = $1 RETURNING version",
+				  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "pg_saga: could not define \"%s\"", name);
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	call_end(&cx);
@@ -1683,9 +1683,9 @@ saga_start_definition(PG_FUNCTION_ARGS)
 	LOCAL_FCINFO(start, 6);
 
 	call_begin(&cx);
-	if (catalog_run("SELECT steps, mode, timeout, version FROM saga.definition "
-					"WHERE name = $1 ORDER BY version DESC LIMIT 1",
-					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (store_run("SELECT steps, mode, timeout, version FROM saga.definition "
+				  "WHERE name = $1 ORDER BY version DESC LIMIT 1",
+				  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read definition \"%s\"", name);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -1730,8 +1730,8 @@ saga_start_definition(PG_FUNCTION_ARGS)
 		Datum		vals[3] = {CStringGetTextDatum(name), Int32GetDatum(version), result};
 
 		call_begin(&cx);
-		if (catalog_run("UPDATE saga.gtx SET definition = $1, definition_version = $2 WHERE gid = $3",
-						3, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		if (store_run("UPDATE saga.gtx SET definition = $1, definition_version = $2 WHERE gid = $3",
+					  3, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_saga: could not note the definition of a saga");
 		call_end(&cx);
 	}
@@ -1752,8 +1752,8 @@ saga_drop_definition(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("saga definition \"%s\" does not exist", name)));
-	if (catalog_run("DELETE FROM saga.definition WHERE name = $1",
-					1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (store_run("DELETE FROM saga.definition WHERE name = $1",
+				  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_saga: could not drop definition \"%s\"", name);
 	call_end(&cx);
 	PG_RETURN_VOID();

@@ -37,8 +37,8 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "engine.h"
 #include "http_request.h"
+#include "results.h"
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 
@@ -942,7 +942,7 @@ http_request_build(const HttpTarget *target, const char *coordinator, SagaStep *
 	req = parse_jsonb(step->sql[op]);
 	src.values = saga_values(step->saga);
 	src.nvalues = step->saga->nargs;
-	src.results = parse_jsonb(engine_step_results(step, op));
+	src.results = parse_jsonb(results_for_step(step, op));
 	if (op != OP_ACTION && step->result == NULL)
 		src.own_name = step->name;
 	path = object_string(req, "path", &present);

@@ -20,10 +20,14 @@
  *					its checks, its data, its Idempotency-Key
  *		remote_backend.c	a user backend's blocking connection to a target
  *		barrier.c	the remote text of a step call and the participant set-up
+ *		batch.c		which planned calls share a batch, and the batches a
+ *					turn's calls form (the pipeline that sends one: remote.c)
+ *		results.c	a step's results: the statement that answers them, what
+ *					the steps after it read (saga.results)
  *		recovery.c	in-doubt prepared transactions of xa sagas
  *		forget.c	deleting the barrier records of purged sagas on the
  *					participants
- *		catalog.c	reading and writing the extension's tables with SPI
+ *		store.c		reading and writing the extension's tables with SPI
  *		target.c	the foreign-data wrapper, targets (databases, HTTP
  *					services) and user mappings
  *		functions.c	the SQL-callable functions (no header: SQL calls them)

@@ -34,14 +34,14 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
 #include "recovery.h"
 #include "remote.h"
 #include "settings.h"
+#include "store.h"
 
 typedef struct FoundXact
 {
-	CatalogTarget where;
+	StoreTarget where;
 	char	   *name;
 } FoundXact;
 
@@ -69,7 +69,7 @@ recovery_set_coordinator(const char *coordinator_id)
 static void
 sweep_done(void *arg, RemoteOutcome *outcome)
 {
-	CatalogTarget *where = arg;
+	StoreTarget *where = arg;
 	MemoryContext old;
 	char	   *names;
 	char	   *name;
@@ -107,7 +107,7 @@ resolve_done(void *arg, RemoteOutcome *outcome)
 
 /* Sends query on the pool of where, if it can be had now. */
 static bool
-send_on(CatalogTarget *where, char *query, RemoteDoneCallback done, void *arg)
+send_on(StoreTarget *where, char *query, RemoteDoneCallback done, void *arg)
 {
 	RemotePool *pool = remote_pool_lookup(where->target, where->owner);
 	char	   *error;
@@ -131,9 +131,9 @@ start_sweep(void)
 	ListCell   *lc;
 
 	MemoryContextReset(sweep_cxt);
-	foreach(lc, catalog_xa_targets(sweep_cxt))
+	foreach(lc, store_xa_targets(sweep_cxt))
 	{
-		CatalogTarget *where = lfirst(lc);
+		StoreTarget *where = lfirst(lc);
 
 		if (send_on(where, query, sweep_done, where))
 			sweeps_in_flight++;
@@ -176,7 +176,7 @@ decide(dlist_head *live, int64 id, int stepno)
 			return 0;
 		return -1;				/* appeared after its rollback was delivered */
 	}
-	if (!catalog_saga_state(id, &status, &phase))
+	if (!store_saga_state(id, &status, &phase))
 		return -1;				/* no saga explains it */
 	if (phase == PHASE_COMMIT || status == SAGA_SUCCEEDED)
 		return +1;

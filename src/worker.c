@@ -52,7 +52,7 @@
 
 #include "pg_saga.h"
 #include "barrier.h"
-#include "catalog.h"
+#include "batch.h"
 #include "engine.h"
 #include "forget.h"
 #include "http_request.h"
@@ -61,6 +61,7 @@
 #include "remote.h"
 #include "settings.h"
 #include "shmem.h"
+#include "store.h"
 #include "worker.h"
 
 /* Live sagas are re-read at least this often, whatever wakes the worker. */
@@ -69,17 +70,6 @@
 #define MAX_WAIT_MS				5000
 /* A call's local deadline: the remote statement_timeout fires first. */
 #define CALL_GRACE_MS			2000
-/* A batch carries at most this much SQL text (and saga.batch_size steps). */
-#define MAX_BATCH_BYTES			(1024 * 1024)
-
-/* A call started this turn, to send once the turn's changes are written. */
-typedef struct SagaStart
-{
-	SagaStep   *step;
-	StepOp		op;
-	RemotePool *pool;
-	bool		batchable;		/* may share a batch with other sagas' steps */
-} SagaStart;
 
 typedef struct SagaEntry
 {
@@ -87,14 +77,24 @@ typedef struct SagaEntry
 	Saga	   *saga;
 } SagaEntry;
 
-static int	my_slot = -1;
-static MemoryContext worker_cxt = NULL;
-static MemoryContext turn_cxt = NULL;
-static char *coordinator_id = NULL;
-static dlist_head live_sagas = DLIST_STATIC_INIT(live_sagas);
-static HTAB *saga_index = NULL;
-static int	nlive = 0;			/* sagas in live_sagas */
-static bool work_pending = true;
+/*
+ * Everything the worker keeps from one turn to the next, in one place: who
+ * it is, the sagas it holds, how far it has taken them up, what the turn
+ * carries over, and its wait set.  There is one worker per process, so one
+ * instance, worker; every function reaches it by name.  The worker has no
+ * signal flags of its own: SIGHUP and SIGTERM use PostgreSQL's handlers
+ * (ConfigReloadPending, die), whose flags are PostgreSQL's volatile
+ * sig_atomic_t globals, as a handler needs; none of them belongs here.
+ * The pools and connections are remote.c's, the settings settings.c's.
+ */
+
+/* The sagas in memory. */
+typedef struct LiveSagas
+{
+	dlist_head	sagas;			/* Saga, in the order taken up */
+	HTAB	   *index;			/* SagaEntry by id */
+	int			count;			/* sagas in sagas */
+} LiveSagas;
 
 /*
  * Taking up sagas costs what is taken up, however many wait (see
@@ -102,27 +102,73 @@ static bool work_pending = true;
  * or named by a wake-up still to come; more_to_take says live sagas after
  * it may wait to be taken up.
  */
-static int64 taken_upto = 0;
-static bool more_to_take = true;
-static int64 highest_loaded = 0;	/* the highest id ever taken up */
-static int	room_left = 0;		/* while taking up: sagas that still fit */
+typedef struct TakeUp
+{
+	int64		taken_upto;
+	bool		more_to_take;
+	int64		highest_loaded;	/* the highest id ever taken up */
+	int			room_left;		/* while taking up: sagas that still fit */
+	/* Saga ids from the wake-up queue, to take up at the next turn. */
+	int64		queued[SAGA_QUEUE_SIZE];
+	int			nqueued;
+} TakeUp;
 
-/* Saga ids from the wake-up queue, to take up at the next turn. */
-static int64 queued[SAGA_QUEUE_SIZE];
-static int	nqueued = 0;
+/* What a turn leaves for the next, or for the wait between them. */
+typedef struct TurnState
+{
+	bool		work_pending;	/* an outcome or a wake-up: turn at once */
+
+	/*
+	 * Where the WAL must be flushed before the worker calls the steps of a
+	 * saga it starts: past the commits that submitted the sagas it has read.
+	 * The worker's own record of the start is not flushed (see
+	 * write_changes), but the submission must be durable before any step
+	 * runs, even when its transaction committed with synchronous_commit off;
+	 * for sagas named in the wake-up queue the committing backends say where
+	 * their commits end, for the others the WAL written when they were read
+	 * is a bound.  Usually the clients flushed already and this costs
+	 * nothing.
+	 */
+	XLogRecPtr	submits_end;
+	bool		started_any;
+
+	/* Ids of the sagas that became final this turn, to wake their waiters. */
+	int64	   *finals;
+	int			nfinals;
+	int			maxfinals;
+
+	TimestampTz sagas_wakeup;	/* see compute_sagas_wakeup */
+} TurnState;
 
 /*
- * Where the WAL must be flushed before the worker calls the steps of a saga
- * it starts: past the commits that submitted the sagas it has read.  The
- * worker's own record of the start is not flushed (see write_changes), but
- * the submission must be durable before any step runs, even when its
- * transaction committed with synchronous_commit off; for sagas named in
- * the wake-up queue the committing backends say where their commits end,
- * for the others the WAL written when they were read is a bound.  Usually
- * the clients flushed already and this costs nothing.
+ * The wait set lives across turns (creating one costs system calls) and is
+ * rebuilt only when a connection opened, closed or needs other events.
  */
-static XLogRecPtr submits_end = InvalidXLogRecPtr;
-static bool started_any = false;
+typedef struct WaitState
+{
+	WaitEventSet *set;
+	int			size;
+} WaitState;
+
+typedef struct WorkerState
+{
+	int			slot;			/* in saga_shared->slots */
+	MemoryContext cxt;			/* lives as long as the worker */
+	MemoryContext turn_cxt;		/* reset at every turn */
+	char	   *coordinator_id; /* see refresh_coordinator_id */
+	LiveSagas	live;
+	TakeUp		take_up;
+	TurnState	turn;
+	WaitState	wait;
+} WorkerState;
+
+static WorkerState worker = {
+	.slot = -1,
+	.live.sagas = DLIST_STATIC_INIT(worker.live.sagas),
+	.take_up.more_to_take = true,
+	.turn.work_pending = true,
+	.turn.submits_end = InvalidXLogRecPtr,
+};
 
 static void compute_sagas_wakeup(TimestampTz now);
 
@@ -137,7 +183,7 @@ sync_standby_configured(void)
 static void
 release_my_slot(int code, Datum arg)
 {
-	SagaWorkerSlot *slot = &saga_shared->slots[my_slot];
+	SagaWorkerSlot *slot = &saga_shared->slots[worker.slot];
 
 	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
 	slot->pid = 0;
@@ -149,7 +195,7 @@ release_my_slot(int code, Datum arg)
 static void
 take_my_slot(void)
 {
-	SagaWorkerSlot *slot = &saga_shared->slots[my_slot];
+	SagaWorkerSlot *slot = &saga_shared->slots[worker.slot];
 
 	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
 	slot->pid = MyProcPid;
@@ -164,7 +210,7 @@ static void
 leave_no_extension(void)
 {
 	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
-	saga_shared->slots[my_slot].no_extension = true;
+	saga_shared->slots[worker.slot].no_extension = true;
 	LWLockRelease(saga_shared->lock);
 	if (IsTransactionState())
 	{
@@ -191,7 +237,7 @@ end_turn_transaction(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	MemoryContextSwitchTo(turn_cxt);
+	MemoryContextSwitchTo(worker.turn_cxt);
 	pgstat_report_stat(false);
 }
 
@@ -206,17 +252,17 @@ invalidate_targets(Datum arg, int cacheid, uint32 hashvalue)
 static void
 forget_saga(Saga *saga)
 {
-	hash_search(saga_index, &saga->id, HASH_REMOVE, NULL);
+	hash_search(worker.live.index, &saga->id, HASH_REMOVE, NULL);
 	progress_release(saga);
 	dlist_delete(&saga->node);
 	MemoryContextDelete(saga->cxt);
-	nlive--;
+	worker.live.count--;
 }
 
 static SagaEntry *
 find_saga(int64 id)
 {
-	return hash_search(saga_index, &id, HASH_FIND, NULL);
+	return hash_search(worker.live.index, &id, HASH_FIND, NULL);
 }
 
 /* Sagas in memory after id, which a read of the sagas after id meets again. */
@@ -226,7 +272,7 @@ count_live_after(int64 id)
 	dlist_iter	iter;
 	int			n = 0;
 
-	dlist_foreach(iter, &live_sagas)
+	dlist_foreach(iter, &worker.live.sagas)
 		n += dlist_container(Saga, node, iter.cur)->id > id;
 	return n;
 }
@@ -237,7 +283,7 @@ note_abort_request(Saga *saga, bool abort_requested, const char *reason)
 	if (abort_requested && !saga->abort_requested)
 	{
 		engine_request_abort(saga, reason);
-		work_pending = true;
+		worker.turn.work_pending = true;
 	}
 }
 
@@ -271,18 +317,18 @@ want_named(int64 id, bool abort_requested, const char *abort_reason)
 		note_abort_request(entry->saga, abort_requested, abort_reason);
 		return false;
 	}
-	if (id > taken_upto)
+	if (id > worker.take_up.taken_upto)
 	{
-		more_to_take = true;
+		worker.take_up.more_to_take = true;
 		return false;
 	}
-	if (room_left > 0)
+	if (worker.take_up.room_left > 0)
 	{
-		room_left--;
+		worker.take_up.room_left--;
 		return true;
 	}
-	taken_upto = Min(taken_upto, id - 1);
-	more_to_take = true;
+	worker.take_up.taken_upto = Min(worker.take_up.taken_upto, id - 1);
+	worker.take_up.more_to_take = true;
 	return false;
 }
 
@@ -294,13 +340,13 @@ add_live_sagas(List *sagas)
 	foreach(lc, sagas)
 	{
 		Saga	   *saga = lfirst(lc);
-		SagaEntry  *entry = hash_search(saga_index, &saga->id, HASH_ENTER, NULL);
+		SagaEntry  *entry = hash_search(worker.live.index, &saga->id, HASH_ENTER, NULL);
 
 		entry->saga = saga;
-		dlist_push_tail(&live_sagas, &saga->node);
-		nlive++;
-		highest_loaded = Max(highest_loaded, saga->id);
-		work_pending = true;
+		dlist_push_tail(&worker.live.sagas, &saga->node);
+		worker.live.count++;
+		worker.take_up.highest_loaded = Max(worker.take_up.highest_loaded, saga->id);
+		worker.turn.work_pending = true;
 	}
 }
 
@@ -323,7 +369,7 @@ take_up_sagas(bool recheck)
 	{
 		ListCell   *lc;
 
-		foreach(lc, catalog_abort_requests(highest_loaded))
+		foreach(lc, store_abort_requests(worker.take_up.highest_loaded))
 		{
 			LiveSagaRef *ref = lfirst(lc);
 			SagaEntry  *entry = find_saga(ref->id);
@@ -331,27 +377,28 @@ take_up_sagas(bool recheck)
 			if (entry != NULL)
 				note_abort_request(entry->saga, ref->abort_requested, ref->abort_reason);
 		}
-		taken_upto = 0;
-		more_to_take = true;
+		worker.take_up.taken_upto = 0;
+		worker.take_up.more_to_take = true;
 	}
-	room_left = saga_max_active_sagas - nlive;
-	if (nqueued > 0)
+	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
+	if (worker.take_up.nqueued > 0)
 	{
-		add_live_sagas(catalog_live_sagas_named(queued, nqueued, INT_MAX, want_named,
-												&last, worker_cxt));
-		nqueued = 0;
+		add_live_sagas(store_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued,
+											  INT_MAX, want_named, &last, worker.cxt));
+		worker.take_up.nqueued = 0;
 	}
-	room_left = saga_max_active_sagas - nlive;
-	if (more_to_take && room_left > 0)
+	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
+	if (worker.take_up.more_to_take && worker.take_up.room_left > 0)
 	{
-		int			limit = room_left + count_live_after(taken_upto);
+		int			limit = worker.take_up.room_left + count_live_after(worker.take_up.taken_upto);
 		bool		exhausted;
 
-		last = taken_upto;
-		add_live_sagas(catalog_live_sagas_after(taken_upto, limit, room_left, want_scanned,
-												&last, &exhausted, worker_cxt));
-		taken_upto = last;
-		more_to_take = !exhausted;
+		last = worker.take_up.taken_upto;
+		add_live_sagas(store_live_sagas_after(worker.take_up.taken_upto, limit,
+											  worker.take_up.room_left, want_scanned,
+											  &last, &exhausted, worker.cxt));
+		worker.take_up.taken_upto = last;
+		worker.take_up.more_to_take = !exhausted;
 	}
 }
 
@@ -422,7 +469,7 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 	{
 		CallWant   *want = lfirst(lc);
 		SagaStep   *step = want->step;
-		SagaStart  *start;
+		PlannedCall *start;
 		char	   *error;
 		int			sqlstate;
 		bool		batchable;
@@ -439,12 +486,12 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 			engine_call_refused(step, want->op, error, ERRCODE_INVALID_PARAMETER_VALUE, now);
 			continue;
 		}
-		batchable = engine_may_batch(step, want->op) && remote_pool_batches(step->pool, now);
+		batchable = batch_may_share(step, want->op) && remote_pool_batches(step->pool, now);
 		if (!remote_pool_has_room(step->pool, batchable, engine_goes_first(saga)))
 			continue;
 		remote_pool_reserve(step->pool, batchable);
 		engine_call_starting(step, want->op, now);
-		start = palloc(sizeof(SagaStart));
+		start = palloc(sizeof(PlannedCall));
 		start->step = step;
 		start->op = want->op;
 		start->pool = step->pool;
@@ -475,21 +522,17 @@ advance_saga(Saga *saga, TimestampTz now, List **starts)
 	} while (saga->phase != phase && !saga_is_final(saga->status));
 }
 
-/* Ids of the sagas that became final this turn, to wake their waiters. */
-static int64 *finals = NULL;
-static int	nfinals = 0;
-static int	maxfinals = 0;
-
 static void
 note_final(Saga *saga)
 {
-	if (nfinals == maxfinals)
+	if (worker.turn.nfinals == worker.turn.maxfinals)
 	{
-		maxfinals = Max(64, maxfinals * 2);
-		finals = finals ? repalloc(finals, maxfinals * sizeof(int64)) :
-			MemoryContextAlloc(worker_cxt, maxfinals * sizeof(int64));
+		worker.turn.maxfinals = Max(64, worker.turn.maxfinals * 2);
+		worker.turn.finals = worker.turn.finals ?
+			repalloc(worker.turn.finals, worker.turn.maxfinals * sizeof(int64)) :
+			MemoryContextAlloc(worker.cxt, worker.turn.maxfinals * sizeof(int64));
 	}
-	finals[nfinals++] = saga->id;
+	worker.turn.finals[worker.turn.nfinals++] = saga->id;
 }
 
 /*
@@ -578,7 +621,7 @@ must_write(Saga *saga)
 {
 	int			i;
 
-	if (!catalog_has_derived_history())
+	if (!store_has_derived_history())
 		return true;
 	if (saga->durable || saga->decided || saga->alert || saga->mode == MODE_XA ||
 		saga->phase != PHASE_FORWARD || saga_is_final(saga->status))
@@ -604,7 +647,7 @@ must_write(Saga *saga)
 static bool
 history_derived(Saga *saga)
 {
-	return catalog_has_derived_history() && !saga->history_stored &&
+	return store_has_derived_history() && !saga->history_stored &&
 		saga_is_final(saga->status) &&
 		(saga->mode == MODE_SAGA || saga->mode == MODE_MSG) && events_all_ordinary(saga);
 }
@@ -618,13 +661,13 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 
 	if (saga->dirty || saga->rows_behind)
 	{
-		if (!catalog_write_saga(saga))
+		if (!store_write_saga(saga))
 		{
 			/* saga.abort() came first: it wins over the commit */
 			engine_commit_lost_to_abort(saga);
 			abandon_calls(saga);
 			saga->decided_commit = false;
-			(void) catalog_write_saga(saga);
+			(void) store_write_saga(saga);
 		}
 		saga->decided_commit = false;
 	}
@@ -632,7 +675,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	{
 		if (saga->steps[i].dirty || saga->steps[i].row_behind)
 		{
-			catalog_write_step(&saga->steps[i]);
+			store_write_step(&saga->steps[i]);
 			saga->steps[i].dirty = false;
 			saga->steps[i].row_behind = false;
 		}
@@ -641,7 +684,7 @@ write_saga(Saga *saga, bool *durable, bool *send_after_commit)
 	if (!history_derived(saga))
 	{
 		foreach(lc, saga->events)
-			catalog_write_event(saga, lfirst(lc));
+			store_write_event(saga, lfirst(lc));
 		saga->history_stored |= saga->events != NIL;
 	}
 	list_free(saga->events);
@@ -687,7 +730,7 @@ publish_written_sagas(void)
 {
 	dlist_iter	iter;
 
-	dlist_foreach(iter, &live_sagas)
+	dlist_foreach(iter, &worker.live.sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
@@ -721,12 +764,12 @@ write_changes(bool *send_after_commit)
 	bool		any_final = false;
 	bool		durable = false;
 
-	dlist_foreach(iter, &live_sagas)
+	dlist_foreach(iter, &worker.live.sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
 		if (saga->just_started)
-			started_any = true;
+			worker.turn.started_any = true;
 		if (saga_has_changes(saga))
 		{
 			if (must_write(saga))
@@ -761,7 +804,7 @@ call_done(void *arg, RemoteOutcome *outcome)
 		engine_call_lost_in_batch(step);
 	else
 		engine_finish_call(step, outcome, GetCurrentTimestamp());
-	work_pending = true;
+	worker.turn.work_pending = true;
 }
 
 /* After a call was handed to remote.c: note its connection in the step. */
@@ -773,7 +816,7 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
 		step_call_end(step);
 		engine_call_failed_to_start(step, "no file descriptor free for a new connection",
 									ERRCODE_INSUFFICIENT_RESOURCES, now);
-		work_pending = true;
+		worker.turn.work_pending = true;
 	}
 	else if (step_call_starting(step))
 		step_call_send(step, conn);
@@ -786,7 +829,7 @@ note_call_sent(SagaStep *step, RemoteConn *conn, TimestampTz now)
  * selects nothing fails the attempt for a business reason, unsent.
  */
 static void
-send_http(SagaStart *start)
+send_http(PlannedCall *start)
 {
 	SagaStep   *step = start->step;
 	TimestampTz now = GetCurrentTimestamp();
@@ -794,12 +837,12 @@ send_http(SagaStart *start)
 	char	   *error;
 	int			sqlstate;
 
-	if (!http_request_build(remote_pool_http_target(start->pool), coordinator_id, step,
+	if (!http_request_build(remote_pool_http_target(start->pool), worker.coordinator_id, step,
 							start->op, &call, &error, &sqlstate))
 	{
 		step_call_end(step);
 		engine_call_failed_to_start(step, error, sqlstate, now);
-		work_pending = true;
+		worker.turn.work_pending = true;
 		return;
 	}
 	note_call_sent(step, remote_call_http(start->pool, &call, http_request_shown_path(step, start->op),
@@ -808,7 +851,7 @@ send_http(SagaStart *start)
 
 /* Sends one planned call on its own. */
 static void
-send_alone(SagaStart *start)
+send_alone(PlannedCall *start)
 {
 	SagaStep   *step = start->step;
 	Saga	   *saga = step->saga;
@@ -823,8 +866,8 @@ send_alone(SagaStart *start)
 		send_http(start);
 		return;
 	}
-	params = barrier_step_params(coordinator_id, saga, step, start->op, timeout);
-	query = barrier_step_call(coordinator_id, saga, step, start->op, timeout, params);
+	params = barrier_step_params(worker.coordinator_id, saga, step, start->op, timeout);
+	query = barrier_step_call(worker.coordinator_id, saga, step, start->op, timeout, params);
 	conn = remote_call(start->pool, query, params,
 					   now + ((int64) timeout + CALL_GRACE_MS) * 1000,
 					   call_done, step);
@@ -833,7 +876,7 @@ send_alone(SagaStart *start)
 
 /* Sends n planned calls of one pool as one batch (alone if n is 1). */
 static void
-send_batch(SagaStart **starts, int n)
+send_batch(PlannedCall **starts, int n)
 {
 	RemoteStepCall **calls;
 	void	  **args;
@@ -852,7 +895,7 @@ send_batch(SagaStart **starts, int n)
 	{
 		SagaStep   *step = starts[i]->step;
 
-		calls[i] = barrier_batch_step_params(coordinator_id, step, starts[i]->op,
+		calls[i] = barrier_batch_step_params(worker.coordinator_id, step, starts[i]->op,
 											 step_timeout_ms(step));
 		args[i] = step;
 	}
@@ -861,104 +904,12 @@ send_batch(SagaStart **starts, int n)
 		note_call_sent(starts[i]->step, conn, now);
 }
 
-/*
- * Sends the batchable calls of one pool, in batches of at most
- * saga.batch_size steps and MAX_BATCH_BYTES of SQL: one round trip and one
- * remote commit serve a whole batch.  While connections are free, a batch
- * takes as many steps as the pool's steps have been quick enough to share
- * (see remote_pool_batch_steps): transfers fill batches even in a closed
- * loop, where on a busy server the commits and round trips saved are worth
- * more than the parallelism (16 clients, A/B: +25-35% sagas/s, -25% CPU
- * per saga), while slow steps take a connection each and wait for no
- * other.  With more batches needed than connections are free, they share
- * what is free, in equal shares.
- */
-static void
-send_pool_batches(List *starts)
-{
-	RemotePool *pool = ((SagaStart *) linitial(starts))->pool;
-	int			m = list_length(starts);
-	int			size = Max(saga_batch_size, 1);
-	int			per_batch = remote_pool_batch_steps(pool);
-	int			nbatches = (m + per_batch - 1) / per_batch;
-	int			per;
-	SagaStart **chunk;
-	int			n = 0;
-	Size		bytes = 0;
-	ListCell   *lc;
-
-	if (nbatches > remote_pool_free(pool))
-		nbatches = Max(remote_pool_free(pool), (m + size - 1) / size);
-	per = (m + nbatches - 1) / nbatches;
-	chunk = palloc(sizeof(SagaStart *) * Max(per, 1));
-
-	foreach(lc, starts)
-	{
-		SagaStart  *start = lfirst(lc);
-		Size		len = strlen(start->step->sql[start->op]);
-
-		if (n > 0 && (n == per || bytes + len > MAX_BATCH_BYTES))
-		{
-			send_batch(chunk, n);
-			n = 0;
-			bytes = 0;
-		}
-		chunk[n++] = start;
-		bytes += len;
-	}
-	if (n > 0)
-		send_batch(chunk, n);
-}
-
-/*
- * Sends the calls planned this turn, now that they are recorded: those that
- * may share a batch grouped by pool, the others alone.
- */
-static void
-send_calls(List *starts)
-{
-	List	   *pools = NIL;	/* RemotePool *, in order of first call */
-	List	   *batchable = NIL;	/* List * of SagaStart *, one per pool */
-	ListCell   *lc,
-			   *lp,
-			   *lb;
-
-	foreach(lc, starts)
-	{
-		SagaStart  *start = lfirst(lc);
-		bool		found = false;
-
-		remote_pool_release(start->pool, start->batchable);
-		if (!start->batchable)
-		{
-			send_alone(start);
-			continue;
-		}
-		forboth(lp, pools, lb, batchable)
-		{
-			if (lfirst(lp) == start->pool)
-			{
-				lfirst(lb) = lappend(lfirst(lb), start);
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-		{
-			pools = lappend(pools, start->pool);
-			batchable = lappend(batchable, list_make1(start));
-		}
-	}
-	foreach(lb, batchable)
-		send_pool_batches(lfirst(lb));
-}
-
 static void
 forget_final_sagas(void)
 {
 	dlist_mutable_iter iter;
 
-	dlist_foreach_modify(iter, &live_sagas)
+	dlist_foreach_modify(iter, &worker.live.sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 		int			i;
@@ -982,14 +933,14 @@ forget_final_sagas(void)
 static void
 refresh_coordinator_id(void)
 {
-	char	   *id = catalog_coordinator_id();
+	char	   *id = store_coordinator_id();
 
-	if (coordinator_id == NULL || strcmp(id, coordinator_id) != 0)
+	if (worker.coordinator_id == NULL || strcmp(id, worker.coordinator_id) != 0)
 	{
-		if (coordinator_id)
-			pfree(coordinator_id);
-		coordinator_id = MemoryContextStrdup(worker_cxt, id);
-		recovery_set_coordinator(coordinator_id);
+		if (worker.coordinator_id)
+			pfree(worker.coordinator_id);
+		worker.coordinator_id = MemoryContextStrdup(worker.cxt, id);
+		recovery_set_coordinator(worker.coordinator_id);
 	}
 }
 
@@ -997,10 +948,12 @@ refresh_coordinator_id(void)
 static void
 send_turn_calls(List *starts)
 {
-	if (started_any && !XLogRecPtrIsInvalid(submits_end))
-		XLogFlush(submits_end);
-	started_any = false;
-	send_calls(starts);
+	static const BatchSender sender = {send_alone, send_batch};
+
+	if (worker.turn.started_any && !XLogRecPtrIsInvalid(worker.turn.submits_end))
+		XLogFlush(worker.turn.submits_end);
+	worker.turn.started_any = false;
+	batch_send_calls(starts, &sender);
 }
 
 /* One turn: read, advance, write, then send. */
@@ -1016,11 +969,12 @@ run_turn(bool reload)
 	begin_turn_transaction();
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
-	catalog_recheck_schema();
-	if (reload || nqueued > 0 || (more_to_take && nlive < saga_max_active_sagas))
+	store_recheck_schema();
+	if (reload || worker.take_up.nqueued > 0 ||
+		(worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
 	{
 		/* the sagas read now were submitted by commits before this point */
-		submits_end = Max(submits_end, GetXLogInsertRecPtr());
+		worker.turn.submits_end = Max(worker.turn.submits_end, GetXLogInsertRecPtr());
 		take_up_sagas(reload);
 	}
 	refresh_coordinator_id();
@@ -1029,17 +983,17 @@ run_turn(bool reload)
 	 * SPI leaves its procedure context current, which SPI_finish frees: what
 	 * must outlive the transaction (the calls to send) goes in turn_cxt.
 	 */
-	MemoryContextSwitchTo(turn_cxt);
+	MemoryContextSwitchTo(worker.turn_cxt);
 	now = GetCurrentTimestamp();
 	/* sagas holding locks or past their decision first, then in order */
-	dlist_foreach(iter, &live_sagas)
+	dlist_foreach(iter, &worker.live.sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
 		if (engine_goes_first(saga))
 			advance_saga(saga, now, &starts);
 	}
-	dlist_foreach(iter, &live_sagas)
+	dlist_foreach(iter, &worker.live.sagas)
 	{
 		Saga	   *saga = dlist_container(Saga, node, iter.cur);
 
@@ -1047,14 +1001,14 @@ run_turn(bool reload)
 			advance_saga(saga, now, &starts);
 	}
 	any_final = write_changes(&send_after_commit);
-	recovery_turn(&live_sagas, now);
+	recovery_turn(&worker.live.sagas, now);
 	forget_turn(now);
 
 	/*
 	 * A turn that decides nothing sends its calls before it commits: the
 	 * participants work while the commit waits for its flush (a final
 	 * status is flushed).  That is safe outside xa: a call whose start a
-	 * crash then lost counts as maybe applied (see catalog.c), and the
+	 * crash then lost counts as maybe applied (see store.c), and the
 	 * barrier makes its repetition a no-op.  A decision to roll back or to
 	 * commit must be on disk before the calls that act on it.
 	 */
@@ -1064,20 +1018,18 @@ run_turn(bool reload)
 	publish_written_sagas();
 
 	if (any_final)
-		saga_wake_waiters(finals, nfinals);
-	nfinals = 0;
+		saga_wake_waiters(worker.turn.finals, worker.turn.nfinals);
+	worker.turn.nfinals = 0;
 	if (send_after_commit)
 		send_turn_calls(starts);
 	forget_final_sagas();
 	compute_sagas_wakeup(GetCurrentTimestamp());
 }
 
-static TimestampTz sagas_wakeup = 0;	/* see compute_sagas_wakeup */
-
 static TimestampTz
 next_timer(TimestampTz next_reload)
 {
-	return Min(Min(next_reload, remote_next_deadline()), sagas_wakeup);
+	return Min(Min(next_reload, remote_next_deadline()), worker.turn.sagas_wakeup);
 }
 
 /*
@@ -1091,33 +1043,26 @@ compute_sagas_wakeup(TimestampTz now)
 {
 	dlist_iter	iter;
 
-	sagas_wakeup = DT_NOEND;
-	dlist_foreach(iter, &live_sagas)
+	worker.turn.sagas_wakeup = DT_NOEND;
+	dlist_foreach(iter, &worker.live.sagas)
 	{
 		TimestampTz t = engine_next_wakeup(dlist_container(Saga, node, iter.cur));
 
-		if (t > now && t < sagas_wakeup)
-			sagas_wakeup = t;
+		if (t > now && t < worker.turn.sagas_wakeup)
+			worker.turn.sagas_wakeup = t;
 	}
 }
-
-/*
- * The wait set lives across turns (creating one costs system calls) and is
- * rebuilt only when a connection opened, closed or needs other events.
- */
-static WaitEventSet *wait_set = NULL;
-static int	wait_set_size = 0;
 
 static void
 rebuild_wait_set(void)
 {
-	if (wait_set)
-		FreeWaitEventSet(wait_set);
-	wait_set_size = 2 + remote_count_sockets();
-	wait_set = saga_create_wait_event_set(worker_cxt, wait_set_size);
-	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	remote_add_wait_events(wait_set);
+	if (worker.wait.set)
+		FreeWaitEventSet(worker.wait.set);
+	worker.wait.size = 2 + remote_count_sockets();
+	worker.wait.set = saga_create_wait_event_set(worker.cxt, worker.wait.size);
+	AddWaitEventToSet(worker.wait.set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(worker.wait.set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	remote_add_wait_events(worker.wait.set);
 }
 
 /* Waits for the latch, a socket or the next timer; true if the latch was set. */
@@ -1130,12 +1075,12 @@ wait_for_work(TimestampTz next)
 	bool		latch_set = false;
 	long		timeout;
 
-	timeout = work_pending ? 0 :
+	timeout = worker.turn.work_pending ? 0 :
 		Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next), MAX_WAIT_MS);
-	if (wait_set == NULL || remote_wait_events_changed())
+	if (worker.wait.set == NULL || remote_wait_events_changed())
 		rebuild_wait_set();
-	events = palloc(sizeof(WaitEvent) * wait_set_size);
-	nevents = WaitEventSetWait(wait_set, timeout, events, wait_set_size,
+	events = palloc(sizeof(WaitEvent) * worker.wait.size);
+	nevents = WaitEventSetWait(worker.wait.set, timeout, events, worker.wait.size,
 							   saga_wait_event(SAGA_WAIT_WORKER_MAIN));
 	for (i = 0; i < nevents; i++)
 	{
@@ -1163,12 +1108,12 @@ saga_worker_main(Datum arg)
 	Oid			dboid;
 	TimestampTz next_reload = 0;
 
-	my_slot = DatumGetInt32(arg);
+	worker.slot = DatumGetInt32(arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	dboid = saga_shared->slots[my_slot].dboid;
+	dboid = saga_shared->slots[worker.slot].dboid;
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	take_my_slot();
 	pgstat_report_appname("pg_saga worker");
@@ -1184,26 +1129,27 @@ saga_worker_main(Datum arg)
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	worker_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saga worker", ALLOCSET_DEFAULT_SIZES);
-	turn_cxt = AllocSetContextCreate(worker_cxt, "pg_saga turn", ALLOCSET_DEFAULT_SIZES);
+	worker.cxt = AllocSetContextCreate(TopMemoryContext, "pg_saga worker", ALLOCSET_DEFAULT_SIZES);
+	worker.turn_cxt = AllocSetContextCreate(worker.cxt, "pg_saga turn", ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(SagaEntry);
-	ctl.hcxt = worker_cxt;
-	saga_index = hash_create("pg_saga sagas", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	progress_attach(my_slot, worker_cxt);
+	ctl.hcxt = worker.cxt;
+	worker.live.index = hash_create("pg_saga sagas", 1024, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	progress_attach(worker.slot, worker.cxt);
 
 	begin_turn_transaction();
 	if (!OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
-	catalog_prepare();
+	store_prepare();
 	ereport(LOG, (errmsg("pg_saga worker started for database \"%s\"",
 						 get_database_name(MyDatabaseId))));
 	end_turn_transaction();
 
-	remote_init(worker_cxt);
-	recovery_init(worker_cxt);
-	forget_init(worker_cxt);
+	remote_init(worker.cxt);
+	recovery_init(worker.cxt);
+	forget_init(worker.cxt);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, invalidate_targets, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, invalidate_targets, (Datum) 0);
 
@@ -1212,8 +1158,8 @@ saga_worker_main(Datum arg)
 		TimestampTz now;
 		bool		reload;
 
-		MemoryContextReset(turn_cxt);
-		MemoryContextSwitchTo(turn_cxt);
+		MemoryContextReset(worker.turn_cxt);
+		MemoryContextSwitchTo(worker.turn_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -1226,10 +1172,10 @@ saga_worker_main(Datum arg)
 		remote_close_idle(now);
 		reload = now >= next_reload;
 		/* room freed while sagas wait to be taken up counts as work */
-		if (reload || work_pending || next_timer(next_reload) <= now ||
-			(more_to_take && nlive < saga_max_active_sagas))
+		if (reload || worker.turn.work_pending || next_timer(next_reload) <= now ||
+			(worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
 		{
-			work_pending = false;
+			worker.turn.work_pending = false;
 			pgstat_report_activity(STATE_RUNNING, NULL);
 			run_turn(reload);
 			pgstat_report_activity(STATE_IDLE, NULL);
@@ -1243,23 +1189,24 @@ saga_worker_main(Datum arg)
 			bool		rescan;
 			XLogRecPtr	submit_lsn;
 
-			if (nqueued > 0)
+			if (worker.take_up.nqueued > 0)
 				next_reload = 0;	/* not taken up yet: reread everything */
-			nqueued = saga_take_queue(my_slot, queued, &overflow, &rescan, &submit_lsn);
-			submits_end = Max(submits_end, submit_lsn);
+			worker.take_up.nqueued = saga_take_queue(worker.slot, worker.take_up.queued,
+													 &overflow, &rescan, &submit_lsn);
+			worker.turn.submits_end = Max(worker.turn.submits_end, submit_lsn);
 			if (overflow)
 				next_reload = 0;
-			else if (nqueued > 0)
-				work_pending = true;
+			else if (worker.take_up.nqueued > 0)
+				worker.turn.work_pending = true;
 			if (rescan)
 			{
 				/*
 				 * COMMIT PREPARED made sagas visible whose ids may be below
 				 * taken_upto: the scan starts over from the first saga
 				 */
-				taken_upto = 0;
-				more_to_take = true;
-				work_pending = true;
+				worker.take_up.taken_upto = 0;
+				worker.take_up.more_to_take = true;
+				worker.turn.work_pending = true;
 			}
 		}
 	}

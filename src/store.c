@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.c
+ * store.c
  *		The worker's reads and writes of the extension's tables, with SPI.
+ *
+ * The extension's own tables (saga.gtx and its kin), not PostgreSQL's
+ * catalog (the file was catalog.c, its functions catalog_*).
  *
  * Every function here runs inside the worker's transaction of the moment
  * (SPI connected, snapshot pushed).  The worker writes all the state
@@ -27,7 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
-#include "catalog.h"
+#include "store.h"
 
 static SPIPlanPtr plan_coordinator = NULL;
 static SPIPlanPtr plan_live_after = NULL;
@@ -100,8 +103,8 @@ static HTAB *kept_plans = NULL;
  * once for the life of the process.
  */
 int
-catalog_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
-			bool read_only, long count)
+store_run(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+		  bool read_only, long count)
 {
 	KeptPlan   *kept;
 	bool		found;
@@ -269,7 +272,7 @@ prepare_step_plans(void)
  * then.
  */
 void
-catalog_recheck_schema(void)
+store_recheck_schema(void)
 {
 	if (has_result_columns && has_saga_key && has_args && has_derived_history)
 		return;
@@ -291,20 +294,20 @@ catalog_recheck_schema(void)
 
 /* Does the schema derive ordinary history and show progress from memory (1.6)? */
 bool
-catalog_has_derived_history(void)
+store_has_derived_history(void)
 {
 	return has_derived_history;
 }
 
 /* Is the schema one with saga keys and saga.barrier_forget (1.5)? */
 bool
-catalog_has_saga_key(void)
+store_has_saga_key(void)
 {
 	return has_saga_key;
 }
 
 void
-catalog_prepare(void)
+store_prepare(void)
 {
 	Oid			id_arg[1] = {INT8OID};
 	Oid			saga_args[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
@@ -341,7 +344,7 @@ catalog_prepare(void)
 }
 
 char *
-catalog_coordinator_id(void)
+store_coordinator_id(void)
 {
 	int			rc = SPI_execute_plan(plan_coordinator, NULL, NULL, true, 1);
 
@@ -601,8 +604,8 @@ load_result(SagaWanted want, int max, int64 *last, bool *all_seen, MemoryContext
  * it was visible.
  */
 List *
-catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
-						 int64 *last, bool *exhausted, MemoryContext parent)
+store_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
+					   int64 *last, bool *exhausted, MemoryContext parent)
 {
 	Datum		args[2] = {Int64GetDatum(after), Int32GetDatum(limit)};
 	bool		all_seen;
@@ -619,8 +622,8 @@ catalog_live_sagas_after(int64 after, int limit, int max, SagaWanted want,
 
 /* Those of the given sagas that are live and that want() accepts, up to max. */
 List *
-catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
-						 int64 *last, MemoryContext parent)
+store_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
+					   int64 *last, MemoryContext parent)
 {
 	Datum		args[1] = {id_array(ids, n)};
 	bool		all_seen;
@@ -632,7 +635,7 @@ catalog_live_sagas_named(const int64 *ids, int n, int max, SagaWanted want,
 
 /* Abort requests of live sagas up to id upto. */
 List *
-catalog_abort_requests(int64 upto)
+store_abort_requests(int64 upto)
 {
 	Datum		args[1] = {Int64GetDatum(upto)};
 	List	   *result = NIL;
@@ -685,7 +688,7 @@ text_or_null(const char *s, char *nulls, int i)
  * abort was requested meanwhile; returns false when that condition failed.
  */
 bool
-catalog_write_saga(Saga *saga)
+store_write_saga(Saga *saga)
 {
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -707,7 +710,7 @@ catalog_write_saga(Saga *saga)
  * over unnested arrays was slower for the few steps of a turn.
  */
 void
-catalog_write_step(SagaStep *step)
+store_write_step(SagaStep *step)
 {
 	Datum		args[13];
 	char		nulls[13];
@@ -736,7 +739,7 @@ catalog_write_step(SagaStep *step)
 
 /* Writes an event, with the time it happened. */
 void
-catalog_write_event(Saga *saga, SagaEvent *event)
+store_write_event(Saga *saga, SagaEvent *event)
 {
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -761,20 +764,20 @@ catalog_write_event(Saga *saga, SagaEvent *event)
  * (sql/lifecycle.sql checks the plan).
  */
 List *
-catalog_xa_targets(MemoryContext cxt)
+store_xa_targets(MemoryContext cxt)
 {
 	List	   *targets = NIL;
 	uint64		i;
 
-	if (catalog_run("SELECT DISTINCT s.target, g.owner FROM saga.gtx_step s "
-					"JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.mode = 'xa' "
-					"AND (g.finished_at IS NULL OR g.finished_at > pg_catalog.now() - interval '1 day')",
-					0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (store_run("SELECT DISTINCT s.target, g.owner FROM saga.gtx_step s "
+				  "JOIN saga.gtx g ON g.id = s.gtx_id WHERE g.mode = 'xa' "
+				  "AND (g.finished_at IS NULL OR g.finished_at > pg_catalog.now() - interval '1 day')",
+				  0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not list xa targets");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
-		CatalogTarget *where = MemoryContextAlloc(cxt, sizeof(CatalogTarget));
+		StoreTarget *where = MemoryContextAlloc(cxt, sizeof(StoreTarget));
 		bool		isnull;
 
 		where->target = get_text(tup, SPI_tuptable->tupdesc, 1, cxt);
@@ -786,13 +789,13 @@ catalog_xa_targets(MemoryContext cxt)
 
 /* The status and phase of saga id as committed; false if there is no such saga. */
 bool
-catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase)
+store_saga_state(int64 id, SagaStatus *status, SagaPhase *phase)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(id)};
 
-	if (catalog_run("SELECT status, phase FROM saga.gtx WHERE id = $1",
-					1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (store_run("SELECT status, phase FROM saga.gtx WHERE id = $1",
+				  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read saga " INT64_FORMAT, id);
 	if (SPI_processed == 0)
 		return false;
@@ -807,11 +810,11 @@ catalog_saga_state(int64 id, SagaStatus *status, SagaPhase *phase)
  * The rows of saga.barrier_forget that are due, oldest first, at most limit
  * of them, leaving out those of the targets and roles in skip (nskip of
  * them: their participant failed lately, or a call is in flight there), as
- * one CatalogForget per target and role, in cxt.  Skipped rows do not count
+ * one StoreForget per target and role, in cxt.  Skipped rows do not count
  * against limit, so that a participant that is down holds up no other.
  */
 List *
-catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContext cxt)
+store_forget_due(int limit, const StoreTarget *skip, int nskip, MemoryContext cxt)
 {
 	static const char *sql =
 		"SELECT id, target, owner, barrier, gid FROM ("
@@ -824,7 +827,7 @@ catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContex
 	Datum		args[2];
 	Datum	   *keys = palloc(sizeof(Datum) * Max(nskip, 1));
 	List	   *groups = NIL;
-	CatalogForget *group = NULL;
+	StoreForget *group = NULL;
 	uint64		i;
 	int			k;
 
@@ -832,7 +835,7 @@ catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContex
 		keys[k] = CStringGetTextDatum(psprintf("%u/%s", skip[k].owner, skip[k].target));
 	args[0] = Int32GetDatum(limit);
 	args[1] = PointerGetDatum(construct_array(keys, nskip, TEXTOID, -1, false, TYPALIGN_INT));
-	if (catalog_run(sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (store_run(sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not read the barrier records to forget");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -844,7 +847,7 @@ catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContex
 		if (group == NULL || group->where.owner != owner ||
 			strcmp(group->where.target, target) != 0)
 		{
-			group = MemoryContextAllocZero(cxt, sizeof(CatalogForget));
+			group = MemoryContextAllocZero(cxt, sizeof(StoreForget));
 			group->where.target = MemoryContextStrdup(cxt, target);
 			group->where.owner = owner;
 			/* at most every row left: sized once */
@@ -863,12 +866,12 @@ catalog_forget_due(int limit, const CatalogTarget *skip, int nskip, MemoryContex
 
 /* Deletes the rows of saga.barrier_forget whose records are forgotten. */
 void
-catalog_forget_done(const int64 *ids, int n)
+store_forget_done(const int64 *ids, int n)
 {
 	static const char *sql = "DELETE FROM saga.barrier_forget WHERE id = ANY ($1)";
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1] = {id_array(ids, n)};
 
-	if (catalog_run(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (store_run(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_saga: could not delete %d forgotten barrier records", n);
 }
