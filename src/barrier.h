@@ -12,7 +12,7 @@
 
 #include "postgres.h"
 #include "model.h"
-#include "remote.h"
+#include "step_call.h"
 
 extern char *barrier_identity(const char *coordinator, Saga *saga);
 extern char *barrier_step_call(const char *coordinator, Saga *saga,
