@@ -4,7 +4,8 @@
 # server needs to be set up.  See docs/contributing.md.
 MODULE_big = pg_saga
 OBJS = \
-	src/pg_saga.o \
+	src/init.o \
+	src/shmem.o \
 	src/model.o \
 	src/settings.o \
 	src/launcher.o \

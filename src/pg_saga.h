@@ -4,7 +4,8 @@
  *		What every file of pg_saga shares: the extension's names and limits.
  *
  * Each file offers what its header of the same name declares:
- *		pg_saga.c	module load, shared memory, the wake-up protocol (shmem.h)
+ *		init.c		loading the library: settings, hooks, the launcher
+ *		shmem.c		shared memory, the wake-up protocol (shmem.h)
  *		settings.c	the saga.* settings (GUCs)
  *		model.c		the saga in memory, and the names of its statuses (model.h)
  *		launcher.c	the launcher: one worker per database with the extension

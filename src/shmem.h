@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.h
- *		Shared memory and the wake-up protocol (pg_saga.c): the workers' slots,
+ *		Shared memory and the wake-up protocol (shmem.c): the workers' slots,
  *		the backends waiting in saga.wait(), and how a commit wakes a worker.
  *
  *-------------------------------------------------------------------------
@@ -61,6 +61,7 @@ typedef struct SagaShared
 	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SagaShared;
 
+extern void saga_install_hooks(void);
 extern SagaShared *saga_shared;
 extern void saga_request_worker(Oid dboid);
 extern void saga_wait_register(int64 saga_id);

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * pg_saga.c
- *		Module load, shared memory, and the wake-up protocol.
+ * shmem.c
+ *		Shared memory and the wake-up protocol, and the hooks that serve
+ *		them (init.c installs them when the library loads).
  *
- * pg_saga must be in shared_preload_libraries: its launcher is registered
- * at postmaster start and its workers share a small array in shared memory
+ * The launcher and the workers share a small array in shared memory
  * through which backends wake them.  A backend never wakes a worker before
  * its own transaction commits (the worker would find nothing new), so the
  * wake-ups are queued here and delivered from a transaction callback.
@@ -37,11 +37,6 @@
 #include "progress.h"
 #include "settings.h"
 #include "shmem.h"
-#include "worker.h"
-
-PG_MODULE_MAGIC;
-
-void		_PG_init(void);
 
 SagaShared *saga_shared = NULL;
 
@@ -200,17 +195,14 @@ saga_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 		saga_wake_worker(MyDatabaseId, NIL, true);
 }
 
+/*
+ * Installs the hooks of this file: the shared memory request and start-up,
+ * and ProcessUtility (COMMIT PREPARED wakes a worker, DROP DATABASE stops
+ * one).  Called once, by _PG_init.
+ */
 void
-_PG_init(void)
+saga_install_hooks(void)
 {
-	if (!process_shared_preload_libraries_in_progress)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_saga must be loaded via shared_preload_libraries"),
-				 errhint("Add pg_saga to shared_preload_libraries in postgresql.conf and restart the server.")));
-
-	saga_define_settings();
-
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = saga_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -218,8 +210,6 @@ _PG_init(void)
 
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = saga_process_utility;
-
-	saga_register_launcher();
 }
 
 /* ---- waking workers ---- */
