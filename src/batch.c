@@ -147,6 +147,9 @@ batch_send_calls(List *starts, const BatchSender *sender)
 		bool		found = false;
 
 		remote_pool_release(start->pool, start->batchable);
+		/* dropped since it was planned: a commit lost to saga.abort() */
+		if (!step_call_starting(start->step))
+			continue;
 		if (!start->batchable)
 		{
 			sender->send_alone(start);

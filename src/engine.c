@@ -330,6 +330,32 @@ engine_request_abort(Saga *saga, const char *reason)
 }
 
 /*
+ * The calls of the commit phase that the turn which decided the commit
+ * planned (at_forget, a confirm, COMMIT PREPARED) must not leave once the
+ * commit is lost: the worker sends only calls still starting, so ending
+ * them here keeps them unsent (an at_forget sent beside the rollback
+ * deleted the images the restore needed).  They never were attempts.
+ */
+static void
+drop_planned_commit_calls(Saga *saga)
+{
+	int			i;
+
+	for (i = 0; i < saga->nsteps; i++)
+	{
+		SagaStep   *step = &saga->steps[i];
+
+		if (!step_call_starting(step) || step->flight_op == OP_ACTION ||
+			step->flight_op == OP_XA_PROBE)
+			continue;
+		step_call_end(step);
+		if (step->attempts > 0)
+			step->attempts--;
+		step->dirty = true;
+	}
+}
+
+/*
  * The commit could not be written because saga.abort() was called in the
  * meantime: the abort wins, and the saga rolls back instead.
  */
@@ -345,6 +371,7 @@ engine_commit_lost_to_abort(Saga *saga)
 		if (strcmp(ev->event, saga_status_name(saga->status)) == 0)
 			saga->events = foreach_delete_current(saga->events, lc);
 	}
+	drop_planned_commit_calls(saga);
 	enter_phase(saga, PHASE_FORWARD);
 	saga->abort_requested = true;
 	start_rollback(saga, "aborted by saga.abort()", true);
