@@ -330,11 +330,31 @@ engine_request_abort(Saga *saga, const char *reason)
 }
 
 /*
+ * Forgets the saga's unwritten events named event of step (0: the saga):
+ * what they tell did not happen after all.  Events are written only with
+ * the saga's rows, so those in the list are not stored yet.
+ */
+static void
+forget_unwritten_events(Saga *saga, int step, const char *event)
+{
+	ListCell   *lc;
+
+	foreach(lc, saga->events)
+	{
+		SagaEvent  *ev = lfirst(lc);
+
+		if (ev->step == step && strcmp(ev->event, event) == 0)
+			saga->events = foreach_delete_current(saga->events, lc);
+	}
+}
+
+/*
  * The calls of the commit phase that the turn which decided the commit
  * planned (at_forget, a confirm, COMMIT PREPARED) must not leave once the
  * commit is lost: the worker sends only calls still starting, so ending
  * them here keeps them unsent (an at_forget sent beside the rollback
- * deleted the images the restore needed).  They never were attempts.
+ * deleted the images the restore needed).  They never were attempts, and
+ * the history does not say they started.
  */
 static void
 drop_planned_commit_calls(Saga *saga)
@@ -348,6 +368,7 @@ drop_planned_commit_calls(Saga *saga)
 		if (!step_call_starting(step) || step->flight_op == OP_ACTION ||
 			step->flight_op == OP_XA_PROBE)
 			continue;
+		forget_unwritten_events(saga, step->number, step_op_info(step->flight_op)->started_event);
 		step_call_end(step);
 		if (step->attempts > 0)
 			step->attempts--;
@@ -357,20 +378,15 @@ drop_planned_commit_calls(Saga *saga)
 
 /*
  * The commit could not be written because saga.abort() was called in the
- * meantime: the abort wins, and the saga rolls back instead.
+ * meantime: the abort wins, and the saga rolls back instead.  The decision
+ * never became durable nor took effect, so the history keeps no trace of
+ * it: neither the final status nor commit_decided that the turn recorded.
  */
 void
 engine_commit_lost_to_abort(Saga *saga)
 {
-	ListCell   *lc;
-
-	foreach(lc, saga->events)
-	{
-		SagaEvent  *ev = lfirst(lc);
-
-		if (strcmp(ev->event, saga_status_name(saga->status)) == 0)
-			saga->events = foreach_delete_current(saga->events, lc);
-	}
+	forget_unwritten_events(saga, 0, saga_status_name(saga->status));
+	forget_unwritten_events(saga, 0, "commit_decided");
 	drop_planned_commit_calls(saga);
 	enter_phase(saga, PHASE_FORWARD);
 	saga->abort_requested = true;

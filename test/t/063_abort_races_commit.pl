@@ -109,6 +109,7 @@ sub barrier_after_rollback
 
 # The commit phase's events: none of them may be done.
 my %commit_done = (at => 'forget_done', tcc => 'confirm_done', xa => 'commit_done');
+my %commit_started = (at => 'forget_started', tcc => 'confirm_started', xa => 'commit_started');
 
 sub race
 {
@@ -196,6 +197,10 @@ sub race
 		"$mode: history: the rollback decided by the commit lost to the abort");
 	unlike($history, qr/\|$commit_done{$mode}\|/,
 		"$mode: history: no $commit_done{$mode}: the commit phase never ran");
+	unlike($history, qr/\|$commit_started{$mode}\|/,
+		"$mode: history: no $commit_started{$mode}: the commit phase's calls were never sent");
+	unlike($history, qr/\|commit_decided\|/,
+		"$mode: history: no commit_decided: the decision lost to the abort never took effect");
 	like($history, qr/\|aborted\|[^\n]*\z/, "$mode: history: aborted, last");
 	return;
 }
