@@ -30,6 +30,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -944,6 +945,27 @@ refresh_coordinator_id(void)
 	}
 }
 
+/*
+ * The end of the WAL inserted so far, as XLogFlush() takes it.
+ * GetXLogInsertRecPtr() is where the next record will start: when the last
+ * one ended on a page boundary, that is past the next page's header, where
+ * no record ends until another is inserted, and XLogFlush() refuses a
+ * request beyond the WAL inserted ("xlog flush request ... is not
+ * satisfied").  The worker then failed every turn, restarting, until
+ * something else wrote WAL: on a quiet server, never.
+ */
+static XLogRecPtr
+inserted_wal_end(void)
+{
+	XLogRecPtr	next = GetXLogInsertRecPtr();
+
+	if (next % wal_segment_size == SizeOfXLogLongPHD)
+		return next - SizeOfXLogLongPHD;
+	if (next % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return next - SizeOfXLogShortPHD;
+	return next;
+}
+
 /* Sends the turn's calls, once the sagas they start are durably submitted. */
 static void
 send_turn_calls(List *starts)
@@ -974,7 +996,7 @@ run_turn(bool reload)
 		(worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
 	{
 		/* the sagas read now were submitted by commits before this point */
-		worker.turn.submits_end = Max(worker.turn.submits_end, GetXLogInsertRecPtr());
+		worker.turn.submits_end = Max(worker.turn.submits_end, inserted_wal_end());
 		take_up_sagas(reload);
 	}
 	refresh_coordinator_id();
