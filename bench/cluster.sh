@@ -7,6 +7,7 @@
 # cluster_cpu_ticks is the CPU the cluster used so far, in clock ticks
 # (ticks_per_s a second).  BENCH_EXTENSION_VERSION installs an earlier version of the extension, to
 # compare it with the current one (ALTER EXTENSION pg_saga UPDATE).
+# BENCH_SETTINGS adds lines to postgresql.conf (e.g. "saga.batch_wait = 50").
 
 sql() { saga_as_pg "${PSQL[@]}" -d "$1" -At -c "$2"; }
 
@@ -28,6 +29,10 @@ bench_cluster_up() {
 	saga.max_connections_per_target = 16
 	log_min_messages = warning
 	EOF
+	# BENCH_SETTINGS: more postgresql.conf lines, for an A/B of a setting
+	if [ -n "${BENCH_SETTINGS:-}" ]; then
+		printf '%s\n' "$BENCH_SETTINGS" | saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+	fi
 	saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w restart >/dev/null
 
 	PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port")
