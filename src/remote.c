@@ -139,10 +139,19 @@ typedef enum StepStatement
  * A step of a batch runs for at most the allowance below (or its own
  * timeout, if shorter): a slower one is cancelled by its statement_timeout
  * and sent again alone, where only its own timeout holds, so it delays its
- * batch-mates by that much and not by its own time.
+ * batch-mates by that much and not by its own time.  The allowance follows
+ * the target's pace: at least Max(saga.batch_wait, 20 ms), and
+ * BATCH_ALLOWANCE_PACE times what a step there takes now, so that a server
+ * saturated by a backlog, where every statement waits for a core, does not
+ * cancel the steps it is merely slow to run (1% of them under backlog,
+ * each a wasted call and an ERROR in the participant's log, with a fixed
+ * 20 ms).  A round keeps the allowance it was sent with: the worker judges
+ * a cancel by it (batch_step_goes_alone).
  */
 #define BATCH_SAVEPOINT "pgsaga_step"
 #define BATCH_MIN_ALLOWANCE_MS 20
+#define BATCH_ALLOWANCE_PACE 8
+#define BATCH_MAX_ALLOWANCE_MS 1000
 
 typedef enum BatchStepState
 {
@@ -217,6 +226,7 @@ struct RemoteConn
 	bool		batch_failed;	/* the batch's own statement failed: rolled back */
 	int			pipeline_timeout_ms;	/* statement_timeout as the pipeline sets it */
 	TimestampTz round_sent_at;
+	int			round_allowance_ms; /* the allowance of the round in flight */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -1140,11 +1150,26 @@ batch_refused(RemoteConn *conn)
 
 /* ---- batches: see "Batches" above ---- */
 
-/* How long a step may hold its batch-mates. */
+/*
+ * How long a step of pool may hold its batch-mates now (see "Batches"
+ * above): in steps of BATCH_MIN_ALLOWANCE_MS, so that it changes seldom and
+ * a batch seldom needs a SET of its own for it.
+ */
 static int
-batch_allowance_ms(void)
+batch_allowance_ms(RemotePool *pool)
 {
-	return Max(saga_batch_wait_ms, BATCH_MIN_ALLOWANCE_MS);
+	int			allowance = Max(saga_batch_wait_ms, BATCH_MIN_ALLOWANCE_MS);
+
+	if (pool->step_call_ms > 0)
+	{
+		int			paced = (int) Min(pool->step_call_ms * BATCH_ALLOWANCE_PACE,
+									  BATCH_MAX_ALLOWANCE_MS);
+		int			rounded = (paced + BATCH_MIN_ALLOWANCE_MS - 1) /
+			BATCH_MIN_ALLOWANCE_MS * BATCH_MIN_ALLOWANCE_MS;
+
+		allowance = Max(allowance, rounded);
+	}
+	return allowance;
 }
 
 /* Queues a statement of the batch's pipeline whose result belongs to (kind, step). */
@@ -1167,7 +1192,7 @@ pipeline_send_step(RemoteConn *conn, int i)
 {
 	BatchStep  *step = &conn->batch[i];
 	int			timeout = step->call->timeout_ms;
-	int			allowance = batch_allowance_ms();
+	int			allowance = conn->round_allowance_ms;
 
 	step->capped = conn->nbatch > 1 && (timeout <= 0 || timeout > allowance);
 	if (step->capped)
@@ -1214,6 +1239,7 @@ batch_send_round(RemoteConn *conn)
 	 * seem to have raised its 57014 itself (batch_step_goes_alone).
 	 */
 	conn->round_sent_at = GetCurrentTimestamp();
+	conn->round_allowance_ms = batch_allowance_ms(conn->pool);
 	conn->nslots = conn->slot_head = 0;
 	conn->slot_answered = false;
 	conn->round_failed = -1;
@@ -1709,7 +1735,7 @@ batch_step_goes_alone(RemoteConn *conn, BatchStep *step)
 
 	if (sqlstate == ERRCODE_QUERY_CANCELED)
 		return step->capped && GetCurrentTimestamp() - conn->round_sent_at >=
-			(int64) batch_allowance_ms() * 1000;
+			(int64) conn->round_allowance_ms * 1000;
 	return sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
 		sqlstate == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
 		batch_statement_failed(step);

@@ -107,7 +107,8 @@ saga_define_settings(void)
 							"While connections to a target are free, how long the steps of one batch may take together.",
 							"Judged by the time the target's steps took so far: quick steps share a batch, "
 							"slow ones go one per connection. 0 sends one step per free connection. "
-							"A step of a batch running longer (at least 20 ms) is sent again alone.",
+							"A step of a batch running longer (at least 20 ms, more while the target's steps "
+							"are slow) is sent again alone.",
 							&saga_batch_wait_ms, 10, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
