@@ -141,7 +141,8 @@ typedef enum StepStatement
  * and sent again alone, where only its own timeout holds, so it delays its
  * batch-mates by that much and not by its own time.  The allowance follows
  * the target's pace: at least Max(saga.batch_wait, 20 ms), and
- * BATCH_ALLOWANCE_PACE times what a step there takes now, so that a server
+ * BATCH_ALLOWANCE_PACE times what a step of a batch there takes now (in
+ * batches that ran whole: slow steps do not raise it), so that a server
  * saturated by a backlog, where every statement waits for a core, does not
  * cancel the steps it is merely slow to run (1% of them under backlog,
  * each a wasted call and an ERROR in the participant's log, with a fixed
@@ -259,6 +260,8 @@ struct RemotePool
 	int			reserved_batchable; /* of them, steps that may share a batch */
 	TimestampTz no_batch_until; /* the batch statement could not be prepared */
 	double		step_call_ms;	/* a step's mean time in its calls; -1: none yet */
+	double		batched_step_ms;	/* the same in batches all of whose steps
+									 * ran; -1: none yet */
 	dlist_head	conns;
 };
 
@@ -319,6 +322,7 @@ remote_pool_lookup(const char *target, Oid owner)
 		pool->reserved_batchable = 0;
 		pool->no_batch_until = 0;
 		pool->step_call_ms = -1;
+		pool->batched_step_ms = -1;
 		pool->is_http = false;
 		memset(&pool->http, 0, sizeof(pool->http));
 		dlist_init(&pool->conns);
@@ -816,6 +820,25 @@ conn_start_call(RemoteConn *conn, TimestampTz deadline)
 }
 
 /*
+ * Did the batch on conn commit with every step run in it?  Only such
+ * batches pace the allowance (batch_allowance_ms): one that waited for a
+ * slow step until the allowance, or a slow step sent alone, would raise it
+ * for the very steps it exists to cut short.
+ */
+static bool
+batch_ran_whole(RemoteConn *conn, RemoteOutcomeKind kind)
+{
+	int			i;
+
+	if (conn->nbatch < 2 || kind != OUTCOME_OK)
+		return false;
+	for (i = 0; i < conn->nbatch; i++)
+		if (conn->batch[i].state != BATCH_STEP_RAN)
+			return false;
+	return true;
+}
+
+/*
  * How long a step's call took, for the batch sizes of its pool: a moving
  * average of the time per step of the calls sent on open connections (a
  * batch's time shared by its steps), so that it follows the workload.
@@ -831,6 +854,9 @@ pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
 		return;
 	ms = (double) (GetCurrentTimestamp() - conn->sent_at) / 1000.0 / Max(conn->nbatch, 1);
 	pool->step_call_ms = pool->step_call_ms < 0 ? ms : pool->step_call_ms * 0.875 + ms * 0.125;
+	if (batch_ran_whole(conn, kind))
+		pool->batched_step_ms = pool->batched_step_ms < 0 ? ms :
+			pool->batched_step_ms * 0.875 + ms * 0.125;
 }
 
 /*
@@ -1160,9 +1186,9 @@ batch_allowance_ms(RemotePool *pool)
 {
 	int			allowance = Max(saga_batch_wait_ms, BATCH_MIN_ALLOWANCE_MS);
 
-	if (pool->step_call_ms > 0)
+	if (pool->batched_step_ms > 0)
 	{
-		int			paced = (int) Min(pool->step_call_ms * BATCH_ALLOWANCE_PACE,
+		int			paced = (int) Min(pool->batched_step_ms * BATCH_ALLOWANCE_PACE,
 									  BATCH_MAX_ALLOWANCE_MS);
 		int			rounded = (paced + BATCH_MIN_ALLOWANCE_MS - 1) /
 			BATCH_MIN_ALLOWANCE_MS * BATCH_MIN_ALLOWANCE_MS;
