@@ -142,7 +142,7 @@ typedef enum StepStatement
  * batch-mates by that much and not by its own time.  The allowance follows
  * the target's pace: at least Max(saga.batch_wait, 20 ms), and
  * BATCH_ALLOWANCE_PACE times what a step of a batch there takes now (in
- * batches that ran whole: slow steps do not raise it), so that a server
+ * batches it did not cut: slow steps do not raise it), so that a server
  * saturated by a backlog, where every statement waits for a core, does not
  * cancel the steps it is merely slow to run (1% of them under backlog,
  * each a wasted call and an ERROR in the participant's log, with a fixed
@@ -225,6 +225,7 @@ struct RemoteConn
 	bool		slot_answered;	/* the head statement gave a result already */
 	int			round_failed;	/* the step whose statement failed; -1: none */
 	bool		batch_failed;	/* the batch's own statement failed: rolled back */
+	bool		batch_cut;		/* a step of it was cancelled by the allowance */
 	int			pipeline_timeout_ms;	/* statement_timeout as the pipeline sets it */
 	TimestampTz round_sent_at;
 	int			round_allowance_ms; /* the allowance of the round in flight */
@@ -260,8 +261,8 @@ struct RemotePool
 	int			reserved_batchable; /* of them, steps that may share a batch */
 	TimestampTz no_batch_until; /* the batch statement could not be prepared */
 	double		step_call_ms;	/* a step's mean time in its calls; -1: none yet */
-	double		batched_step_ms;	/* the same in batches all of whose steps
-									 * ran; -1: none yet */
+	double		batched_step_ms;	/* the same in batches the allowance did
+									 * not cut; -1: none yet */
 	dlist_head	conns;
 };
 
@@ -625,7 +626,7 @@ free_batch(RemoteConn *conn)
 	conn->batch = NULL;
 	conn->slots = NULL;
 	conn->nbatch = conn->nslots = 0;
-	conn->batch_begun = conn->batch_failed = false;
+	conn->batch_begun = conn->batch_failed = conn->batch_cut = false;
 }
 
 static void
@@ -820,22 +821,15 @@ conn_start_call(RemoteConn *conn, TimestampTz deadline)
 }
 
 /*
- * Did the batch on conn commit with every step run in it?  Only such
- * batches pace the allowance (batch_allowance_ms): one that waited for a
- * slow step until the allowance, or a slow step sent alone, would raise it
- * for the very steps it exists to cut short.
+ * Does the call on conn pace the allowance (batch_allowance_ms)?  A batch
+ * that committed and whose steps the allowance did not cut short: one that
+ * waited for a slow step until the allowance, or a slow step sent alone,
+ * would raise it for the very steps it exists to cut short.
  */
 static bool
-batch_ran_whole(RemoteConn *conn, RemoteOutcomeKind kind)
+batch_paces_allowance(RemoteConn *conn, RemoteOutcomeKind kind)
 {
-	int			i;
-
-	if (conn->nbatch < 2 || kind != OUTCOME_OK)
-		return false;
-	for (i = 0; i < conn->nbatch; i++)
-		if (conn->batch[i].state != BATCH_STEP_RAN)
-			return false;
-	return true;
+	return conn->nbatch > 1 && kind == OUTCOME_OK && !conn->batch_cut;
 }
 
 /*
@@ -854,7 +848,7 @@ pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
 		return;
 	ms = (double) (GetCurrentTimestamp() - conn->sent_at) / 1000.0 / Max(conn->nbatch, 1);
 	pool->step_call_ms = pool->step_call_ms < 0 ? ms : pool->step_call_ms * 0.875 + ms * 0.125;
-	if (batch_ran_whole(conn, kind))
+	if (batch_paces_allowance(conn, kind))
 		pool->batched_step_ms = pool->batched_step_ms < 0 ? ms :
 			pool->batched_step_ms * 0.875 + ms * 0.125;
 }
@@ -1805,6 +1799,8 @@ batch_round_done(RemoteConn *conn)
 	}
 	failed = &conn->batch[conn->round_failed];
 	failed->state = batch_step_goes_alone(conn, failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_FAILED;
+	if (failed->state == BATCH_STEP_NOT_SENT && failed->error.sqlstate == ERRCODE_QUERY_CANCELED)
+		conn->batch_cut = true;
 	for (i = 0; i < conn->nbatch; i++)
 	{
 		BatchStep  *step = &conn->batch[i];
