@@ -141,17 +141,17 @@ typedef enum StepStatement
  * and sent again alone, where only its own timeout holds, so it delays its
  * batch-mates by that much and not by its own time.  The allowance follows
  * the target's pace: at least Max(saga.batch_wait, 20 ms), and
- * BATCH_ALLOWANCE_PACE times what a step of a batch there takes now (in
- * batches it did not cut: slow steps do not raise it), so that a server
- * saturated by a backlog, where every statement waits for a core, does not
- * cancel the steps it is merely slow to run (1% of them under backlog,
- * each a wasted call and an ERROR in the participant's log, with a fixed
- * 20 ms).  A round keeps the allowance it was sent with: the worker judges
+ * BATCH_ALLOWANCE_PACE times what a whole batch there takes now (of the
+ * batches it did not cut, so that slow steps do not raise it), so that a
+ * server saturated by a backlog, where a statement may wait for a core for
+ * longer than 20 ms, does not cancel the steps it is merely slow to run
+ * (1% of them under backlog, each a wasted call and an ERROR in the
+ * participant's log, with a fixed 20 ms).  A round keeps the allowance it was sent with: the worker judges
  * a cancel by it (batch_step_goes_alone).
  */
 #define BATCH_SAVEPOINT "pgsaga_step"
 #define BATCH_MIN_ALLOWANCE_MS 20
-#define BATCH_ALLOWANCE_PACE 8
+#define BATCH_ALLOWANCE_PACE 2
 #define BATCH_MAX_ALLOWANCE_MS 1000
 
 typedef enum BatchStepState
@@ -261,8 +261,8 @@ struct RemotePool
 	int			reserved_batchable; /* of them, steps that may share a batch */
 	TimestampTz no_batch_until; /* the batch statement could not be prepared */
 	double		step_call_ms;	/* a step's mean time in its calls; -1: none yet */
-	double		batched_step_ms;	/* the same in batches the allowance did
-									 * not cut; -1: none yet */
+	double		batch_ms;		/* a batch's mean time, of those the allowance
+								 * did not cut; -1: none yet */
 	dlist_head	conns;
 };
 
@@ -323,7 +323,7 @@ remote_pool_lookup(const char *target, Oid owner)
 		pool->reserved_batchable = 0;
 		pool->no_batch_until = 0;
 		pool->step_call_ms = -1;
-		pool->batched_step_ms = -1;
+		pool->batch_ms = -1;
 		pool->is_http = false;
 		memset(&pool->http, 0, sizeof(pool->http));
 		dlist_init(&pool->conns);
@@ -835,7 +835,8 @@ batch_paces_allowance(RemoteConn *conn, RemoteOutcomeKind kind)
 /*
  * How long a step's call took, for the batch sizes of its pool: a moving
  * average of the time per step of the calls sent on open connections (a
- * batch's time shared by its steps), so that it follows the workload.
+ * batch's time shared by its steps), so that it follows the workload; and,
+ * for the allowance, the time of the batches it did not cut.
  */
 static void
 pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
@@ -849,8 +850,10 @@ pool_time_call(RemoteConn *conn, RemoteOutcomeKind kind)
 	ms = (double) (GetCurrentTimestamp() - conn->sent_at) / 1000.0 / Max(conn->nbatch, 1);
 	pool->step_call_ms = pool->step_call_ms < 0 ? ms : pool->step_call_ms * 0.875 + ms * 0.125;
 	if (batch_paces_allowance(conn, kind))
-		pool->batched_step_ms = pool->batched_step_ms < 0 ? ms :
-			pool->batched_step_ms * 0.875 + ms * 0.125;
+	{
+		ms *= conn->nbatch;
+		pool->batch_ms = pool->batch_ms < 0 ? ms : pool->batch_ms * 0.875 + ms * 0.125;
+	}
 }
 
 /*
@@ -1180,9 +1183,9 @@ batch_allowance_ms(RemotePool *pool)
 {
 	int			allowance = Max(saga_batch_wait_ms, BATCH_MIN_ALLOWANCE_MS);
 
-	if (pool->batched_step_ms > 0)
+	if (pool->batch_ms > 0)
 	{
-		int			paced = (int) Min(pool->batched_step_ms * BATCH_ALLOWANCE_PACE,
+		int			paced = (int) Min(pool->batch_ms * BATCH_ALLOWANCE_PACE,
 									  BATCH_MAX_ALLOWANCE_MS);
 		int			rounded = (paced + BATCH_MIN_ALLOWANCE_MS - 1) /
 			BATCH_MIN_ALLOWANCE_MS * BATCH_MIN_ALLOWANCE_MS;
