@@ -288,7 +288,9 @@ my $db_options = "host '$bank{host}', port '$bank{port}', dbname '$bank{dbname}'
 $coord->safe_psql('coord', qq{CREATE SERVER bank_alt FOREIGN DATA WRAPPER pg_saga OPTIONS ($db_options);
 	CREATE USER MAPPING FOR CURRENT_USER SERVER bank_alt OPTIONS (user '$bank_user');});
 my $worker_before = worker_pid($coord);
-$svc->rules({ match => '^POST /v1/kindwait$', delay => 3 });
+# the first step holds the second back for 8 s, long enough for the ALTER
+# SERVER below to commit before the second is planned on a loaded machine
+$svc->rules({ match => '^POST /v1/kindwait$', delay => 8 });
 my $wait_step = q{saga.step('pay', saga.http('POST', '/kindwait'), saga.http('POST', '/kindwait/undo'), name => 'w')};
 $gid = start_saga('kind_sql', qq{$wait_step, saga.step('bank_alt', \$\$UPDATE account SET balance = balance - 1 WHERE id = 2\$\$,
 	\$\$UPDATE account SET balance = balance + 1 WHERE id = 2\$\$, name => 'sql', after => '{w}')});
