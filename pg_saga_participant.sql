@@ -327,7 +327,10 @@ BEGIN
 		 WHERE b.coordinator = run_step.coordinator AND b.owner = current_user
 		   AND b.gid = run_step.gid AND b.step = run_step.step AND b.op = run_step.op;
 	END IF;
-	PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
+	-- run_steps() cleans after each step itself, for less
+	IF pg_catalog.current_setting('saga_participant.in_batch', true) IS DISTINCT FROM 'on' THEN
+		PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
+	END IF;
 	reply := 'done';
 END
 $run_step$;
@@ -494,6 +497,177 @@ AS $run_batch_step_1_5$
 $run_batch_step_1_5$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint,
 														  text, text, int, text) TO PUBLIC;
+
+/*
+ * What the session has open that a step may have left: cursors (but the
+ * unnamed portal running this very call) and prepared statements (but the
+ * worker's own), named; NULL if none.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.left_open()
+RETURNS text
+LANGUAGE sql STABLE SECURITY INVOKER
+AS $left_open$
+	SELECT pg_catalog.string_agg(what, ', ')
+	  FROM (SELECT pg_catalog.format('cursor %I', name) AS what
+			  FROM pg_catalog.pg_cursors WHERE name <> ''
+			UNION ALL
+			SELECT pg_catalog.format('prepared statement %I', name)
+			  FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgsaga\_%') AS o
+$left_open$;
+GRANT EXECUTE ON FUNCTION saga_participant.left_open() TO PUBLIC;
+
+/*
+ * The steps of a batch, as coordinators since pg_saga 1.7 send batches: one
+ * statement for many steps, in the transaction of that statement, each step
+ * in a subtransaction of its own (an exception block).  Element i of each
+ * array is run_step()'s argument of step i (steps, expect_rows and
+ * max_result_sizes as text; statements, statement_args and arg_values as the
+ * text of their own arrays); timeouts are each step's own, in ms.  Returns a
+ * row per step it ran, in order: its index, run_step()'s answer, or the
+ * error that rolled that step back, barrier record included; whether the
+ * allowance cut it (below); and how long it ran, in ms.
+ *
+ * What makes a step's fate its own when it shares a transaction with others
+ * (SPEC, "Batches"):
+ *   - it never waits on a row lock (held by another batch, say, which may
+ *     wait on this one): it gives up at once with 55P03 and the worker
+ *     sends it again alone;
+ *   - the constraint checks it deferred run at its end, as its own commit
+ *     would run them, and every constraint is back to its declared timing
+ *     before the next step;
+ *   - a step that made the transaction read-only (which nothing can undo
+ *     but its own rollback) fails with 25006 and is sent again alone;
+ *   - nothing it set reaches the next step: its settings and role are reset
+ *     and its session advisory locks and temporary tables go, as
+ *     clean_session() does for a step alone; what this function cannot
+ *     afford to look for after every step (an open cursor, a prepared
+ *     statement) is looked for once at the end, and after a step that
+ *     failed (before its cleaning removes it), and a batch that has one
+ *     fails as a whole (0A000): nothing of it took effect, and the worker
+ *     sends its steps again alone, where clean_session() removes it;
+ *   - a step that runs longer than its own timeout fails with 57014 once it
+ *     ends (it is cut short below, at the latest).
+ *
+ * The statement runs under a statement_timeout that the worker sets to
+ * what a step may hold its batch-mates (its allowance).  When it fires, the
+ * step running is rolled back and answered with cut = true, and the
+ * function returns at once: the steps before it take effect with the
+ * statement, and the worker sends that step and the ones after it again
+ * (see src/remote.c).  A 57014 raised sooner (by the step itself, or by a
+ * cancel of the statement) is the step's own error: the timer's is told
+ * by the time since statement_timestamp(), which the worker makes exact by
+ * sending the statement as query text.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_steps(
+	coordinators text[], gids text[], steps text[], ops text[], sqls text[], expect_rows text[],
+	result_sqls text[], results text[], max_result_sizes text[], step_names text[],
+	statements text[], statement_args text[], arg_values text[], timeouts text[])
+RETURNS TABLE (i int, reply text, result jsonb, error_sqlstate text, error_message text,
+			   error_detail text, error_hint text, error_context text, cut boolean, ms float8)
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_steps$
+DECLARE
+	step_started timestamptz;
+	worker_timeout text := pg_catalog.current_setting('statement_timeout');
+	worker_check_interval text := pg_catalog.current_setting('client_connection_check_interval', true);
+	allowance interval := pg_catalog.current_setting('statement_timeout')::interval;
+	was_read_only text := pg_catalog.current_setting('transaction_read_only');
+	has_deferrable boolean;
+	initially_deferred text;
+	has_temp boolean;
+	left_open text;
+BEGIN
+	SELECT pg_catalog.bool_or(c.condeferrable),
+		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
+			   FILTER (WHERE c.condeferred)
+	  INTO has_deferrable, initially_deferred
+	  FROM pg_catalog.pg_constraint c
+	  JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+	 WHERE c.condeferrable;
+	PERFORM pg_catalog.set_config('lock_timeout', '1ms', true),
+			pg_catalog.set_config('saga_participant.in_batch', 'on', true);
+	FOR k IN 1 .. coalesce(pg_catalog.cardinality(gids), 0) LOOP
+		i := k;
+		reply := NULL;
+		result := NULL;
+		error_sqlstate := NULL;
+		error_message := NULL;
+		error_detail := NULL;
+		error_hint := NULL;
+		error_context := NULL;
+		cut := false;
+		step_started := pg_catalog.clock_timestamp();
+		BEGIN
+			SELECT r.reply, r.result INTO reply, result
+			  FROM saga_participant.run_step(coordinators[k], gids[k], steps[k]::int, ops[k],
+											 sqls[k], expect_rows[k]::bigint, result_sqls[k],
+											 results[k], max_result_sizes[k]::int, step_names[k],
+											 statements[k]::text[], statement_args[k]::text[],
+											 arg_values[k]::text[]) AS r;
+			IF has_deferrable THEN
+				SET CONSTRAINTS ALL IMMEDIATE;
+				IF initially_deferred IS NOT NULL THEN
+					EXECUTE 'SET CONSTRAINTS ' || initially_deferred || ' DEFERRED';
+				END IF;
+			END IF;
+			IF pg_catalog.current_setting('transaction_read_only') <> was_read_only THEN
+				RAISE EXCEPTION 'step % made the transaction read-only: it runs alone', steps[k]
+					USING ERRCODE = '25006';
+			END IF;
+			IF timeouts[k]::int > 0 AND pg_catalog.clock_timestamp() - step_started >
+			   pg_catalog.make_interval(secs => timeouts[k]::int / 1000.0) THEN
+				RAISE EXCEPTION 'canceling statement due to statement timeout'
+					USING ERRCODE = '57014',
+						  DETAIL = pg_catalog.format('Step %s ran for longer than its timeout (%s ms).',
+													 steps[k], timeouts[k]);
+			END IF;
+			-- what a step alone finds cleaned by run_step (see clean_session)
+			RESET ALL;
+			SELECT pg_catalog.set_config('role', 'none', false) IS NULL
+				   OR pg_catalog.set_config('statement_timeout', worker_timeout, false) IS NULL
+				   OR CASE WHEN worker_check_interval IS NOT NULL THEN pg_catalog.set_config(
+						  'client_connection_check_interval', worker_check_interval, false) END IS NULL
+				   OR pg_catalog.set_config('lock_timeout', '1ms', true) IS NULL
+				   OR pg_catalog.set_config('saga_participant.in_batch', 'on', true) IS NULL
+				   OR pg_catalog.pg_advisory_unlock_all() IS NULL,
+				   pg_catalog.pg_my_temp_schema() <> 0
+			  INTO has_temp, has_temp;
+			IF has_temp THEN
+				DISCARD TEMP;
+			END IF;
+		-- every error, those OTHERS leaves out included
+		EXCEPTION WHEN query_canceled OR assert_failure OR others THEN
+			GET STACKED DIAGNOSTICS error_sqlstate = RETURNED_SQLSTATE,
+				error_message = MESSAGE_TEXT, error_detail = PG_EXCEPTION_DETAIL,
+				error_hint = PG_EXCEPTION_HINT, error_context = PG_EXCEPTION_CONTEXT;
+			-- the allowance ran out: the statement's timer, not the step's doing
+			-- (the worker sends the statement as query text, so its
+			-- statement_timestamp() was taken before the timer started)
+			cut := error_sqlstate = '57014' AND allowance > '0'::interval AND
+				pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp() >= allowance;
+			-- the cleaning below would hide what an earlier step left open
+			left_open := coalesce(left_open, saga_participant.left_open());
+			-- what a rollback does not undo
+			PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval),
+					pg_catalog.set_config('lock_timeout', '1ms', true),
+					pg_catalog.set_config('saga_participant.in_batch', 'on', true);
+		END;
+		ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - step_started) * 1000;
+		RETURN NEXT;
+		EXIT WHEN cut;
+	END LOOP;
+	-- LISTEN takes effect at commit, for the whole transaction
+	UNLISTEN *;
+	left_open := coalesce(left_open, saga_participant.left_open());
+	IF left_open IS NOT NULL THEN
+		RAISE EXCEPTION 'a step of this batch left % open: its steps run again alone', left_open
+			USING ERRCODE = '0A000';
+	END IF;
+END
+$run_steps$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[],
+													 text[], text[], text[], text[], text[], text[],
+													 text[], text[]) TO PUBLIC;
 
 -- run_batch() as coordinators before pg_saga 1.4 call it
 CREATE OR REPLACE FUNCTION saga_participant.run_batch(
@@ -1123,7 +1297,7 @@ GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;
 /* ---- The objects' version (since pg_saga 1.6) --------------------------
  *
  * The version of pg_saga whose pg_saga_participant.sql set these objects up,
- * as the coordinator's extension version ('1.6').  A coordinator's worker
+ * as the coordinator's extension version ('1.7').  A coordinator's worker
  * reads it once per connection to know which of the functions above the
  * participant has, instead of finding out from a missing function's error;
  * objects set up by an earlier pg_saga have no version(), which tells it
@@ -1133,5 +1307,5 @@ GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;
 CREATE OR REPLACE FUNCTION saga_participant.version()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $version$ SELECT '1.6'::text $version$;
+AS $version$ SELECT '1.7'::text $version$;
 GRANT EXECUTE ON FUNCTION saga_participant.version() TO PUBLIC;

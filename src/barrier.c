@@ -28,9 +28,10 @@
  * PREPARE TRANSACTION, and wherever the statement cannot be prepared.
  *
  * Steps ready at once for the same target can also go as one batch: one
- * remote transaction and one round trip, a pipeline in which each step is
- * run_batch_step() between a savepoint and its release, under a timeout of
- * its own (barrier_batch_step_params; remote.c sends it).
+ * statement, saga_participant.run_steps(), that runs them in one remote
+ * transaction, each in a subtransaction of its own, and answers a row per
+ * step; its arguments are arrays, element i step i's (barrier_batch_step_params
+ * for a step, barrier_batch_params for a batch; remote.c sends it).
  *
  * In mode at (see "AT mode" below) a call goes through
  * saga_participant.run_at() instead, as a query string and never batched.
@@ -328,7 +329,7 @@ barrier_identity(const char *coordinator, Saga *saga)
  * The statements prepared for step calls, by StepCallKind: their text,
  * parameter types and names.  The settings of CALL_RUN are made in a
  * subquery, so they are in place before run() executes; run_step() and
- * run_batch() make them themselves.  run()'s answer is the first column,
+ * run_steps() make them themselves.  run()'s answer is the first column,
  * run_step()'s result the second, as the worker reads replies.  A step
  * whose last statement returns no rows calls run(), which participants set
  * up by any version have.
@@ -338,6 +339,7 @@ static const Oid run_result_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTO
 TEXTOID, TEXTOID, INT4OID, TEXTOID};
 static const Oid run_bound_types[] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID,
 TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+
 
 const char *
 barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
@@ -357,21 +359,16 @@ barrier_call_statement(StepCallKind kind, const Oid **types, int *nargs)
 			return "SELECT reply, result "
 				"FROM saga_participant.run_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 		case CALL_BATCH:
-			*types = run_result_types;
-			*nargs = lengthof(run_result_types);
-			return "SELECT reply, result "
-				"FROM saga_participant.run_batch_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+		case CALL_BATCH_BOUND:
+			/* a batch goes as query text: see barrier_batch_query */
+			*types = NULL;
+			*nargs = 0;
+			return NULL;
 		case CALL_BOUND:
 			*types = run_bound_types;
 			*nargs = lengthof(run_bound_types);
 			return "SELECT reply, result "
 				"FROM saga_participant.run_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-				"$11, $12, $13)";
-		case CALL_BATCH_BOUND:
-			*types = run_bound_types;
-			*nargs = lengthof(run_bound_types);
-			return "SELECT reply, result "
-				"FROM saga_participant.run_batch_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
 				"$11, $12, $13)";
 	}
 	pg_unreachable();
@@ -382,7 +379,7 @@ const char *
 barrier_call_statement_name(StepCallKind kind)
 {
 	static const char *const names[STEP_CALL_KINDS] = {"pgsaga_step", "pgsaga_step_result",
-	"pgsaga_batch_step", "pgsaga_step_bound", "pgsaga_batch_step_bound"};
+	"pgsaga_batch", "pgsaga_step_bound", "pgsaga_batch_bound"};
 
 	return names[kind];
 }
@@ -390,7 +387,7 @@ barrier_call_statement_name(StepCallKind kind)
 /*
  * The first pg_saga version whose participant objects have the function
  * that kind's statement calls: run() every version, run_step() 1.4,
- * run_batch_step() and the forms that bind values 1.5.  The worker calls
+ * the forms that bind values 1.5, run_steps() (batches) 1.7.  The worker calls
  * nothing a participant that says its version lacks (remote.c).
  */
 int
@@ -399,9 +396,9 @@ barrier_call_since(StepCallKind kind)
 	static const int since[STEP_CALL_KINDS] = {
 		PARTICIPANT_VERSION(1, 0),	/* CALL_RUN */
 		PARTICIPANT_VERSION(1, 4),	/* CALL_RUN_RESULT */
-		PARTICIPANT_VERSION(1, 5),	/* CALL_BATCH */
+		PARTICIPANT_VERSION(1, 7),	/* CALL_BATCH */
 		PARTICIPANT_VERSION(1, 5),	/* CALL_BOUND */
-		PARTICIPANT_VERSION(1, 5)	/* CALL_BATCH_BOUND */
+		PARTICIPANT_VERSION(1, 7)	/* CALL_BATCH_BOUND */
 	};
 
 	return since[kind];
@@ -635,7 +632,8 @@ barrier_step_params(const char *coordinator, Saga *saga, SagaStep *step, StepOp 
 
 /*
  * The parameters of op of step as one element of a batch: run_step()'s,
- * for run_batch_step() (see pg_saga_participant.sql), under timeout_ms.
+ * which barrier_batch_params makes element i of run_steps()'s arrays (see
+ * pg_saga_participant.sql), under timeout_ms.
  */
 RemoteStepCall *
 barrier_batch_step_params(const char *coordinator, SagaStep *step, StepOp op, int timeout_ms)
@@ -671,6 +669,48 @@ barrier_batch_as_bound(RemoteStepCall *call)
 	Assert(call->kind == CALL_BATCH || call->kind == CALL_BATCH_BOUND);
 	call->kind = CALL_BATCH_BOUND;
 	call->nargs = 13;
+}
+
+static char *array_text(const char **values, int n);
+
+/*
+ * The query that runs the n calls of a batch: run_steps() with, for each of
+ * run_step()'s parameters, the array of the calls' values (NULL where a
+ * call has none), and last the calls' timeouts in ms.  It goes as query
+ * text, not as a prepared statement, so that the participant's
+ * statement_timestamp() is taken before the statement's timer starts, as
+ * run_steps() needs to tell that timer's cancel from a step's own 57014
+ * (with Bind and Execute each taking it anew, it could be a moment later).
+ * Its columns are those remote.c reads (BatchColumn there).
+ */
+char *
+barrier_batch_query(RemoteStepCall **calls, int n)
+{
+	const char **column = palloc(sizeof(char *) * Max(n, 1));
+	StringInfoData buf;
+	int			arg;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT i, reply, result, error_sqlstate, error_message, "
+						   "error_detail, error_hint, error_context, cut, ms "
+						   "FROM saga_participant.run_steps(");
+	for (arg = 0; arg < BARRIER_BATCH_NARGS; arg++)
+	{
+		char	   *array;
+
+		for (i = 0; i < n; i++)
+			column[i] = arg == BARRIER_BATCH_NARGS - 1 ? psprintf("%d", calls[i]->timeout_ms) :
+				arg < calls[i]->nargs ? calls[i]->values[arg] : NULL;
+		array = array_text(column, n);
+		if (arg > 0)
+			appendStringInfoString(&buf, ", ");
+		append_literal(&buf, array, "text[]");
+		pfree(array);
+	}
+	appendStringInfoChar(&buf, ')');
+	pfree(column);
+	return buf.data;
 }
 
 /* ---- forgetting the records of purged sagas ---- */

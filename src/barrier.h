@@ -29,6 +29,9 @@ extern bool barrier_binds_values(SagaStep *step, StepOp op);
 extern void barrier_check_values(const char *sql, int nargs, const char *what,
 								 const char *name, bool count_last);
 extern void barrier_batch_as_bound(RemoteStepCall *call);
+/* run_steps(): run_step()'s 13 parameters as arrays, and the steps' timeouts */
+#define BARRIER_BATCH_NARGS 14
+extern char *barrier_batch_query(RemoteStepCall **calls, int n);
 /* saga_participant.forget() is there since pg_saga 1.5 */
 #define BARRIER_FORGET_SINCE PARTICIPANT_VERSION(1, 5)
 

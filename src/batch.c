@@ -5,18 +5,18 @@
  *		are formed into batches.
  *
  * Steps of several sagas ready at once for the same target can go as one
- * batch: one remote transaction and one round trip, a pipeline in which
- * each step is run_batch_step() between a savepoint and its release,
- * under a timeout of its own.  This file decides which calls may share a
+ * batch: one remote transaction and one round trip, one statement
+ * (saga_participant.run_steps) that runs each step in a subtransaction of
+ * its own.  This file decides which calls may share a
  * batch (batch_may_share, when the worker starts a call) and, once the
  * turn's calls are recorded, groups them by pool and cuts each pool's into
  * batches (batch_send_calls), which it hands back to the worker to send.
  *
  * What a batched call says is barrier.c's (barrier_batch_step_params,
- * barrier_batch_as_bound), as for any call.  The pipeline that sends a
- * batch and reads its replies stays in remote.c (see "Batches" there): it
- * drives a connection's state (ConnState, the set-up commands, the
- * timeouts, the rest of a batch sent on after one of its steps failed)
+ * barrier_batch_as_bound, barrier_batch_query), as for any call.  Sending
+ * a batch and reading its replies stays in remote.c (see "Batches" there):
+ * it drives a connection's state (ConnState, the set-up commands, the
+ * allowance, the rest of a batch sent on after a slow step was cut short)
  * as any other call does, and is I/O on one connection, not a decision
  * about which calls go together.
  *
@@ -34,8 +34,8 @@
 /*
  * Can this call share a batch with others (see barrier_batch_step_params)?
  * Not in mode xa, where each step is a prepared transaction of its own, nor
- * in mode at, whose calls go through run_at().  A step of a batch runs
- * under a timeout of its own, so one with its own timeout may join.
+ * in mode at, whose calls go through run_at().  A step of a batch keeps
+ * its own timeout (run_steps() checks it), so one with its own may join.
  */
 static bool
 batchable_in_mode(Saga *saga, SagaStep *step, StepOp op)

@@ -22,7 +22,7 @@
  *		remote_backend.c	a user backend's blocking connection to a target
  *		barrier.c	the remote text of a step call and the participant set-up
  *		batch.c		which planned calls share a batch, and the batches a
- *					turn's calls form (the pipeline that sends one: remote.c)
+ *					turn's calls form (the rounds that send one: remote.c)
  *		results.c	a step's results: the statement that answers them, what
  *					the steps after it read (saga.results)
  *		recovery.c	in-doubt prepared transactions of xa sagas

@@ -14,11 +14,10 @@
  * UNKNOWN (the connection broke or the call timed out after it was sent:
  * it may or may not have taken effect).
  *
- * Many step calls for one target can travel as one batch: one round trip
- * and one remote transaction, sent in libpq's pipeline mode, each step a
- * statement between a savepoint and its release, under a timeout of its
- * own (see "Batches" below); each step's outcome is handed to its own
- * callback.
+ * Many step calls for one target can travel as one batch: one statement,
+ * one round trip and one remote transaction, each step in a subtransaction
+ * of its own (see "Batches" below); each step's outcome is handed to its
+ * own callback.
  *
  * A step leaves nothing in the session for the next one: the participant's
  * functions clean up after each step that ran, and after a call that failed
@@ -120,36 +119,35 @@ typedef enum StepStatement
 #define BATCH_RETRY_MS 60000
 
 /*
- * Batches.  A batch of step calls travels as one pipeline, in one remote
- * transaction:
+ * Batches.  A batch of step calls travels as one statement,
+ * saga_participant.run_steps() (see pg_saga_participant.sql), whose
+ * arguments are arrays, element i step i's; it runs the steps in the
+ * statement's transaction, each in a subtransaction of its own, and
+ * answers a row per step it ran: the step's reply and result, or the error
+ * that rolled it back alone.  Its transaction commits when it returns, so
+ * the steps it answered take effect together, or, if the statement or its
+ * commit fails, none does.  A step's error costs its batch-mates nothing.
  *
- *		BEGIN
- *		per step: [SET statement_timeout], SAVEPOINT, run_batch_step(...), RELEASE
- *		COMMIT, Sync
+ * The statement runs under the allowance below as its statement_timeout
+ * (set on the session when it changes, as a step alone's own timeout is).
+ * When it fires, run_steps() rolls back the step that was running, answers
+ * it as cut, and returns: the steps before it take effect, and the worker
+ * sends the ones after it in the next round, a statement of their own.
+ * The step that was cut goes again alone, where only its own timeout
+ * holds, if it took half the allowance or more itself (the slow one), or
+ * with the next round if the round as a whole was long.  So a slow step
+ * delays its batch-mates by about the allowance and one round, not by its
+ * own time.  A step's own timeout is checked when it ends (run_steps()
+ * fails it with 57014 there), and in any case it is cut at the allowance.
  *
- * Each statement runs under its own statement_timeout and reports its own
- * error, and run_batch_step() runs the constraint checks its step deferred
- * before the release, so whatever a step raises, and whenever, is that
- * step's.  When a step's statement fails, the server skips the rest of the
- * pipeline up to the Sync; the worker then sends the next round: ROLLBACK
- * TO SAVEPOINT, RELEASE, the cleaning a rollback does not do, the steps
- * after the failed one, COMMIT, Sync.  An error costs its batch one round
- * trip, and its batch-mates nothing.
- *
- * A step of a batch runs for at most the allowance below (or its own
- * timeout, if shorter): a slower one is cancelled by its statement_timeout
- * and sent again alone, where only its own timeout holds, so it delays its
- * batch-mates by that much and not by its own time.  The allowance follows
- * the target's pace: at least Max(saga.batch_wait, 20 ms), and
- * BATCH_ALLOWANCE_PACE times what a whole batch there takes now (of the
- * batches it did not cut, so that slow steps do not raise it), so that a
- * server saturated by a backlog, where a statement may wait for a core for
- * longer than 20 ms, does not cancel the steps it is merely slow to run
- * (1% of them under backlog, each a wasted call and an ERROR in the
- * participant's log, with a fixed 20 ms).  A round keeps the allowance it was sent with: the worker judges
- * a cancel by it (batch_step_goes_alone).
+ * The allowance follows the target's pace: at least Max(saga.batch_wait,
+ * 20 ms), and BATCH_ALLOWANCE_PACE times what a whole batch there takes now
+ * (of the batches it did not cut, so that slow steps do not raise it), so
+ * that a server saturated by a backlog, where a statement may wait for a
+ * core for longer than 20 ms, does not cut the steps it is merely slow to
+ * run.  A batch keeps the allowance it was first sent with, for all its
+ * rounds.
  */
-#define BATCH_SAVEPOINT "pgsaga_step"
 #define BATCH_MIN_ALLOWANCE_MS 20
 #define BATCH_ALLOWANCE_PACE 2
 #define BATCH_MAX_ALLOWANCE_MS 1000
@@ -158,8 +156,9 @@ typedef enum BatchStepState
 {
 	BATCH_STEP_WAITING,			/* to be sent in the next round */
 	BATCH_STEP_SENT,			/* in the round in flight */
-	BATCH_STEP_RAN,				/* answered; takes effect if the batch commits */
-	BATCH_STEP_FAILED,			/* its statement failed: rolled back alone */
+	BATCH_STEP_RAN,				/* answered; takes effect if its round commits */
+	BATCH_STEP_COMMITTED,		/* ran, and its round committed */
+	BATCH_STEP_FAILED,			/* its error rolled it back alone */
 	BATCH_STEP_NOT_SENT			/* did not run here: to be sent alone */
 } BatchStepState;
 
@@ -168,26 +167,24 @@ typedef struct BatchStep
 	RemoteStepCall *call;
 	void	   *arg;			/* the callback's argument; NULL once abandoned */
 	BatchStepState state;
-	bool		capped;			/* ran under the allowance, not its own timeout */
+	bool		cut;			/* the allowance ran out while it ran */
+	double		ms;				/* how long it ran, as the participant timed it */
 	char	   *reply;
 	char	   *result;
 	RemoteError error;			/* BATCH_STEP_FAILED */
 } BatchStep;
 
-/* Whose is the result of a statement of the pipeline in flight. */
-typedef enum SlotKind
+/* The columns of run_steps()'s rows (see RUN_STEPS_SQL in barrier.c). */
+typedef enum BatchColumn
 {
-	SLOT_TRANSACTION,			/* the batch's own: BEGIN, COMMIT, a rollback */
-	SLOT_STEP,					/* a step's SET, SAVEPOINT or RELEASE */
-	SLOT_CALL,					/* a step's run_batch_step() */
-	SLOT_SYNC
-} SlotKind;
-
-typedef struct PipelineSlot
-{
-	SlotKind	kind;
-	int			step;			/* index in the batch; -1 for the batch's own */
-} PipelineSlot;
+	BATCH_COL_INDEX,
+	BATCH_COL_REPLY,
+	BATCH_COL_RESULT,
+	BATCH_COL_SQLSTATE,			/* then message, detail, hint, context */
+	BATCH_COL_CUT = BATCH_COL_SQLSTATE + 5,
+	BATCH_COL_MS,
+	BATCH_COLUMNS
+} BatchColumn;
 
 struct RemoteConn
 {
@@ -217,18 +214,14 @@ struct RemoteConn
 	/* a batch (see "Batches" above) */
 	int			nbatch;
 	BatchStep  *batch;
-	int			batch_grace_ms; /* a round's deadline past its steps' timeouts */
-	bool		batch_begun;	/* BEGIN sent: later rounds go on in its transaction */
-	PipelineSlot *slots;		/* the statements of the round in flight, in order */
-	int			nslots;
-	int			slot_head;		/* whose results arrive now */
-	bool		slot_answered;	/* the head statement gave a result already */
-	int			round_failed;	/* the step whose statement failed; -1: none */
-	bool		batch_failed;	/* the batch's own statement failed: rolled back */
-	bool		batch_cut;		/* a step of it was cancelled by the allowance */
-	int			pipeline_timeout_ms;	/* statement_timeout as the pipeline sets it */
-	TimestampTz round_sent_at;
-	int			round_allowance_ms; /* the allowance of the round in flight */
+	int			batch_grace_ms; /* a round's deadline past its allowance */
+	int		   *round;			/* the steps of the round in flight, in order */
+	int			nround;
+	int			rounds;			/* sent so far */
+	bool		batch_retried;	/* a round cancelled as a whole was sent again */
+	bool		batch_cut;		/* a step of it was cut by the allowance */
+	int			round_allowance_ms; /* the batch's allowance; 0 until it is sent */
+	int			wanted_timeout_ms;	/* the statement_timeout being set */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -621,12 +614,13 @@ free_batch(RemoteConn *conn)
 	}
 	if (conn->batch)
 		pfree(conn->batch);
-	if (conn->slots)
-		pfree(conn->slots);
+	if (conn->round)
+		pfree(conn->round);
 	conn->batch = NULL;
-	conn->slots = NULL;
-	conn->nbatch = conn->nslots = 0;
-	conn->batch_begun = conn->batch_failed = conn->batch_cut = false;
+	conn->round = NULL;
+	conn->nbatch = conn->nround = conn->rounds = 0;
+	conn->round_allowance_ms = 0;
+	conn->batch_retried = conn->batch_cut = false;
 }
 
 static void
@@ -969,16 +963,15 @@ remote_call_http(RemotePool *pool, HttpCall *call, const char *shown_path, int t
  * Sends n step calls (of kind CALL_BATCH or CALL_BATCH_BOUND) as one batch
  * on a connection of pool; done(args[i], outcome) is called for each step
  * when the batch ends, in order.  If any step binds values, every step
- * goes through the statement that binds them (one statement per batch).  A round of the batch may take its steps' timeouts and
- * grace_ms.  Returns NULL, having called nothing, if no connection can be
- * had now.
+ * goes through the statement that binds them (one statement per batch).
+ * A round of the batch may take its allowance and grace_ms.  Returns NULL,
+ * having called nothing, if no connection can be had now.
  */
 RemoteConn *
 remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 				  int grace_ms, RemoteDoneCallback done)
 {
 	RemoteConn *conn;
-	int64		longest = 0;
 	bool		bound = false;
 	int			i;
 
@@ -995,8 +988,7 @@ remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 		barrier_batch_as_bound(conn->step_call);
 	conn->nbatch = n;
 	conn->batch = MemoryContextAllocZero(remote_cxt, sizeof(BatchStep) * n);
-	/* a round: BEGIN or a rollback (3), 4 per step, COMMIT, Sync */
-	conn->slots = MemoryContextAlloc(remote_cxt, sizeof(PipelineSlot) * (3 + 4 * n + 2));
+	conn->round = MemoryContextAlloc(remote_cxt, sizeof(int) * n);
 	for (i = 0; i < n; i++)
 	{
 		Assert(STEP_CALL_IS_BATCH(calls[i]->kind));
@@ -1004,12 +996,13 @@ remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 		if (bound)
 			barrier_batch_as_bound(conn->batch[i].call);
 		conn->batch[i].arg = args[i];
-		longest = Max(longest, calls[i]->timeout_ms);
 	}
 	conn->batch_grace_ms = grace_ms;
 	conn->done = done;
 	conn->arg = NULL;
-	conn_start_call(conn, GetCurrentTimestamp() + (longest + grace_ms) * 1000);
+	/* until it is connected and set up; each round has a deadline of its own */
+	conn_start_call(conn, GetCurrentTimestamp() +
+					((int64) BATCH_MAX_ALLOWANCE_MS + grace_ms) * 1000);
 	return conn;
 }
 
@@ -1101,6 +1094,23 @@ conn_error_text(RemoteConn *conn)
 	return msg;
 }
 
+static int	batch_allowance_ms(RemotePool *pool);
+
+/*
+ * The statement_timeout the call on conn runs under: a step's own, or a
+ * batch's allowance (decided when the batch is first sent, for all its
+ * rounds).
+ */
+static int
+call_timeout_ms(RemoteConn *conn)
+{
+	if (conn->nbatch == 0)
+		return conn->step_call->timeout_ms;
+	if (conn->round_allowance_ms == 0)
+		conn->round_allowance_ms = batch_allowance_ms(conn->pool);
+	return conn->round_allowance_ms;
+}
+
 /*
  * Sends what the session needs before the step statement can run: its
  * preparation, then the call's statement_timeout.  Returns false when
@@ -1116,7 +1126,7 @@ send_step_setup(RemoteConn *conn)
 	/* a participant that says it lacks the function: the call goes as text */
 	if (statement == STEP_STATEMENT_UNKNOWN && !participant_has(conn, kind))
 		statement = conn->statements[kind] = STEP_STATEMENT_UNAVAILABLE;
-	if (statement == STEP_STATEMENT_UNKNOWN)
+	if (statement == STEP_STATEMENT_UNKNOWN && !STEP_CALL_IS_BATCH(kind))
 	{
 		const Oid  *types;
 		int			nargs;
@@ -1126,15 +1136,16 @@ send_step_setup(RemoteConn *conn)
 		return PQsendPrepare(conn->pg, barrier_call_statement_name(kind), sql, nargs, types);
 	}
 	/*
-	 * a batch sets each step's timeout in its pipeline; a call that binds
-	 * values goes with its parameters also where it could not be prepared
+	 * a call that binds values goes with its parameters also where it could
+	 * not be prepared; a batch sets its allowance itself (batch_send_round)
 	 */
 	if ((statement == STEP_STATEMENT_READY || kind == CALL_BOUND) && !STEP_CALL_IS_BATCH(kind) &&
-		conn->session_timeout_ms != conn->step_call->timeout_ms)
+		conn->session_timeout_ms != call_timeout_ms(conn))
 	{
 		char		sql[64];
 
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->step_call->timeout_ms);
+		conn->wanted_timeout_ms = call_timeout_ms(conn);
+		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->wanted_timeout_ms);
 		conn_begin_setup(conn, SETUP_TIMEOUT);
 		return PQsendQuery(conn->pg, sql);
 	}
@@ -1195,112 +1206,50 @@ batch_allowance_ms(RemotePool *pool)
 	return allowance;
 }
 
-/* Queues a statement of the batch's pipeline whose result belongs to (kind, step). */
-static bool
-pipeline_send(RemoteConn *conn, const char *sql, SlotKind kind, int step)
-{
-	conn->slots[conn->nslots].kind = kind;
-	conn->slots[conn->nslots].step = step;
-	conn->nslots++;
-	return PQsendQueryParams(conn->pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
-}
-
 /*
- * Queues step i of the batch: its timeout (where it differs from the one
- * before), a savepoint, the call, the release.  Returns the step's time
- * in ms, or -1 if libpq could not queue it.
- */
-static int
-pipeline_send_step(RemoteConn *conn, int i)
-{
-	BatchStep  *step = &conn->batch[i];
-	int			timeout = step->call->timeout_ms;
-	int			allowance = conn->round_allowance_ms;
-
-	step->capped = conn->nbatch > 1 && (timeout <= 0 || timeout > allowance);
-	if (step->capped)
-		timeout = allowance;
-	if (timeout != conn->pipeline_timeout_ms)
-	{
-		char		sql[64];
-
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", timeout);
-		if (!pipeline_send(conn, sql, SLOT_STEP, i))
-			return -1;
-		conn->pipeline_timeout_ms = timeout;
-	}
-	if (!pipeline_send(conn, "SAVEPOINT " BATCH_SAVEPOINT, SLOT_STEP, i))
-		return -1;
-	conn->slots[conn->nslots].kind = SLOT_CALL;
-	conn->slots[conn->nslots].step = i;
-	conn->nslots++;
-	if (!PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
-							 step->call->nargs, step->call->values, NULL, NULL, 0))
-		return -1;
-	if (!pipeline_send(conn, "RELEASE SAVEPOINT " BATCH_SAVEPOINT, SLOT_STEP, i))
-		return -1;
-	step->state = BATCH_STEP_SENT;
-	return timeout;
-}
-
-/*
- * Queues the next round of the batch on conn, its steps still waiting
- * included, and its Sync; the round's deadline is its steps' times and the
- * grace.  False if libpq could not queue it (the connection broke).
+ * Sends the next round of the batch on conn: run_steps() with the steps
+ * still waiting, in order, as query text (see barrier_batch_query), after
+ * the SET of its allowance as statement_timeout if the session has another.
+ * Its deadline is the allowance and the grace.
+ * False if libpq could not send it (the connection broke).
  */
 static bool
 batch_send_round(RemoteConn *conn)
 {
-	int64		budget_ms = conn->batch_grace_ms;
+	RemoteStepCall **calls = palloc(sizeof(RemoteStepCall *) * conn->nbatch);
+	char	   *query;
+	bool		sent;
 	int			i;
 
-	/*
-	 * Taken before anything of the round can reach the participant: libpq
-	 * may send it while it is queued, and the worker may be descheduled
-	 * after that, so a time taken once it is queued can be later than the
-	 * participant's start, and a step cancelled under the allowance would
-	 * seem to have raised its 57014 itself (batch_step_goes_alone).
-	 */
-	conn->round_sent_at = GetCurrentTimestamp();
-	conn->round_allowance_ms = batch_allowance_ms(conn->pool);
-	conn->nslots = conn->slot_head = 0;
-	conn->slot_answered = false;
-	conn->round_failed = -1;
-	if (PQpipelineStatus(conn->pg) == PQ_PIPELINE_OFF)
-	{
-		if (!PQenterPipelineMode(conn->pg))
-			return false;
-		conn->pipeline_timeout_ms = conn->session_timeout_ms;
-	}
-	if (!conn->batch_begun)
-	{
-		if (!pipeline_send(conn, "BEGIN", SLOT_TRANSACTION, -1))
-			return false;
-		conn->batch_begun = true;
-	}
-	else if (!pipeline_send(conn, "ROLLBACK TO SAVEPOINT " BATCH_SAVEPOINT, SLOT_TRANSACTION, -1) ||
-			 !pipeline_send(conn, "RELEASE SAVEPOINT " BATCH_SAVEPOINT, SLOT_TRANSACTION, -1) ||
-			 !pipeline_send(conn, CLEAN_AFTER_ERROR_SQL, SLOT_TRANSACTION, -1))
-		return false;
+	conn->nround = 0;
 	for (i = 0; i < conn->nbatch; i++)
 	{
-		int			ms;
+		BatchStep  *step = &conn->batch[i];
 
-		if (conn->batch[i].state != BATCH_STEP_WAITING)
+		if (step->state != BATCH_STEP_WAITING)
 			continue;
-		if ((ms = pipeline_send_step(conn, i)) < 0)
-			return false;
-		budget_ms += ms;
+		step->state = BATCH_STEP_SENT;
+		step->cut = false;
+		calls[conn->nround] = step->call;
+		conn->round[conn->nround++] = i;
 	}
-	if (!pipeline_send(conn, "COMMIT", SLOT_TRANSACTION, -1))
-		return false;
-	conn->slots[conn->nslots].kind = SLOT_SYNC;
-	conn->slots[conn->nslots].step = -1;
-	conn->nslots++;
-	if (!PQpipelineSync(conn->pg))
-		return false;
-	conn->deadline = GetCurrentTimestamp() + budget_ms * 1000;
-	return true;
+	Assert(conn->nround > 0);
+	query = barrier_batch_query(calls, conn->nround);
+	if (conn->session_timeout_ms != call_timeout_ms(conn))
+	{
+		/* in the same query string: the statement after it gets its own timer */
+		char	   *set = psprintf("SET statement_timeout = %d; %s", conn->round_allowance_ms, query);
+
+		pfree(query);
+		query = set;
+	}
+	conn->rounds++;
+	sent = PQsendQuery(conn->pg, query) == 1;
+	pfree(query);
+	pfree(calls);
+	conn->deadline = GetCurrentTimestamp() +
+		((int64) conn->round_allowance_ms + conn->batch_grace_ms) * 1000;
+	return sent;
 }
 
 /* Sends the call, or first what the session needs for it. */
@@ -1326,16 +1275,14 @@ send_call_or_setup(RemoteConn *conn)
 		return true;
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
+	if (conn->nbatch > 0)
+		return batch_send_round(conn);
 	statement = conn->statements[conn->step_call->kind];
 	conn->sent_prepared = statement == STEP_STATEMENT_READY;
-	if (conn->sent_prepared && conn->nbatch > 0)
-		return batch_send_round(conn);
 	if (conn->sent_prepared)
 		return PQsendQueryPrepared(conn->pg, barrier_call_statement_name(conn->step_call->kind),
 								   conn->step_call->nargs, conn->step_call->values,
 								   NULL, NULL, 0);
-	if (STEP_CALL_IS_BATCH(conn->step_call->kind))
-		return false;			/* batches are sent prepared only: see conn_send */
 	if (conn->step_call->kind == CALL_BOUND)
 	{
 		/* its values are parameters: the statement goes with them, unnamed */
@@ -1413,11 +1360,11 @@ conn_start_clean(RemoteConn *conn)
 
 /*
  * The outcome of step i of the batch on conn, which ended as kind: a step
- * whose statement failed has its error; a step that ran takes effect if the
- * batch committed; a step that did not run here goes alone.  A batch that
- * failed as a whole rolled back what ran in it (the step goes again,
- * alone); one that was lost may have committed, which the barrier tells on
- * the step's next call, charged to no step.
+ * that failed has its error; a step whose round committed is done; a step
+ * that did not run here goes alone.  A step of a round that failed as a
+ * whole was rolled back with it (it goes again, alone); one of a round that
+ * was lost may have committed, which the barrier tells on the step's next
+ * call, charged to no step.
  */
 static void
 batch_step_outcome(RemoteConn *conn, int i, RemoteOutcomeKind kind, RemoteOutcome *outcome)
@@ -1436,11 +1383,12 @@ batch_step_outcome(RemoteConn *conn, int i, RemoteOutcomeKind kind, RemoteOutcom
 		case BATCH_STEP_NOT_SENT:
 			outcome->kind = OUTCOME_NOT_SENT;
 			return;
+		case BATCH_STEP_COMMITTED:
 		case BATCH_STEP_RAN:
 		case BATCH_STEP_SENT:
 			break;
 	}
-	if (kind == OUTCOME_OK && step->state == BATCH_STEP_RAN)
+	if (step->state == BATCH_STEP_COMMITTED)
 	{
 		outcome->kind = OUTCOME_OK;
 		outcome->reply = parse_reply(step->reply);
@@ -1640,7 +1588,7 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 			if (failed)
 				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
 			else
-				conn->session_timeout_ms = conn->step_call->timeout_ms;
+				conn->session_timeout_ms = conn->wanted_timeout_ms;
 			break;
 		default:
 			/* session settings: an error only means one is not available */
@@ -1691,134 +1639,159 @@ result_text(PGresult *res, int row, int col)
 	return MemoryContextStrdup(remote_cxt, PQgetvalue(res, row, col));
 }
 
-/* A result of the batch's pipeline, for the statement at the head of the round. */
+/*
+ * A row of run_steps(): the answer of a step of the round, which takes
+ * effect only if the round commits (batch_round_done).
+ */
 static void
-batch_note_result(RemoteConn *conn, PGresult *res)
+batch_note_row(RemoteConn *conn, PGresult *res, int row)
 {
-	PipelineSlot *slot = &conn->slots[Min(conn->slot_head, conn->nslots - 1)];
-	BatchStep  *step = slot->step >= 0 ? &conn->batch[slot->step] : NULL;
+	int			i = atoi(PQgetvalue(res, row, BATCH_COL_INDEX)) - 1;
+	BatchStep  *step;
 
-	conn->slot_answered = true;
-	switch (PQresultStatus(res))
+	if (i < 0 || i >= conn->nround)
+		return;					/* not a step of the round: it stays sent */
+	step = &conn->batch[conn->round[i]];
+	if (step->state != BATCH_STEP_SENT)
+		return;
+	free_text(&step->reply);
+	free_text(&step->result);
+	clear_error(&step->error);
+	step->cut = strcmp(PQgetvalue(res, row, BATCH_COL_CUT), "t") == 0;
+	step->ms = PQgetisnull(res, row, BATCH_COL_MS) ? 0 :
+		strtod(PQgetvalue(res, row, BATCH_COL_MS), NULL);
+	if (PQgetisnull(res, row, BATCH_COL_SQLSTATE))
 	{
-		case PGRES_FATAL_ERROR:
-			if (step == NULL)
-			{
-				conn->batch_failed = true;
-				conn_keep_result_error(conn, res);
-			}
-			else if (conn->round_failed < 0)
-			{
-				conn->round_failed = slot->step;
-				keep_result_error(&step->error, res);
-			}
-			break;
-		case PGRES_TUPLES_OK:
-			if (slot->kind == SLOT_CALL && PQntuples(res) > 0)
-			{
-				free_text(&step->reply);
-				free_text(&step->result);
-				step->reply = result_text(res, 0, 0);
-				step->result = result_text(res, 0, 1);
-				step->state = BATCH_STEP_RAN;
-			}
-			break;
-		default:
-			/* done, or skipped after an error (PGRES_PIPELINE_ABORTED) */
-			break;
+		step->reply = result_text(res, row, BATCH_COL_REPLY);
+		step->result = result_text(res, row, BATCH_COL_RESULT);
+		step->state = BATCH_STEP_RAN;
+	}
+	else
+	{
+		const char *fields[5];
+		int			f;
+
+		for (f = 0; f < 5; f++)
+			fields[f] = PQgetisnull(res, row, BATCH_COL_SQLSTATE + f) ? NULL :
+				PQgetvalue(res, row, BATCH_COL_SQLSTATE + f);
+		remote_error_from_fields(&step->error, fields, remote_cxt);
+		step->state = BATCH_STEP_FAILED;
 	}
 }
 
 /*
- * Did the batch statement itself fail, not the step: it is gone from the
+ * Did the batch statement itself fail, not a step: it is gone from the
  * session (a step's DEALLOCATE ALL), or the function it calls is (the
  * participant's objects predate it, or were dropped)?  An error of the
  * step's own SQL always carries the context of the participant function
  * that ran it.
  */
 static bool
-batch_statement_failed(BatchStep *step)
+batch_statement_failed(const RemoteError *error)
 {
-	return step->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME ||
-		(step->error.sqlstate == ERRCODE_UNDEFINED_FUNCTION && step->error.context == NULL);
+	return error->sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME ||
+		(error->sqlstate == ERRCODE_UNDEFINED_FUNCTION && error->context == NULL);
 }
 
 /*
- * Is the failed step to go again alone, having not run here for a reason
- * of the batch's: it would have waited for a lock (55P03), it ran longer
- * than its batch-mates may wait (a cancel under the allowance: only once
- * the round lasted that long, so a 57014 the step raised itself sooner is
- * its own), it made the transaction read-only (25006), or the batch
- * statement failed?
+ * Is the step that failed to go again alone, having not run here for a
+ * reason of the batch's: it would have waited for a lock (55P03), or it
+ * made the transaction read-only (25006)?  A step the allowance cut goes
+ * alone if it was the slow one (see "Batches" above); else it waits for the
+ * next round.
  */
-static bool
-batch_step_goes_alone(RemoteConn *conn, BatchStep *step)
+static BatchStepState
+batch_failed_step_state(RemoteConn *conn, BatchStep *step, int place)
 {
 	int			sqlstate = step->error.sqlstate;
 
-	if (sqlstate == ERRCODE_QUERY_CANCELED)
-		return step->capped && GetCurrentTimestamp() - conn->round_sent_at >=
-			(int64) conn->round_allowance_ms * 1000;
-	return sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
-		sqlstate == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
-		batch_statement_failed(step);
-}
-
-/* Leaves pipeline mode and ends the batch as kind. */
-static void
-batch_finish(RemoteConn *conn, RemoteOutcomeKind kind)
-{
-	if (!PQexitPipelineMode(conn->pg))
+	if (step->cut)
 	{
-		conn_set_error(conn, ERRCODE_CONNECTION_EXCEPTION, conn_error_text(conn));
-		kind = OUTCOME_UNKNOWN;
+		conn->batch_cut = true;
+		if (place == 0 || step->ms * 2 >= conn->round_allowance_ms)
+			return BATCH_STEP_NOT_SENT;
+		return BATCH_STEP_WAITING;
 	}
-	conn->session_timeout_ms = kind == OUTCOME_OK ? conn->pipeline_timeout_ms : -1;
-	conn_finish_call(conn, kind);
+	if (sqlstate == ERRCODE_LOCK_NOT_AVAILABLE || sqlstate == ERRCODE_READ_ONLY_SQL_TRANSACTION)
+		return BATCH_STEP_NOT_SENT;
+	return BATCH_STEP_FAILED;
 }
 
 /*
- * A round of the batch ended (its Sync came back).  Committed, or failed
- * as a whole: the batch ends.  A step's statement failed: that step's
- * outcome is its error (or it goes alone), the steps the round skipped
- * wait, and the next round rolls the failed step back and goes on.
+ * The round failed as a whole (the statement, or its commit): none of its
+ * steps took effect.  They go alone, but for a cancel of the statement
+ * outside any step (the allowance ran out between two steps): then they
+ * are sent once more as a round.
+ */
+static void
+batch_round_failed(RemoteConn *conn)
+{
+	BatchStepState to = BATCH_STEP_NOT_SENT;
+	int			i;
+
+	if (conn->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
+		conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNKNOWN;	/* prepared again next time */
+	else if (batch_statement_failed(&conn->error))
+		batch_refused(conn);
+	else if (conn->error.sqlstate == ERRCODE_QUERY_CANCELED && !conn->batch_retried)
+	{
+		conn->batch_retried = true;
+		conn->batch_cut = true;
+		to = BATCH_STEP_WAITING;
+	}
+	for (i = 0; i < conn->nround; i++)
+		conn->batch[conn->round[i]].state = to;
+}
+
+/*
+ * A round of the batch ended (its statement's results are all in).  What
+ * it answered takes effect if it committed: its steps are done, failed,
+ * or wait for the next round, which is sent now; or none is left, and the
+ * batch ends.
  */
 static void
 batch_round_done(RemoteConn *conn)
 {
-	BatchStep  *failed;
+	bool		waiting = false;
 	int			i;
 	int			rc;
 
-	if (conn->batch_failed)
+	/* a round that failed took its SET back with it */
+	conn->session_timeout_ms = conn->got_error ? -1 : conn->round_allowance_ms;
+	if (conn->got_error)
+		batch_round_failed(conn);
+	else
 	{
-		batch_finish(conn, OUTCOME_ERROR);
-		return;
-	}
-	if (conn->round_failed < 0)
-	{
-		batch_finish(conn, OUTCOME_OK);
-		return;
-	}
-	failed = &conn->batch[conn->round_failed];
-	failed->state = batch_step_goes_alone(conn, failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_FAILED;
-	if (failed->state == BATCH_STEP_NOT_SENT && failed->error.sqlstate == ERRCODE_QUERY_CANCELED)
-		conn->batch_cut = true;
-	for (i = 0; i < conn->nbatch; i++)
-	{
-		BatchStep  *step = &conn->batch[i];
+		for (i = 0; i < conn->nround; i++)
+		{
+			BatchStep  *step = &conn->batch[conn->round[i]];
 
-		if (step->state != BATCH_STEP_SENT)
-			continue;
-		/* without the batch statement the rest cannot run here either */
-		step->state = batch_statement_failed(failed) ? BATCH_STEP_NOT_SENT : BATCH_STEP_WAITING;
+			if (step->state == BATCH_STEP_RAN)
+				step->state = BATCH_STEP_COMMITTED;
+			else if (step->state == BATCH_STEP_FAILED)
+				step->state = batch_failed_step_state(conn, step, i);
+			else if (step->state == BATCH_STEP_SENT)
+				step->state = BATCH_STEP_WAITING;	/* not reached: after a cut */
+		}
 	}
-	if (failed->error.sqlstate == ERRCODE_INVALID_SQL_STATEMENT_NAME)
-		conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNKNOWN;	/* prepared again next time */
-	else if (batch_statement_failed(failed))
-		batch_refused(conn);
-	/* the rollback puts back a timeout of an earlier step: set it again */
-	conn->pipeline_timeout_ms = -1;
+	for (i = 0; i < conn->nbatch; i++)
+		waiting |= conn->batch[i].state == BATCH_STEP_WAITING;
+	/* every round runs a step, or sends one alone: never more rounds than steps */
+	if (waiting && conn->rounds > conn->nbatch)
+	{
+		for (i = 0; i < conn->nbatch; i++)
+			if (conn->batch[i].state == BATCH_STEP_WAITING)
+				conn->batch[i].state = BATCH_STEP_NOT_SENT;
+		waiting = false;
+	}
+	if (!waiting)
+	{
+		/* a failed round leaves what a rollback does not undo: cleaned */
+		conn_finish_call(conn, conn->got_error ? OUTCOME_ERROR : OUTCOME_OK);
+		return;
+	}
+	conn->got_error = false;
+	clear_error(&conn->error);
 	if (!batch_send_round(conn) || (rc = PQflush(conn->pg)) < 0)
 	{
 		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
@@ -1829,33 +1802,36 @@ batch_round_done(RemoteConn *conn)
 }
 
 /*
- * Reads what arrived of the batch's round: each statement's results end
- * with a NULL from PQgetResult, the round with its Sync.
+ * Reads what arrived of the batch's round: run_steps()'s rows, or the
+ * error of the statement or its commit, until its last result.
  */
 static void
 batch_read_results(RemoteConn *conn)
 {
 	PGresult   *res;
+	int			row;
 
 	while (!PQisBusy(conn->pg))
 	{
 		res = PQgetResult(conn->pg);
 		if (res == NULL)
 		{
-			if (conn->slot_answered)
-			{
-				conn->slot_head++;
-				conn->slot_answered = false;
-			}
-			continue;
-		}
-		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
-		{
-			PQclear(res);
 			batch_round_done(conn);
 			return;
 		}
-		batch_note_result(conn, res);
+		switch (PQresultStatus(res))
+		{
+			case PGRES_FATAL_ERROR:
+				conn_keep_result_error(conn, res);
+				break;
+			case PGRES_TUPLES_OK:
+				if (PQnfields(res) == BATCH_COLUMNS)
+					for (row = 0; row < PQntuples(res); row++)
+						batch_note_row(conn, res, row);
+				break;
+			default:
+				break;
+		}
 		PQclear(res);
 	}
 }
@@ -1872,7 +1848,7 @@ conn_read_results(RemoteConn *conn)
 		conn_finish_call(conn, conn->setup != SETUP_NONE ? OUTCOME_ERROR : OUTCOME_UNKNOWN);
 		return;
 	}
-	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF)
+	if (conn->nbatch > 0 && conn->setup == SETUP_NONE)
 	{
 		batch_read_results(conn);
 		return;

@@ -142,6 +142,8 @@ extern bool remote_participant_predates(const RemoteOutcome *outcome, int since)
 struct pg_result;
 extern void remote_error_from_result(RemoteError *error, const struct pg_result *res,
 									 MemoryContext cxt);
+extern void remote_error_from_fields(RemoteError *error, const char *const *fields,
+									 MemoryContext cxt);
 extern char *remote_error_text(const RemoteError *error);
 extern void remote_error_raise(int elevel, const RemoteError *error, const char *target);
 

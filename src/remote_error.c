@@ -60,6 +60,22 @@ remote_error_from_result(RemoteError *error, const PGresult *res, MemoryContext 
 }
 
 /*
+ * The error of one step of a batch, as run_steps() answers it in the
+ * columns of its row (SQLSTATE, message, detail, hint, context: text, NULL
+ * where empty), allocated in cxt.
+ */
+void
+remote_error_from_fields(RemoteError *error, const char *const *fields, MemoryContext cxt)
+{
+	error->sqlstate = sqlstate_from_text(fields[0]);
+	error->message = MemoryContextStrdup(cxt, fields[1] && *fields[1] ? fields[1] : "unknown error");
+	error->detail = fields[2] && *fields[2] ? MemoryContextStrdup(cxt, fields[2]) : NULL;
+	error->hint = fields[3] && *fields[3] ? MemoryContextStrdup(cxt, fields[3]) : NULL;
+	error->context = fields[4] && *fields[4] ? MemoryContextStrdup(cxt, fields[4]) : NULL;
+	error->text = NULL;
+}
+
+/*
  * Raises error, which target reported, in a user's backend at elevel: its
  * SQLSTATE (XX000 for libpq's own, which has none), its message after the
  * target's name, and the detail, hint and context as the remote wrote

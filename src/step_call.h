@@ -25,10 +25,11 @@
 /*
  * The statements a connection prepares for step calls, one per kind (see
  * barrier.c): run() for a step whose last statement returns no rows (which
- * participants set up by any version have), run_step() for one that does,
- * run_batch_step() for a step in a batch; and the same two with the
- * saga's values bound (pg_saga 1.5), for an operation that references
- * values.
+ * participants set up by any version have), run_step() for one that does;
+ * and the same with the saga's values bound (pg_saga 1.5), for an
+ * operation that references values.  A step in a batch (the two batch
+ * kinds) is an element of run_steps()'s arrays, sent as query text for
+ * the whole batch (barrier_batch_query).
  */
 typedef enum StepCallKind
 {

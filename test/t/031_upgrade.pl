@@ -5,7 +5,7 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3, 1.3--1.4, 1.4--1.5 and 1.5--1.6.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3, 1.3--1.4, 1.4--1.5, 1.5--1.6 and 1.6--1.7.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
 # the updated database, so do the checks and cascades 1.2 rewrites and the
 # one-statement saga.start of 1.3 and the at_tables argument of 1.4, and
@@ -14,7 +14,8 @@
 # key and records of their own, and a purged saga's records go, whichever
 # it is; and a definition (saga.define) started with values
 # (saga.start(definition, args)) runs its version with those values, as
-# the role that started it; saga.http of 1.6 makes requests.  A database updated from 1.0 holds the same objects, indexes,
+# the role that started it; saga.http of 1.6 makes requests; participant
+# objects set up by 1.7 say so and run batches (run_steps).  A database updated from 1.0 holds the same objects, indexes,
 # constraints and triggers as one created at the current version directly.
 use strict;
 use warnings;
@@ -87,7 +88,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.6', 'updated to 1.6');
+	'1.7', 'updated to 1.7');
 is( $coord->safe_psql('coord',
 		"SELECT saga.http('post', '/charges', '{\"amount\": \"\$1\"}')::text"),
 	'{"body": {"amount": "$1"}, "path": "/charges", "method": "POST"}',
@@ -273,6 +274,12 @@ SELECT string_agg(d, E'\n' ORDER BY d) FROM (
 is($coord->safe_psql('coord', $tables), $coord->safe_psql('fresh', $tables),
 	'and the same indexes, constraints, triggers and storage options');
 like($created, qr/function saga\.diagram\(text\)/, 'which include saga.diagram');
+
+# --- what 1.7 adds: participant objects that run a batch as one statement ---
+is( $part->safe_psql('bank_a',
+		"SELECT saga_participant.version() || ' ' || count(*) FROM pg_proc
+		  WHERE proname = 'run_steps' AND pronamespace = 'saga_participant'::regnamespace"),
+	'1.7 1', 'the participant objects of 1.7 have run_steps()');
 
 # The worker of the fresh database runs too.
 ok(wait_for_worker($coord, 'fresh'), 'a worker runs for the fresh database');

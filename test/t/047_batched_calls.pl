@@ -3,14 +3,14 @@
 # With two connections per target, sixty two-step transfers submitted in
 # one transaction are more steps than connections: the worker sends them in
 # batches, each one round trip and one remote transaction on the
-# participant (a pipeline of saga_participant.run_batch_step calls), each
-# step between a savepoint and its release.  Each ledger row records the remote transaction that wrote
+# participant (one saga_participant.run_steps call), each step in a
+# subtransaction of its own.  Each ledger row records the remote transaction that wrote
 # it, so the test sees the sharing.  Every tenth transfer's credit fails
 # (the CHECK on bank_b): only its own subtransaction rolls back, barrier
 # record included, its saga is compensated and every other saga of the
 # same batches succeeds, each step applied once.  With saga.batch_size = 1
 # every step is a remote transaction of its own; and against a participant
-# whose objects predate run_batch_step(), steps go one by one and still succeed,
+# whose objects predate run_steps(), steps go one by one and still succeed,
 # and so they do, without a batch being tried, against one whose objects
 # say (saga_participant.version()) that they predate it.
 # Sixty sagas on one hot row, in concurrent batches, all succeed, each once.
@@ -189,9 +189,9 @@ is( $coord->safe_psql('coord',
 ($rows, $xacts) = split / /, sharing('bank_a', 's');
 is("$rows $xacts", "$n $n", 'with saga.batch_size = 1 each step is a remote transaction of its own');
 
-# --- a participant without run_batch_step() (set up before 1.5): steps go alone
-# (its objects lose version() too, as objects of 1.4 have none; the open
-# connections still know it as 1.6: the batch statement fails there, and
+# --- a participant without run_steps() (set up before 1.7): steps go alone
+# (its objects lose version() too, as objects of 1.5 have none; the open
+# connections still know it as 1.7: the batch statement fails there, and
 # that is enough)
 $coord->safe_psql(
 	'coord', q{
@@ -201,7 +201,8 @@ SELECT pg_reload_conf();
 ok( poll_until($coord, 'coord', "SELECT current_setting('saga.batch_size') = '32'"),
 	'batches again');
 $part->safe_psql('bank_b', q{
-DROP FUNCTION saga_participant.run_batch_step(text, text, int, text, text, bigint, text, text, int, text);
+DROP FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[], text[],
+										text[], text[], text[], text[], text[], text[], text[]);
 DROP FUNCTION saga_participant.version();
 });
 @gids = submit_transfers('o');
@@ -217,22 +218,22 @@ is( $coord->safe_psql('coord',
 is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'),
 	'', 'no step applied twice');
 
-# --- a participant whose objects say they predate run_batch_step() ---------
+# --- a participant whose objects say they predate run_steps() ---------
 # What its objects say (saga_participant.version(), read once per
-# connection) decides what the worker sends: bank_a has run_batch_step(),
-# and took batches above, but says 1.4, so its steps go one by one without
+# connection) decides what the worker sends: bank_a has run_steps(),
+# and took batches above, but says 1.6, so its steps go one by one without
 # a batch being tried.
 $part->safe_psql('bank_a', q{
 CREATE OR REPLACE FUNCTION saga_participant.version() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '1.4'::text $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '1.6'::text $$;
 });
 # connections made from now on read it
 $part->restart;
 @gids = submit_transfers('v');
 @not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;
-is("@not_ok", '', 'with a participant that says 1.4, every saga still succeeds');
+is("@not_ok", '', 'with a participant that says 1.6, every saga still succeeds');
 ($rows, $xacts) = split / /, sharing('bank_a', 'v');
-is("$rows $xacts", "$n $n", 'its steps went one by one, though it has run_batch_step()');
+is("$rows $xacts", "$n $n", 'its steps went one by one, though it has run_steps()');
 is(ledger_duplicates($part, 'bank_a') . ledger_duplicates($part, 'bank_b'),
 	'', 'none applied twice');
 

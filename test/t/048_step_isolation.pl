@@ -10,7 +10,9 @@
 # then failed (its rollback does not release an advisory lock nor forget a
 # prepared statement), in every mode, and between the steps of one batch:
 # half of the sagas submitted together set a transaction-local search_path,
-# and the other half, which need the default one, are unaffected.
+# and the other half, which need the default one, are unaffected; steps that
+# leave a cursor or a prepared statement do not reach their batch-mates
+# either.
 use strict;
 use warnings;
 
@@ -136,6 +138,31 @@ is( $part->safe_psql('bank_a',
 is( $part->safe_psql('bank_a',
 		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
 	'0', 'and no advisory lock is left');
+
+# A cursor or prepared statement a step leaves is looked for once, when its
+# batch ends: the batch then fails as a whole and its steps go again alone,
+# each cleaned after; so the steps after a leaky one never see it.
+$sql = "BEGIN;\n";
+@gids = ();
+foreach my $i (1 .. 40)
+{
+	my $action = $i % 4 == 1 ? "PREPARE leak_$i AS SELECT 1; UPDATE account SET balance = balance + 1 WHERE id = $i"
+	  : $i % 4 == 3 ? "DECLARE c_$i CURSOR WITH HOLD FOR SELECT 1; UPDATE account SET balance = balance + 1 WHERE id = $i"
+	  : "UPDATE account SET balance = balance + 1 WHERE id = $i "
+	  . "AND NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name NOT LIKE 'pgsaga\\_%') "
+	  . "AND NOT EXISTS (SELECT FROM pg_cursors WHERE name <> '')";
+	push @gids, "leaky-$i";
+	$sql .= build_start_sql(gid => "leaky-$i",
+		steps => [ { target => 'bank_a', action => "$note_session; $action", expect_rows => 1, max_attempts => 1 } ]);
+}
+$coord->safe_psql('coord', "$sql COMMIT;");
+@not_ok = grep { wait_saga($coord, $_) ne 'succeeded' } @gids;
+is("@not_ok", '', 'steps after one that left a cursor or a prepared statement, in the same batch, succeed');
+is( $part->safe_psql('bank_a', 'SELECT count(*) FROM account WHERE balance = 100 AND id <= 40'),
+	'40', 'each of them applied its step once');
+is( $coord->safe_psql('coord',
+		"SELECT count(*) FROM saga.steps WHERE gid LIKE 'leaky-%' AND attempts = 1 AND last_error IS NULL"),
+	'40', 'with one attempt and no error each');
 
 $coord->stop;
 $part->stop;
