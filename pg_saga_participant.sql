@@ -505,14 +505,18 @@ GRANT EXECUTE ON FUNCTION saga_participant.run_batch_step(text, text, int, text,
  */
 CREATE OR REPLACE FUNCTION saga_participant.left_open()
 RETURNS text
-LANGUAGE sql STABLE SECURITY INVOKER
+LANGUAGE plpgsql STABLE SECURITY INVOKER
 AS $left_open$
-	SELECT pg_catalog.string_agg(what, ', ')
-	  FROM (SELECT pg_catalog.format('cursor %I', name) AS what
-			  FROM pg_catalog.pg_cursors WHERE name <> ''
-			UNION ALL
-			SELECT pg_catalog.format('prepared statement %I', name)
-			  FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgsaga\_%') AS o
+BEGIN
+	-- PL/pgSQL, not SQL: its plan is kept for the session, not made per call
+	RETURN (SELECT pg_catalog.string_agg(what, ', ')
+			  FROM (SELECT pg_catalog.format('cursor %I', name) AS what
+					  FROM pg_catalog.pg_cursors WHERE name <> ''
+					UNION ALL
+					SELECT pg_catalog.format('prepared statement %I', name)
+					  FROM pg_catalog.pg_prepared_statements
+					 WHERE name NOT LIKE 'pgsaga\_%') AS o);
+END
 $left_open$;
 GRANT EXECUTE ON FUNCTION saga_participant.left_open() TO PUBLIC;
 
