@@ -115,7 +115,7 @@ typedef enum StepStatement
 	"WHERE name NOT LIKE 'pgsaga\\_%' LOOP " \
 	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
 
-/* A batch whose statement cannot be prepared is not tried for this long. */
+/* A pool whose participant cannot run a batch is not sent one for this long. */
 #define BATCH_RETRY_MS 60000
 
 /*
@@ -252,7 +252,7 @@ struct RemotePool
 	int			nactive;		/* connections connecting or busy */
 	int			reserved;		/* calls planned, not yet sent */
 	int			reserved_batchable; /* of them, steps that may share a batch */
-	TimestampTz no_batch_until; /* the batch statement could not be prepared */
+	TimestampTz no_batch_until; /* the batch statement could not run there */
 	double		step_call_ms;	/* a step's mean time in its calls; -1: none yet */
 	double		batch_ms;		/* a batch's mean time, of those the allowance
 								 * did not cut; -1: none yet */
@@ -1170,7 +1170,7 @@ step_statement_lost(RemoteConn *conn)
 }
 
 /*
- * The batch statement is gone, or run_batch() is (participant objects of
+ * run_steps() is not there (participant objects of
  * an earlier version, or dropped): nothing of the batch ran.  Its steps go
  * alone, on this pool for a while.
  */
