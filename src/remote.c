@@ -221,7 +221,6 @@ struct RemoteConn
 	bool		batch_retried;	/* a round cancelled as a whole was sent again */
 	bool		batch_cut;		/* a step of it was cut by the allowance */
 	int			round_allowance_ms; /* the batch's allowance; 0 until it is sent */
-	int			wanted_timeout_ms;	/* the statement_timeout being set */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
@@ -1094,23 +1093,6 @@ conn_error_text(RemoteConn *conn)
 	return msg;
 }
 
-static int	batch_allowance_ms(RemotePool *pool);
-
-/*
- * The statement_timeout the call on conn runs under: a step's own, or a
- * batch's allowance (decided when the batch is first sent, for all its
- * rounds).
- */
-static int
-call_timeout_ms(RemoteConn *conn)
-{
-	if (conn->nbatch == 0)
-		return conn->step_call->timeout_ms;
-	if (conn->round_allowance_ms == 0)
-		conn->round_allowance_ms = batch_allowance_ms(conn->pool);
-	return conn->round_allowance_ms;
-}
-
 /*
  * Sends what the session needs before the step statement can run: its
  * preparation, then the call's statement_timeout.  Returns false when
@@ -1140,12 +1122,11 @@ send_step_setup(RemoteConn *conn)
 	 * not be prepared; a batch sets its allowance itself (batch_send_round)
 	 */
 	if ((statement == STEP_STATEMENT_READY || kind == CALL_BOUND) && !STEP_CALL_IS_BATCH(kind) &&
-		conn->session_timeout_ms != call_timeout_ms(conn))
+		conn->session_timeout_ms != conn->step_call->timeout_ms)
 	{
 		char		sql[64];
 
-		conn->wanted_timeout_ms = call_timeout_ms(conn);
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->wanted_timeout_ms);
+		snprintf(sql, sizeof(sql), "SET statement_timeout = %d", conn->step_call->timeout_ms);
 		conn_begin_setup(conn, SETUP_TIMEOUT);
 		return PQsendQuery(conn->pg, sql);
 	}
@@ -1235,7 +1216,10 @@ batch_send_round(RemoteConn *conn)
 	}
 	Assert(conn->nround > 0);
 	query = barrier_batch_query(calls, conn->nround);
-	if (conn->session_timeout_ms != call_timeout_ms(conn))
+	/* decided when the batch is first sent, for all its rounds */
+	if (conn->round_allowance_ms == 0)
+		conn->round_allowance_ms = batch_allowance_ms(conn->pool);
+	if (conn->session_timeout_ms != conn->round_allowance_ms)
 	{
 		/* in the same query string: the statement after it gets its own timer */
 		char	   *set = psprintf("SET statement_timeout = %d; %s", conn->round_allowance_ms, query);
@@ -1588,7 +1572,7 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 			if (failed)
 				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
 			else
-				conn->session_timeout_ms = conn->wanted_timeout_ms;
+				conn->session_timeout_ms = conn->step_call->timeout_ms;
 			break;
 		default:
 			/* session settings: an error only means one is not available */
