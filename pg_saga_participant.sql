@@ -1301,7 +1301,7 @@ GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;
 /* ---- The objects' version (since pg_saga 1.6) --------------------------
  *
  * The version of pg_saga whose pg_saga_participant.sql set these objects up,
- * as the coordinator's extension version ('1.7').  A coordinator's worker
+ * as the coordinator's extension version ('1.8').  A coordinator's worker
  * reads it once per connection to know which of the functions above the
  * participant has, instead of finding out from a missing function's error;
  * objects set up by an earlier pg_saga have no version(), which tells it
@@ -1311,5 +1311,5 @@ GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;
 CREATE OR REPLACE FUNCTION saga_participant.version()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $version$ SELECT '1.7'::text $version$;
+AS $version$ SELECT '1.8'::text $version$;
 GRANT EXECUTE ON FUNCTION saga_participant.version() TO PUBLIC;

@@ -107,6 +107,16 @@ SELECT try($$SELECT saga.start(ARRAY[saga.step('loop', 'SELECT 1'),
 SELECT count(*) AS left_behind FROM saga.gtx WHERE gid = 'st-e' OR gid LIKE repeat('x', 129);
 -- saga.step() itself checks nothing: it is only a value
 SELECT saga.step('nosuch', '', max_attempts => -1);
+-- each argument is its field, as the SQL function of 1.3 to 1.7 made the row
+SELECT s, s IS NOT DISTINCT FROM ROW('t', 'a', 'c', 'k', 'n', '{m}', 1, 2, '3 s')::saga.step AS same
+  FROM saga.step('t', 'a', 'c', 'k', 'n', '{m}', 1, 2, '3 s') AS s;
+SELECT s, s IS NOT DISTINCT FROM ROW('t', 'a', NULL, NULL, NULL, NULL, NULL, NULL, NULL)::saga.step AS same
+  FROM saga.step('t', 'a') AS s;
+SELECT s, s IS NOT DISTINCT FROM ROW('h', saga.http('post', '/p', '{"x": 1}')::text,
+									 saga.http('delete', '/p')::text, NULL, 'pay', NULL, 1, NULL,
+									 NULL)::saga.step AS same
+  FROM saga.step('h', saga.http('post', '/p', '{"x": 1}'), saga.http('delete', '/p'),
+				 name => 'pay', expect_rows => 1) AS s;
 
 -- a step that fails rolls the saga back, as with the step-by-step API
 SELECT saga.start(ARRAY[

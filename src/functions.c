@@ -22,6 +22,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -1156,6 +1157,79 @@ read_start_steps(ArrayType *arr, SagaMode mode, Oid owner, const char *gid, int 
 	}
 	*nsteps = n;
 	return steps;
+}
+
+/* ---- saga.step: a step as a value ---- */
+
+/*
+ * The row type saga.step, as the caller's expression expects it; kept in
+ * fn_extra, since a statement may call saga.step() once per step.
+ */
+static TupleDesc
+step_row_desc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	MemoryContext old;
+
+	if (desc != NULL)
+		return desc;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pg_saga: saga.step() must return a row type");
+	if (desc->natts != STEP_NFIELDS || PG_NARGS() != STEP_NFIELDS)
+		elog(ERROR, "pg_saga: saga.step has %d fields and %d arguments, expected %d",
+			 desc->natts, PG_NARGS(), STEP_NFIELDS);
+	desc = BlessTupleDesc(desc);
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = desc;
+	return desc;
+}
+
+/*
+ * saga.step(target, action, compensation, confirm, name, after,
+ * expect_rows, max_attempts, timeout): its arguments as a row of type
+ * saga.step, in order, for saga.start() to check.  With requests (the
+ * variant for HTTP targets) the action, compensation and confirm are
+ * requests, kept as their JSON text.  An SQL function until 1.8, which
+ * PostgreSQL parsed, planned and ran under a GUC nest level of its own at
+ * every call: a sixth of the CPU of a 2-step saga.start() statement.
+ */
+static Datum
+step_value(FunctionCallInfo fcinfo, bool requests)
+{
+	TupleDesc	desc = step_row_desc(fcinfo);
+	Datum		values[STEP_NFIELDS];
+	bool		isnull[STEP_NFIELDS];
+	int			i;
+
+	for (i = 0; i < STEP_NFIELDS; i++)
+	{
+		isnull[i] = PG_ARGISNULL(i);
+		values[i] = isnull[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+		if (requests && !isnull[i] && i >= STEP_ACTION && i <= STEP_CONFIRM)
+		{
+			Jsonb	   *jb = DatumGetJsonbP(values[i]);
+
+			values[i] = CStringGetTextDatum(JsonbToCString(NULL, &jb->root, VARSIZE(jb)));
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, isnull)));
+}
+
+PG_FUNCTION_INFO_V1(saga_step_value);
+
+Datum
+saga_step_value(PG_FUNCTION_ARGS)
+{
+	return step_value(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(saga_step_request_value);
+
+Datum
+saga_step_request_value(PG_FUNCTION_ARGS)
+{
+	return step_value(fcinfo, true);
 }
 
 /* One array of the steps' values of field (or of strs if given), for unnest(). */
