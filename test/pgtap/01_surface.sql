@@ -70,12 +70,15 @@ SELECT function_returns('saga', 'setup_participant', ARRAY['text', 'text[]'], 'v
 
 -- Each function pins its search_path and has a comment.  A procedure that
 -- commits (saga.run) cannot have a SET clause: its body names everything
--- with its schema instead, and it must be the only procedure.
+-- with its schema instead, and it must be the only procedure.  saga.step()
+-- (C since 1.8) looks no name up: it only forms a row of its arguments,
+-- and a SET clause would put a GUC nest level around every call.
 SELECT is(
 	ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 		  WHERE p.pronamespace = 'saga'::regnamespace AND p.proname NOT LIKE '\_%'
 			AND p.prorettype <> 'trigger'::regtype AND p.proname <> 'fdw_validator'
 			AND NOT (p.prokind = 'p' AND p.proname = 'run')
+			AND NOT (p.proname = 'step' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c'))
 			AND NOT ('search_path=pg_catalog, pg_temp' = ANY (coalesce(p.proconfig, '{}')))
 		  ORDER BY 1),
 	'{}'::text[],
