@@ -580,6 +580,8 @@ DECLARE
 	initially_deferred text;
 	has_temp boolean;
 	left_open text;
+	fresh boolean;
+	n bigint;
 BEGIN
 	SELECT pg_catalog.bool_or(c.condeferrable),
 		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
@@ -602,12 +604,39 @@ BEGIN
 		cut := false;
 		step_started := pg_catalog.clock_timestamp();
 		BEGIN
-			SELECT r.reply, r.result INTO reply, result
-			  FROM saga_participant.run_step(coordinators[k], gids[k], steps[k]::int, ops[k],
-											 sqls[k], expect_rows[k]::bigint, result_sqls[k],
-											 results[k], max_result_sizes[k]::int, step_names[k],
-											 statements[k]::text[], statement_args[k]::text[],
-											 arg_values[k]::text[]) AS r;
+			/*
+			 * The common step (an action of SQL text that keeps no result)
+			 * taking effect for the first time: what run_step() does for it,
+			 * here, without the cost of a call (a fifth of a step's).  A
+			 * repeat, and every other step, goes to run_step().
+			 */
+			fresh := false;
+			IF ops[k] = 'action' AND statements[k] IS NULL AND result_sqls[k] IS NULL THEN
+				PERFORM pg_catalog.set_config('saga.gid', gids[k], true),
+						pg_catalog.set_config('saga.step', steps[k], true),
+						pg_catalog.set_config('saga.results', coalesce(results[k], '{}'), true);
+				INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+				VALUES (coordinators[k], gids[k], steps[k]::int, 'action', 'action')
+				ON CONFLICT DO NOTHING;
+				fresh := FOUND;
+			END IF;
+			IF fresh THEN
+				EXECUTE sqls[k];
+				GET DIAGNOSTICS n = ROW_COUNT;
+				IF expect_rows[k] IS NOT NULL AND n <> expect_rows[k]::bigint THEN
+					RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
+						steps[k], expect_rows[k], n
+						USING ERRCODE = '21000';
+				END IF;
+				reply := 'done';
+			ELSE
+				SELECT r.reply, r.result INTO reply, result
+				  FROM saga_participant.run_step(coordinators[k], gids[k], steps[k]::int, ops[k],
+												 sqls[k], expect_rows[k]::bigint, result_sqls[k],
+												 results[k], max_result_sizes[k]::int, step_names[k],
+												 statements[k]::text[], statement_args[k]::text[],
+												 arg_values[k]::text[]) AS r;
+			END IF;
 			IF has_deferrable THEN
 				SET CONSTRAINTS ALL IMMEDIATE;
 				IF initially_deferred IS NOT NULL THEN
