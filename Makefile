@@ -32,7 +32,7 @@ DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga--1.2
 	pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 
-REGRESS = setup api_errors building lifecycle security pictures reference bad_input start results at bound definitions http
+REGRESS = setup api_errors building lifecycle security pictures reference bad_input start batch_call results at bound definitions http
 REGRESS_OPTS = --load-extension=plpgsql
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
