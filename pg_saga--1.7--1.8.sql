@@ -7,7 +7,7 @@
  * saga.step() was an SQL function with a search_path of its own: it is never
  * inlined, so PostgreSQL parsed, planned and ran its body, under a GUC nest
  * level of its own, at every call (at plan time of the caller's statement,
- * the function being immutable).  That was about a sixth of the CPU of a
+ * the function being immutable).  That was about a fifth of the CPU of a
  * 2-step saga.start() statement.  Both variants (SQL text, and requests for
  * HTTP targets) now build their row in C, with the same arguments, defaults
  * and result; their comments and grants stay.  Needs the 1.8 library.

@@ -1192,7 +1192,7 @@ step_row_desc(FunctionCallInfo fcinfo)
  * variant for HTTP targets) the action, compensation and confirm are
  * requests, kept as their JSON text.  An SQL function until 1.8, which
  * PostgreSQL parsed, planned and ran under a GUC nest level of its own at
- * every call: a sixth of the CPU of a 2-step saga.start() statement.
+ * every call: a fifth of the CPU of a 2-step saga.start() statement.
  */
 static Datum
 step_value(FunctionCallInfo fcinfo, bool requests)
