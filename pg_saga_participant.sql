@@ -342,12 +342,16 @@ CREATE OR REPLACE FUNCTION saga_participant.run_step(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint,
 	result_sql text, results text, max_result_size int, step_name text DEFAULT NULL,
 	OUT reply text, OUT result jsonb)
-LANGUAGE sql SECURITY INVOKER
+LANGUAGE plpgsql SECURITY INVOKER
 AS $run_step_1_4$
-	SELECT r.reply, r.result
-	  FROM saga_participant.run_step(coordinator, gid, step, op, sql, expect_rows, result_sql,
-									 results, max_result_size, step_name,
-									 NULL::text[], NULL::text[], NULL::text[]) AS r
+BEGIN
+	-- PL/pgSQL, not SQL: its plan is kept for the session, not made per call
+	SELECT r.reply, r.result INTO reply, result
+	  FROM saga_participant.run_step(run_step.coordinator, run_step.gid, run_step.step, run_step.op,
+									 run_step.sql, run_step.expect_rows, run_step.result_sql,
+									 run_step.results, run_step.max_result_size, run_step.step_name,
+									 NULL::text[], NULL::text[], NULL::text[]) AS r;
+END
 $run_step_1_4$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text, bigint, text, text, int, text)
 	TO PUBLIC;
@@ -365,7 +369,9 @@ AS $run$
 DECLARE
 	reply text;
 BEGIN
-	reply := (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql, run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true), NULL)).reply;
+	reply := (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql,
+										run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true),
+										NULL, NULL, NULL::text[], NULL::text[], NULL::text[])).reply;
 	RETURN reply;
 END
 $run$;
