@@ -45,6 +45,15 @@ SELECT * FROM bc_run('{e,f}', '{action,action}',
 	'{NULL,1}');
 SELECT * FROM bc_seen ORDER BY gid;
 
+-- bad input fails the step it is in, with its SQLSTATE, and leaves no
+-- barrier record: a NULL gid, a NULL statement, SQL that does not parse;
+-- sqls shorter than gids leave the last step without one
+SELECT * FROM bc_run(ARRAY[NULL, 'h', 'i', 'j', 'k'], '{action,action,action,action,action}',
+	ARRAY['UPDATE bc_account SET balance = balance + 1 WHERE id = 1', NULL, 'UPDATE nonsense',
+		  'UPDATE bc_account SET balance = balance + 1 WHERE id = 2'], '{1,1,1,1,1}');
+SELECT * FROM bc_account ORDER BY id;
+SELECT gid FROM saga_participant.barrier WHERE coordinator = 'bc' AND gid IN ('h', 'i', 'j', 'k') ORDER BY gid;
+
 DELETE FROM saga_participant.barrier WHERE coordinator = 'bc';
 DROP FUNCTION bc_run(text[], text[], text[], text[]);
 DROP TABLE bc_account, bc_seen;
