@@ -205,7 +205,10 @@ $part->start;
 for my $who (qw(alice bob))
 {
 	is(wait_saga($coord2, "$who-pending", 90, 'moved'), 'succeeded',
-		"the unfinished saga of $who completes after the restore");
+		"the unfinished saga of $who completes after the restore")
+	  or diag $coord2->safe_psql('moved',
+		"SELECT string_agg(step || ' ' || status || ' ' || coalesce(last_sqlstate, '') || ' '
+						   || coalesce(last_error, ''), '; ') FROM saga.steps WHERE gid = '$who-pending'");
 }
 is( $part->safe_psql('bank_a',
 		"SELECT string_agg(gid || ' ' || who || ' ' || v, ', ' ORDER BY gid) FROM notes WHERE gid LIKE '%-pending'"),
