@@ -114,6 +114,22 @@ referenced_values(const char *sql)
 	return refs;
 }
 
+/*
+ * The highest value ($n) sql references, 0 if none.  A saga's steps never
+ * reference a value it lacks (barrier_check_values refuses them at start),
+ * so the worker that finds one has read the saga before its values.
+ */
+int
+barrier_values_referenced(const char *sql)
+{
+	List	   *refs;
+
+	if (sql == NULL || strchr(sql, '$') == NULL)
+		return 0;
+	refs = referenced_values(sql);
+	return refs == NIL ? 0 : llast_int(refs);
+}
+
 /* Can a statement that references values be prepared, and so bound? */
 static bool
 statement_preparable(Node *stmt)

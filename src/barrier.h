@@ -26,6 +26,7 @@ extern int	barrier_call_since(StepCallKind kind);
 extern RemoteStepCall *barrier_batch_step_params(const char *coordinator, SagaStep *step,
 												 StepOp op, int timeout_ms);
 extern bool barrier_binds_values(SagaStep *step, StepOp op);
+extern int	barrier_values_referenced(const char *sql);
 extern void barrier_check_values(const char *sql, int nargs, const char *what,
 								 const char *name, bool count_last);
 extern void barrier_batch_as_bound(RemoteStepCall *call);

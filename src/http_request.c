@@ -514,6 +514,47 @@ http_request_check(const char *text, int nargs, const char *what, const char *na
 }
 
 /*
+ * The highest value ($n) the request text references, in a path segment
+ * or a body string, 0 if none (or if text is not a request).  Raises no
+ * error: the worker asks it of requests checked when they were submitted.
+ */
+int
+http_request_values_referenced(const char *text)
+{
+	Jsonb	   *req;
+	Jsonb	   *body;
+	bool		present;
+	char	   *path;
+	int			top = 0;
+
+	if (text == NULL || strchr(text, '$') == NULL ||
+		(req = http_jsonb_or_null(text)) == NULL || !JB_ROOT_IS_OBJECT(req))
+		return 0;
+	path = object_string(req, "path", &present);
+	while (path != NULL && *path)
+	{
+		const char *end = strchr(path, '/');
+		int			len = end ? end - path : strlen(path);
+
+		top = Max(top, value_ref(path, len));
+		path += len;
+		if (*path == '/')
+			path++;
+	}
+	if ((body = object_jsonb(req, "body")) != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&body->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+			if ((tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
+				top = Max(top, value_ref(v.val.string.val, v.val.string.len));
+	}
+	return top;
+}
+
+/*
  * The request saga.http() makes, as its JSON text: checked (but for the
  * values it references, which the saga it joins must have) and with the
  * method in capitals.

@@ -38,6 +38,7 @@ extern Jsonb *http_jsonb_or_null(const char *text);
 extern bool http_is_request(const char *text);
 extern char *http_request_make(const char *method, const char *path, const char *body,
 							   const char *headers);
+extern int	http_request_values_referenced(const char *text);
 extern void http_request_check(const char *text, int nargs, const char *what,
 							   const char *name);
 extern void http_check_url(const char *url);

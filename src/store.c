@@ -30,6 +30,8 @@
 #include "utils/timestamp.h"
 
 #include "pg_saga.h"
+#include "barrier.h"
+#include "http_request.h"
 #include "store.h"
 
 static SPIPlanPtr plan_coordinator = NULL;
@@ -523,11 +525,43 @@ read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 }
 
 /*
+ * Does a step of saga reference a value ($n) beyond those it has?  A
+ * submitted saga never does (its start refuses that), so it can only mean
+ * that its values are not visible yet.  Asked of sagas without values only:
+ * saga.gtx_args holds all of a saga's values in one row.
+ */
+static bool
+steps_lack_values(Saga *saga)
+{
+	int			i;
+	int			op;
+
+	if (saga->nargs > 0)
+		return false;
+	for (i = 0; i < saga->nsteps; i++)
+		for (op = 0; op < STEP_SQL_OPS; op++)
+		{
+			const char *text = saga->steps[i].sql[op];
+
+			if (text == NULL || strchr(text, '$') == NULL)
+				continue;
+			if ((http_is_request(text) ? http_request_values_referenced(text) :
+				 barrier_values_referenced(text)) > 0)
+				return true;
+		}
+	return false;
+}
+
+/*
  * Reads the steps of sagas (in id order) with one statement, and returns
- * those of them that have steps.  A submitted saga always has steps; none
- * can only mean they are not visible yet (pg_restore loads saga.gtx before
- * saga.gtx_step): such a saga is dropped, for a later reread, rather than
- * found "all of its steps done".
+ * those of them that have steps and the values they use.  A submitted
+ * saga always has both; pg_restore loads saga.gtx, saga.gtx_args and
+ * saga.gtx_step one table at a time, each in a transaction of its own,
+ * and the worker of the database it restores into runs meanwhile.  A saga
+ * without steps, or whose steps reference values it does not have yet, is
+ * dropped for a later reread (the worker's recheck scans from the first
+ * saga every few seconds) rather than found "all of its steps done", or
+ * run with its values missing, which fails it.
  */
 static List *
 load_steps(Saga **sagas, int n)
@@ -562,6 +596,16 @@ load_steps(Saga **sagas, int n)
 		saga->steps = MemoryContextAllocZero(saga->cxt, sizeof(SagaStep) * saga->nsteps);
 		for (k = 0; k < saga->nsteps; k++)
 			read_step(saga, &saga->steps[k], SPI_tuptable->vals[first + k], desc);
+		if (steps_lack_values(saga))
+		{
+			ereport(LOG,
+					(errmsg("pg_saga: saga \"%s\" waits for its values, which are not visible yet",
+							saga->gid),
+					 errdetail("Its steps reference values it does not have: pg_restore loads saga.gtx_args after saga.gtx."),
+					 errhint("If no restore is under way, the saga's row in saga.gtx_args was deleted.")));
+			MemoryContextDelete(saga->cxt);
+			continue;
+		}
 		result = lappend(result, saga);
 	}
 	return result;
