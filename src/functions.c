@@ -1269,11 +1269,11 @@ start_column(StartStep *steps, int n, int field, Oid type, char **strs)
  * START_EVENT_SQL or "") its submitted event, which saga.history derives
  * from submitted_at since 1.6.
  */
-#define START_SQL(extra, event) \
+#define START_SQL(defcols, defvals, extra, event) \
 	"WITH g AS (" \
-	" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at)" \
+	" INSERT INTO saga.gtx (gid, mode, owner, payload, timeout, status, submitted_at" defcols ")" \
 	" VALUES (COALESCE($1, pg_catalog.gen_random_uuid()::text), $2, $3, $4, $5," \
-	" 'pending', pg_catalog.clock_timestamp())" \
+	" 'pending', pg_catalog.clock_timestamp()" defvals ")" \
 	" ON CONFLICT (gid) DO NOTHING RETURNING gid, id)," \
 	" s AS (" \
 	" INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation," \
@@ -1285,18 +1285,42 @@ start_column(StartStep *steps, int n, int field, Oid type, char **strs)
 	" max_attempts, timeout, n))" \
 	extra event \
 	" SELECT gid, id FROM g"
-#define START_ARGS_SQL ", a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT g.id, $15 FROM g)"
+/* the definition and its version ($15, $16), for a saga started from one (1.5) */
+#define START_DEF_COLS ", definition, definition_version"
+#define START_DEF_VALS ", $15, $16"
+#define START_ARGS_SQL ", a AS (INSERT INTO saga.gtx_args (gtx_id, args) SELECT g.id, $17 FROM g)"
 #define START_EVENT_SQL \
 	", e AS (INSERT INTO saga.gtx_event (gtx_id, step, event) SELECT g.id, NULL, 'submitted' FROM g)"
+
+/* The statement that writes a saga: from a definition or not, with values or not. */
+static const char *
+start_statement(bool from_definition, bool with_values)
+{
+	if (!schema_derives_history())
+	{
+		/* before 1.6, the submitted event is a row; definitions came with 1.5 */
+		if (from_definition)
+			return with_values ?
+				START_SQL(START_DEF_COLS, START_DEF_VALS, START_ARGS_SQL, START_EVENT_SQL) :
+				START_SQL(START_DEF_COLS, START_DEF_VALS, "", START_EVENT_SQL);
+		return with_values ? START_SQL("", "", START_ARGS_SQL, START_EVENT_SQL) :
+			START_SQL("", "", "", START_EVENT_SQL);
+	}
+	if (from_definition)
+		return with_values ? START_SQL(START_DEF_COLS, START_DEF_VALS, START_ARGS_SQL, "") :
+			START_SQL(START_DEF_COLS, START_DEF_VALS, "", "");
+	return with_values ? START_SQL("", "", START_ARGS_SQL, "") : START_SQL("", "", "", "");
+}
 
 /*
  * saga.start(steps, gid, mode, timeout, payload, args): begin(), one add_step()
  * per element and submit(), with their checks, in one SQL statement that
  * writes the saga, its steps and its submitted event.  A saga with a
  * timeout gets its deadline at commit, from a trigger on the insert.
+ * definition (NULL if none) and version say what it was started from.
  */
-Datum
-saga_start(PG_FUNCTION_ARGS)
+static Datum
+start_saga(FunctionCallInfo fcinfo, const char *definition, int32 version)
 {
 	SagaCall cx;
 	char	   *gid = optional_text(fcinfo, 1);
@@ -1307,11 +1331,12 @@ saga_start(PG_FUNCTION_ARGS)
 				i;
 	char	  **names;
 	char	  **afters;
-	Oid			argtypes[15] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID,
+	Oid			argtypes[17] = {TEXTOID, TEXTOID, OIDOID, JSONBOID, INTERVALOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INTERVALARRAYOID, TEXTARRAYOID};
-	Datum		args[15];
-	char		nulls[15];
+		TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INTERVALARRAYOID,
+	TEXTOID, INT4OID, TEXTARRAYOID};
+	Datum		args[17];
+	char		nulls[17];
 	char	   *result;
 	int64		id;
 	bool		isnull;
@@ -1346,14 +1371,16 @@ saga_start(PG_FUNCTION_ARGS)
 	args[12] = start_column(steps, n, STEP_MAX_ATTEMPTS, INT4OID, NULL);
 	args[13] = start_column(steps, n, STEP_TIMEOUT, INTERVALOID, NULL);
 
+	args[14] = definition ? CStringGetTextDatum(definition) : (Datum) 0;
+	nulls[14] = definition ? ' ' : 'n';
+	args[15] = Int32GetDatum(version);
+	nulls[15] = definition ? ' ' : 'n';
+
 	/* a duplicate gid inserts nothing, so the steps, values and event do not either */
-	args[14] = values ? PointerGetDatum(values) : (Datum) 0;
-	nulls[14] = values ? ' ' : 'n';
-	if (store_run(schema_derives_history() ?
-				  (values == NULL ? START_SQL("", "") : START_SQL(START_ARGS_SQL, "")) :
-				  (values == NULL ? START_SQL("", START_EVENT_SQL) :
-					 START_SQL(START_ARGS_SQL, START_EVENT_SQL)),
-				  values == NULL ? 14 : 15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+	args[16] = values ? PointerGetDatum(values) : (Datum) 0;
+	nulls[16] = values ? ' ' : 'n';
+	if (store_run(start_statement(definition != NULL, values != NULL),
+				  17, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_saga: could not start saga");
 	if (SPI_processed == 0)
 		duplicate_gid(gid);
@@ -1363,6 +1390,12 @@ saga_start(PG_FUNCTION_ARGS)
 	call_end(&cx);
 	saga_wake_worker_at_commit(id);
 	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+Datum
+saga_start(PG_FUNCTION_ARGS)
+{
+	return start_saga(fcinfo, NULL, 0);
 }
 
 /* ---- saga.status and saga.wait ---- */
@@ -1753,7 +1786,6 @@ saga_start_definition(PG_FUNCTION_ARGS)
 	bool		timeout_null;
 	int32		version;
 	bool		isnull;
-	Datum		result;
 	LOCAL_FCINFO(start, 6);
 
 	call_begin(&cx);
@@ -1797,19 +1829,7 @@ saga_start_definition(PG_FUNCTION_ARGS)
 	}
 	start->args[4] = fcinfo->args[4];
 	start->args[5] = fcinfo->args[1];
-	result = saga_start(start);
-
-	{
-		Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
-		Datum		vals[3] = {CStringGetTextDatum(name), Int32GetDatum(version), result};
-
-		call_begin(&cx);
-		if (store_run("UPDATE saga.gtx SET definition = $1, definition_version = $2 WHERE gid = $3",
-					  3, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "pg_saga: could not note the definition of a saga");
-		call_end(&cx);
-	}
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(start_saga(start, name, version));
 }
 
 /* saga.drop_definition(name): drops every version; started sagas run on. */
