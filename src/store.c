@@ -556,8 +556,9 @@ steps_lack_values(Saga *saga)
  * Reads the steps of sagas (in id order) with one statement, and returns
  * those of them that have steps and the values they use.  A submitted
  * saga always has both; pg_restore loads saga.gtx, saga.gtx_args and
- * saga.gtx_step one table at a time, each in a transaction of its own,
- * and the worker of the database it restores into runs meanwhile.  A saga
+ * saga.gtx_step one table at a time, each in a transaction of its own
+ * (in that order, or concurrently with -j), and the worker of the
+ * database it restores into runs meanwhile.  A saga
  * without steps, or whose steps reference values it does not have yet, is
  * dropped for a later reread (the worker's recheck scans from the first
  * saga every few seconds) rather than found "all of its steps done", or
@@ -601,7 +602,7 @@ load_steps(Saga **sagas, int n)
 			ereport(LOG,
 					(errmsg("pg_saga: saga \"%s\" waits for its values, which are not visible yet",
 							saga->gid),
-					 errdetail("Its steps reference values it does not have: pg_restore loads saga.gtx_args after saga.gtx."),
+					 errdetail("Its steps reference values it does not have yet: pg_restore loads the extension's tables one at a time."),
 					 errhint("If no restore is under way, the saga's row in saga.gtx_args was deleted.")));
 			MemoryContextDelete(saga->cxt);
 			continue;
