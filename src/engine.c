@@ -433,15 +433,30 @@ engine_call_starting(SagaStep *step, StepOp op, TimestampTz now)
 					 "attempt %d on %s", step->attempts, step->target);
 }
 
-/* The call could not start: its target is unusable (a failed attempt). */
+/*
+ * The call could not start: its target is unusable for the saga's owner (a
+ * failed attempt).  A missing privilege (no USAGE on the target, 42501) is
+ * retried as a transient failure: pg_restore grants privileges last, after
+ * it loaded the sagas, while the worker of the database it restores into
+ * already runs; an operator's GRANT lifts it as well.  Any other reason (no
+ * such target, no user mapping, a target of the other kind) is the step's
+ * business failure.
+ */
 void
 engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 					TimestampTz now)
 {
+	RemoteOutcome outcome;
+
 	step_call_check_idle(step, "engine_call_refused");
 	step->attempts++;
 	step->flight_op = op;
-	engine_call_failed_to_start(step, error, sqlstate, now);
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.kind = OUTCOME_ERROR;
+	outcome.error.sqlstate = sqlstate;
+	outcome.error.message = outcome.error.text = (char *) error;
+	outcome.retry = sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ? RETRY_TRANSIENT : RETRY_BY_SQLSTATE;
+	engine_finish_call(step, &outcome, now);
 }
 
 static bool
