@@ -433,6 +433,21 @@ engine_call_starting(SagaStep *step, StepOp op, TimestampTz now)
 					 "attempt %d on %s", step->attempts, step->target);
 }
 
+/* Finishes a call that never reached its target, as failed with error. */
+static void
+fail_unsent_call(SagaStep *step, const char *error, int sqlstate, RemoteRetry retry,
+				 TimestampTz now)
+{
+	RemoteOutcome outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.kind = OUTCOME_ERROR;
+	outcome.error.sqlstate = sqlstate;
+	outcome.error.message = outcome.error.text = (char *) error;
+	outcome.retry = retry;
+	engine_finish_call(step, &outcome, now);
+}
+
 /*
  * The call could not start: its target is unusable for the saga's owner (a
  * failed attempt).  A missing privilege (no USAGE on the target, 42501) is
@@ -446,17 +461,12 @@ void
 engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 					TimestampTz now)
 {
-	RemoteOutcome outcome;
-
 	step_call_check_idle(step, "engine_call_refused");
 	step->attempts++;
 	step->flight_op = op;
-	memset(&outcome, 0, sizeof(outcome));
-	outcome.kind = OUTCOME_ERROR;
-	outcome.error.sqlstate = sqlstate;
-	outcome.error.message = outcome.error.text = (char *) error;
-	outcome.retry = sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ? RETRY_TRANSIENT : RETRY_BY_SQLSTATE;
-	engine_finish_call(step, &outcome, now);
+	fail_unsent_call(step, error, sqlstate,
+					 sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ? RETRY_TRANSIENT : RETRY_BY_SQLSTATE,
+					 now);
 }
 
 static bool
@@ -1109,13 +1119,7 @@ void
 engine_call_failed_to_start(SagaStep *step, const char *error,
 							int sqlstate, TimestampTz now)
 {
-	RemoteOutcome outcome;
-
-	memset(&outcome, 0, sizeof(outcome));
-	outcome.kind = OUTCOME_ERROR;
-	outcome.error.sqlstate = sqlstate;
-	outcome.error.message = outcome.error.text = (char *) error;
-	engine_finish_call(step, &outcome, now);
+	fail_unsent_call(step, error, sqlstate, RETRY_BY_SQLSTATE, now);
 }
 
 /*
