@@ -433,30 +433,7 @@ engine_call_starting(SagaStep *step, StepOp op, TimestampTz now)
 					 "attempt %d on %s", step->attempts, step->target);
 }
 
-/* Finishes a call that never reached its target, as failed with error. */
-static void
-fail_unsent_call(SagaStep *step, const char *error, int sqlstate, RemoteRetry retry,
-				 TimestampTz now)
-{
-	RemoteOutcome outcome;
-
-	memset(&outcome, 0, sizeof(outcome));
-	outcome.kind = OUTCOME_ERROR;
-	outcome.error.sqlstate = sqlstate;
-	outcome.error.message = outcome.error.text = (char *) error;
-	outcome.retry = retry;
-	engine_finish_call(step, &outcome, now);
-}
-
-/*
- * The call could not start: its target is unusable for the saga's owner (a
- * failed attempt).  A missing privilege (no USAGE on the target, 42501) is
- * retried as a transient failure: pg_restore grants privileges last, after
- * it loaded the sagas, while the worker of the database it restores into
- * already runs; an operator's GRANT lifts it as well.  Any other reason (no
- * such target, no user mapping, a target of the other kind) is the step's
- * business failure.
- */
+/* The call could not start: its target is unusable (a failed attempt). */
 void
 engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 					TimestampTz now)
@@ -464,9 +441,7 @@ engine_call_refused(SagaStep *step, StepOp op, const char *error, int sqlstate,
 	step_call_check_idle(step, "engine_call_refused");
 	step->attempts++;
 	step->flight_op = op;
-	fail_unsent_call(step, error, sqlstate,
-					 sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ? RETRY_TRANSIENT : RETRY_BY_SQLSTATE,
-					 now);
+	engine_call_failed_to_start(step, error, sqlstate, now);
 }
 
 static bool
@@ -1119,7 +1094,13 @@ void
 engine_call_failed_to_start(SagaStep *step, const char *error,
 							int sqlstate, TimestampTz now)
 {
-	fail_unsent_call(step, error, sqlstate, RETRY_BY_SQLSTATE, now);
+	RemoteOutcome outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.kind = OUTCOME_ERROR;
+	outcome.error.sqlstate = sqlstate;
+	outcome.error.message = outcome.error.text = (char *) error;
+	engine_finish_call(step, &outcome, now);
 }
 
 /*
