@@ -514,9 +514,10 @@ http_request_check(const char *text, int nargs, const char *what, const char *na
 }
 
 /*
- * The highest value ($n) the request text references, in a path segment
- * or a body string, 0 if none (or if text is not a request).  Raises no
- * error: the worker asks it of requests checked when they were submitted.
+ * The highest value ($n) the request text references, as check_path()
+ * and check_body() find them (a path segment, a string of the body's top
+ * level), 0 if none or if text is not a request.  Raises no error: the
+ * worker asks it of requests checked when they were submitted.
  */
 int
 http_request_values_referenced(const char *text)
@@ -535,8 +536,12 @@ http_request_values_referenced(const char *text)
 	{
 		const char *end = strchr(path, '/');
 		int			len = end ? end - path : strlen(path);
+		const char *inner;
+		int			inner_len;
 
-		top = Max(top, value_ref(path, len));
+		/* "$n" or "{$n}", as check_path() takes them */
+		if (path_placeholder(path, len, &inner, &inner_len))
+			top = Max(top, value_ref(inner, inner_len));
 		path += len;
 		if (*path == '/')
 			path++;

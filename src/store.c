@@ -525,10 +525,12 @@ read_saga(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 }
 
 /*
- * Does a step of saga reference a value ($n) beyond those it has?  A
- * submitted saga never does (its start refuses that), so it can only mean
- * that its values are not visible yet.  Asked of sagas without values only:
- * saga.gtx_args holds all of a saga's values in one row.
+ * Does a step of saga reference a value ($n) beyond those it has?  A saga
+ * submitted since 1.5 never does (its start refuses that), so it can only
+ * mean that its values are not visible yet.  Asked of sagas without values
+ * only (saga.gtx_args holds all of a saga's values in one row), and not of
+ * sagas submitted before 1.5 (no saga key), whose SQL was not checked and
+ * may hold parameters of its own (PREPARE ... $1; EXECUTE ...).
  */
 static bool
 steps_lack_values(Saga *saga)
@@ -536,7 +538,7 @@ steps_lack_values(Saga *saga)
 	int			i;
 	int			op;
 
-	if (saga->nargs > 0)
+	if (saga->nargs > 0 || saga->key == 0)
 		return false;
 	for (i = 0; i < saga->nsteps; i++)
 		for (op = 0; op < STEP_SQL_OPS; op++)
