@@ -398,6 +398,21 @@ get_bool(HeapTuple tup, TupleDesc desc, int col)
 	return !isnull && DatumGetBool(d);
 }
 
+/*
+ * Is pg_restore connected to this database: a session with pg_restore's
+ * own application_name?  See restore_under_way() in worker.c.
+ */
+bool
+store_restore_connected(void)
+{
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity "
+					"WHERE datname = pg_catalog.current_database() "
+					"AND application_name = 'pg_restore')", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "pg_saga: could not read pg_stat_activity");
+	return get_bool(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
 static TimestampTz
 get_timestamp(HeapTuple tup, TupleDesc desc, int col)
 {

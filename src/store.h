@@ -60,6 +60,7 @@ typedef struct StoreForget
 	char	  **gids;			/* its gid if it has no key, else NULL */
 } StoreForget;
 
+extern bool store_restore_connected(void);
 extern List *store_forget_due(int limit, const StoreTarget *skip, int nskip,
 							  MemoryContext cxt);
 extern void store_forget_done(const int64 *ids, int n);

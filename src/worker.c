@@ -157,6 +157,8 @@ typedef struct WorkerState
 	MemoryContext cxt;			/* lives as long as the worker */
 	MemoryContext turn_cxt;		/* reset at every turn */
 	char	   *coordinator_id; /* see refresh_coordinator_id */
+	bool		restore_watch;	/* see restore_under_way */
+	bool		restore_seen;
 	LiveSagas	live;
 	TakeUp		take_up;
 	TurnState	turn;
@@ -165,6 +167,7 @@ typedef struct WorkerState
 
 static WorkerState worker = {
 	.slot = -1,
+	.restore_watch = true,
 	.live.sagas = DLIST_STATIC_INIT(worker.live.sagas),
 	.take_up.more_to_take = true,
 	.turn.work_pending = true,
@@ -978,10 +981,50 @@ send_turn_calls(List *starts)
 	batch_send_calls(starts, &sender);
 }
 
+/*
+ * pg_restore makes the extension, which starts this worker, then loads the
+ * extension's tables one at a time (several at once with -j), and grants
+ * privileges last.  A saga taken up meanwhile may lack its steps, its
+ * values, or its owner's USAGE on its target, which would fail it though
+ * nothing is wrong with it; an xa sweep could find a saga's prepared
+ * branches before the saga.  So a worker that starts while pg_restore is
+ * connected to its database takes up no saga, sweeps nothing and forgets
+ * nothing until pg_restore has left; then it scans from the first saga.
+ * Checked at each turn until then, never again after.  A worker restarted
+ * while an unrelated pg_restore runs in the database waits for it too.
+ */
+static bool
+restore_under_way(void)
+{
+	if (!worker.restore_watch)
+		return false;
+	if (store_restore_connected())
+	{
+		if (!worker.restore_seen)
+			ereport(LOG,
+					(errmsg("pg_saga: pg_restore is connected to database \"%s\": sagas are taken up once it has left",
+							get_database_name(MyDatabaseId))));
+		worker.restore_seen = true;
+		/* the scan after the restore finds what the wake-ups named */
+		worker.take_up.nqueued = 0;
+		worker.take_up.more_to_take = false;
+		return true;
+	}
+	if (worker.restore_seen)
+		ereport(LOG,
+				(errmsg("pg_saga: pg_restore has left database \"%s\": sagas are taken up",
+						get_database_name(MyDatabaseId))));
+	worker.restore_watch = false;
+	worker.take_up.taken_upto = 0;
+	worker.take_up.more_to_take = true;
+	return false;
+}
+
 /* One turn: read, advance, write, then send. */
 static void
 run_turn(bool reload)
 {
+	bool		restoring;
 	List	   *starts = NIL;
 	dlist_iter	iter;
 	TimestampTz now;
@@ -992,8 +1035,9 @@ run_turn(bool reload)
 	if (reload && !OidIsValid(get_extension_oid(SAGA_EXTENSION_NAME, true)))
 		leave_no_extension();
 	store_recheck_schema();
-	if (reload || worker.take_up.nqueued > 0 ||
-		(worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas))
+	restoring = restore_under_way();
+	if (!restoring && (reload || worker.take_up.nqueued > 0 ||
+					   (worker.take_up.more_to_take && worker.live.count < saga_max_active_sagas)))
 	{
 		/* the sagas read now were submitted by commits before this point */
 		worker.turn.submits_end = Max(worker.turn.submits_end, inserted_wal_end());
@@ -1023,8 +1067,11 @@ run_turn(bool reload)
 			advance_saga(saga, now, &starts);
 	}
 	any_final = write_changes(&send_after_commit);
-	recovery_turn(&worker.live.sagas, now);
-	forget_turn(now);
+	if (!restoring)
+	{
+		recovery_turn(&worker.live.sagas, now);
+		forget_turn(now);
+	}
 
 	/*
 	 * A turn that decides nothing sends its calls before it commits: the

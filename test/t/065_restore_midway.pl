@@ -1,18 +1,26 @@
-# 065_restore_midway.pl: a worker that runs while pg_restore loads the
-# extension's tables leaves a half-restored saga alone.
+# 065_restore_midway.pl: a worker that starts while pg_restore loads the
+# extension's tables leaves the sagas alone until the restore is over, and
+# a saga whose values are missing until they are there.
 #
 # CREATE EXTENSION, the first thing pg_restore does for pg_saga, starts the
 # database's worker.  pg_restore then loads saga.gtx, saga.gtx_args and
-# saga.gtx_step one table at a time, each in a transaction of its own.  A
-# worker that took up a saga of values after its row and steps but before
-# its values ran the steps without them: the participant refused "$1" (a
-# business failure) and the saga rolled back, though nothing was wrong
-# with it.  Here the restore is cut in two with pg_restore -L: everything
-# but the values first, then the values, with the participant up in
-# between.  In between, the worker must say in its log that each saga
-# waits for its values, and leave it unfinished with nothing done on the
-# participant; after the second part, each saga succeeds once, with its
-# values.
+# saga.gtx_step one table at a time (several at once with -j), each in a
+# transaction of its own, and grants privileges last.  A saga taken up
+# meanwhile ran without its values (the participant refused "$1") or
+# without its owner's USAGE on the target (42501): a business failure, and
+# the saga rolled back, though nothing was wrong with it.
+#
+#  - While a session of pg_restore is connected to the database the worker
+#    started in, it takes up no saga: here a session named pg_restore stays
+#    connected after the real one is done, and a saga started meanwhile
+#    stays pending; the worker says in its log when pg_restore is there and
+#    when it has left.
+#  - A saga whose steps reference values it does not have yet is left for
+#    later, with a line in the log: the restore is cut in two with
+#    pg_restore -L (everything but the values, then the values), the
+#    participant up in between; the sagas wait with nothing done on the
+#    participant, and after the second part each succeeds once, with its
+#    values.
 use strict;
 use warnings;
 
@@ -69,23 +77,45 @@ sub restore_part
 }
 
 $coord->safe_psql('postgres', 'CREATE DATABASE moved');
+# a session that looks like pg_restore's and stays after the real one
+my ($held_out, $held_err) = ('', '');
+my $held = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-d', $coord->connstr('moved') . ' application_name=pg_restore',
+	  '-c', 'SELECT pg_sleep(600)' ],
+	'>', \$held_out, '2>', \$held_err);
+ok( poll_until(
+		$coord, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = 'moved' AND application_name = 'pg_restore'"),
+	'a session named pg_restore is connected to the database restored into');
 my $log_offset = -s $coord->logfile;
 restore_part("$tmp/all_but_values.list", 'all but the values');
 ok(wait_for_worker($coord, 'moved'), 'a worker runs for the restored database');
+ok($coord->wait_for_log(qr/pg_restore is connected to database "moved": sagas are taken up once it has left/,
+		$log_offset),
+	'the worker says that it waits for pg_restore');
 is( $coord->safe_psql('moved',
 		"SELECT string_agg(gid || ' ' || (s.steps = 2)::text, ', ' ORDER BY gid)
 		   FROM saga.transactions t, LATERAL (SELECT count(*) AS steps FROM saga.steps WHERE gid = t.gid) s"),
 	'm1 true, m2 true', 'the sagas and their steps are restored, their values not yet');
 
 $part->start;
+# the worker rechecks every 5 s: a saga started now is not taken up within 6
+$coord->safe_psql('moved', "SELECT saga.start('move', ARRAY['1', '1'], gid => 'fresh')");
+is($coord->safe_psql('moved', "SELECT saga.wait('fresh', '6 s')"), 'pending',
+	'while pg_restore is connected, a saga started meanwhile is not taken up');
+is($part->safe_psql('bank_a', "SELECT count(*) FROM ledger"), '0', 'and nothing reaches the participant');
+
+$coord->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'moved' AND application_name = 'pg_restore'");
+$held->finish;
+$log_offset = $coord->wait_for_log(qr/pg_restore has left database "moved": sagas are taken up/, $log_offset);
+ok($log_offset, 'the worker says that pg_restore has left');
 for my $gid (sort keys %moves)
 {
 	ok($coord->wait_for_log(qr/saga "$gid" waits for its values, which are not visible yet/, $log_offset),
-		"the worker says that $gid waits for its values");
+		"then, that $gid waits for its values");
 }
-# the participant is up: a saga started now runs at once
-$coord->safe_psql('moved', "SELECT saga.start('move', ARRAY['1', '1'], gid => 'fresh')");
-is(wait_saga($coord, 'fresh', 90, 'moved'), 'succeeded', 'a saga started meanwhile succeeds');
+is(wait_saga($coord, 'fresh', 90, 'moved'), 'succeeded', 'the saga started meanwhile succeeds');
 is( $coord->safe_psql('moved',
 		"SELECT string_agg(gid || ' ' || status, ', ' ORDER BY gid) FROM saga.transactions WHERE gid LIKE 'm%'"),
 	'm1 running, m2 running', 'the sagas without their values are left running');
