@@ -996,28 +996,25 @@ send_turn_calls(List *starts)
 static bool
 restore_under_way(void)
 {
+	bool		restoring;
+
 	if (!worker.restore_watch)
 		return false;
-	if (store_restore_connected())
-	{
-		if (!worker.restore_seen)
-			ereport(LOG,
-					(errmsg("pg_saga: pg_restore is connected to database \"%s\": sagas are taken up once it has left",
-							get_database_name(MyDatabaseId))));
-		worker.restore_seen = true;
-		/* the scan after the restore finds what the wake-ups named */
-		worker.take_up.nqueued = 0;
-		worker.take_up.more_to_take = false;
-		return true;
-	}
-	if (worker.restore_seen)
+	restoring = store_restore_connected();
+	if (restoring != worker.restore_seen)
 		ereport(LOG,
-				(errmsg("pg_saga: pg_restore has left database \"%s\": sagas are taken up",
+				(errmsg(restoring ?
+						"pg_saga: pg_restore is connected to database \"%s\": sagas are taken up once it has left" :
+						"pg_saga: pg_restore has left database \"%s\": sagas are taken up",
 						get_database_name(MyDatabaseId))));
-	worker.restore_watch = false;
+	worker.restore_seen |= restoring;
+	worker.restore_watch = restoring;
+	/* nothing is taken up meanwhile; then the scan starts from the first saga */
+	if (restoring)
+		worker.take_up.nqueued = 0;
 	worker.take_up.taken_upto = 0;
-	worker.take_up.more_to_take = true;
-	return false;
+	worker.take_up.more_to_take = !restoring;
+	return restoring;
 }
 
 /* One turn: read, advance, write, then send. */
