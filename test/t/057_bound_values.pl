@@ -91,14 +91,32 @@ is($coord->safe_psql('coord', "SELECT string_agg(status, ',' ORDER BY step) FROM
 	'compensated,failed', 'the first step was compensated with its bound value');
 is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 }, 'bank_a back as it was');
 
-# a burst of sagas with values in one transaction: batched
+# a burst of sagas with values in one transaction: batched; among them one
+# whose first step finds no row (expect_rows counts the rows of a bound
+# statement) and one whose value is of the wrong type: each fails alone
 my $sql = "BEGIN;\n";
-$sql .= build_start_sql(gid => "burst-$_", steps => \@transfer, args => [ "0.$_", '2', '1' ]) for 1 .. 30;
+for my $i (1 .. 30)
+{
+	$sql .= build_start_sql(gid => "burst-$i", steps => \@transfer, args => [ "0.$i", '2', '1' ]);
+	$sql .= build_start_sql(gid => 'burst-no-row', steps => \@transfer, args => [ '1', '99', '1' ])
+	  if $i == 10;
+	$sql .= build_start_sql(gid => 'burst-wrong-type', steps => \@transfer, args => [ 'ten', '2', '1' ])
+	  if $i == 20;
+}
 $sql .= "COMMIT;\n";
 $coord->safe_psql('coord', $sql);
 is(wait_saga($coord, "burst-$_"), 'succeeded', "burst saga $_ succeeded") for (1, 15, 30);
 poll_until($coord, 'coord',
 	"SELECT count(*) FROM saga.transactions WHERE gid LIKE 'burst-%' AND status = 'succeeded'", '30');
+for my $case ([ 'burst-no-row', '21000' ], [ 'burst-wrong-type', '22P02' ])
+{
+	my ($failed_gid, $sqlstate) = @$case;
+	is(wait_saga($coord, $failed_gid), 'aborted', "$failed_gid aborted");
+	is($coord->safe_psql('coord',
+		"SELECT string_agg(status || ' ' || coalesce(last_sqlstate, '-'), ', ' ORDER BY step)
+		   FROM saga.steps WHERE gid = '$failed_gid'"),
+		"failed $sqlstate, skipped -", "$failed_gid: its first step failed with $sqlstate, the second was skipped");
+}
 my $burst = 0;
 $burst += "0.$_" for 1 .. 30;
 is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 - $burst }, 'bank_a: every burst amount debited');
@@ -111,7 +129,7 @@ ok($part->safe_psql('bank_a',
 $coord->safe_psql('coord', 'CREATE ROLE watcher IN ROLE pg_monitor');
 is($coord->safe_psql('coord',
 	"SET ROLE watcher; SELECT count(*) || ' ' || count(args) FROM saga.transactions WHERE gid LIKE 'burst-%'"),
-	'30 0', 'pg_monitor sees the sagas, not their values');
+	'32 0', 'pg_monitor sees the sagas, not their values');
 is($coord->safe_psql('coord', "SELECT args FROM saga.transactions WHERE gid = 'burst-2'"),
 	'{0.2,2,1}', 'the owner sees them');
 
