@@ -226,6 +226,47 @@ DECLARE
 	worker_timeout text := current_setting('statement_timeout');
 	worker_check_interval text := current_setting('client_connection_check_interval', true);
 BEGIN
+	/*
+	 * An action that keeps no result, taking effect for the first time:
+	 * the commonest call, run here with as few expressions as it needs (a
+	 * step alone is a transaction of its own, in which each expression
+	 * this function meets is set up again).  A repeat goes on below.
+	 */
+	IF run_step.op = 'action' AND run_step.result_sql IS NULL
+	   AND (run_step.statements IS NULL OR pg_catalog.cardinality(run_step.statements) > 0) THEN
+		PERFORM pg_catalog.set_config('saga.gid', run_step.gid, true),
+				pg_catalog.set_config('saga.step', run_step.step::text, true),
+				pg_catalog.set_config('saga.results', coalesce(run_step.results, '{}'), true);
+		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+		VALUES (run_step.coordinator, run_step.gid, run_step.step, 'action', 'action')
+		ON CONFLICT DO NOTHING;
+		IF FOUND THEN
+			IF run_step.statements IS NULL THEN
+				EXECUTE run_step.sql;
+			ELSE
+				-- a last statement whose rows are counted comes with RETURNING
+				-- NULL: the EXECUTE of its prepared form counts them
+				PERFORM pg_catalog.set_config('saga_participant.args',
+											  coalesce(run_step.arg_values, '{}')::text, true);
+				FOR i IN 1 .. pg_catalog.cardinality(run_step.statements) LOOP
+					EXECUTE saga_participant.bound_call(run_step.statements[i],
+														run_step.statement_args[i]::int[]);
+				END LOOP;
+			END IF;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
+				RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
+					run_step.step, run_step.expect_rows, n
+					USING ERRCODE = '21000';
+			END IF;
+			IF pg_catalog.current_setting('saga_participant.in_batch', true) IS DISTINCT FROM 'on' THEN
+				PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
+			END IF;
+			reply := 'done';
+			RETURN;
+		END IF;
+	END IF;
+
 	IF op NOT IN ('action', 'compensation', 'confirm') THEN
 		RAISE EXCEPTION 'unknown barrier operation "%"', op USING ERRCODE = '22023';
 	END IF;
@@ -372,6 +413,13 @@ GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text,
  * run_step() without results, as coordinators before pg_saga 1.4 call it
  * (and later ones, for steps that neither return rows nor read results, so
  * that participants set up by an earlier version keep working).
+ *
+ * An action taking effect for the first time, a step's commonest call, is
+ * run here as run_step() would run it, without calling it: a step alone
+ * is a transaction of its own, and every expression a PL/pgSQL function
+ * evaluates is set up again in each transaction, so the fewer it meets,
+ * the less the step costs.  A repeat, and every other operation, goes to
+ * run_step().
  */
 CREATE OR REPLACE FUNCTION saga_participant.run(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
@@ -379,12 +427,41 @@ RETURNS text
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run$
 DECLARE
-	reply text;
+	n bigint;
+	-- the worker's settings, to set again once the step is done
+	worker_timeout text := pg_catalog.current_setting('statement_timeout');
+	worker_check_interval text := pg_catalog.current_setting('client_connection_check_interval', true);
 BEGIN
-	reply := (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql,
-										run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true),
-										NULL, NULL, NULL::text[], NULL::text[], NULL::text[])).reply;
-	RETURN reply;
+	IF run.op = 'action' THEN
+		-- coordinators since 1.4 set them in the calling statement
+		IF pg_catalog.current_setting('saga.gid', true) IS DISTINCT FROM run.gid
+		   OR pg_catalog.current_setting('saga.step', true) IS DISTINCT FROM run.step::text
+		   OR pg_catalog.current_setting('saga.results', true) IS NULL THEN
+			PERFORM pg_catalog.set_config('saga.gid', run.gid, true),
+					pg_catalog.set_config('saga.step', run.step::text, true),
+					pg_catalog.set_config('saga.results',
+										  coalesce(pg_catalog.current_setting('saga.results', true), '{}'), true);
+		END IF;
+		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+		VALUES (run.coordinator, run.gid, run.step, 'action', 'action')
+		ON CONFLICT DO NOTHING;
+		IF FOUND THEN
+			EXECUTE run.sql;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			IF run.expect_rows IS NOT NULL AND n <> run.expect_rows THEN
+				RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
+					run.step, run.expect_rows, n
+					USING ERRCODE = '21000';
+			END IF;
+			IF pg_catalog.current_setting('saga_participant.in_batch', true) IS DISTINCT FROM 'on' THEN
+				PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
+			END IF;
+			RETURN 'done';
+		END IF;
+	END IF;
+	RETURN (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql,
+									  run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true),
+									  NULL, NULL, NULL::text[], NULL::text[], NULL::text[])).reply;
 END
 $run$;
 GRANT EXECUTE ON FUNCTION saga_participant.run(text, text, int, text, text, bigint) TO PUBLIC;

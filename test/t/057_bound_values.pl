@@ -8,6 +8,7 @@
 #  - A missing value is refused at start (22023) with nothing written.
 #  - A value of the wrong type fails its step for a business reason, with
 #    the participant's SQLSTATE, never retried, and the saga compensates.
+#  - expect_rows counts the rows of a bound statement, alone and batched.
 #  - A burst of sagas with values in one transaction goes in batches.
 #  - A participant whose objects predate bound values: the step fails with
 #    a hint to run saga.setup_participant.
@@ -90,6 +91,13 @@ is(wait_saga($coord, $gid), 'aborted', 'a failing second step aborts the saga');
 is($coord->safe_psql('coord', "SELECT string_agg(status, ',' ORDER BY step) FROM saga.steps WHERE gid = '$gid'"),
 	'compensated,failed', 'the first step was compensated with its bound value');
 is_deeply(balances($part, 'bank_a'), { 1 => 85.5, 2 => 100 }, 'bank_a back as it was');
+
+# expect_rows counts the rows of a statement that binds values
+$gid = submit_saga($coord, steps => \@transfer, args => [ '1', '99', '2' ]);
+is(wait_saga($coord, $gid), 'aborted', 'a bound step that finds no row aborts the saga');
+is($coord->safe_psql('coord',
+	"SELECT status || ' ' || last_sqlstate FROM saga.steps WHERE gid = '$gid' AND step = 1"),
+	'failed 21000', 'its step failed with 21000');
 
 # a burst of sagas with values in one transaction: batched; among them one
 # whose first step finds no row (expect_rows counts the rows of a bound
