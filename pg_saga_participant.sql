@@ -243,17 +243,30 @@ BEGIN
 		IF FOUND THEN
 			IF run_step.statements IS NULL THEN
 				EXECUTE run_step.sql;
+				GET DIAGNOSTICS n = ROW_COUNT;
 			ELSE
-				-- a last statement whose rows are counted comes with RETURNING
-				-- NULL: the EXECUTE of its prepared form counts them
 				PERFORM pg_catalog.set_config('saga_participant.args',
 											  coalesce(run_step.arg_values, '{}')::text, true);
-				FOR i IN 1 .. pg_catalog.cardinality(run_step.statements) LOOP
+				last_one := pg_catalog.cardinality(run_step.statements);
+				FOR i IN 1 .. last_one - 1 LOOP
 					EXECUTE saga_participant.bound_call(run_step.statements[i],
 														run_step.statement_args[i]::int[]);
 				END LOOP;
+				last_sql := saga_participant.bound_call(run_step.statements[last_one],
+														run_step.statement_args[last_one]::int[]);
+				IF run_step.expect_rows IS NOT NULL AND run_step.statement_args[last_one] <> '{}' THEN
+					-- it comes with RETURNING NULL: its rows are counted, one
+					-- by one, as the EXECUTE of a prepared statement reports no
+					-- row count of its own
+					n := 0;
+					FOR r IN EXECUTE last_sql LOOP
+						n := n + 1;
+					END LOOP;
+				ELSE
+					EXECUTE last_sql;
+					GET DIAGNOSTICS n = ROW_COUNT;
+				END IF;
 			END IF;
-			GET DIAGNOSTICS n = ROW_COUNT;
 			IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
 				RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
 					run_step.step, run_step.expect_rows, n
@@ -679,6 +692,9 @@ DECLARE
 	n bigint;
 	step_statements text[];
 	step_refs text[];
+	last_one int;
+	last_sql text;
+	counted_row record;
 BEGIN
 	SELECT pg_catalog.bool_or(c.condeferrable),
 		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
@@ -709,8 +725,11 @@ BEGIN
 			 * other step, goes to run_step().
 			 */
 			fresh := false;
+			step_statements := statements[k]::text[];
+			step_refs := statement_args[k]::text[];
+			last_one := coalesce(pg_catalog.cardinality(step_statements), 0);
 			IF ops[k] = 'action' AND result_sqls[k] IS NULL
-			   AND (statements[k] IS NULL OR statements[k] <> '{}') THEN
+			   AND (statements[k] IS NULL OR last_one > 0) THEN
 				PERFORM pg_catalog.set_config('saga.gid', gids[k], true),
 						pg_catalog.set_config('saga.step', steps[k], true),
 						pg_catalog.set_config('saga.results', coalesce(results[k], '{}'), true);
@@ -722,21 +741,27 @@ BEGIN
 			IF fresh THEN
 				IF statements[k] IS NULL THEN
 					EXECUTE sqls[k];
+					GET DIAGNOSTICS n = ROW_COUNT;
 				ELSE
-					/*
-					 * As run_step() binds them; a last statement whose rows
-					 * are counted comes with RETURNING NULL, and the EXECUTE
-					 * of its prepared form reports them as its row count.
-					 */
-					step_statements := statements[k]::text[];
-					step_refs := statement_args[k]::text[];
+					-- as run_step() binds them
 					PERFORM pg_catalog.set_config('saga_participant.args',
-												  coalesce(arg_values[k], '{}'), true);
-					FOR j IN 1 .. pg_catalog.cardinality(step_statements) LOOP
+												  coalesce(arg_values[k]::text[], '{}')::text, true);
+					FOR j IN 1 .. last_one - 1 LOOP
 						EXECUTE saga_participant.bound_call(step_statements[j], step_refs[j]::int[]);
 					END LOOP;
+					last_sql := saga_participant.bound_call(step_statements[last_one],
+															step_refs[last_one]::int[]);
+					IF expect_rows[k] IS NOT NULL AND step_refs[last_one] <> '{}' THEN
+						-- RETURNING NULL came with it: counted as run_step() does
+						n := 0;
+						FOR counted_row IN EXECUTE last_sql LOOP
+							n := n + 1;
+						END LOOP;
+					ELSE
+						EXECUTE last_sql;
+						GET DIAGNOSTICS n = ROW_COUNT;
+					END IF;
 				END IF;
-				GET DIAGNOSTICS n = ROW_COUNT;
 				IF expect_rows[k] IS NOT NULL AND n <> expect_rows[k]::bigint THEN
 					RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
 						steps[k], expect_rows[k], n
