@@ -176,6 +176,46 @@ $bound_call$;
 GRANT EXECUTE ON FUNCTION saga_participant.bound_call(text, int[]) TO PUBLIC;
 
 /*
+ * Runs an action's statements (one per element) with the values kept in
+ * the transaction's setting, each statement_args[i] the numbers it
+ * references (int[] text), through bound_call(), and answers the last
+ * one's row count: what the fast paths of run_step() and run_steps() do
+ * for an action that binds values and keeps no result.  counted: the last
+ * statement comes with RETURNING NULL (the coordinator adds it where
+ * expect_rows counts the rows of a statement that binds values), and its
+ * rows are counted one by one, as the EXECUTE of a prepared statement
+ * reports no row count of its own and a count kept by SPI would hold them
+ * all in memory.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_bound(statements text[], statement_args text[],
+													  counted boolean)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_bound$
+DECLARE
+	last_one int := pg_catalog.cardinality(statements);
+	last_sql text;
+	n bigint := 0;
+	counted_row record;
+BEGIN
+	FOR i IN 1 .. last_one - 1 LOOP
+		EXECUTE saga_participant.bound_call(statements[i], statement_args[i]::int[]);
+	END LOOP;
+	last_sql := saga_participant.bound_call(statements[last_one], statement_args[last_one]::int[]);
+	IF counted THEN
+		FOR counted_row IN EXECUTE last_sql LOOP
+			n := n + 1;
+		END LOOP;
+	ELSE
+		EXECUTE last_sql;
+		GET DIAGNOSTICS n = ROW_COUNT;
+	END IF;
+	RETURN n;
+END
+$run_bound$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_bound(text[], text[], boolean) TO PUBLIC;
+
+/*
  * Runs one operation of one step behind the barrier and answers what
  * happened: reply 'done', 'duplicate', 'null' (compensation without action)
  * or 'hanging' (action after its compensation), and the operation's result.
@@ -221,6 +261,7 @@ DECLARE
 	size bigint;
 	r record;
 	rows jsonb[] := '{}';
+	fast boolean := false;
 	twice text;
 	-- the worker's settings, to set again once the step is done
 	worker_timeout text := current_setting('statement_timeout');
@@ -230,7 +271,8 @@ BEGIN
 	 * An action that keeps no result, taking effect for the first time:
 	 * the commonest call, run here with as few expressions as it needs (a
 	 * step alone is a transaction of its own, in which each expression
-	 * this function meets is set up again).  A repeat goes on below.
+	 * this function meets is set up again).  A repeat, and every other
+	 * call, takes the full path; both end alike.
 	 */
 	IF run_step.op = 'action' AND run_step.result_sql IS NULL
 	   AND (run_step.statements IS NULL OR pg_catalog.cardinality(run_step.statements) > 0) THEN
@@ -240,140 +282,115 @@ BEGIN
 		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
 		VALUES (run_step.coordinator, run_step.gid, run_step.step, 'action', 'action')
 		ON CONFLICT DO NOTHING;
-		IF FOUND THEN
-			IF run_step.statements IS NULL THEN
-				EXECUTE run_step.sql;
-				GET DIAGNOSTICS n = ROW_COUNT;
-			ELSE
-				PERFORM pg_catalog.set_config('saga_participant.args',
-											  coalesce(run_step.arg_values, '{}')::text, true);
-				last_one := pg_catalog.cardinality(run_step.statements);
-				FOR i IN 1 .. last_one - 1 LOOP
-					EXECUTE saga_participant.bound_call(run_step.statements[i],
-														run_step.statement_args[i]::int[]);
-				END LOOP;
-				last_sql := saga_participant.bound_call(run_step.statements[last_one],
-														run_step.statement_args[last_one]::int[]);
-				IF run_step.expect_rows IS NOT NULL AND run_step.statement_args[last_one] <> '{}' THEN
-					-- it comes with RETURNING NULL: its rows are counted, one
-					-- by one, as the EXECUTE of a prepared statement reports no
-					-- row count of its own
-					n := 0;
-					FOR r IN EXECUTE last_sql LOOP
-						n := n + 1;
-					END LOOP;
-				ELSE
-					EXECUTE last_sql;
-					GET DIAGNOSTICS n = ROW_COUNT;
-				END IF;
-			END IF;
-			IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
-				RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
-					run_step.step, run_step.expect_rows, n
-					USING ERRCODE = '21000';
-			END IF;
-			IF pg_catalog.current_setting('saga_participant.in_batch', true) IS DISTINCT FROM 'on' THEN
-				PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
-			END IF;
-			reply := 'done';
-			RETURN;
-		END IF;
-	END IF;
-
-	IF op NOT IN ('action', 'compensation', 'confirm') THEN
-		RAISE EXCEPTION 'unknown barrier operation "%"', op USING ERRCODE = '22023';
-	END IF;
-	-- the caller's statement may have set them already (see run())
-	IF pg_catalog.current_setting('saga.gid', true) IS DISTINCT FROM run_step.gid
-	   OR pg_catalog.current_setting('saga.step', true) IS DISTINCT FROM run_step.step::text
-	   OR pg_catalog.current_setting('saga.results', true) IS DISTINCT FROM
-		  coalesce(run_step.results, '{}') THEN
-		PERFORM pg_catalog.set_config('saga.gid', run_step.gid, true),
-				pg_catalog.set_config('saga.step', run_step.step::text, true),
-				pg_catalog.set_config('saga.results', coalesce(run_step.results, '{}'), true);
-	END IF;
-	IF op <> 'action' AND step_name IS NOT NULL
-	   AND NOT coalesce(run_step.results, '{}')::jsonb ? step_name THEN
-		PERFORM pg_catalog.set_config('saga.results',
-			(coalesce(run_step.results, '{}')::jsonb
-			 || pg_catalog.jsonb_build_object(step_name, coalesce(b.result, '[]')))::text, true)
-		   FROM saga_participant.barrier b
-		  WHERE b.coordinator = run_step.coordinator AND b.owner = current_user
-			AND b.gid = run_step.gid AND b.step = run_step.step AND b.op = 'action'
-			AND b.origin = 'action';
-	END IF;
-
-	IF op = 'compensation' THEN
-		-- Claim the action's slot first: if that succeeds the action never
-		-- took effect, and the claim also stops it from running later.
-		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
-		VALUES (run_step.coordinator, run_step.gid, run_step.step, 'action', 'compensation')
-		ON CONFLICT DO NOTHING;
-		IF FOUND THEN
-			INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
-			VALUES (run_step.coordinator, run_step.gid, run_step.step, 'compensation', 'compensation')
-			ON CONFLICT DO NOTHING;
-			reply := 'null';
-			RETURN;
-		END IF;
-	END IF;
-
-	INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
-	VALUES (run_step.coordinator, run_step.gid, run_step.step, run_step.op, run_step.op)
-	ON CONFLICT DO NOTHING;
-	IF NOT FOUND THEN
-		SELECT CASE WHEN b.origin <> b.op THEN 'hanging' ELSE 'duplicate' END, b.result
-		  INTO reply, result
-		  FROM saga_participant.barrier b
-		 WHERE b.coordinator = run_step.coordinator AND b.owner = current_user
-		   AND b.gid = run_step.gid AND b.step = run_step.step AND b.op = run_step.op;
-		IF reply = 'hanging' THEN
-			result := NULL;
-		END IF;
-		RETURN;
-	END IF;
-
-	IF run_step.statements IS NOT NULL THEN
-		PERFORM pg_catalog.set_config('saga_participant.args',
-									  coalesce(run_step.arg_values, '{}')::text, true);
-		last_one := cardinality(run_step.statements);
-		FOR i IN 1 .. last_one - 1 LOOP
-			EXECUTE saga_participant.bound_call(run_step.statements[i],
-												run_step.statement_args[i]::int[]);
-		END LOOP;
-		last_sql := saga_participant.bound_call(run_step.statements[last_one],
-												run_step.statement_args[last_one]::int[]);
-		counted := run_step.result_sql IS NULL AND run_step.expect_rows IS NOT NULL
-			AND run_step.statement_args[last_one] <> '{}';
-	ELSIF run_step.result_sql IS NULL THEN
-		last_sql := run_step.sql;
-	ELSE
-		IF run_step.sql <> '' THEN
+		fast := FOUND;
+		IF fast AND run_step.statements IS NULL THEN
 			EXECUTE run_step.sql;
+			GET DIAGNOSTICS n = ROW_COUNT;
+		ELSIF fast THEN
+			PERFORM pg_catalog.set_config('saga_participant.args',
+										  coalesce(run_step.arg_values, '{}')::text, true);
+			n := saga_participant.run_bound(run_step.statements, run_step.statement_args,
+				run_step.expect_rows IS NOT NULL
+				AND run_step.statement_args[pg_catalog.cardinality(run_step.statements)] <> '{}');
 		END IF;
-		last_sql := run_step.result_sql;
 	END IF;
-	IF run_step.result_sql IS NULL AND NOT counted THEN
-		EXECUTE last_sql;
-		GET DIAGNOSTICS n = ROW_COUNT;
-	ELSE
-		n := 0;
-		FOR r IN EXECUTE last_sql LOOP
-			n := n + 1;
-			CONTINUE WHEN counted;
-			IF n = 1 THEN
-				SELECT k INTO twice FROM pg_catalog.json_object_keys(pg_catalog.row_to_json(r)) AS k
-				 GROUP BY k HAVING pg_catalog.count(*) > 1 LIMIT 1;
-				IF twice IS NOT NULL THEN
-					RAISE EXCEPTION 'the result of step % has two columns named "%"', run_step.step, twice
-						USING ERRCODE = '42712',
-							  HINT = 'Give the columns of the last statement distinct names (AS ...).';
-				END IF;
+
+	IF NOT fast THEN
+		IF op NOT IN ('action', 'compensation', 'confirm') THEN
+			RAISE EXCEPTION 'unknown barrier operation "%"', op USING ERRCODE = '22023';
+		END IF;
+		-- the caller's statement may have set them already (see run())
+		IF pg_catalog.current_setting('saga.gid', true) IS DISTINCT FROM run_step.gid
+		   OR pg_catalog.current_setting('saga.step', true) IS DISTINCT FROM run_step.step::text
+		   OR pg_catalog.current_setting('saga.results', true) IS DISTINCT FROM
+			  coalesce(run_step.results, '{}') THEN
+			PERFORM pg_catalog.set_config('saga.gid', run_step.gid, true),
+					pg_catalog.set_config('saga.step', run_step.step::text, true),
+					pg_catalog.set_config('saga.results', coalesce(run_step.results, '{}'), true);
+		END IF;
+		IF op <> 'action' AND step_name IS NOT NULL
+		   AND NOT coalesce(run_step.results, '{}')::jsonb ? step_name THEN
+			PERFORM pg_catalog.set_config('saga.results',
+				(coalesce(run_step.results, '{}')::jsonb
+				 || pg_catalog.jsonb_build_object(step_name, coalesce(b.result, '[]')))::text, true)
+			   FROM saga_participant.barrier b
+			  WHERE b.coordinator = run_step.coordinator AND b.owner = current_user
+				AND b.gid = run_step.gid AND b.step = run_step.step AND b.op = 'action'
+				AND b.origin = 'action';
+		END IF;
+
+		IF op = 'compensation' THEN
+			-- Claim the action's slot first: if that succeeds the action never
+			-- took effect, and the claim also stops it from running later.
+			INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+			VALUES (run_step.coordinator, run_step.gid, run_step.step, 'action', 'compensation')
+			ON CONFLICT DO NOTHING;
+			IF FOUND THEN
+				INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+				VALUES (run_step.coordinator, run_step.gid, run_step.step, 'compensation', 'compensation')
+				ON CONFLICT DO NOTHING;
+				reply := 'null';
+				RETURN;
 			END IF;
-			rows := pg_catalog.array_append(rows, pg_catalog.to_jsonb(r));
-		END LOOP;
-		IF NOT counted THEN
-			result := pg_catalog.to_jsonb(rows);
+		END IF;
+
+		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
+		VALUES (run_step.coordinator, run_step.gid, run_step.step, run_step.op, run_step.op)
+		ON CONFLICT DO NOTHING;
+		IF NOT FOUND THEN
+			SELECT CASE WHEN b.origin <> b.op THEN 'hanging' ELSE 'duplicate' END, b.result
+			  INTO reply, result
+			  FROM saga_participant.barrier b
+			 WHERE b.coordinator = run_step.coordinator AND b.owner = current_user
+			   AND b.gid = run_step.gid AND b.step = run_step.step AND b.op = run_step.op;
+			IF reply = 'hanging' THEN
+				result := NULL;
+			END IF;
+			RETURN;
+		END IF;
+
+		IF run_step.statements IS NOT NULL THEN
+			PERFORM pg_catalog.set_config('saga_participant.args',
+										  coalesce(run_step.arg_values, '{}')::text, true);
+			last_one := cardinality(run_step.statements);
+			FOR i IN 1 .. last_one - 1 LOOP
+				EXECUTE saga_participant.bound_call(run_step.statements[i],
+													run_step.statement_args[i]::int[]);
+			END LOOP;
+			last_sql := saga_participant.bound_call(run_step.statements[last_one],
+													run_step.statement_args[last_one]::int[]);
+			counted := run_step.result_sql IS NULL AND run_step.expect_rows IS NOT NULL
+				AND run_step.statement_args[last_one] <> '{}';
+		ELSIF run_step.result_sql IS NULL THEN
+			last_sql := run_step.sql;
+		ELSE
+			IF run_step.sql <> '' THEN
+				EXECUTE run_step.sql;
+			END IF;
+			last_sql := run_step.result_sql;
+		END IF;
+		IF run_step.result_sql IS NULL AND NOT counted THEN
+			EXECUTE last_sql;
+			GET DIAGNOSTICS n = ROW_COUNT;
+		ELSE
+			n := 0;
+			FOR r IN EXECUTE last_sql LOOP
+				n := n + 1;
+				CONTINUE WHEN counted;
+				IF n = 1 THEN
+					SELECT k INTO twice FROM pg_catalog.json_object_keys(pg_catalog.row_to_json(r)) AS k
+					 GROUP BY k HAVING pg_catalog.count(*) > 1 LIMIT 1;
+					IF twice IS NOT NULL THEN
+						RAISE EXCEPTION 'the result of step % has two columns named "%"', run_step.step, twice
+							USING ERRCODE = '42712',
+								  HINT = 'Give the columns of the last statement distinct names (AS ...).';
+					END IF;
+				END IF;
+				rows := pg_catalog.array_append(rows, pg_catalog.to_jsonb(r));
+			END LOOP;
+			IF NOT counted THEN
+				result := pg_catalog.to_jsonb(rows);
+			END IF;
 		END IF;
 	END IF;
 	IF run_step.expect_rows IS NOT NULL AND n <> run_step.expect_rows THEN
@@ -425,53 +442,15 @@ GRANT EXECUTE ON FUNCTION saga_participant.run_step(text, text, int, text, text,
 /*
  * run_step() without results, as coordinators before pg_saga 1.4 call it
  * (and later ones, for steps that neither return rows nor read results, so
- * that participants set up by an earlier version keep working).
- *
- * An action taking effect for the first time, a step's commonest call, is
- * run here as run_step() would run it, without calling it: a step alone
- * is a transaction of its own, and every expression a PL/pgSQL function
- * evaluates is set up again in each transaction, so the fewer it meets,
- * the less the step costs.  A repeat, and every other operation, goes to
- * run_step().
+ * that participants set up by an earlier version keep working).  An action
+ * taking effect for the first time takes run_step()'s short path.
  */
 CREATE OR REPLACE FUNCTION saga_participant.run(
 	coordinator text, gid text, step int, op text, sql text, expect_rows bigint DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql SECURITY INVOKER
 AS $run$
-DECLARE
-	n bigint;
-	-- the worker's settings, to set again once the step is done
-	worker_timeout text := pg_catalog.current_setting('statement_timeout');
-	worker_check_interval text := pg_catalog.current_setting('client_connection_check_interval', true);
 BEGIN
-	IF run.op = 'action' THEN
-		-- coordinators since 1.4 set them in the calling statement
-		IF pg_catalog.current_setting('saga.gid', true) IS DISTINCT FROM run.gid
-		   OR pg_catalog.current_setting('saga.step', true) IS DISTINCT FROM run.step::text
-		   OR pg_catalog.current_setting('saga.results', true) IS NULL THEN
-			PERFORM pg_catalog.set_config('saga.gid', run.gid, true),
-					pg_catalog.set_config('saga.step', run.step::text, true),
-					pg_catalog.set_config('saga.results',
-										  coalesce(pg_catalog.current_setting('saga.results', true), '{}'), true);
-		END IF;
-		INSERT INTO saga_participant.barrier AS b (coordinator, gid, step, op, origin)
-		VALUES (run.coordinator, run.gid, run.step, 'action', 'action')
-		ON CONFLICT DO NOTHING;
-		IF FOUND THEN
-			EXECUTE run.sql;
-			GET DIAGNOSTICS n = ROW_COUNT;
-			IF run.expect_rows IS NOT NULL AND n <> run.expect_rows THEN
-				RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
-					run.step, run.expect_rows, n
-					USING ERRCODE = '21000';
-			END IF;
-			IF pg_catalog.current_setting('saga_participant.in_batch', true) IS DISTINCT FROM 'on' THEN
-				PERFORM saga_participant.clean_session(worker_timeout, worker_check_interval);
-			END IF;
-			RETURN 'done';
-		END IF;
-	END IF;
 	RETURN (saga_participant.run_step(run.coordinator, run.gid, run.step, run.op, run.sql,
 									  run.expect_rows, NULL, pg_catalog.current_setting('saga.results', true),
 									  NULL, NULL, NULL::text[], NULL::text[], NULL::text[])).reply;
@@ -693,8 +672,6 @@ DECLARE
 	step_statements text[];
 	step_refs text[];
 	last_one int;
-	last_sql text;
-	counted_row record;
 BEGIN
 	SELECT pg_catalog.bool_or(c.condeferrable),
 		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
@@ -743,24 +720,10 @@ BEGIN
 					EXECUTE sqls[k];
 					GET DIAGNOSTICS n = ROW_COUNT;
 				ELSE
-					-- as run_step() binds them
 					PERFORM pg_catalog.set_config('saga_participant.args',
 												  coalesce(arg_values[k]::text[], '{}')::text, true);
-					FOR j IN 1 .. last_one - 1 LOOP
-						EXECUTE saga_participant.bound_call(step_statements[j], step_refs[j]::int[]);
-					END LOOP;
-					last_sql := saga_participant.bound_call(step_statements[last_one],
-															step_refs[last_one]::int[]);
-					IF expect_rows[k] IS NOT NULL AND step_refs[last_one] <> '{}' THEN
-						-- RETURNING NULL came with it: counted as run_step() does
-						n := 0;
-						FOR counted_row IN EXECUTE last_sql LOOP
-							n := n + 1;
-						END LOOP;
-					ELSE
-						EXECUTE last_sql;
-						GET DIAGNOSTICS n = ROW_COUNT;
-					END IF;
+					n := saga_participant.run_bound(step_statements, step_refs,
+						expect_rows[k] IS NOT NULL AND step_refs[last_one] <> '{}');
 				END IF;
 				IF expect_rows[k] IS NOT NULL AND n <> expect_rows[k]::bigint THEN
 					RAISE EXCEPTION 'step % expected % row(s) but its last statement reported %',
