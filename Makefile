@@ -28,7 +28,7 @@ OBJS = \
 
 EXTENSION = pg_saga
 DATA = pg_saga--1.0.sql pg_saga--1.0--1.1.sql pg_saga--1.1--1.2.sql pg_saga--1.2--1.3.sql \
-	pg_saga--1.3--1.4.sql pg_saga--1.4--1.5.sql pg_saga--1.5--1.6.sql pg_saga--1.6--1.7.sql pg_saga--1.7--1.8.sql \
+	pg_saga--1.3--1.4.sql pg_saga--1.4--1.5.sql pg_saga--1.5--1.6.sql pg_saga--1.6--1.7.sql pg_saga--1.7--1.8.sql pg_saga--1.8--1.9.sql \
 	pg_saga_participant.sql
 PGFILEDESC = "pg_saga - distributed transactions coordinated from inside PostgreSQL"
 

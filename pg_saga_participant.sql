@@ -613,7 +613,8 @@ GRANT EXECUTE ON FUNCTION saga_participant.left_open() TO PUBLIC;
  * in a subtransaction of its own (an exception block).  Element i of each
  * array is run_step()'s argument of step i (steps, expect_rows and
  * max_result_sizes as text; statements, statement_args and arg_values as the
- * text of their own arrays); timeouts are each step's own, in ms.  Returns a
+ * text of their own arrays; arg_values NULL when the worker set them apart,
+ * see below); timeouts are each step's own, in ms.  Returns a
  * row per step it ran, in order: its index, run_step()'s answer, or the
  * error that rolled that step back, barrier record included; whether the
  * allowance cut it (below); and how long it ran, in ms.
@@ -673,6 +674,18 @@ DECLARE
 	step_refs text[];
 	last_one int;
 BEGIN
+	/*
+	 * The saga's values are data, never SQL text: since 1.9 the worker
+	 * sends a batch's values apart, as a parameter of a statement that
+	 * keeps them in the session just before this one, and arg_values is
+	 * NULL.  Taken, and cleared, before any step runs.
+	 */
+	IF pg_catalog.current_setting('saga_participant.batch_values', true) <> '' THEN
+		IF run_steps.arg_values IS NULL THEN
+			run_steps.arg_values := pg_catalog.current_setting('saga_participant.batch_values')::text[];
+		END IF;
+		PERFORM pg_catalog.set_config('saga_participant.batch_values', '', false);
+	END IF;
 	SELECT pg_catalog.bool_or(c.condeferrable),
 		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
 			   FILTER (WHERE c.condeferred)
@@ -1442,5 +1455,5 @@ GRANT EXECUTE ON FUNCTION saga_participant.forget(text[], text[]) TO PUBLIC;
 CREATE OR REPLACE FUNCTION saga_participant.version()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $version$ SELECT '1.8'::text $version$;
+AS $version$ SELECT '1.9'::text $version$;
 GRANT EXECUTE ON FUNCTION saga_participant.version() TO PUBLIC;

@@ -414,7 +414,7 @@ barrier_call_since(StepCallKind kind)
 		PARTICIPANT_VERSION(1, 4),	/* CALL_RUN_RESULT */
 		PARTICIPANT_VERSION(1, 7),	/* CALL_BATCH */
 		PARTICIPANT_VERSION(1, 5),	/* CALL_BOUND */
-		PARTICIPANT_VERSION(1, 7)	/* CALL_BATCH_BOUND */
+		PARTICIPANT_VERSION(1, 9)	/* CALL_BATCH_BOUND: its values apart */
 	};
 
 	return since[kind];
@@ -687,7 +687,21 @@ barrier_batch_as_bound(RemoteStepCall *call)
 	call->nargs = 13;
 }
 
-static char *array_text(const char **values, int n);
+/* Column arg of run_steps()'s arguments for the n calls: the text of its array. */
+static char *
+batch_column(RemoteStepCall **calls, int n, int arg)
+{
+	const char **column = palloc(sizeof(char *) * Max(n, 1));
+	char	   *array;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		column[i] = arg == BARRIER_BATCH_NARGS - 1 ? psprintf("%d", calls[i]->timeout_ms) :
+			arg < calls[i]->nargs ? calls[i]->values[arg] : NULL;
+	array = array_text(column, n);
+	pfree(column);
+	return array;
+}
 
 /*
  * The query that runs the n calls of a batch: run_steps() with, for each of
@@ -697,15 +711,16 @@ static char *array_text(const char **values, int n);
  * statement_timestamp() is taken before the statement's timer starts, as
  * run_steps() needs to tell that timer's cancel from a step's own 57014
  * (with Bind and Execute each taking it anew, it could be a moment later).
- * Its columns are those remote.c reads (BatchColumn there).
+ * The saga's values are data, never SQL text (SPEC, "Bound values"): with
+ * values_apart, their argument is NULL, and run_steps() takes them from
+ * the session, where barrier_batch_values() put them just before.  Its
+ * columns are those remote.c reads (BatchColumn there).
  */
 char *
-barrier_batch_query(RemoteStepCall **calls, int n)
+barrier_batch_query(RemoteStepCall **calls, int n, bool values_apart)
 {
-	const char **column = palloc(sizeof(char *) * Max(n, 1));
 	StringInfoData buf;
 	int			arg;
-	int			i;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT i, reply, result, error_sqlstate, error_message, "
@@ -715,18 +730,30 @@ barrier_batch_query(RemoteStepCall **calls, int n)
 	{
 		char	   *array;
 
-		for (i = 0; i < n; i++)
-			column[i] = arg == BARRIER_BATCH_NARGS - 1 ? psprintf("%d", calls[i]->timeout_ms) :
-				arg < calls[i]->nargs ? calls[i]->values[arg] : NULL;
-		array = array_text(column, n);
 		if (arg > 0)
 			appendStringInfoString(&buf, ", ");
+		if (values_apart && arg == BARRIER_BATCH_VALUES_ARG)
+		{
+			appendStringInfoString(&buf, "NULL::text[]");
+			continue;
+		}
+		array = batch_column(calls, n, arg);
 		append_literal(&buf, array, "text[]");
 		pfree(array);
 	}
 	appendStringInfoChar(&buf, ')');
-	pfree(column);
 	return buf.data;
+}
+
+/*
+ * The values of the n calls of a batch, as the text of the array that
+ * run_steps() takes as arg_values: sent as a parameter, apart from the
+ * batch's query (see barrier_batch_query).
+ */
+char *
+barrier_batch_values(RemoteStepCall **calls, int n)
+{
+	return batch_column(calls, n, BARRIER_BATCH_VALUES_ARG);
 }
 
 /* ---- forgetting the records of purged sagas ---- */

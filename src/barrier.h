@@ -32,7 +32,10 @@ extern void barrier_check_values(const char *sql, int nargs, const char *what,
 extern void barrier_batch_as_bound(RemoteStepCall *call);
 /* run_steps(): run_step()'s 13 parameters as arrays, and the steps' timeouts */
 #define BARRIER_BATCH_NARGS 14
-extern char *barrier_batch_query(RemoteStepCall **calls, int n);
+/* run_steps()'s argument that holds each step's values (arg_values) */
+#define BARRIER_BATCH_VALUES_ARG 12
+extern char *barrier_batch_query(RemoteStepCall **calls, int n, bool values_apart);
+extern char *barrier_batch_values(RemoteStepCall **calls, int n);
 /* saga_participant.forget() is there since pg_saga 1.5 */
 #define BARRIER_FORGET_SINCE PARTICIPANT_VERSION(1, 5)
 

@@ -92,6 +92,7 @@ typedef enum SetupCommand
 	SETUP_VERSION,				/* then: the participant objects' version */
 	SETUP_PREPARE,				/* prepare the statement of the call's kind */
 	SETUP_TIMEOUT,				/* set the session's statement_timeout */
+	SETUP_VALUES,				/* a batch round's values, apart from its query */
 	SETUP_CLEAN					/* what a failed call may have left */
 } SetupCommand;
 
@@ -222,6 +223,7 @@ struct RemoteConn
 	bool		batch_cut;		/* a step of it was cut by the allowance */
 	int			round_allowance_ms; /* the batch's allowance; 0 until it is sent */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
+	bool		round_values_set;	/* the next round's values are in the session */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
 	void	   *arg;
@@ -541,7 +543,8 @@ remote_pool_release(RemotePool *pool, bool batchable)
 
 /* for the checks' messages, in enum order */
 static const char *const conn_state_names[] = {"connecting", "idle", "busy"};
-static const char *const setup_names[] = {"none", "session", "version", "prepare", "timeout", "clean"};
+static const char *const setup_names[] = {"none", "session", "version", "prepare", "timeout", "values",
+"clean"};
 StaticAssertDecl(lengthof(setup_names) == SETUP_CLEAN + 1, "a name for each set-up command");
 
 /*
@@ -986,6 +989,7 @@ remote_call_batch(RemotePool *pool, RemoteStepCall **calls, int n, void **args,
 	if (bound)
 		barrier_batch_as_bound(conn->step_call);
 	conn->nbatch = n;
+	conn->round_values_set = false;
 	conn->batch = MemoryContextAllocZero(remote_cxt, sizeof(BatchStep) * n);
 	conn->round = MemoryContextAlloc(remote_cxt, sizeof(int) * n);
 	for (i = 0; i < n; i++)
@@ -1188,6 +1192,64 @@ batch_allowance_ms(RemotePool *pool)
 }
 
 /*
+ * The steps of the next round of the batch on conn, those still waiting,
+ * in order: their calls in calls, their indexes in conn->round (unless
+ * NULL).  Returns how many.
+ */
+static int
+batch_round_calls(RemoteConn *conn, RemoteStepCall **calls, bool mark_sent)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < conn->nbatch; i++)
+	{
+		BatchStep  *step = &conn->batch[i];
+
+		if (step->state != BATCH_STEP_WAITING)
+			continue;
+		if (mark_sent)
+		{
+			step->state = BATCH_STEP_SENT;
+			step->cut = false;
+			conn->round[n] = i;
+		}
+		calls[n++] = step->call;
+	}
+	return n;
+}
+
+/*
+ * Sends, as the set-up of the next round of a batch whose steps bind
+ * values, those values: a parameter of a statement that keeps them in the
+ * session, where run_steps() takes them (and clears them) first.  The
+ * saga's values are data, never SQL text (SPEC, "Bound values"), and the
+ * round itself must go as query text (see barrier_batch_query).
+ */
+static bool
+batch_send_values(RemoteConn *conn)
+{
+	RemoteStepCall **calls = palloc(sizeof(RemoteStepCall *) * conn->nbatch);
+	int			n = batch_round_calls(conn, calls, false);
+	const char *values[1];
+	bool		sent;
+
+	Assert(n > 0);
+	values[0] = barrier_batch_values(calls, n);
+	conn_begin_setup(conn, SETUP_VALUES);
+	sent = PQsendQueryParams(conn->pg,
+							 "SELECT pg_catalog.set_config('saga_participant.batch_values', $1, false) "
+							 "IS NULL",
+							 1, NULL, values, NULL, NULL, 0) == 1;
+	pfree((char *) values[0]);
+	pfree(calls);
+	/* as long as a round may take: the round's own starts when it is sent */
+	conn->deadline = GetCurrentTimestamp() +
+		((int64) BATCH_MAX_ALLOWANCE_MS + conn->batch_grace_ms) * 1000;
+	return sent;
+}
+
+/*
  * Sends the next round of the batch on conn: run_steps() with the steps
  * still waiting, in order, as query text (see barrier_batch_query), after
  * the SET of its allowance as statement_timeout if the session has another.
@@ -1200,22 +1262,11 @@ batch_send_round(RemoteConn *conn)
 	RemoteStepCall **calls = palloc(sizeof(RemoteStepCall *) * conn->nbatch);
 	char	   *query;
 	bool		sent;
-	int			i;
 
-	conn->nround = 0;
-	for (i = 0; i < conn->nbatch; i++)
-	{
-		BatchStep  *step = &conn->batch[i];
-
-		if (step->state != BATCH_STEP_WAITING)
-			continue;
-		step->state = BATCH_STEP_SENT;
-		step->cut = false;
-		calls[conn->nround] = step->call;
-		conn->round[conn->nround++] = i;
-	}
+	conn->nround = batch_round_calls(conn, calls, true);
 	Assert(conn->nround > 0);
-	query = barrier_batch_query(calls, conn->nround);
+	query = barrier_batch_query(calls, conn->nround, conn->round_values_set);
+	conn->round_values_set = false;
 	/* decided when the batch is first sent, for all its rounds */
 	if (conn->round_allowance_ms == 0)
 		conn->round_allowance_ms = batch_allowance_ms(conn->pool);
@@ -1237,6 +1288,18 @@ batch_send_round(RemoteConn *conn)
 }
 
 /* Sends the call, or first what the session needs for it. */
+/*
+ * Sends the next round of the batch on conn, or first, if its steps bind
+ * values, those values (the round follows once they are set).
+ */
+static bool
+batch_send_next(RemoteConn *conn)
+{
+	if (conn->step_call->kind == CALL_BATCH_BOUND && !conn->round_values_set)
+		return batch_send_values(conn);
+	return batch_send_round(conn);
+}
+
 static bool
 send_call_or_setup(RemoteConn *conn)
 {
@@ -1260,7 +1323,7 @@ send_call_or_setup(RemoteConn *conn)
 	if (conn->setup != SETUP_NONE)
 		return false;			/* the set-up command could not be sent */
 	if (conn->nbatch > 0)
-		return batch_send_round(conn);
+		return batch_send_next(conn);
 	statement = conn->statements[conn->step_call->kind];
 	conn->sent_prepared = statement == STEP_STATEMENT_READY;
 	if (conn->sent_prepared)
@@ -1574,6 +1637,14 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 			else
 				conn->session_timeout_ms = conn->step_call->timeout_ms;
 			break;
+		case SETUP_VALUES:
+			/* the batch cannot have its values: its steps go alone */
+			if (failed)
+				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
+			conn->round_values_set = !failed;
+			free_text(&conn->reply);
+			free_text(&conn->result);
+			break;
 		default:
 			/* session settings: an error only means one is not available */
 			break;
@@ -1776,7 +1847,7 @@ batch_round_done(RemoteConn *conn)
 	}
 	conn->got_error = false;
 	clear_error(&conn->error);
-	if (!batch_send_round(conn) || (rc = PQflush(conn->pg)) < 0)
+	if (!batch_send_next(conn) || (rc = PQflush(conn->pg)) < 0)
 	{
 		conn_set_error(conn, ERRCODE_CONNECTION_FAILURE, conn_error_text(conn));
 		conn_finish_call(conn, OUTCOME_UNKNOWN);

@@ -5,7 +5,7 @@
 # participant is down, so they sit retrying; the extension is updated under
 # them (the worker keeps running); then the participant comes back and every
 # saga completes, each step applied exactly once.  The update runs both
-# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3, 1.3--1.4, 1.4--1.5, 1.5--1.6, 1.6--1.7 and 1.7--1.8.  What 1.1 adds (saga.diagram,
+# scripts, 1.0--1.1, 1.1--1.2, 1.2--1.3, 1.3--1.4, 1.4--1.5, 1.5--1.6, 1.6--1.7, 1.7--1.8 and 1.8--1.9.  What 1.1 adds (saga.diagram,
 # saga.explain, the new saga.stats columns, grants to pg_monitor) works on
 # the updated database, so do the checks and cascades 1.2 rewrites and the
 # one-statement saga.start of 1.3 and the at_tables argument of 1.4, and
@@ -16,7 +16,8 @@
 # (saga.start(definition, args)) runs its version with those values, as
 # the role that started it; saga.http of 1.6 makes requests; participant
 # objects set up by 1.7 say so and run batches (run_steps); saga.step() of
-# 1.8 is a C function, and makes the same rows.  A database updated from 1.0 holds the same objects, indexes,
+# 1.8 is a C function, and makes the same rows; participant objects set
+# up by 1.9 say so.  A database updated from 1.0 holds the same objects, indexes,
 # constraints and triggers as one created at the current version directly.
 use strict;
 use warnings;
@@ -89,7 +90,7 @@ ok( poll_until(
 $coord->safe_psql('coord', 'ALTER EXTENSION pg_saga UPDATE');
 is( $coord->safe_psql('coord',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.8', 'updated to 1.8');
+	'1.9', 'updated to 1.9');
 is( $coord->safe_psql('coord',
 		"SELECT saga.http('post', '/charges', '{\"amount\": \"\$1\"}')::text"),
 	'{"body": {"amount": "$1"}, "path": "/charges", "method": "POST"}',
@@ -280,7 +281,7 @@ like($created, qr/function saga\.diagram\(text\)/, 'which include saga.diagram')
 is( $part->safe_psql('bank_a',
 		"SELECT saga_participant.version() || ' ' || count(*) FROM pg_proc
 		  WHERE proname = 'run_steps' AND pronamespace = 'saga_participant'::regnamespace"),
-	'1.8 1', 'the participant objects set up by 1.8 have run_steps() (1.7)');
+	'1.9 1', 'the participant objects set up by 1.9 have run_steps() (1.7)');
 
 # --- what 1.8 changes: saga.step() in C, with the same rows ---
 is( $coord->safe_psql('coord',

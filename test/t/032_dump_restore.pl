@@ -152,7 +152,7 @@ is($stderr, '', 'pg_restore reported nothing');
 
 is( $coord2->safe_psql('moved',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_saga'"),
-	'1.8', 'the extension is restored at the current version');
+	'1.9', 'the extension is restored at the current version');
 is( $coord2->safe_psql('moved',
 		"SELECT string_agg(srvname || ' ' || fdw.fdwname, ', ' ORDER BY srvname)
 		   FROM pg_foreign_server s JOIN pg_foreign_data_wrapper fdw ON fdw.oid = s.srvfdw"),

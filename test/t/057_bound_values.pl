@@ -9,7 +9,10 @@
 #  - A value of the wrong type fails its step for a business reason, with
 #    the participant's SQLSTATE, never retried, and the saga compensates.
 #  - expect_rows counts the rows of a bound statement, alone and batched.
-#  - A burst of sagas with values in one transaction goes in batches.
+#  - A burst of sagas with values in one transaction goes in batches; the
+#    values are in no statement text on the participant (log_statement =
+#    all), and a participant whose objects predate 1.9 gets such steps one
+#    by one, with their values as parameters.
 #  - A participant whose objects predate bound values: the step fails with
 #    a hint to run saga.setup_participant.
 #  - The values are shown to the owner only, not to pg_monitor.
@@ -132,6 +135,53 @@ is_deeply(balances($part, 'bank_b'), { 1 => 100 + $burst, 2 => 114.5 }, 'bank_b:
 ok($part->safe_psql('bank_a',
 	"SELECT count(*) FROM saga_participant.barrier WHERE gid LIKE 'burst-%'") == 30,
 	'every burst step behind the barrier once');
+
+# a batch's values travel apart from its SQL text (SPEC, "Bound values"):
+# with every statement logged on the participant (bind parameters not, as
+# log_parameter_max_length = 0 says), a burst of sagas goes in batches and
+# no statement text holds one of its values
+$part->safe_psql('bank_a', 'ALTER TABLE note ADD COLUMN xact xid8 DEFAULT pg_current_xact_id()');
+$part->append_conf('postgresql.conf', "log_statement = 'all'\nlog_parameter_max_length = 0");
+$part->restart;
+my $log_from = -s $part->logfile;
+sub note_burst
+{
+	my ($prefix, $n, $slow) = @_;
+	my $burst_sql = "BEGIN;\n";
+	$burst_sql .= build_start_sql(gid => "$prefix-$_", steps => [
+		{ target => 'bank_a', action => 'INSERT INTO note (body, tag) SELECT $1, $2 FROM pg_sleep($3::float8)' } ],
+		args => [ "$prefix-value-$_", $prefix, ($slow // 0) == $_ ? '0.5' : '0' ]) for 1 .. $n;
+	$coord->safe_psql('coord', $burst_sql . "COMMIT;\n");
+	ok(poll_until($coord, 'coord',
+		"SELECT count(*) FROM saga.transactions WHERE gid LIKE '$prefix-%' AND status = 'succeeded'", "$n"),
+		"$prefix: every saga succeeded");
+	# (the query names no value: the log must hold none)
+	is($part->safe_psql('bank_a', "SELECT string_agg(body, ',' ORDER BY length(body), body) FROM note WHERE tag = '$prefix'"),
+		join(',', map { "$prefix-value-$_" } 1 .. $n), "$prefix: every value arrived");
+	return split / /, $part->safe_psql('bank_a',
+		"SELECT count(*) || ' ' || count(DISTINCT xact) FROM note WHERE tag = '$prefix'");
+}
+my ($notes, $note_xacts) = note_burst('apart', 20);
+cmp_ok($note_xacts, '<', $notes, "the sagas shared remote transactions ($note_xacts for $notes)");
+# a slow step: its round is cut by the allowance, and the steps after it
+# go again in a round of their own, with their values apart again
+($notes, $note_xacts) = note_burst('slow', 8, 3);
+my $log = slurp_file($part->logfile, $log_from);
+like($log, qr/saga_participant\.run_steps\(/, 'the batches were logged');
+unlike($log, qr/(apart|slow)-value/, 'and no statement text on the participant holds a value');
+
+# a participant whose objects say 1.8 (which took a batch's values in its
+# text) gets such steps one by one, each with its values as parameters
+$part->safe_psql('bank_a',
+	q{CREATE OR REPLACE FUNCTION saga_participant.version() RETURNS text LANGUAGE sql AS $$ SELECT '1.8'::text $$});
+$part->restart;		# the worker reads version() once per connection
+$log_from = -s $part->logfile;
+($notes, $note_xacts) = note_burst('older', 10);
+is($note_xacts, $notes, 'each in a remote transaction of its own');
+unlike(slurp_file($part->logfile, $log_from), qr/older-value/, 'no statement text holds a value there either');
+$coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
+$part->append_conf('postgresql.conf', "log_statement = 'none'");
+$part->reload;
 
 # the values are the owner's
 $coord->safe_psql('coord', 'CREATE ROLE watcher IN ROLE pg_monitor');
