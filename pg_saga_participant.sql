@@ -613,8 +613,7 @@ GRANT EXECUTE ON FUNCTION saga_participant.left_open() TO PUBLIC;
  * in a subtransaction of its own (an exception block).  Element i of each
  * array is run_step()'s argument of step i (steps, expect_rows and
  * max_result_sizes as text; statements, statement_args and arg_values as the
- * text of their own arrays; arg_values NULL when the worker set them apart,
- * see below); timeouts are each step's own, in ms.  Returns a
+ * text of their own arrays); timeouts are each step's own, in ms.  Returns a
  * row per step it ran, in order: its index, run_step()'s answer, or the
  * error that rolled that step back, barrier record included; whether the
  * allowance cut it (below); and how long it ran, in ms.
@@ -674,18 +673,6 @@ DECLARE
 	step_refs text[];
 	last_one int;
 BEGIN
-	/*
-	 * The saga's values are data, never SQL text: since 1.9 the worker
-	 * sends a batch's values apart, as a parameter of a statement that
-	 * keeps them in the session just before this one, and arg_values is
-	 * NULL.  Taken, and cleared, before any step runs.
-	 */
-	IF pg_catalog.current_setting('saga_participant.batch_values', true) <> '' THEN
-		IF run_steps.arg_values IS NULL THEN
-			run_steps.arg_values := pg_catalog.current_setting('saga_participant.batch_values')::text[];
-		END IF;
-		PERFORM pg_catalog.set_config('saga_participant.batch_values', '', false);
-	END IF;
 	SELECT pg_catalog.bool_or(c.condeferrable),
 		   pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.conname), ', ')
 			   FILTER (WHERE c.condeferred)
@@ -816,6 +803,50 @@ $run_steps$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[],
 													 text[], text[], text[], text[], text[], text[],
 													 text[], text[]) TO PUBLIC;
+
+/*
+ * run_steps() with the batch's values apart (since pg_saga 1.9).  The
+ * saga's values are data, never SQL text, and a batch goes as query text
+ * (see run_steps() above), so the worker sends the values just before, as
+ * the parameter of a statement that keeps them in the session setting
+ * saga_participant.batch_values, after a token of its own and a colon;
+ * this call's text holds only that token.  They are taken, checked
+ * against it and cleared before any step runs.  Without them (none kept,
+ * or another round's) the call fails as a whole with 08P01, and the worker
+ * sends its steps alone, each with its values as parameters.  Objects set
+ * up before 1.9 lack this form: a call of it fails there with 42883, which
+ * the worker answers the same way.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_steps(
+	coordinators text[], gids text[], steps text[], ops text[], sqls text[], expect_rows text[],
+	result_sqls text[], results text[], max_result_sizes text[], step_names text[],
+	statements text[], statement_args text[], timeouts text[], values_token text)
+RETURNS TABLE (i int, reply text, result jsonb, error_sqlstate text, error_message text,
+			   error_detail text, error_hint text, error_context text, cut boolean, ms float8)
+LANGUAGE plpgsql SECURITY INVOKER
+AS $run_steps_apart$
+DECLARE
+	kept text := pg_catalog.current_setting('saga_participant.batch_values', true);
+BEGIN
+	PERFORM pg_catalog.set_config('saga_participant.batch_values', '', false);
+	IF kept IS NULL OR pg_catalog.strpos(kept, ':') = 0
+	   OR pg_catalog.split_part(kept, ':', 1) IS DISTINCT FROM values_token THEN
+		RAISE EXCEPTION 'the values of this batch are not in the session'
+			USING ERRCODE = '08P01',
+				  DETAIL = 'The worker sets them just before the batch, in the same session.',
+				  HINT = 'A pooler that moves statements between sessions cannot carry batches with values.';
+	END IF;
+	RETURN QUERY
+		SELECT * FROM saga_participant.run_steps(coordinators, gids, steps, ops, sqls, expect_rows,
+												 result_sqls, results, max_result_sizes, step_names,
+												 statements, statement_args,
+												 pg_catalog.substr(kept, pg_catalog.length(values_token) + 2)::text[],
+												 timeouts);
+END
+$run_steps_apart$;
+GRANT EXECUTE ON FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[],
+													 text[], text[], text[], text[], text[], text[],
+													 text[], text) TO PUBLIC;
 
 -- run_batch() as coordinators before pg_saga 1.4 call it
 CREATE OR REPLACE FUNCTION saga_participant.run_batch(

@@ -712,12 +712,13 @@ batch_column(RemoteStepCall **calls, int n, int arg)
  * run_steps() needs to tell that timer's cancel from a step's own 57014
  * (with Bind and Execute each taking it anew, it could be a moment later).
  * The saga's values are data, never SQL text (SPEC, "Bound values"): with
- * values_apart, their argument is NULL, and run_steps() takes them from
- * the session, where barrier_batch_values() put them just before.  Its
- * columns are those remote.c reads (BatchColumn there).
+ * a values_token, the call is run_steps()'s form of 1.9 that takes them
+ * from the session, where the worker put them just before (see
+ * barrier_batch_values), after that token.  Its columns are those remote.c
+ * reads (BatchColumn there).
  */
 char *
-barrier_batch_query(RemoteStepCall **calls, int n, bool values_apart)
+barrier_batch_query(RemoteStepCall **calls, int n, const char *values_token)
 {
 	StringInfoData buf;
 	int			arg;
@@ -730,30 +731,37 @@ barrier_batch_query(RemoteStepCall **calls, int n, bool values_apart)
 	{
 		char	   *array;
 
+		if (values_token && arg == BARRIER_BATCH_VALUES_ARG)
+			continue;
 		if (arg > 0)
 			appendStringInfoString(&buf, ", ");
-		if (values_apart && arg == BARRIER_BATCH_VALUES_ARG)
-		{
-			appendStringInfoString(&buf, "NULL::text[]");
-			continue;
-		}
 		array = batch_column(calls, n, arg);
 		append_literal(&buf, array, "text[]");
 		pfree(array);
+	}
+	if (values_token)
+	{
+		appendStringInfoString(&buf, ", ");
+		append_literal(&buf, values_token, "text");
 	}
 	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
 
 /*
- * The values of the n calls of a batch, as the text of the array that
- * run_steps() takes as arg_values: sent as a parameter, apart from the
+ * The values of the n calls of a batch, as the session keeps them for
+ * run_steps(): values_token, a colon, then the text of the array that
+ * run_steps() takes as arg_values.  Sent as a parameter, apart from the
  * batch's query (see barrier_batch_query).
  */
 char *
-barrier_batch_values(RemoteStepCall **calls, int n)
+barrier_batch_values(RemoteStepCall **calls, int n, const char *values_token)
 {
-	return batch_column(calls, n, BARRIER_BATCH_VALUES_ARG);
+	char	   *array = batch_column(calls, n, BARRIER_BATCH_VALUES_ARG);
+	char	   *kept = psprintf("%s:%s", values_token, array);
+
+	pfree(array);
+	return kept;
 }
 
 /* ---- forgetting the records of purged sagas ---- */

@@ -34,8 +34,8 @@ extern void barrier_batch_as_bound(RemoteStepCall *call);
 #define BARRIER_BATCH_NARGS 14
 /* run_steps()'s argument that holds each step's values (arg_values) */
 #define BARRIER_BATCH_VALUES_ARG 12
-extern char *barrier_batch_query(RemoteStepCall **calls, int n, bool values_apart);
-extern char *barrier_batch_values(RemoteStepCall **calls, int n);
+extern char *barrier_batch_query(RemoteStepCall **calls, int n, const char *values_token);
+extern char *barrier_batch_values(RemoteStepCall **calls, int n, const char *values_token);
 /* saga_participant.forget() is there since pg_saga 1.5 */
 #define BARRIER_FORGET_SINCE PARTICIPANT_VERSION(1, 5)
 

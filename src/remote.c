@@ -111,7 +111,8 @@ typedef enum StepStatement
  */
 #define CLEAN_AFTER_ERROR_SQL \
 	"DO $pgsaga$ DECLARE n text; BEGIN " \
-	"PERFORM pg_catalog.pg_advisory_unlock_all(); " \
+	"PERFORM pg_catalog.pg_advisory_unlock_all(), " \
+	"pg_catalog.set_config('saga_participant.batch_values', '', false); " \
 	"FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements " \
 	"WHERE name NOT LIKE 'pgsaga\\_%' LOOP " \
 	"EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END $pgsaga$"
@@ -224,6 +225,7 @@ struct RemoteConn
 	int			round_allowance_ms; /* the batch's allowance; 0 until it is sent */
 	int			session_timeout_ms; /* statement_timeout set, -1 if unknown */
 	bool		round_values_set;	/* the next round's values are in the session */
+	char		values_token[32];	/* under which they are kept there */
 	TimestampTz idle_since;
 	RemoteDoneCallback done;
 	void	   *arg;
@@ -1226,6 +1228,8 @@ batch_round_calls(RemoteConn *conn, RemoteStepCall **calls, bool mark_sent)
  * saga's values are data, never SQL text (SPEC, "Bound values"), and the
  * round itself must go as query text (see barrier_batch_query).
  */
+static uint32 values_rounds = 0;	/* sent so far, by this worker */
+
 static bool
 batch_send_values(RemoteConn *conn)
 {
@@ -1235,7 +1239,9 @@ batch_send_values(RemoteConn *conn)
 	bool		sent;
 
 	Assert(n > 0);
-	values[0] = barrier_batch_values(calls, n);
+	/* a token of this round's own: the round finds its values, no others */
+	snprintf(conn->values_token, sizeof(conn->values_token), "%d.%u", MyProcPid, ++values_rounds);
+	values[0] = barrier_batch_values(calls, n, conn->values_token);
 	conn_begin_setup(conn, SETUP_VALUES);
 	sent = PQsendQueryParams(conn->pg,
 							 "SELECT pg_catalog.set_config('saga_participant.batch_values', $1, false) "
@@ -1265,7 +1271,8 @@ batch_send_round(RemoteConn *conn)
 
 	conn->nround = batch_round_calls(conn, calls, true);
 	Assert(conn->nround > 0);
-	query = barrier_batch_query(calls, conn->nround, conn->round_values_set);
+	query = barrier_batch_query(calls, conn->nround,
+								conn->round_values_set ? conn->values_token : NULL);
 	conn->round_values_set = false;
 	/* decided when the batch is first sent, for all its rounds */
 	if (conn->round_allowance_ms == 0)
@@ -1638,9 +1645,7 @@ conn_note_setup_result(RemoteConn *conn, bool failed)
 				conn->session_timeout_ms = conn->step_call->timeout_ms;
 			break;
 		case SETUP_VALUES:
-			/* the batch cannot have its values: its steps go alone */
-			if (failed)
-				conn->statements[conn->step_call->kind] = STEP_STATEMENT_UNAVAILABLE;
+			/* if they could not be set, the round's steps go alone */
 			conn->round_values_set = !failed;
 			free_text(&conn->reply);
 			free_text(&conn->result);
@@ -1661,6 +1666,7 @@ conn_setup_done(RemoteConn *conn)
 {
 	bool		cleaned = conn->setup == SETUP_CLEAN;
 	bool		session = conn->setup == SETUP_SESSION;
+	bool		values_lost = conn->setup == SETUP_VALUES && conn->got_error;
 
 	conn_note_setup_result(conn, conn->got_error);
 	if (cleaned && conn->discard)
@@ -1669,6 +1675,12 @@ conn_setup_done(RemoteConn *conn)
 		return;
 	}
 	conn->setup = SETUP_NONE;
+	if (values_lost)
+	{
+		/* nothing of the round ran: its steps go alone, this pool batches on */
+		conn_finish_call(conn, OUTCOME_ERROR);
+		return;
+	}
 	conn->got_error = false;
 	clear_error(&conn->error);
 	if (session && conn_ask_version(conn))

@@ -281,7 +281,7 @@ like($created, qr/function saga\.diagram\(text\)/, 'which include saga.diagram')
 is( $part->safe_psql('bank_a',
 		"SELECT saga_participant.version() || ' ' || count(*) FROM pg_proc
 		  WHERE proname = 'run_steps' AND pronamespace = 'saga_participant'::regnamespace"),
-	'1.9 1', 'the participant objects set up by 1.9 have run_steps() (1.7)');
+	'1.9 2', 'the participant objects set up by 1.9 have run_steps() (1.7) and its form with values apart (1.9)');
 
 # --- what 1.8 changes: saga.step() in C, with the same rows ---
 is( $coord->safe_psql('coord',

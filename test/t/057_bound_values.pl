@@ -166,6 +166,7 @@ cmp_ok($note_xacts, '<', $notes, "the sagas shared remote transactions ($note_xa
 # a slow step: its round is cut by the allowance, and the steps after it
 # go again in a round of their own, with their values apart again
 ($notes, $note_xacts) = note_burst('slow', 8, 3);
+cmp_ok($note_xacts, '<', $notes, "those too shared remote transactions ($note_xacts for $notes)");
 my $log = slurp_file($part->logfile, $log_from);
 like($log, qr/saga_participant\.run_steps\(/, 'the batches were logged');
 unlike($log, qr/(apart|slow)-value/, 'and no statement text on the participant holds a value');
@@ -179,6 +180,22 @@ $log_from = -s $part->logfile;
 ($notes, $note_xacts) = note_burst('older', 10);
 is($note_xacts, $notes, 'each in a remote transaction of its own');
 unlike(slurp_file($part->logfile, $log_from), qr/older-value/, 'no statement text holds a value there either');
+
+# objects that say 1.9 but lack run_steps() with its values apart (changed
+# under a connection that read version() before): the batch is refused
+# (42883), never run without its values, and its steps go one by one
+$coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
+$part->restart;
+$coord->restart;	# a worker whose pools never saw a refusal
+wait_for_worker($coord, 'coord');
+$part->safe_psql('bank_a',
+	'DROP FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[], text[], text[],
+											  text[], text[], text[], text[], text[], text)');
+$log_from = -s $part->logfile;
+($notes, $note_xacts) = note_burst('stale', 10);
+is($note_xacts, $notes, 'each in a remote transaction of its own');
+like(slurp_file($part->logfile, $log_from), qr/function saga_participant\.run_steps\(.*\) does not exist/,
+	'after the batch was tried and refused');
 $coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
 $part->append_conf('postgresql.conf', "log_statement = 'none'");
 $part->reload;
