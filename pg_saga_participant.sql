@@ -805,26 +805,21 @@ GRANT EXECUTE ON FUNCTION saga_participant.run_steps(text[], text[], text[], tex
 													 text[], text[]) TO PUBLIC;
 
 /*
- * run_steps() with the batch's values apart (since pg_saga 1.9).  The
- * saga's values are data, never SQL text, and a batch goes as query text
- * (see run_steps() above), so the worker sends the values just before, as
- * the parameter of a statement that keeps them in the session setting
- * saga_participant.batch_values, after a token of its own and a colon;
- * this call's text holds only that token.  They are taken, checked
- * against it and cleared before any step runs.  Without them (none kept,
- * or another round's) the call fails as a whole with 08P01, and the worker
- * sends its steps alone, each with its values as parameters.  Objects set
- * up before 1.9 lack this form: a call of it fails there with 42883, which
- * the worker answers the same way.
+ * A batch's values, apart (since pg_saga 1.9).  The saga's values are
+ * data, never SQL text, and a batch goes as query text (see run_steps()
+ * above), so the worker sends the values just before, as the parameter of
+ * a statement that keeps them in the session setting
+ * saga_participant.batch_values, after a token of the round's own and a
+ * colon; the batch's call names only that token.  take_batch_values()
+ * answers them (the text of run_steps()' arg_values) and clears the
+ * setting; without them (none kept, or another round's) it fails with
+ * 08P01, which fails the batch's statement as a whole, and the worker
+ * sends its steps alone, each with its values as parameters.
  */
-CREATE OR REPLACE FUNCTION saga_participant.run_steps(
-	coordinators text[], gids text[], steps text[], ops text[], sqls text[], expect_rows text[],
-	result_sqls text[], results text[], max_result_sizes text[], step_names text[],
-	statements text[], statement_args text[], timeouts text[], values_token text)
-RETURNS TABLE (i int, reply text, result jsonb, error_sqlstate text, error_message text,
-			   error_detail text, error_hint text, error_context text, cut boolean, ms float8)
+CREATE OR REPLACE FUNCTION saga_participant.take_batch_values(values_token text)
+RETURNS text[]
 LANGUAGE plpgsql SECURITY INVOKER
-AS $run_steps_apart$
+AS $take_batch_values$
 DECLARE
 	kept text := pg_catalog.current_setting('saga_participant.batch_values', true);
 BEGIN
@@ -836,13 +831,30 @@ BEGIN
 				  DETAIL = 'The worker sets them just before the batch, in the same session.',
 				  HINT = 'A pooler that moves statements between sessions cannot carry batches with values.';
 	END IF;
-	RETURN QUERY
-		SELECT * FROM saga_participant.run_steps(coordinators, gids, steps, ops, sqls, expect_rows,
-												 result_sqls, results, max_result_sizes, step_names,
-												 statements, statement_args,
-												 pg_catalog.substr(kept, pg_catalog.length(values_token) + 2)::text[],
-												 timeouts);
+	RETURN pg_catalog.substr(kept, pg_catalog.length(values_token) + 2)::text[];
 END
+$take_batch_values$;
+GRANT EXECUTE ON FUNCTION saga_participant.take_batch_values(text) TO PUBLIC;
+
+/*
+ * run_steps() with the batch's values apart, as the 1.9 worker calls it
+ * for steps that bind values.  SQL, not PL/pgSQL: RETURN QUERY would hold
+ * a cursor open (before PostgreSQL 14) that run_steps() takes for one a
+ * step left.  Objects set up before 1.9 lack this form: a call of it fails
+ * there with 42883, and the worker sends the steps alone.
+ */
+CREATE OR REPLACE FUNCTION saga_participant.run_steps(
+	coordinators text[], gids text[], steps text[], ops text[], sqls text[], expect_rows text[],
+	result_sqls text[], results text[], max_result_sizes text[], step_names text[],
+	statements text[], statement_args text[], timeouts text[], values_token text)
+RETURNS TABLE (i int, reply text, result jsonb, error_sqlstate text, error_message text,
+			   error_detail text, error_hint text, error_context text, cut boolean, ms float8)
+LANGUAGE sql SECURITY INVOKER
+AS $run_steps_apart$
+	SELECT * FROM saga_participant.run_steps(coordinators, gids, steps, ops, sqls, expect_rows,
+											 result_sqls, results, max_result_sizes, step_names,
+											 statements, statement_args,
+											 saga_participant.take_batch_values(values_token), timeouts)
 $run_steps_apart$;
 GRANT EXECUTE ON FUNCTION saga_participant.run_steps(text[], text[], text[], text[], text[], text[],
 													 text[], text[], text[], text[], text[], text[],

@@ -40,6 +40,7 @@
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
 #include "mb/pg_wchar.h"
@@ -1240,7 +1241,8 @@ batch_send_values(RemoteConn *conn)
 
 	Assert(n > 0);
 	/* a token of this round's own: the round finds its values, no others */
-	snprintf(conn->values_token, sizeof(conn->values_token), "%d.%u", MyProcPid, ++values_rounds);
+	snprintf(conn->values_token, sizeof(conn->values_token), "%d.%u.%08x", MyProcPid,
+			 ++values_rounds, pg_prng_uint32(&pg_global_prng_state));
 	values[0] = barrier_batch_values(calls, n, conn->values_token);
 	conn_begin_setup(conn, SETUP_VALUES);
 	sent = PQsendQueryParams(conn->pg,
