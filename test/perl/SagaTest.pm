@@ -524,7 +524,11 @@ sub poll_until
 	my ($rc, $out, $err) = (0, '', '');
 	while (time < $deadline)
 	{
-		($rc, $out, $err) = $node->psql($db, $query);
+		# psql may end before it read its input (the server restarting after
+		# a crash turns it away), and IPC::Run then dies of the broken pipe:
+		# one more failed attempt, not the test's end
+		($rc, $out, $err) = eval { $node->psql($db, $query) };
+		($rc, $out, $err) = (-1, '', $@) if $@;
 		return 1 if $rc == 0 && $out eq $expected;
 		usleep(100_000);
 	}
