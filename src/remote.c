@@ -1196,8 +1196,8 @@ batch_allowance_ms(RemotePool *pool)
 
 /*
  * The steps of the next round of the batch on conn, those still waiting,
- * in order: their calls in calls, their indexes in conn->round (unless
- * NULL).  Returns how many.
+ * in order: their calls in calls; with mark_sent, also their indexes in
+ * conn->round, and they are marked sent.  Returns how many.
  */
 static int
 batch_round_calls(RemoteConn *conn, RemoteStepCall **calls, bool mark_sent)
@@ -1222,15 +1222,16 @@ batch_round_calls(RemoteConn *conn, RemoteStepCall **calls, bool mark_sent)
 	return n;
 }
 
+static uint32 values_rounds = 0;	/* sets of values sent so far, by this worker */
+
 /*
  * Sends, as the set-up of the next round of a batch whose steps bind
  * values, those values: a parameter of a statement that keeps them in the
- * session, where run_steps() takes them (and clears them) first.  The
- * saga's values are data, never SQL text (SPEC, "Bound values"), and the
- * round itself must go as query text (see barrier_batch_query).
+ * session under a token of the round's own, where run_steps() takes them
+ * (and clears them) first.  The saga's values are data, never SQL text
+ * (SPEC, "Bound values"), and the round itself must go as query text (see
+ * barrier_batch_query).
  */
-static uint32 values_rounds = 0;	/* sent so far, by this worker */
-
 static bool
 batch_send_values(RemoteConn *conn)
 {
@@ -1296,7 +1297,6 @@ batch_send_round(RemoteConn *conn)
 	return sent;
 }
 
-/* Sends the call, or first what the session needs for it. */
 /*
  * Sends the next round of the batch on conn, or first, if its steps bind
  * values, those values (the round follows once they are set).
@@ -1309,6 +1309,7 @@ batch_send_next(RemoteConn *conn)
 	return batch_send_round(conn);
 }
 
+/* Sends the call, or first what the session needs for it. */
 static bool
 send_call_or_setup(RemoteConn *conn)
 {
