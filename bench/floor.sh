@@ -25,6 +25,12 @@
 # the coordinator thread), over every iteration of the run, warm-up
 # included, divided by those iterations.
 #
+# The same modes then run with one client (the p50 the client sees, over
+# the baseline's and the floor's: what issue 24's one-client target asks),
+# and, at FLOOR_CLIENTS, each saga mode's CPU is split by role: each
+# session's CPU from /proc over the middle of a run (floor_roles), per saga
+# finished meanwhile.
+#
 # Then the cluster is restarted with pg_stat_statements (track = all, so
 # the statements run inside functions count too) and, for pg_saga (start,
 # run) and the floor, FLOOR_COUNT (1,000) sagas are run at 16 clients and
@@ -42,12 +48,12 @@ FLOOR_COUNT="${FLOOR_COUNT:-1000}"
 # the stats of an idle session reach pg_stat_user_tables within 10 s
 FLOOR_SETTLE="${FLOOR_SETTLE:-11}"
 
-# floor_measure MODE -> "per_second p50 cpu_ms_per_unit cluster_ms client_ms"
+# floor_measure MODE [CLIENTS] -> "per_second p50 cpu_ms_per_unit cluster_ms client_ms"
 floor_measure() {
-	local mode="$1" before after line
+	local mode="$1" clients="${2:-$FLOOR_CLIENTS}" before after line
 	sql bench "CHECKPOINT" >/dev/null
 	before="$(cluster_cpu_ticks)"
-	line="$(saga_as_pg "$work/driver" "$mode" "$FLOOR_CLIENTS" "$FLOOR_SECONDS" "$FLOOR_WARMUP" \
+	line="$(saga_as_pg "$work/driver" "$mode" "$clients" "$FLOOR_SECONDS" "$FLOOR_WARMUP" \
 		"$COORD" "$CONN_A" "$CONN_B" 0)"
 	sleep 0.5	# the driver's backends exit and are reaped
 	after="$(cluster_cpu_ticks)"
@@ -55,6 +61,62 @@ floor_measure() {
 	set -- $line
 	awk -v t=$((after - before)) -v hz="$ticks_per_s" -v n="$8" -v c="$9" -v tps="$5" -v p50="$6" \
 		'BEGIN { printf "%s %s %.3f %.3f %.3f\n", tps, p50, (t / hz + c) * 1000 / n, t / hz * 1000 / n, c * 1000 / n }'
+}
+
+# Sagas finished so far: pg_saga's, or the floor's (MODE floor)
+floor_finished() {
+	if [ "$1" = floor ]; then
+		sql bench "SELECT count(*) FROM floor.saga WHERE status <> 'submitted'"
+	else
+		bench_finished
+	fi
+}
+
+# "pid role ticks" of every session of the cluster, role being coordinator
+# (a backend on bench other than the worker: the clients', and in MODE
+# floor also its coordinator's), worker, or participant (any backend on
+# bank_a or bank_b: pg_saga's sessions, or the floor coordinator's).
+floor_role_ticks() {
+	local pid role f
+	sql postgres "SELECT pid, CASE WHEN backend_type = 'pg_saga worker' THEN 'worker'
+								   WHEN datname = 'bench' THEN 'coordinator'
+								   WHEN datname IN ('bank_a', 'bank_b') THEN 'participant'
+								   ELSE 'other' END
+					FROM pg_stat_activity WHERE pid <> pg_backend_pid()" |
+	while IFS='|' read -r pid role; do
+		f=($(cut -d' ' -f14-15 "/proc/$pid/stat" 2>/dev/null || echo "- -"))
+		[ "${f[0]}" = - ] || echo "$pid $role $(( f[0] + f[1] ))"
+	done
+}
+
+# floor_roles MODE -> "coordinator worker participant rest": CPU ms per
+# finished saga of each role's sessions, and of the rest of the cluster
+# (the postmaster, WAL writer, checkpointer, connections that came and
+# went), over FLOOR_SECONDS - 2 s in the middle of a closed loop at
+# FLOOR_CLIENTS clients.  Sessions are matched by pid at both ends, so the
+# driver's CPU (the clients' own, and the floor's coordinator thread) is
+# not in it.
+floor_roles() {
+	local mode="$1" driver n0 n1 c0 c1
+	saga_as_pg "$work/driver" "$mode" "$FLOOR_CLIENTS" "$FLOOR_SECONDS" "$FLOOR_WARMUP" \
+		"$COORD" "$CONN_A" "$CONN_B" 0 >/dev/null &
+	driver=$!
+	sleep $((FLOOR_WARMUP + 1))
+	n0="$(floor_finished "$mode")"
+	c0="$(cluster_cpu_ticks)"
+	floor_role_ticks >"$work/roles.0"
+	sleep $((FLOOR_SECONDS - 2))
+	n1="$(floor_finished "$mode")"
+	c1="$(cluster_cpu_ticks)"
+	floor_role_ticks >"$work/roles.1"
+	wait "$driver"
+	sort "$work/roles.0" >"$work/roles.0s"
+	sort "$work/roles.1" >"$work/roles.1s"
+	join "$work/roles.0s" "$work/roles.1s" |
+		awk -v n=$((n1 - n0)) -v hz="$ticks_per_s" -v all=$((c1 - c0)) '
+			$2 == $4 { d[$2] += $5 - $3; s += $5 - $3 }
+			END { printf "%.3f %.3f %.3f %.3f\n", d["coordinator"] * 1000 / hz / n, d["worker"] * 1000 / hz / n,
+						 d["participant"] * 1000 / hz / n, (all - s) * 1000 / hz / n }'
 }
 
 # floor_median FIELD LINES: the median of field FIELD (1-based) of the
@@ -152,6 +214,26 @@ bench_floor() {
 		done
 	done
 
+	# one client: latency as the client sees it
+	declare -A ones
+	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
+		for mode in $modes; do
+			saga_log "floor: round $round, $mode at 1 client"
+			ones[$mode]+="$(floor_measure "$mode" 1)"$'\n'
+		done
+	done
+
+	# CPU by role
+	declare -A roles
+	local role_modes="${modes#baseline }"
+	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
+		for mode in $role_modes; do
+			saga_log "floor: round $round, CPU by role of $mode"
+			roles[$mode]+="$(floor_roles "$mode")"$'\n'
+			saga_log "floor: $(tail -n 1 <<<"${roles[$mode]%$'\n'}")"
+		done
+	done
+
 	# pg_stat_statements for the counts, if this PostgreSQL has it
 	floor_pgss=""
 	if [ -f "$("$(saga_pg_config)" --pkglibdir)/pg_stat_statements.so" ]; then
@@ -189,6 +271,34 @@ bench_floor() {
 		m5="$(floor_median 5 "${lines[$mode]}")"
 		[ "$mode" = baseline ] && b_tps="$tps" b_cpu="$m3"
 		echo "| $mode | $tps | $(awk -v a="$tps" -v b="$b_tps" 'BEGIN { printf "%.2f", a / b }') | $m2 | $m3 / $m4 / $m5 | **$(awk -v a="$m3" -v b="$b_cpu" 'BEGIN { printf "%.2f", a / b }')** | $(awk -v a="$m3" -v b="$f_cpu" 'BEGIN { printf "%.2f", a / b }') | $(printf '%s' "${lines[$mode]}" | awk 'NF { printf "%s%s, %s", (NR > 1 ? "; " : ""), $1, $3 }') |"
+	done
+	echo
+	echo "### One client"
+	echo
+	echo "The same, one client, closed loop: the client's p50 from sending its first statement to having the outcome (the baseline: both UPDATEs done). Medians of $FLOOR_ROUNDS rounds."
+	echo
+	echo "| what | per second | client p50 (ms) | over the baseline's p50 | over the floor's p50 | the rounds' p50 |"
+	echo "|---|---|---|---|---|---|"
+	local b_p50 f_p50
+	b_p50="$(floor_median 2 "${ones[baseline]}")"
+	f_p50="$(floor_median 2 "${ones[floor]}")"
+	for mode in $modes; do
+		m2="$(floor_median 2 "${ones[$mode]}")"
+		echo "| $mode | $(floor_median 1 "${ones[$mode]}") | $m2 | **$(awk -v a="$m2" -v b="$b_p50" 'BEGIN { printf "%.2f", a / b }')** | $(awk -v a="$m2" -v b="$f_p50" 'BEGIN { printf "%.2f", a / b }') | $(printf '%s' "${ones[$mode]}" | awk 'NF { printf "%s%s", (NR > 1 ? ", " : ""), $2 }') |"
+	done
+	echo
+	echo "### CPU per finished saga by role, $FLOOR_CLIENTS clients"
+	echo
+	echo "Each session's CPU from /proc over $((FLOOR_SECONDS - 2)) s in the middle of a closed loop, per saga finished meanwhile, ms (each column the median of $FLOOR_ROUNDS rounds). coordinator: the backends on the coordinator database other than the worker (the clients', and for the floor its coordinator's); participant: every backend on bank_a and bank_b; rest: the rest of the cluster. The driver's own CPU is not in it."
+	echo
+	echo "| what | coordinator | worker | participants | rest | all | the rounds: coordinator, worker, participants, rest |"
+	echo "|---|---|---|---|---|---|---|"
+	for mode in $role_modes; do
+		m2="$(floor_median 1 "${roles[$mode]}")"
+		m3="$(floor_median 2 "${roles[$mode]}")"
+		m4="$(floor_median 3 "${roles[$mode]}")"
+		m5="$(floor_median 4 "${roles[$mode]}")"
+		echo "| $mode | $m2 | $m3 | $m4 | $m5 | $(awk -v a="$m2" -v b="$m3" -v c="$m4" -v d="$m5" 'BEGIN { printf "%.3f", a + b + c + d }') | $(printf '%s' "${roles[$mode]}" | awk 'NF { printf "%s%s, %s, %s, %s", (NR > 1 ? "; " : ""), $1, $2, $3, $4 }') |"
 	done
 	echo
 	echo "### Writes per finished 2-step saga ($FLOOR_COUNT sagas, $FLOOR_CLIENTS clients)"

@@ -33,7 +33,7 @@
 # the same reason (it installs pg_saga and starts a cluster).  --bench runs
 # `bash SCRIPT ARG...` (a bench script that makes its own cluster, e.g.
 # bench/floor.sh or bench/shapes.sh) there, with the caller's BENCH_*,
-# FLOOR_*, SHAPES_* and BOUND_* knobs.
+# FLOOR_*, SHAPES_*, BOUND_* and PIECES_* knobs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -134,7 +134,7 @@ copy_repo() {
 bench_env=()
 for var in $(compgen -e); do
 	case "$var" in
-		BENCH_* | FLOOR_* | SHAPES_* | BOUND_*) bench_env+=("$var=${!var}") ;;
+		BENCH_* | FLOOR_* | SHAPES_* | BOUND_* | PIECES_*) bench_env+=("$var=${!var}") ;;
 	esac
 done
 
