@@ -167,6 +167,8 @@ typedef struct SagaStep
 	bool		redo_prepared;	/* xa: roll back the attempt found prepared,
 								 * whose result is unknown, and run again */
 	bool		send_alone;		/* its last call did not run in a batch */
+	TimestampTz batch_hold_until;	/* held for a batch in flight till then
+									 * (see holds_for_batch); 0: not held */
 	bool		at_forgotten;	/* at: its target forgot the saga's undo records */
 	int			progress_entry;	/* its entry in shared memory (progress.c); 0: none */
 	bool		row_behind;		/* changed in memory only: its row is older */

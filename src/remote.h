@@ -114,6 +114,8 @@ extern void remote_pool_reserve(RemotePool *pool, bool batchable);
 extern void remote_pool_release(RemotePool *pool, bool batchable);
 extern bool remote_pool_batches(RemotePool *pool, TimestampTz now);
 extern int	remote_pool_batch_steps(RemotePool *pool);
+extern bool remote_pool_batch_holds(RemotePool *pool, uint64 turn, TimestampTz now,
+									TimestampTz *until);
 extern int	remote_pool_free(RemotePool *pool);
 extern bool remote_pool_ready(RemotePool *pool);
 extern RemoteConn *remote_call(RemotePool *pool, char *query, RemoteStepCall *step_call,

@@ -106,7 +106,8 @@ saga_define_settings(void)
 	DefineCustomIntVariable("saga.batch_wait",
 							"While connections to a target are free, how long the steps of one batch may take together.",
 							"Judged by the time the target's steps took so far: quick steps share a batch, "
-							"slow ones go one per connection. 0 sends one step per free connection. "
+							"slow ones go one per connection; quick steps ready while a batch of their target "
+							"is in flight wait for it, at most this long. 0 sends one step per free connection. "
 							"A step of a batch running longer (at least 20 ms, more while the target's steps "
 							"are slow) is sent again alone.",
 							&saga_batch_wait_ms, 10, 0, 60000,

@@ -139,6 +139,8 @@ typedef struct TurnState
 	int			maxfinals;
 
 	TimestampTz sagas_wakeup;	/* see compute_sagas_wakeup */
+	TimestampTz batch_hold_until;	/* see holds_for_batch; DT_NOEND: none */
+	uint64		number;			/* turns run so far */
 } TurnState;
 
 /*
@@ -459,6 +461,29 @@ step_fits_target(SagaStep *step, StepOp op, RemotePool *pool, char **error)
 }
 
 /*
+ * Does step's pool hold it back, for the batch in flight there
+ * (remote_pool_batch_holds)?  Then it waits for a later turn: the one that
+ * batch's reply makes, or the timer set here for when the hold ends.  A
+ * step is held once, for the batch it first waited for: on a busy target
+ * some batch is always young, and the oldest steps (advanced first every
+ * turn) would otherwise wait as long as the load lasts.
+ */
+static bool
+holds_for_batch(SagaStep *step, TimestampTz now)
+{
+	TimestampTz until;
+
+	if (step->batch_hold_until != 0 && now >= step->batch_hold_until)
+		return false;
+	if (!remote_pool_batch_holds(step->pool, worker.turn.number, now, &until))
+		return false;
+	if (step->batch_hold_until == 0)
+		step->batch_hold_until = until;
+	worker.turn.batch_hold_until = Min(worker.turn.batch_hold_until, step->batch_hold_until);
+	return true;
+}
+
+/*
  * Starts the calls the engine wants for saga, in its order, as far as the
  * pools of their targets have room; the others wait for a later turn, in
  * saga order.  Pools live as long as the worker: a step looks its own up
@@ -491,8 +516,11 @@ start_wanted_calls(Saga *saga, List *wants, TimestampTz now, List **starts)
 			continue;
 		}
 		batchable = batch_may_share(step, want->op) && remote_pool_batches(step->pool, now);
+		if (batchable && !engine_goes_first(saga) && holds_for_batch(step, now))
+			continue;
 		if (!remote_pool_has_room(step->pool, batchable, engine_goes_first(saga)))
 			continue;
+		step->batch_hold_until = 0;
 		remote_pool_reserve(step->pool, batchable);
 		engine_call_starting(step, want->op, now);
 		start = palloc(sizeof(PlannedCall));
@@ -1048,6 +1076,8 @@ run_turn(bool reload)
 	 */
 	MemoryContextSwitchTo(worker.turn_cxt);
 	now = GetCurrentTimestamp();
+	worker.turn.batch_hold_until = DT_NOEND;
+	worker.turn.number++;
 	/* sagas holding locks or past their decision first, then in order */
 	dlist_foreach(iter, &worker.live.sagas)
 	{
@@ -1095,7 +1125,8 @@ run_turn(bool reload)
 static TimestampTz
 next_timer(TimestampTz next_reload)
 {
-	return Min(Min(next_reload, remote_next_deadline()), worker.turn.sagas_wakeup);
+	return Min(Min(next_reload, remote_next_deadline()),
+			   Min(worker.turn.sagas_wakeup, worker.turn.batch_hold_until));
 }
 
 /*
