@@ -119,6 +119,26 @@ floor_roles() {
 						 d["participant"] * 1000 / hz / n, (all - s) * 1000 / hz / n }'
 }
 
+# floor_measure_one MODE: floor_measure at one client
+floor_measure_one() {
+	floor_measure "$1" 1
+}
+
+# floor_rounds VAR MODES LABEL COMMAND: FLOOR_ROUNDS alternating rounds of
+# COMMAND MODE for each of MODES, each line appended to VAR[MODE] (VAR an
+# associative array of the caller's).
+floor_rounds() {
+	local -n acc="$1"
+	local modes="$2" label="$3" command="$4" round mode
+	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
+		for mode in $modes; do
+			saga_log "floor: round $round, $mode $label"
+			acc[$mode]+="$("$command" "$mode")"$'\n'
+			saga_log "floor: $(tail -n 1 <<<"${acc[$mode]%$'\n'}")"
+		done
+	done
+}
+
 # floor_median FIELD LINES: the median of field FIELD (1-based) of the
 # non-empty lines of LINES
 floor_median() {
@@ -205,34 +225,12 @@ bench_floor() {
 	if [ "$(sql bench "SELECT count(*) FROM pg_proc WHERE proname = 'run' AND pronamespace = 'saga'::regnamespace")" != 0 ]; then
 		modes="$modes run"
 	fi
-	declare -A lines
-	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
-		for mode in $modes; do
-			saga_log "floor: round $round, $mode at $FLOOR_CLIENTS clients"
-			lines[$mode]+="$(floor_measure "$mode")"$'\n'
-			saga_log "floor: $(tail -n 1 <<<"${lines[$mode]%$'\n'}")"
-		done
-	done
-
-	# one client: latency as the client sees it
-	declare -A ones
-	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
-		for mode in $modes; do
-			saga_log "floor: round $round, $mode at 1 client"
-			ones[$mode]+="$(floor_measure "$mode" 1)"$'\n'
-		done
-	done
-
-	# CPU by role
-	declare -A roles
+	declare -A lines ones roles
 	local role_modes="${modes#baseline }"
-	for ((round = 1; round <= FLOOR_ROUNDS; round++)); do
-		for mode in $role_modes; do
-			saga_log "floor: round $round, CPU by role of $mode"
-			roles[$mode]+="$(floor_roles "$mode")"$'\n'
-			saga_log "floor: $(tail -n 1 <<<"${roles[$mode]%$'\n'}")"
-		done
-	done
+	floor_rounds lines "$modes" "at $FLOOR_CLIENTS clients" floor_measure
+	# one client: latency as the client sees it
+	floor_rounds ones "$modes" "at 1 client" floor_measure_one
+	floor_rounds roles "$role_modes" "CPU by role" floor_roles
 
 	# pg_stat_statements for the counts, if this PostgreSQL has it
 	floor_pgss=""

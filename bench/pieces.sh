@@ -5,10 +5,10 @@
 #   bash bench/pieces.sh       # its own cluster; prints a markdown section
 #
 # One session at a time (pgbench, one client, PIECES_SECONDS (5) s a piece,
-# PIECES_ROUNDS (3) rounds, the median kept), on a cluster with durable
-# commits and no pg_saga worker (max_worker_processes = 1, which the
-# logical replication launcher takes: the sagas submitted stay pending and
-# nothing else runs).  CPU per transaction is the cluster's, from /proc
+# PIECES_ROUNDS (3) rounds, the median kept), on bench/cluster.sh's cluster
+# (durable commits) without a pg_saga worker (max_worker_processes = 1,
+# which the logical replication launcher takes: the sagas submitted stay
+# pending and nothing else runs).  CPU per transaction is the cluster's, from /proc
 # (the postmaster's reaped children: pgbench's backend is one), so it
 # includes the commit.
 #
@@ -81,30 +81,15 @@ pieces_batch_script() {
 }
 
 pieces_setup() {
-	saga_install_deps
-	saga_build_install
-	work="$(saga_workdir)"
-	port="$(saga_free_port)"
-	dir="$work/pieces-cluster"
-	saga_start_cluster "$dir" "$port"
-	saga_as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<-EOF
-	# bench/pieces.sh: durable commits, and no pg_saga worker
-	fsync = on
-	synchronous_commit = on
-	max_worker_processes = 1
-	max_parallel_workers = 0
-	EOF
-	saga_as_pg pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w restart >/dev/null
-	if [ -n "$(pieces_sql postgres -c "SELECT 1 FROM pg_stat_activity WHERE backend_type LIKE 'pg_saga%'")" ]; then
+	# bench/cluster.sh's cluster and databases, without a pg_saga worker
+	BENCH_SETTINGS="${BENCH_SETTINGS:+$BENCH_SETTINGS
+}# bench/pieces.sh: no pg_saga worker
+max_worker_processes = 1
+max_parallel_workers = 0" bench_cluster_up
+	if [ -n "$(sql postgres "SELECT 1 FROM pg_stat_activity WHERE backend_type LIKE 'pg_saga%'")" ]; then
 		saga_die "a pg_saga worker runs: the pieces would not be alone"
 	fi
-	pieces_sql postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE bank_a"
 	pieces_sql bench <<-'EOF'
-	CREATE EXTENSION pg_saga;
-	CREATE SERVER bank_a FOREIGN DATA WRAPPER pg_saga OPTIONS (dbname 'bank_a');
-	CREATE SERVER bank_b FOREIGN DATA WRAPPER pg_saga OPTIONS (dbname 'bank_b');
-	CREATE USER MAPPING FOR postgres SERVER bank_a OPTIONS (user 'postgres');
-	CREATE USER MAPPING FOR postgres SERVER bank_b OPTIONS (user 'postgres');
 	CREATE SCHEMA floor;
 	CREATE TABLE floor.saga (id bigserial PRIMARY KEY, gid text NOT NULL UNIQUE, targets text[] NOT NULL,
 							 actions text[] NOT NULL, compensations text[] NOT NULL,
@@ -113,10 +98,10 @@ pieces_setup() {
 									compensations text[], confirms text[], afters text[], expect_rows int8[],
 									max_attempts int[], timeouts interval[]);
 	EOF
-	pieces_sql bank_a -c "SET client_min_messages = warning" -f "${PIECES_PARTICIPANT:-$SAGA_REPO_ROOT/pg_saga_participant.sql}" >/dev/null
+	if [ -n "${PIECES_PARTICIPANT:-}" ]; then
+		pieces_sql bank_a -c "SET client_min_messages = warning" -f "$PIECES_PARTICIPANT" >/dev/null
+	fi
 	pieces_sql bank_a <<-'EOF'
-	CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
-	INSERT INTO account SELECT g, 1000000000 FROM generate_series(1, 10000) g;
 	CREATE TABLE floor_barrier (gid text, step int, op text, PRIMARY KEY (gid, step, op));
 	CREATE FUNCTION floor_run(gids text[], step int, sqls text[]) RETURNS int[] LANGUAGE plpgsql AS $f$
 	DECLARE n bigint; replies int[] := '{}';
@@ -208,7 +193,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	cd "$(dirname "${BASH_SOURCE[0]}")/.."
 	. scripts/lib.sh
 	saga_run_as_root bench/pieces.sh "$@"
-	ticks_per_s="$(getconf CLK_TCK)"
+	. bench/cluster.sh
 	pieces_setup
 	bench_pieces
 fi
