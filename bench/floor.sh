@@ -221,7 +221,7 @@ floor_role() {
 }
 
 bench_floor() {
-	local modes="baseline floor start" mode round
+	local modes="baseline floor start" mode
 	if [ "$(sql bench "SELECT count(*) FROM pg_proc WHERE proname = 'run' AND pronamespace = 'saga'::regnamespace")" != 0 ]; then
 		modes="$modes run"
 	fi
