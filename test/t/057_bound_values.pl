@@ -11,7 +11,8 @@
 #  - expect_rows counts the rows of a bound statement, alone and batched.
 #  - A burst of sagas with values in one transaction goes in batches; the
 #    values are in no statement text on the participant (log_statement =
-#    all), and a participant whose objects predate 1.9 gets such steps one
+#    all), values with colons, quotes, braces, commas, backslashes and
+#    newlines arrive byte for byte, and a participant whose objects predate 1.9 gets such steps one
 #    by one, with their values as parameters.
 #  - A participant whose objects predate bound values: the step fails with
 #    a hint to run saga.setup_participant.
@@ -167,9 +168,25 @@ cmp_ok($note_xacts, '<', $notes, "the sagas shared remote transactions ($note_xa
 # go again in a round of their own, with their values apart again
 ($notes, $note_xacts) = note_burst('slow', 8, 3);
 cmp_ok($note_xacts, '<', $notes, "those too shared remote transactions ($note_xacts for $notes)");
+# values that a batch's values must carry intact: the colon after the
+# round's token, and the quotes, braces, commas, backslashes and newlines
+# of a text[] literal
+my @odd = map { "odd-$_: it's {\"a,b\"} \\ \$\$\n:$_," } 1 .. 12;
+my $odd_sql = "BEGIN;\n";
+$odd_sql .= build_start_sql(gid => "odd-$_", steps => [
+	{ target => 'bank_a', action => 'INSERT INTO note (body, tag) VALUES ($1, $2)' } ],
+	args => [ $odd[ $_ - 1 ], 'odd' ]) for 1 .. 12;
+$coord->safe_psql('coord', $odd_sql . "COMMIT;\n");
+ok(poll_until($coord, 'coord',
+	"SELECT count(*) FROM saga.transactions WHERE gid LIKE 'odd-%' AND status = 'succeeded'", '12'),
+	'odd: every saga succeeded');
+is($part->safe_psql('bank_a', "SELECT string_agg(body, '|' ORDER BY body COLLATE \"C\") FROM note WHERE tag = 'odd'"),
+	join('|', sort @odd), 'odd: every value arrived byte for byte');
+cmp_ok($part->safe_psql('bank_a', "SELECT count(DISTINCT xact) FROM note WHERE tag = 'odd'"), '<', 12,
+	'odd: in shared remote transactions');
 my $log = slurp_file($part->logfile, $log_from);
 like($log, qr/saga_participant\.run_steps\(/, 'the batches were logged');
-unlike($log, qr/(apart|slow)-value/, 'and no statement text on the participant holds a value');
+unlike($log, qr/(apart|slow)-value|odd-\d+: it/, 'and no statement text on the participant holds a value');
 
 # a participant whose objects say 1.8 (which took a batch's values in its
 # text) gets such steps one by one, each with its values as parameters
