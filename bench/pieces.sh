@@ -23,6 +23,16 @@
 #   gtx+steps  saga.start's own statement by hand: the row and two rows
 #              of saga.gtx_step;
 #   start      saga.start(ARRAY[saga.step(...), saga.step(...)]).
+# The worker's part of a 2-step saga at the coordinator, each as a
+# PL/pgSQL function (its statements' plans kept, as the worker's SPI
+# plans are), on 10,000 sagas of each layout:
+#   read_rows    what the worker reads of a saga it takes up: its row, then
+#                its steps' rows in saga.gtx_step;
+#   read_arrays  the same from one row with the steps as arrays in it;
+#   final_rows   its final write: the UPDATE of the saga's row and one of
+#                each step's row, and the commit;
+#   final_arrays the same as one UPDATE of a row with the steps' state as
+#                arrays in it.
 # The participant's call, on a participant database (bank_a, the objects
 # of saga.setup_participant), per step, as query text like the worker's
 # batches (pgbench -M simple):
@@ -80,6 +90,81 @@ pieces_batch_script() {
 	fi
 }
 
+# the worker's reads and final writes, on sagas in saga.gtx and
+# saga.gtx_step and on the same sagas in public.gtx_arrays (pieces_setup)
+pieces_worker_setup() {
+	local upd="'UPDATE account SET balance = balance - 1 WHERE id = ' || id || ' AND balance >= 1'"
+	local add="'UPDATE account SET balance = balance + 1 WHERE id = ' || id"
+	local now2="ARRAY[clock_timestamp(), clock_timestamp()]" none2="ARRAY[NULL, NULL]"
+	pieces_sql bench <<-EOF
+	ALTER TABLE public.gtx_arrays ADD COLUMN step_status text[], ADD COLUMN maybe_applied boolean[],
+		ADD COLUMN attempts int[], ADD COLUMN next_attempt_at timestamptz[], ADD COLUMN step_errors text[],
+		ADD COLUMN step_sqlstates text[], ADD COLUMN started_ats timestamptz[], ADD COLUMN finished_ats timestamptz[],
+		ADD COLUMN results jsonb[], ADD COLUMN confirm_results jsonb[];
+	INSERT INTO saga.gtx (gid, mode, owner, status, submitted_at)
+		SELECT 'w-' || g, 'saga', 10, 'running', now() FROM generate_series(1, 10000) g;
+	INSERT INTO saga.gtx_step (gtx_id, step, name, target, action, compensation, expect_rows)
+		SELECT id, s, s::text, CASE s WHEN 1 THEN 'bank_a' ELSE 'bank_b' END,
+			   CASE s WHEN 1 THEN $upd ELSE $add END, CASE s WHEN 1 THEN $add ELSE $upd END, 1
+		  FROM saga.gtx, generate_series(1, 2) s WHERE gid LIKE 'w-%';
+	INSERT INTO public.gtx_arrays (id, gid, mode, owner, status, submitted_at, names, targets, actions,
+								   compensations, confirms, afters, expect_rows, max_attempts, timeouts,
+								   step_status, maybe_applied, attempts)
+		SELECT id, 'a' || gid, mode, owner, status, submitted_at, ARRAY['1', '2'], ARRAY['bank_a', 'bank_b'],
+			   ARRAY[$upd, $add], ARRAY[$add, $upd], $none2::text[], ARRAY['{}', '{}'], ARRAY[1, 1]::int8[],
+			   $none2::int[], $none2::interval[], ARRAY['pending', 'pending'], ARRAY[false, false], ARRAY[0, 0]
+		  FROM saga.gtx WHERE gid LIKE 'w-%';
+	VACUUM ANALYZE saga.gtx, saga.gtx_step, public.gtx_arrays;
+	CREATE FUNCTION read_rows(i bigint) RETURNS void LANGUAGE plpgsql AS \$f\$
+	DECLARE r record;
+	BEGIN
+		FOR r IN SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, saga_key
+				   FROM saga.gtx WHERE id = ANY (ARRAY[i]) ORDER BY id LOOP END LOOP;
+		FOR r IN SELECT gtx_id, step, name, target, action, compensation, confirm, after_steps::text, expect_rows,
+						max_attempts, (EXTRACT(epoch FROM timeout) * 1000)::bigint, status, maybe_applied, attempts,
+						next_attempt_at, last_error, last_sqlstate, started_at, finished_at, result::text,
+						confirm_result::text
+				   FROM saga.gtx_step WHERE gtx_id = ANY (ARRAY[i]) ORDER BY gtx_id, step LOOP END LOOP;
+	END \$f\$;
+	CREATE FUNCTION read_arrays(i bigint) RETURNS void LANGUAGE plpgsql AS \$f\$
+	DECLARE r record;
+	BEGIN
+		FOR r IN SELECT id, gid, mode, status, phase, owner, deadline, abort_requested, abort_reason, last_error, saga_key,
+						names, targets, actions, compensations, confirms, afters, expect_rows, max_attempts, timeouts,
+						step_status, maybe_applied, attempts, next_attempt_at, step_errors, step_sqlstates,
+						started_ats, finished_ats, results::text, confirm_results::text
+				   FROM public.gtx_arrays WHERE id = ANY (ARRAY[i]) ORDER BY id LOOP END LOOP;
+	END \$f\$;
+	CREATE FUNCTION final_rows(i bigint) RETURNS void LANGUAGE plpgsql AS \$f\$
+	BEGIN
+		UPDATE saga.gtx SET status = 'succeeded', phase = 'forward', last_error = NULL,
+			   finished_at = clock_timestamp() WHERE id = i;
+		FOR s IN 1 .. 2 LOOP
+			UPDATE saga.gtx_step SET status = 'succeeded', maybe_applied = false, attempts = 1,
+				   next_attempt_at = NULL, last_error = NULL, last_sqlstate = NULL,
+				   started_at = clock_timestamp(), finished_at = clock_timestamp()
+			 WHERE gtx_id = i AND step = s;
+		END LOOP;
+	END \$f\$;
+	CREATE FUNCTION final_arrays(i bigint) RETURNS void LANGUAGE plpgsql AS \$f\$
+	BEGIN
+		UPDATE public.gtx_arrays SET status = 'succeeded', phase = 'forward', last_error = NULL,
+			   finished_at = clock_timestamp(), step_status = ARRAY['succeeded', 'succeeded'],
+			   maybe_applied = ARRAY[false, false], attempts = ARRAY[1, 1],
+			   next_attempt_at = $none2::timestamptz[], step_errors = $none2::text[],
+			   step_sqlstates = $none2::text[], started_ats = $now2, finished_ats = $now2
+		 WHERE id = i;
+	END \$f\$;
+	EOF
+	local lo hi f
+	lo="$(pieces_sql bench -c "SELECT min(id) FROM saga.gtx WHERE gid LIKE 'w-%'")"
+	hi="$(pieces_sql bench -c "SELECT max(id) FROM saga.gtx WHERE gid LIKE 'w-%'")"
+	mkdir -p "$work/pieces"
+	for f in read_rows read_arrays final_rows final_arrays; do
+		printf '\\set i random(%s, %s)\nSELECT %s(:i);\n' "$lo" "$hi" "$f" >"$work/pieces/$f.sql"
+	done
+}
+
 pieces_setup() {
 	# bench/cluster.sh's cluster and databases, without a pg_saga worker
 	BENCH_SETTINGS="${BENCH_SETTINGS:+$BENCH_SETTINGS
@@ -98,6 +183,7 @@ max_parallel_workers = 0" bench_cluster_up
 									compensations text[], confirms text[], afters text[], expect_rows int8[],
 									max_attempts int[], timeouts interval[]);
 	EOF
+	pieces_worker_setup
 	if [ -n "${PIECES_PARTICIPANT:-}" ]; then
 		pieces_sql bank_a -c "SET client_min_messages = warning" -f "$PIECES_PARTICIPANT" >/dev/null
 	fi
@@ -167,8 +253,9 @@ bench_pieces() {
 		[gtx_steps]="bench prepared 1" [start]="bench prepared 1"
 		[batch1]="bank_a simple 1" [floor1]="bank_a simple 1" [batch4]="bank_a simple 4"
 		[floor4]="bank_a simple 4" [batch8]="bank_a simple 8" [floor8]="bank_a simple 8"
-		[alone]="bank_a simple 1")
-	local order="${PIECES_ONLY:-floor gtx gtx_arrays gtx_steps start floor1 batch1 alone floor4 batch4 floor8 batch8}"
+		[alone]="bank_a simple 1" [read_rows]="bench prepared 1" [read_arrays]="bench prepared 1"
+		[final_rows]="bench prepared 1" [final_arrays]="bench prepared 1")
+	local order="${PIECES_ONLY:-floor gtx gtx_arrays gtx_steps start read_rows read_arrays final_rows final_arrays floor1 batch1 alone floor4 batch4 floor8 batch8}"
 	local -A us
 	for ((round = 1; round <= PIECES_ROUNDS; round++)); do
 		for piece in $order; do
