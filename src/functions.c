@@ -992,7 +992,7 @@ saga_submit(PG_FUNCTION_ARGS)
 		add_event(&row, 0, "submitted", NULL);
 	forget_building(gid);
 	call_end(&cx);
-	saga_wake_worker_at_commit(row.id);
+	saga_wake_worker_at_commit(row.id, true);
 	PG_RETURN_VOID();
 }
 
@@ -1388,7 +1388,7 @@ start_saga(FunctionCallInfo fcinfo, const char *definition, int32 version)
 								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	call_end(&cx);
-	saga_wake_worker_at_commit(id);
+	saga_wake_worker_at_commit(id, true);
 	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
 
@@ -1555,7 +1555,7 @@ saga_abort(PG_FUNCTION_ARGS)
 									  2, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pg_saga: could not abort saga");
 			add_event(&row, 0, "abort_requested", reason);
-			saga_wake_worker_at_commit(row.id);
+			saga_wake_worker_at_commit(row.id, false);
 			break;
 		default:
 			wrong_state(&row, "Only a saga that is building, pending or running can be aborted; this one is past its decision.");
@@ -1595,7 +1595,7 @@ saga_retry(PG_FUNCTION_ARGS)
 		elog(ERROR, "pg_saga: could not retry saga");
 	add_event(&row, 0, "retry", NULL);
 	call_end(&cx);
-	saga_wake_worker_at_commit(row.id);
+	saga_wake_worker_at_commit(row.id, false);
 	PG_RETURN_VOID();
 }
 

@@ -46,7 +46,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* Wake-ups queued by this backend until its transaction commits. */
 static bool wake_worker_at_commit = false;
-static List *ids_at_commit = NIL;	/* in TopMemoryContext */
+static List *ids_at_commit = NIL;	/* of SagaWake, in TopMemoryContext */
 static bool start_worker_at_commit = false;
 static bool xact_callback_registered = false;
 
@@ -240,7 +240,7 @@ saga_wake_worker(Oid dboid, List *ids, bool rescan)
 		foreach(lc, ids)
 		{
 			if (slot->nqueued < SAGA_QUEUE_SIZE)
-				slot->queue[slot->nqueued++] = *(int64 *) lfirst(lc);
+				slot->queue[slot->nqueued++] = *(SagaWake *) lfirst(lc);
 			else
 				slot->overflow = true;
 		}
@@ -253,7 +253,7 @@ saga_wake_worker(Oid dboid, List *ids, bool rescan)
 
 /* The worker in slot takes the queued ids; returns how many. */
 int
-saga_take_queue(int slot_index, int64 *ids, bool *overflow, bool *rescan,
+saga_take_queue(int slot_index, SagaWake *wakes, bool *overflow, bool *rescan,
 				XLogRecPtr *submit_lsn)
 {
 	SagaWorkerSlot *slot = &saga_shared->slots[slot_index];
@@ -261,7 +261,7 @@ saga_take_queue(int slot_index, int64 *ids, bool *overflow, bool *rescan,
 
 	LWLockAcquire(saga_shared->lock, LW_EXCLUSIVE);
 	n = (int) slot->nqueued;
-	memcpy(ids, slot->queue, n * sizeof(int64));
+	memcpy(wakes, slot->queue, n * sizeof(SagaWake));
 	*overflow = slot->overflow;
 	*rescan = slot->rescan;
 	*submit_lsn = slot->submit_lsn;
@@ -377,15 +377,19 @@ ensure_xact_callback(void)
 	}
 }
 
-/* The worker of this database should look at saga saga_id after commit. */
+/*
+ * The worker of this database should look at saga saga_id after commit:
+ * submitted by this transaction, or changed by it (see SagaWake).
+ */
 void
-saga_wake_worker_at_commit(int64 saga_id)
+saga_wake_worker_at_commit(int64 saga_id, bool submitted)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	int64	   *id = palloc(sizeof(int64));
+	SagaWake   *wake = palloc(sizeof(SagaWake));
 
-	*id = saga_id;
-	ids_at_commit = lappend(ids_at_commit, id);
+	wake->id = saga_id;
+	wake->submitted = submitted;
+	ids_at_commit = lappend(ids_at_commit, wake);
 	MemoryContextSwitchTo(old);
 	ensure_xact_callback();
 	wake_worker_at_commit = true;

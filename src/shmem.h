@@ -19,6 +19,17 @@
 /* Ids of sagas a worker should look at, pushed by committing backends. */
 #define SAGA_QUEUE_SIZE 1024
 
+/*
+ * A saga a commit asks the worker to look at: submitted (new to the worker,
+ * which takes it up in id order) or changed (an abort requested, a retry:
+ * the worker rereads it even if it has it in memory).
+ */
+typedef struct SagaWake
+{
+	int64		id;
+	bool		submitted;
+} SagaWake;
+
 /* One slot per database worker the launcher runs (saga.max_workers). */
 typedef struct SagaWorkerSlot
 {
@@ -32,7 +43,7 @@ typedef struct SagaWorkerSlot
 	bool		overflow;		/* more than fit: the worker rereads all */
 	bool		rescan;			/* sagas of unknown ids became visible (COMMIT PREPARED) */
 	XLogRecPtr	submit_lsn;		/* the latest end of those commits */
-	int64		queue[SAGA_QUEUE_SIZE];
+	SagaWake	queue[SAGA_QUEUE_SIZE];
 } SagaWorkerSlot;
 
 #define SAGA_MAX_START_REQUESTS 16
@@ -68,8 +79,8 @@ extern void saga_wait_register(int64 saga_id);
 extern void saga_wait_unregister(void);
 extern void saga_wake_waiters(const int64 *saga_ids, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
-extern void saga_wake_worker_at_commit(int64 saga_id);
-extern int	saga_take_queue(int slot, int64 *ids, bool *overflow, bool *rescan,
+extern void saga_wake_worker_at_commit(int64 saga_id, bool submitted);
+extern int	saga_take_queue(int slot, SagaWake *wakes, bool *overflow, bool *rescan,
 							XLogRecPtr *submit_lsn);
 
 #endif							/* PG_SAGA_SHMEM_H */

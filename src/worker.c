@@ -109,9 +109,10 @@ typedef struct TakeUp
 	bool		more_to_take;
 	int64		highest_loaded;	/* the highest id ever taken up */
 	int			room_left;		/* while taking up: sagas that still fit */
-	/* Saga ids from the wake-up queue, to take up at the next turn. */
-	int64		queued[SAGA_QUEUE_SIZE];
+	/* Sagas from the wake-up queue, to take up at the next turn. */
+	SagaWake	queued[SAGA_QUEUE_SIZE];
 	int			nqueued;
+	int64		to_read[SAGA_QUEUE_SIZE];	/* those of them to read */
 } TakeUp;
 
 /* What a turn leaves for the next, or for the wait between them. */
@@ -357,6 +358,35 @@ add_live_sagas(List *sagas)
 }
 
 /*
+ * Of the sagas named by wake-ups, puts those whose rows must be read in
+ * to_read and returns how many: a changed one in memory (an abort
+ * requested), and one at most taken_upto that is not in memory (retried,
+ * or committed after the scan passed its id).  Nothing else is read, as
+ * want_named() would only refuse it: a saga after taken_upto is left to the
+ * scan, which takes sagas in order (the common wake-up, a submission, only
+ * says that the scan has more to take), and a submitted saga in memory was
+ * read when the scan took it up, abort request included.
+ */
+static int
+named_to_read(void)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < worker.take_up.nqueued; i++)
+	{
+		SagaWake   *wake = &worker.take_up.queued[i];
+		bool		in_memory = find_saga(wake->id) != NULL;
+
+		if (!in_memory && wake->id > worker.take_up.taken_upto)
+			worker.take_up.more_to_take = true;
+		else if (!(in_memory && wake->submitted))
+			worker.take_up.to_read[n++] = wake->id;
+	}
+	return n;
+}
+
+/*
  * Takes up live sagas, oldest first, up to saga.max_active_sagas in memory,
  * and notes abort requests.  What it reads is bounded by what it takes up
  * and what is in memory, never by the number of sagas waiting: the sagas
@@ -389,8 +419,11 @@ take_up_sagas(bool recheck)
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
 	if (worker.take_up.nqueued > 0)
 	{
-		add_live_sagas(store_live_sagas_named(worker.take_up.queued, worker.take_up.nqueued,
-											  INT_MAX, want_named, &last, worker.cxt));
+		int			nread = named_to_read();
+
+		if (nread > 0)
+			add_live_sagas(store_live_sagas_named(worker.take_up.to_read, nread,
+												  INT_MAX, want_named, &last, worker.cxt));
 		worker.take_up.nqueued = 0;
 	}
 	worker.take_up.room_left = saga_max_active_sagas - worker.live.count;
