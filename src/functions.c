@@ -1452,7 +1452,9 @@ saga_wait(PG_FUNCTION_ARGS)
 	SagaRow		row;
 	char	   *gid = required_text(fcinfo, 0, "gid");
 	TimestampTz deadline;
-	char	   *volatile status = NULL;
+	uint64		finals_before;
+	SagaStatus	status;
+	char	   *status_name;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1469,6 +1471,8 @@ saga_wait(PG_FUNCTION_ARGS)
 				 errdetail("Its snapshot would never show the saga finishing.")));
 	deadline = GetCurrentTimestamp() + interval_ms(PG_GETARG_DATUM(1)) * 1000;
 
+	/* what the worker finished before the row is read, the read shows */
+	finals_before = saga_finals_published();
 	call_begin(&cx);
 	lookup_gtx(&cx, gid, false, &row);
 	if (row.status == SAGA_PENDING && TransactionIdIsCurrentTransactionId(row.xmin))
@@ -1477,36 +1481,49 @@ saga_wait(PG_FUNCTION_ARGS)
 				 errmsg("saga \"%s\" was submitted in this transaction", gid),
 				 errhint("Commit first: a saga runs only once its submitting transaction commits.")));
 
-	saga_wait_register(row.id);
-	PG_TRY();
+	status = row.status;
+	if (!saga_is_final(status))
 	{
-		for (;;)
+		saga_wait_register(row.id);
+		PG_TRY();
 		{
-			long		remaining;
+			/* a saga finished between the read and the registration: read again */
+			if (saga_finals_published() != finals_before)
+				status = saga_status_from_name(read_status(gid));
+			while (!saga_is_final(status))
+			{
+				long		remaining;
+				int			handed;
 
-			status = read_status(gid);
-			if (saga_is_final(saga_status_from_name(status)))
-				break;
-			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-			if (remaining <= 0)
-				break;
-			/* the worker sets the latch when this saga is final */
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining, 1000), saga_wait_event(SAGA_WAIT_SAGA));
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
+				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+				if (remaining <= 0)
+					break;
+				/* the worker sets the latch when this saga is final */
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(remaining, 1000), saga_wait_event(SAGA_WAIT_SAGA));
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				/*
+				 * The status the worker committed, or the row's: a failed
+				 * saga may have been retried since (the only final status
+				 * that does not stay), the row says whether it was.
+				 */
+				handed = saga_wait_final_status();
+				status = handed >= 0 && handed != SAGA_FAILED ? (SagaStatus) handed :
+					saga_status_from_name(read_status(gid));
+			}
 		}
+		PG_FINALLY();
+		{
+			saga_wait_unregister();
+		}
+		PG_END_TRY();
 	}
-	PG_FINALLY();
-	{
-		saga_wait_unregister();
-	}
-	PG_END_TRY();
 	/* timed out: say what the saga is doing, not what its row says */
-	status = MemoryContextStrdup(CurTransactionContext,
-								 saga_status_name(live_status(row.id, saga_status_from_name(status))));
+	status_name = MemoryContextStrdup(CurTransactionContext,
+									  saga_status_name(live_status(row.id, status)));
 	call_end(&cx);
-	PG_RETURN_TEXT_P(cstring_to_text(status));
+	PG_RETURN_TEXT_P(cstring_to_text(status_name));
 }
 
 /* ---- saga.abort and saga.retry ---- */

@@ -17,6 +17,13 @@
  * scan its live sagas again from the first, so that a saga older than the
  * ones it already took up is found as promptly as a queued one.
  *
+ * A wake-up says whether its saga was submitted or changed (SagaWake): the
+ * worker reads a submitted saga once, when its scan takes it up, and
+ * rereads a changed one.  The backends in saga.wait() are woken the other
+ * way, by the worker once it committed their sagas' final statuses, which
+ * it hands them: a wait reads the saga's row once, unless a saga finished
+ * while it registered.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -93,7 +100,13 @@ saga_shmem_startup(void)
 		saga_shared->nslots = saga_max_workers;
 		saga_shared->waiters = (SagaWaiter *) ((char *) saga_shared + MAXALIGN(saga_slots_size()));
 		for (i = 0; i < MaxBackends; i++)
+		{
+			SpinLockInit(&saga_shared->waiters[i].mutex);
 			pg_atomic_init_u64(&saga_shared->waiters[i].saga_id, 0);
+			saga_shared->waiters[i].waiting_for = 0;
+			saga_shared->waiters[i].final_status = -1;
+		}
+		pg_atomic_init_u64(&saga_shared->finals_published, 0);
 	}
 	progress_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -285,50 +298,99 @@ saga_request_worker(Oid dboid)
 }
 
 /*
- * saga.wait() registers the saga it waits for before it reads its status,
- * and the worker wakes the waiters of the sagas it finished after it
- * committed: a waiter either sees the final status or is woken.  Only the
- * waiters of those sagas wake, however many backends wait.
+ * saga.wait() registers the saga it waits for, and the worker wakes the
+ * waiters of the sagas it finished once it committed them, handing each
+ * the final status: a waiter either has seen that status in the saga's row
+ * or is woken with it.  Only the waiters of those sagas wake, however many
+ * backends wait.
+ *
+ * A waiter that read the saga's row before registering knows whether the
+ * worker finished any saga since (saga_finals_published() again): if not,
+ * what it read still holds, as a finish published after its registration
+ * finds it.  The waiter writes saga_id, then reads the count after a full
+ * barrier (the one in saga_finals_published(), which this depends on: a
+ * spinlock's release is not one); the worker adds to the count (a full
+ * barrier) before it reads saga_id: each sees the other's write.
  */
+uint64
+saga_finals_published(void)
+{
+	pg_memory_barrier();
+	return pg_atomic_read_u64(&saga_shared->finals_published);
+}
+
 void
 saga_wait_register(int64 saga_id)
 {
 	SagaWaiter *w = &saga_shared->waiters[saga_my_proc_index()];
 
+	SpinLockAcquire(&w->mutex);
 	w->dboid = MyDatabaseId;
 	w->latch = MyLatch;
-	pg_write_barrier();
+	w->final_status = -1;
+	w->waiting_for = saga_id;
+	SpinLockRelease(&w->mutex);
 	pg_atomic_write_u64(&w->saga_id, (uint64) saga_id);
-	pg_memory_barrier();
+}
+
+/* The final status the worker handed this backend's wait, or -1. */
+int
+saga_wait_final_status(void)
+{
+	SagaWaiter *w = &saga_shared->waiters[saga_my_proc_index()];
+	int			status;
+
+	SpinLockAcquire(&w->mutex);
+	status = w->final_status;
+	SpinLockRelease(&w->mutex);
+	return status;
 }
 
 void
 saga_wait_unregister(void)
 {
-	if (saga_have_proc_index())
-		pg_atomic_write_u64(&saga_shared->waiters[saga_my_proc_index()].saga_id, 0);
+	SagaWaiter *w;
+
+	if (!saga_have_proc_index())
+		return;
+	w = &saga_shared->waiters[saga_my_proc_index()];
+	pg_atomic_write_u64(&w->saga_id, 0);
+	SpinLockAcquire(&w->mutex);
+	w->waiting_for = 0;
+	SpinLockRelease(&w->mutex);
 }
 
+/* Called by the worker once the final statuses of saga_ids are committed. */
 void
-saga_wake_waiters(const int64 *saga_ids, int n)
+saga_wake_waiters(const int64 *saga_ids, const int *statuses, int n)
 {
 	int			i,
 				j;
 
 	if (n == 0)
 		return;
-	pg_memory_barrier();
+	(void) pg_atomic_fetch_add_u64(&saga_shared->finals_published, 1);
 	for (i = 0; i < MaxBackends; i++)
 	{
 		SagaWaiter *w = &saga_shared->waiters[i];
 		uint64		id = pg_atomic_read_u64(&w->saga_id);
 
-		if (id == 0 || w->dboid != MyDatabaseId)
+		if (id == 0)
 			continue;
 		for (j = 0; j < n; j++)
 			if ((uint64) saga_ids[j] == id)
 			{
-				SetLatch(w->latch);
+				Latch	   *latch = NULL;
+
+				SpinLockAcquire(&w->mutex);
+				if (w->waiting_for == saga_ids[j] && w->dboid == MyDatabaseId)
+				{
+					w->final_status = statuses[j];
+					latch = w->latch;
+				}
+				SpinLockRelease(&w->mutex);
+				if (latch != NULL)
+					SetLatch(latch);
 				break;
 			}
 	}

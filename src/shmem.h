@@ -14,6 +14,7 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/timestamp.h"
 
 /* Ids of sagas a worker should look at, pushed by committing backends. */
@@ -48,12 +49,21 @@ typedef struct SagaWorkerSlot
 
 #define SAGA_MAX_START_REQUESTS 16
 
-/* A backend in saga.wait(): which saga it waits for, and how to wake it. */
+/*
+ * A backend in saga.wait(): which saga it waits for, how to wake it, and
+ * the final status the worker found (-1: none yet).  saga_id is read
+ * without the mutex to find the waiters of a turn's sagas; the rest is
+ * read and written under it, so that a status meant for one wait never
+ * reaches the next (waiting_for is saga_id as the mutex protects it).
+ */
 typedef struct SagaWaiter
 {
-	Oid			dboid;
 	pg_atomic_uint64 saga_id;	/* 0: not waiting */
+	slock_t		mutex;
+	Oid			dboid;
+	int64		waiting_for;	/* 0: not waiting */
 	Latch	   *latch;
+	int			final_status;	/* a SagaStatus, or -1 */
 } SagaWaiter;
 
 typedef struct SagaShared
@@ -68,6 +78,7 @@ typedef struct SagaShared
 	Oid			held[SAGA_MAX_START_REQUESTS];
 	TimestampTz held_until[SAGA_MAX_START_REQUESTS];
 	SagaWaiter *waiters;		/* MaxBackends of them, by saga_my_proc_index() */
+	pg_atomic_uint64 finals_published;	/* counts saga_wake_waiters() calls */
 	int			nslots;
 	SagaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SagaShared;
@@ -75,9 +86,11 @@ typedef struct SagaShared
 extern void saga_install_hooks(void);
 extern SagaShared *saga_shared;
 extern void saga_request_worker(Oid dboid);
+extern uint64 saga_finals_published(void);
 extern void saga_wait_register(int64 saga_id);
+extern int	saga_wait_final_status(void);
 extern void saga_wait_unregister(void);
-extern void saga_wake_waiters(const int64 *saga_ids, int n);
+extern void saga_wake_waiters(const int64 *saga_ids, const int *statuses, int n);
 extern bool saga_database_held(Oid dboid, TimestampTz now);
 extern void saga_wake_worker_at_commit(int64 saga_id, bool submitted);
 extern int	saga_take_queue(int slot, SagaWake *wakes, bool *overflow, bool *rescan,

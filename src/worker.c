@@ -134,8 +134,9 @@ typedef struct TurnState
 	XLogRecPtr	submits_end;
 	bool		started_any;
 
-	/* Ids of the sagas that became final this turn, to wake their waiters. */
+	/* The sagas that became final this turn, to wake their waiters. */
 	int64	   *finals;
+	int		   *final_statuses;	/* finals[i]'s status */
 	int			nfinals;
 	int			maxfinals;
 
@@ -596,7 +597,11 @@ note_final(Saga *saga)
 		worker.turn.finals = worker.turn.finals ?
 			repalloc(worker.turn.finals, worker.turn.maxfinals * sizeof(int64)) :
 			MemoryContextAlloc(worker.cxt, worker.turn.maxfinals * sizeof(int64));
+		worker.turn.final_statuses = worker.turn.final_statuses ?
+			repalloc(worker.turn.final_statuses, worker.turn.maxfinals * sizeof(int)) :
+			MemoryContextAlloc(worker.cxt, worker.turn.maxfinals * sizeof(int));
 	}
+	worker.turn.final_statuses[worker.turn.nfinals] = (int) saga->status;
 	worker.turn.finals[worker.turn.nfinals++] = saga->id;
 }
 
@@ -1147,7 +1152,7 @@ run_turn(bool reload)
 	publish_written_sagas();
 
 	if (any_final)
-		saga_wake_waiters(worker.turn.finals, worker.turn.nfinals);
+		saga_wake_waiters(worker.turn.finals, worker.turn.final_statuses, worker.turn.nfinals);
 	worker.turn.nfinals = 0;
 	if (send_after_commit)
 		send_turn_calls(starts);

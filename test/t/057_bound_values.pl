@@ -13,7 +13,8 @@
 #    values are in no statement text on the participant (log_statement =
 #    all), values with colons, quotes, braces, commas, backslashes and
 #    newlines arrive byte for byte, and a participant whose objects predate 1.9 gets such steps one
-#    by one, with their values as parameters.
+#    by one, with their values as parameters, as does a batch whose values
+#    are not in its session (08P01).
 #  - A participant whose objects predate bound values: the step fails with
 #    a hint to run saga.setup_participant.
 #  - The values are shown to the owner only, not to pg_monitor.
@@ -213,6 +214,29 @@ $log_from = -s $part->logfile;
 is($note_xacts, $notes, 'each in a remote transaction of its own');
 like(slurp_file($part->logfile, $log_from), qr/function saga_participant\.run_steps\(.*\) does not exist/,
 	'after the batch was tried and refused');
+$coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
+
+# a batch whose values are not in its session (as behind a pooler that
+# moves statements between sessions): take_batch_values() refuses it
+# (08P01) before any step runs, and its steps go one by one, each with its
+# values as parameters; every saga succeeds, its step applied once
+$part->safe_psql('bank_a', q{
+	CREATE OR REPLACE FUNCTION saga_participant.take_batch_values(values_token text)
+	RETURNS text[] LANGUAGE plpgsql AS $$
+	BEGIN
+		RAISE EXCEPTION 'the values of this batch are not in the session' USING ERRCODE = '08P01';
+	END $$});
+$coord->restart;	# a worker whose pools never saw a refusal (stale, above)
+wait_for_worker($coord, 'coord');
+$log_from = -s $part->logfile;
+($notes, $note_xacts) = note_burst('lost', 10);
+is($note_xacts, $notes, 'lost: each in a remote transaction of its own');
+like(slurp_file($part->logfile, $log_from), qr/the values of this batch are not in the session/,
+	'lost: after the batch was refused without its values');
+is($part->safe_psql('bank_a',
+	"SELECT count(*) || ' ' || count(DISTINCT gid) FROM saga_participant.barrier WHERE gid LIKE 'lost-%'"),
+	'10 10', 'lost: each step behind the barrier once');
+unlike(slurp_file($part->logfile, $log_from), qr/lost-value/, 'lost: no statement text holds a value');
 $coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
 $part->append_conf('postgresql.conf', "log_statement = 'none'");
 $part->reload;
