@@ -857,6 +857,17 @@ write_changes(bool *send_after_commit)
 	if (!durable)
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
+	else if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_WRITE)
+	{
+		/*
+		 * What must be durable is flushed, and reaches a synchronous
+		 * standby, whatever the database, the worker's role or the server
+		 * set synchronous_commit to (off, local): a waiter is told a final
+		 * status only once a crash or a failover cannot take it back.
+		 */
+		(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	}
 	return any_final;
 }
 

@@ -5,7 +5,8 @@
 # coordinator is stopped in immediate mode (a crash) and started again.
 # Every saga reaches a final status, money is conserved, no branch takes
 # effect twice, and each saga's outcome matches the ledger: a succeeded
-# saga's effect is there, an aborted saga left nothing.
+# saga's effect is there, an aborted saga left nothing.  Then a final
+# status reported with synchronous_commit off survives a crash.
 use strict;
 use warnings;
 
@@ -140,6 +141,23 @@ is( $coord->safe_psql(
 	),
 	'0',
 	'no step left in a non-final status');
+
+# A final status saga.wait() reported survives an immediate shutdown,
+# even where the server runs with synchronous_commit off (SPEC, "What is
+# durable"): the worker flushes it before it tells the waiter.  The WAL
+# writer, every 10 s here, would not have written it yet: a status taken
+# back would come again from running the saga again, with a new finish.
+$coord->append_conf('postgresql.conf', "synchronous_commit = off\nwal_writer_delay = '10s'");
+$coord->restart;
+wait_for_worker($coord, 'coord');
+my $gid = submit_saga($coord, steps => [
+	{ target => 'bank_a', action => 'UPDATE account SET balance = balance WHERE id = 1' } ]);
+is(wait_saga($coord, $gid), 'succeeded', 'a saga succeeded with synchronous_commit off');
+my $finished = $coord->safe_psql('coord', "SELECT finished_at FROM saga.transactions WHERE gid = '$gid'");
+$coord->stop('immediate');
+$coord->start;
+is($coord->safe_psql('coord', "SELECT status || ' ' || finished_at FROM saga.transactions WHERE gid = '$gid'"),
+	"succeeded $finished", 'its final status and finish came back from the WAL');
 
 $coord->stop;
 $part->stop;
