@@ -143,6 +143,10 @@ ok($part->safe_psql('bank_a',
 # log_parameter_max_length = 0 says), a burst of sagas goes in batches and
 # no statement text holds one of its values
 $part->safe_psql('bank_a', 'ALTER TABLE note ADD COLUMN xact xid8 DEFAULT pg_current_xact_id()');
+# and what a step finds of a batch's values in its session: nothing, be
+# the batch run, refused or cut (its values are another saga's)
+$part->safe_psql('bank_a',
+	"ALTER TABLE note ADD COLUMN seen text DEFAULT current_setting('saga_participant.batch_values', true)");
 $part->append_conf('postgresql.conf', "log_statement = 'all'\nlog_parameter_max_length = 0");
 $part->restart;
 my $log_from = -s $part->logfile;
@@ -238,6 +242,9 @@ is($part->safe_psql('bank_a',
 	'10 10', 'lost: each step behind the barrier once');
 unlike(slurp_file($part->logfile, $log_from), qr/lost-value/, 'lost: no statement text holds a value');
 $coord->safe_psql('coord', "SELECT saga.setup_participant('bank_a')");
+is($part->safe_psql('bank_a',
+	"SELECT count(*) FILTER (WHERE seen <> '') || ' of ' || count(*) FROM note WHERE tag IN ('apart', 'slow', 'odd', 'older', 'stale', 'lost')"),
+	'0 of 70', "no step found a batch's values in its session, its own round's or another's");
 $part->append_conf('postgresql.conf', "log_statement = 'none'");
 $part->reload;
 
