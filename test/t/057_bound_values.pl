@@ -148,7 +148,11 @@ $part->safe_psql('bank_a', 'ALTER TABLE note ADD COLUMN xact xid8 DEFAULT pg_cur
 $part->safe_psql('bank_a',
 	"ALTER TABLE note ADD COLUMN seen text DEFAULT current_setting('saga_participant.batch_values', true)");
 $part->append_conf('postgresql.conf', "log_statement = 'all'\nlog_parameter_max_length = 0");
-$part->restart;
+# a reload, not a restart: a batch sent on a connection the restart broke
+# is lost, and its steps then go alone (a step's fate never depends on
+# its batch-mates), which would leave nothing here to share
+$part->reload;
+poll_until($part, 'bank_a', "SELECT current_setting('log_statement')", 'all');
 my $log_from = -s $part->logfile;
 sub note_burst
 {
