@@ -1445,6 +1445,57 @@ saga_result(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(results)));
 }
 
+/*
+ * saga.wait()'s wait for saga gid (id) to become final, from the status read
+ * when saga_finals_published() said finals_before, until deadline: the
+ * status then.  Registered as a waiter meanwhile.
+ */
+static SagaStatus
+wait_for_final(const char *gid, int64 id, SagaStatus read, uint64 finals_before,
+			   TimestampTz deadline)
+{
+	volatile SagaStatus status = read;
+
+	saga_wait_register(id);
+	PG_TRY();
+	{
+		/* a saga finished between the read and the registration: read again */
+		if (saga_finals_published() != finals_before)
+			status = saga_status_from_name(read_status(gid));
+		while (!saga_is_final(status))
+		{
+			long		remaining;
+			int			handed;
+
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (remaining <= 0)
+				break;
+			/* the worker sets the latch when this saga is final */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining, 1000), saga_wait_event(SAGA_WAIT_SAGA));
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+
+			/*
+			 * The status the worker committed, or the row's: a failed saga
+			 * may have been retried since (the only final status that does
+			 * not stay), the row says whether it was.
+			 */
+			handed = saga_wait_final_status();
+			status = handed >= 0 && handed != SAGA_FAILED ? (SagaStatus) handed :
+				saga_status_from_name(read_status(gid));
+		}
+	}
+	PG_CATCH();
+	{
+		saga_wait_unregister();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	saga_wait_unregister();
+	return status;
+}
+
 Datum
 saga_wait(PG_FUNCTION_ARGS)
 {
@@ -1483,42 +1534,7 @@ saga_wait(PG_FUNCTION_ARGS)
 
 	status = row.status;
 	if (!saga_is_final(status))
-	{
-		saga_wait_register(row.id);
-		PG_TRY();
-		{
-			/* a saga finished between the read and the registration: read again */
-			if (saga_finals_published() != finals_before)
-				status = saga_status_from_name(read_status(gid));
-			while (!saga_is_final(status))
-			{
-				long		remaining;
-				int			handed;
-
-				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-				if (remaining <= 0)
-					break;
-				/* the worker sets the latch when this saga is final */
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(remaining, 1000), saga_wait_event(SAGA_WAIT_SAGA));
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-				/*
-				 * The status the worker committed, or the row's: a failed
-				 * saga may have been retried since (the only final status
-				 * that does not stay), the row says whether it was.
-				 */
-				handed = saga_wait_final_status();
-				status = handed >= 0 && handed != SAGA_FAILED ? (SagaStatus) handed :
-					saga_status_from_name(read_status(gid));
-			}
-		}
-		PG_FINALLY();
-		{
-			saga_wait_unregister();
-		}
-		PG_END_TRY();
-	}
+		status = wait_for_final(gid, row.id, status, finals_before, deadline);
 	/* timed out: say what the saga is doing, not what its row says */
 	status_name = MemoryContextStrdup(CurTransactionContext,
 									  saga_status_name(live_status(row.id, status)));
